@@ -1,0 +1,1 @@
+"""The command line: parse, call a service, render. The only package that imports typer or rich."""

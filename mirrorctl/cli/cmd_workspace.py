@@ -1,0 +1,9 @@
+"""`mirrorctl workspace`: placeholder until the command is written."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""

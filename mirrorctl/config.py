@@ -1,0 +1,219 @@
+"""``mirrorctl.toml`` -> frozen :class:`Settings`, passed explicitly to every service.
+
+Example::
+
+    [store]
+    path = ".mirrorctl/store"          # relative paths are relative to this file
+
+    [upstreams.pypi]
+    url = "https://pypi.mirror.internal/simple/"
+    username-env = "PYPI_USER"         # credentials only by environment-variable reference
+    password-env = "PYPI_PASSWORD"
+
+    [fetch]
+    concurrency = 16
+    retries = 4
+    timeout = 60
+
+    [signing]
+    key = "keys/mirrorctl.key"         # outside: the private key that signs bundles
+
+    [trust]
+    keys = ["keys/mirrorctl.pub"]      # inside: public keys whose bundles are imported
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mirrorctl.errors import UserError
+
+CONFIG_ENV = "MIRRORCTL_CONFIG"
+DEFAULT_CONFIG_NAME = "mirrorctl.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where one ecosystem's artifacts come from, outside. Credentials are names of environment variables."""
+
+    ecosystem: str
+    url: str
+    username_env: str | None = None
+    password_env: str | None = None
+    token_env: str | None = None
+
+    def auth(self, environ: Mapping[str, str]) -> tuple[str, str] | None:
+        if self.username_env and self.password_env:
+            user, password = environ.get(self.username_env), environ.get(self.password_env)
+            if user is None or password is None:
+                raise UserError(
+                    f"upstreams.{self.ecosystem}: environment variable "
+                    f"{self.username_env if user is None else self.password_env} is not set",
+                    hint="export it, or remove username-env/password-env from mirrorctl.toml",
+                )
+            return (user, password)
+        return None
+
+    def token(self, environ: Mapping[str, str]) -> str | None:
+        if not self.token_env:
+            return None
+        value = environ.get(self.token_env)
+        if value is None:
+            raise UserError(
+                f"upstreams.{self.ecosystem}: environment variable {self.token_env} is not set",
+                hint="export it, or remove token-env from mirrorctl.toml",
+            )
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSettings:
+    concurrency: int = 16
+    retries: int = 4
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a service needs to know about the installation; built once, passed down explicitly."""
+
+    config_path: Path | None
+    store_path: Path
+    profiles_dir: Path
+    upstreams: Mapping[str, Upstream] = field(default_factory=dict)
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    signing_key: Path | None = None
+    trusted_keys: tuple[Path, ...] = ()
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8080
+
+    def upstream(self, ecosystem: str) -> Upstream:
+        try:
+            return self.upstreams[ecosystem]
+        except KeyError:
+            where = self.config_path or DEFAULT_CONFIG_NAME
+            raise UserError(
+                f"{where}: no upstream configured for {ecosystem} ([upstreams.{ecosystem}] url = ...)",
+                hint="run `mirrorctl init` to take it from the local client's settings, or add it by hand",
+            ) from None
+
+
+_TOP_KEYS = {"store", "profiles", "upstreams", "fetch", "signing", "trust", "serve"}
+_UPSTREAM_KEYS = {"url", "username-env", "password-env", "token-env"}
+
+
+def find_config_path(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
+    """The config file to use: ``--config``, then ``$MIRRORCTL_CONFIG``, then ``./mirrorctl.toml`` if present."""
+    if explicit is not None:
+        return explicit
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    candidate = cwd / DEFAULT_CONFIG_NAME
+    return candidate if candidate.exists() else None
+
+
+def load_settings(path: Path | None, *, cwd: Path | None = None) -> Settings:
+    """Read and validate ``mirrorctl.toml``; with no file, defaults relative to ``cwd``."""
+    base = cwd or Path.cwd()
+    if path is None:
+        return Settings(None, base / ".mirrorctl" / "store", base / "profiles")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: configuration file not found", hint="run `mirrorctl init` to write one") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_settings(data, path)
+
+
+def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
+    root = path.parent.resolve()
+    _no_unknown(data, _TOP_KEYS, path, "")
+
+    def table(name: str) -> Mapping[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            raise UserError(f"{path}: [{name}] must be a table")
+        return value
+
+    def rel(value: Any, field_name: str) -> Path:
+        if not isinstance(value, str) or not value:
+            raise UserError(f"{path}: {field_name} must be a non-empty string (a path)")
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else root / p
+
+    store = table("store")
+    _no_unknown(store, {"path"}, path, "store.")
+    profiles = table("profiles")
+    _no_unknown(profiles, {"dir"}, path, "profiles.")
+
+    upstreams: dict[str, Upstream] = {}
+    for eco, up in table("upstreams").items():
+        if not isinstance(up, dict):
+            raise UserError(f"{path}: [upstreams.{eco}] must be a table")
+        _no_unknown(up, _UPSTREAM_KEYS, path, f"upstreams.{eco}.")
+        url = up.get("url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https", "file"):
+            raise UserError(f"{path}: upstreams.{eco}.url must be an http(s) or file URL, got {url!r}")
+        if urlsplit(url).username or urlsplit(url).password:
+            raise UserError(
+                f"{path}: upstreams.{eco}.url carries credentials",
+                hint="remove them from the URL and use username-env/password-env or token-env",
+            )
+        for key in ("username-env", "password-env", "token-env"):
+            if key in up and not isinstance(up[key], str):
+                raise UserError(f"{path}: upstreams.{eco}.{key} must be the name of an environment variable")
+        upstreams[eco] = Upstream(
+            eco, url, up.get("username-env"), up.get("password-env"), up.get("token-env")
+        )
+
+    fetch_t = table("fetch")
+    _no_unknown(fetch_t, {"concurrency", "retries", "timeout"}, path, "fetch.")
+    fetch = FetchSettings(
+        concurrency=_int(fetch_t, "concurrency", 16, path, "fetch.", minimum=1),
+        retries=_int(fetch_t, "retries", 4, path, "fetch.", minimum=0),
+        timeout=float(_int(fetch_t, "timeout", 60, path, "fetch.", minimum=1)),
+    )
+    signing = table("signing")
+    _no_unknown(signing, {"key"}, path, "signing.")
+    trust = table("trust")
+    _no_unknown(trust, {"keys"}, path, "trust.")
+    keys = trust.get("keys", [])
+    if not isinstance(keys, list):
+        raise UserError(f"{path}: trust.keys must be a list of paths to public keys")
+    serve = table("serve")
+    _no_unknown(serve, {"host", "port"}, path, "serve.")
+
+    return Settings(
+        config_path=path,
+        store_path=rel(store.get("path", ".mirrorctl/store"), "store.path"),
+        profiles_dir=rel(profiles.get("dir", "profiles"), "profiles.dir"),
+        upstreams=upstreams,
+        fetch=fetch,
+        signing_key=rel(signing["key"], "signing.key") if "key" in signing else None,
+        trusted_keys=tuple(rel(k, "trust.keys") for k in keys),
+        serve_host=str(serve.get("host", "127.0.0.1")),
+        serve_port=_int(serve, "port", 8080, path, "serve.", minimum=1),
+    )
+
+
+def _no_unknown(table: Mapping[str, Any], allowed: set[str], path: Path, prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise UserError(
+                f"{path}: unknown setting {prefix}{key}",
+                hint=f"known settings here: {', '.join(sorted(prefix + a for a in allowed))}",
+            )
+
+
+def _int(table: Mapping[str, Any], key: str, default: int, path: Path, prefix: str, *, minimum: int) -> int:
+    value = table.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise UserError(f"{path}: {prefix}{key} must be an integer >= {minimum}, got {value!r}")
+    return value

@@ -1,0 +1,148 @@
+"""The ecosystem adapter Protocol: what every ecosystem (PyPI, npm, Go, Maven, apt, editor extensions,
+model weights) provides, and nothing more. Adapters never import each other, the CLI or the server core.
+
+The four parts, in the order the workflow uses them:
+
+1. ``parse_profile`` + ``resolve``: a profile section -> exact, hashed artifacts (the lock), per target.
+2. ``fetch_plan``: locked artifacts -> URLs on the configured upstream (the lock names no host).
+3. ``serve_app``: an ASGI app, mounted at ``/<name>``, that serves the current view the way the real client
+   expects (PyPI simple API, npm packuments, a GOPROXY tree, a Maven layout, a signed apt repository, ...).
+4. ``client_config``: the files and environment that make the real client resolve only from the mirror.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from mirrorctl.config import Upstream
+from mirrorctl.errors import UserError
+from mirrorctl.lockfile import Artifact
+from mirrorctl.progress import Progress
+
+ENTRY_POINT_GROUP = "mirrorctl.ecosystems.v1"
+
+# An ASGI application; kept structural so this module does not depend on the server framework.
+ASGIApp = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """Names a place in a profile for error messages: ``profiles/web.toml: pypi.requirements[2] (line 7)``."""
+
+    path: Path
+    field: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.field}" + (f" (line {self.line})" if self.line else "")
+
+
+class ProfileSource(Protocol):
+    """What an adapter gets to name fields of the profile it parses."""
+
+    path: Path
+
+    def ref(self, field: str, index: int | None = None) -> FieldRef: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveContext:
+    client: httpx.AsyncClient
+    upstream: Upstream
+    progress: Progress
+    profile_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchContext:
+    client: httpx.AsyncClient
+    upstream: Upstream
+    progress: Progress
+
+
+@dataclass(frozen=True, slots=True)
+class FetchItem:
+    """One file to download: where from (resolved against the configured upstream), and what it must be."""
+
+    url: str
+    filename: str
+    size: int
+    sha256: str
+    label: str  # names the artifact in messages, e.g. "pypi requests 2.32.3 (requests-2.32.3-py3-none-any.whl)"
+    extra_hashes: Mapping[str, str] = field(default_factory=dict)  # e.g. {"sha512": "<hex>"} checked too
+
+
+class ServedView(Protocol):
+    """The content a server sees at one moment: immutable; replaced as a whole when an import commits."""
+
+    view_id: str
+
+    def artifacts(self, ecosystem: str) -> Sequence[Artifact]: ...
+    def blob_path(self, sha256: str) -> Path: ...
+
+
+class ServedContent(Protocol):
+    def current(self) -> ServedView | None:
+        """The view being served now (None before the first import). Cheap; call it per request."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Files (relative path -> text), environment variables, and one line on how a template uses them."""
+
+    files: Mapping[str, str]
+    env: Mapping[str, str]
+    usage: str
+
+
+@runtime_checkable
+class Ecosystem(Protocol):
+    name: str
+
+    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> Any:
+        """Validate a profile section (``[pypi]``, ...); raise ProfileError naming the field. Returns a spec."""
+        ...
+
+    async def resolve(self, spec: Any, ctx: ResolveContext) -> list[Artifact]:
+        """The full closure for every target the spec declares; deterministic; raises ResolutionError."""
+        ...
+
+    def check_lock(self, spec: Any, artifacts: Sequence[Artifact]) -> list[str]:
+        """Problems that make a lock no longer match its profile (empty when it still does)."""
+        ...
+
+    async def fetch_plan(self, artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
+        """Where each locked blob (artifact and companions) is downloaded from on the configured upstream."""
+        ...
+
+    def validate_artifact(self, artifact: Artifact) -> None:
+        """Refuse names and versions outside the ecosystem's grammar (raise BundleRefused or ProfileError)."""
+        ...
+
+    def serve_app(self, content: ServedContent) -> ASGIApp:
+        """An ASGI app mounted at ``/<name>`` that serves the current view to the real client."""
+        ...
+
+    def client_config(self, mirror_url: str) -> ClientConfig:
+        """Config that makes the real client resolve only from ``mirror_url`` + ``/<name>``."""
+        ...
+
+
+def load_ecosystems() -> dict[str, Ecosystem]:
+    """All registered ecosystems by name; refuses two registrations under one name."""
+    found: dict[str, Ecosystem] = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in found:
+            raise UserError(f"two ecosystem plugins are registered as {ep.name!r} ({ep.value})")
+        adapter = ep.load()()
+        if adapter.name != ep.name:
+            raise UserError(f"ecosystem plugin {ep.value} calls itself {adapter.name!r}, registered as {ep.name!r}")
+        found[ep.name] = adapter
+    return found

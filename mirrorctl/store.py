@@ -1,0 +1,220 @@
+"""The content-addressed store and its served views.
+
+Layout under the store root::
+
+    blobs/sha256/ab/abcdef...     every file, named by its sha256; written temp -> fsync -> rename
+    tmp/                          partial downloads and staging; never served, safe to delete when idle
+    views/<view-id>/view.json     an immutable description of one served state (what was imported)
+    current -> views/<view-id>    the served view; switched atomically with one rename of a symlink
+    state/                        small bookkeeping files (export sequence numbers, ...)
+    .lock                         an flock held by whoever changes views (imports are serialized)
+
+A blob is only ever visible under its real name once its bytes are complete, synced and verified, so a crash
+leaves at worst an orphan in ``tmp/``. A view is only served once ``current`` points at it, so a reader sees
+the old view or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mirrorctl.errors import IntegrityError, UserError
+from mirrorctl.lockfile import Artifact
+
+_CHUNK = 1024 * 1024
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One served state: the artifacts of the profiles a bundle carried, and where it came from."""
+
+    view_id: str
+    bundle_id: str
+    sequence: int
+    lineage: str
+    created: str
+    profiles: Mapping[str, str]  # profile name -> lock sha256
+    artifacts: tuple[Artifact, ...]
+
+    def for_ecosystem(self, ecosystem: str) -> list[Artifact]:
+        return [a for a in self.artifacts if a.ecosystem == ecosystem]
+
+    def to_json(self) -> bytes:
+        doc = {
+            "view-id": self.view_id,
+            "bundle-id": self.bundle_id,
+            "sequence": self.sequence,
+            "lineage": self.lineage,
+            "created": self.created,
+            "profiles": dict(sorted(self.profiles.items())),
+            "artifacts": [a.to_dict() for a in sorted(self.artifacts, key=Artifact.sort_key)],
+        }
+        return json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> View:
+        doc = json.loads(data)
+        return cls(
+            view_id=doc["view-id"],
+            bundle_id=doc["bundle-id"],
+            sequence=int(doc["sequence"]),
+            lineage=doc["lineage"],
+            created=doc["created"],
+            profiles=doc["profiles"],
+            artifacts=tuple(
+                Artifact.from_dict(a, f"{where}: artifacts[{i}]") for i, a in enumerate(doc["artifacts"])
+            ),
+        )
+
+
+class Store:
+    """A store root on disk. Cheap to construct; creates its folders on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # --- blobs -------------------------------------------------------------------------------------------
+    def blob_path(self, sha256: str) -> Path:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise IntegrityError(f"not a sha256 digest: {sha256!r}")
+        return self.root / "blobs" / "sha256" / sha256[:2] / sha256
+
+    def has_blob(self, sha256: str, size: int | None = None) -> bool:
+        try:
+            st = self.blob_path(sha256).stat()
+        except FileNotFoundError:
+            return False
+        return size is None or st.st_size == size
+
+    @property
+    def tmp_dir(self) -> Path:
+        d = self.root / "tmp"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def commit_blob(self, tmp: Path, sha256: str) -> Path:
+        """Move a complete, already-verified and fsynced temp file into place under its digest."""
+        dest = self.blob_path(sha256)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+        return dest
+
+    def verify_blob(self, sha256: str, size: int) -> str | None:
+        """None if the blob is present with that size and digest, else what is wrong with it."""
+        path = self.blob_path(sha256)
+        try:
+            actual_size = path.stat().st_size
+        except FileNotFoundError:
+            return "missing"
+        if actual_size != size:
+            return f"size {actual_size}, expected {size}"
+        actual = sha256_file(path)
+        return None if actual == sha256 else f"sha256 {actual}"
+
+    # --- views -------------------------------------------------------------------------------------------
+    @property
+    def _current_link(self) -> Path:
+        return self.root / "current"
+
+    def current_view_id(self) -> str | None:
+        try:
+            return Path(os.readlink(self._current_link)).name
+        except FileNotFoundError:
+            return None
+
+    def load_view(self, view_id: str) -> View:
+        path = self.root / "views" / view_id / "view.json"
+        try:
+            return View.from_json(path.read_bytes(), str(path))
+        except FileNotFoundError:
+            raise UserError(f"{path}: view not found") from None
+
+    def current_view(self) -> View | None:
+        view_id = self.current_view_id()
+        return None if view_id is None else self.load_view(view_id)
+
+    def write_view(self, view: View) -> None:
+        """Write an immutable view (not yet served); fsynced before it returns."""
+        atomic_write(self.root / "views" / view.view_id / "view.json", view.to_json())
+
+    def switch_current(self, view_id: str) -> None:
+        """Serve ``view_id`` from now on: one atomic rename of a symlink."""
+        if not (self.root / "views" / view_id / "view.json").exists():
+            raise UserError(f"view {view_id} does not exist in {self.root}")
+        tmp = self.root / f".current.{secrets.token_hex(6)}"
+        os.symlink(Path("views") / view_id, tmp)
+        os.replace(tmp, self._current_link)
+        fsync_dir(self.root)
+
+    @staticmethod
+    def new_view_id(sequence: int) -> str:
+        return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{sequence:06d}-{secrets.token_hex(4)}"
+
+    # --- state and locking -------------------------------------------------------------------------------
+    def read_state(self, name: str) -> dict[str, Any]:
+        try:
+            return dict(json.loads((self.root / "state" / f"{name}.json").read_bytes()))
+        except FileNotFoundError:
+            return {}
+
+    def write_state(self, name: str, data: Mapping[str, Any]) -> None:
+        atomic_write(self.root / "state" / f"{name}.json", json.dumps(data, sort_keys=True, indent=1).encode())
+
+    @contextlib.contextmanager
+    def exclusive(self, *, wait: bool = True) -> Iterator[None]:
+        """Hold the store's change lock (serializes imports); ``wait=False`` refuses when it is held."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise UserError(
+                    f"{self.root}: another mirrorctl process is changing this store",
+                    hint="wait for it to finish, then run the command again",
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def missing_blobs(self, artifacts: Sequence[Artifact]) -> list[tuple[str, int, str]]:
+        return [b for a in artifacts for b in a.blobs() if not self.has_blob(b[0], b[1])]
