@@ -102,6 +102,12 @@ class ClientConfig:
     usage: str
 
 
+@dataclass(frozen=True, slots=True)
+class DiscoveredUpstream:
+    url: str
+    source: str  # where it was found, e.g. "pip config (global.index-url)"
+
+
 @runtime_checkable
 class Ecosystem(Protocol):
     name: str
@@ -132,6 +138,10 @@ class Ecosystem(Protocol):
 
     def client_config(self, mirror_url: str) -> ClientConfig:
         """Config that makes the real client resolve only from ``mirror_url`` + ``/<name>``."""
+        ...
+
+    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
+        """The upstream the local client is configured to use (for ``mirrorctl init``), or None."""
         ...
 
 

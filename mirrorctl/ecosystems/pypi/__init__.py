@@ -11,6 +11,7 @@ The parts live in their own modules; this class only wires them to the :class:`E
     fetchplan.py    locked artifacts -> upstream URLs
     serve.py        the embedded simple index over the served view
     clientconfig.py pip.conf, uv.toml and environment for workspaces
+    discover.py     the index the local pip/uv use, for `mirrorctl init`
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from mirrorctl.ecosystems.base import (
     ASGIApp,
     ClientConfig,
+    DiscoveredUpstream,
     FetchContext,
     FetchItem,
     ProfileSource,
@@ -67,3 +69,8 @@ class PypiEcosystem:
         from .clientconfig import client_config
 
         return client_config(mirror_url)
+
+    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
+        from .discover import discover_upstream
+
+        return discover_upstream(environ)
