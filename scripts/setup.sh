@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up a development environment on a fresh Debian machine: the system tools mirrorctl's tests use and a
+# virtual environment (.venv) with mirrorctl and its test dependencies. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if ((${#need[@]})); then
+  echo "setup: installing ${need[*]} (Debian packages)"
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; else
+    sudo apt-get update -qq && sudo apt-get install -y -qq "${need[@]}"; fi
+fi
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mirrorctl needs Python 3.11 or newer")'
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[${EXTRAS:-test}]"
+echo "setup: .venv ready ($(.venv/bin/mirrorctl --help >/dev/null && echo mirrorctl ok))"
