@@ -17,6 +17,5 @@ fi
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mirrorctl needs Python 3.11 or newer")'
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[${EXTRAS:-test}]"
+if [ -n "${EXTRAS-test}" ]; then .venv/bin/python -m pip install -q -e ".[${EXTRAS-test}]"; else .venv/bin/python -m pip install -q -e .; fi
 echo "setup: .venv ready ($(.venv/bin/mirrorctl --help >/dev/null && echo mirrorctl ok))"
