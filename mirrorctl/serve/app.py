@@ -1,0 +1,120 @@
+"""The embedded mirror: one ASGI app over the store's current view, one sub-app per ecosystem.
+
+Nothing here talks to anything but the store on disk: no database, no upstream. Each request asks
+:meth:`StoreContent.current` which view ``current`` points at *now* (one readlink), so an import's atomic
+switch is seen by the next request, and a request that already holds a view keeps it to the end: a reader
+sees the old view or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from mirrorctl.ecosystems.base import Ecosystem
+from mirrorctl.errors import MirrorctlError
+from mirrorctl.lockfile import Artifact
+from mirrorctl.store import Store, View
+
+# Views parsed and kept in memory; the current one and the one before it are enough for readers that straddle
+# a switch. A view is immutable, so a cached one is never stale.
+_VIEW_CACHE_SIZE = 2
+
+
+class StoreView:
+    """A :class:`~mirrorctl.ecosystems.base.ServedView` over one immutable store view."""
+
+    def __init__(self, store: Store, view: View) -> None:
+        self._store = store
+        self.view = view
+        self.view_id = view.view_id
+        grouped: dict[str, list[Artifact]] = {}
+        for a in view.artifacts:
+            grouped.setdefault(a.ecosystem, []).append(a)
+        self._by_ecosystem = {eco: tuple(arts) for eco, arts in grouped.items()}
+
+    def artifacts(self, ecosystem: str) -> Sequence[Artifact]:
+        return self._by_ecosystem.get(ecosystem, ())
+
+    def blob_path(self, sha256: str) -> Path:
+        return self._store.blob_path(sha256)
+
+    def counts(self) -> dict[str, int]:
+        return {eco: len(arts) for eco, arts in sorted(self._by_ecosystem.items())}
+
+
+class StoreContent:
+    """A :class:`~mirrorctl.ecosystems.base.ServedContent`: whatever ``current`` points at, per call."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: OrderedDict[str, StoreView] = OrderedDict()
+        self._lock = threading.Lock()  # sync endpoints run in a thread pool
+
+    def current(self) -> StoreView | None:
+        view_id = self.store.current_view_id()
+        if view_id is None:
+            return None
+        with self._lock:
+            cached = self._cache.get(view_id)
+            if cached is not None:
+                self._cache.move_to_end(view_id)
+                return cached
+        # Parse outside the lock: a view is immutable, so two parses of the same one give equal results.
+        served = StoreView(self.store, self.store.load_view(view_id))
+        with self._lock:
+            self._cache[view_id] = served
+            while len(self._cache) > _VIEW_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return served
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    """A store that cannot be read (a damaged view, a missing blob): a 503 that names the problem."""
+    assert isinstance(exc, MirrorctlError)
+    text = f"mirror store error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else "")
+    return PlainTextResponse(text + "\n", status_code=503)
+
+
+def create_app(store: Store, ecosystems: Mapping[str, Ecosystem]) -> Starlette:
+    """The mirror: ``/healthz``, ``/`` (what is served, as JSON) and each ecosystem's app at ``/<name>``.
+
+    Example: ``uvicorn.Server(uvicorn.Config(create_app(Store(path), load_ecosystems()), port=8080))``
+    """
+    content = StoreContent(store)
+    names = sorted(ecosystems)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def status(request: Request) -> Response:
+        served = await anyio.to_thread.run_sync(content.current)
+        if served is None:
+            return JSONResponse({"serving": False, "ecosystems": names, "view-id": None})
+        v = served.view
+        return JSONResponse(
+            {
+                "serving": True,
+                "ecosystems": names,
+                "view-id": v.view_id,
+                "bundle-id": v.bundle_id,
+                "sequence": v.sequence,
+                "created": v.created,
+                "profiles": dict(sorted(v.profiles.items())),
+                "artifacts": served.counts(),
+            }
+        )
+
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/", status)]
+    routes += [Mount(f"/{name}", app=ecosystems[name].serve_app(content)) for name in names]
+    app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error})
+    app.state.content = content
+    return app
