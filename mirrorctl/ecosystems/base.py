@@ -93,9 +93,16 @@ class ServedContent(Protocol):
         ...
 
 
+# In ClientConfig env values (and file texts), stands for the folder where the workspace installs the files
+# (``mirrorctl workspace-config --install-dir``), e.g. ``{"PIP_CONFIG_FILE": INSTALL_DIR + "/pip.conf"}``.
+INSTALL_DIR = "{install_dir}"
+
+
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
-    """Files (relative path -> text), environment variables, and one line on how a template uses them."""
+    """Files (relative path -> text), environment variables, and one line on how a template uses them.
+
+    ``INSTALL_DIR`` in an env value or a file is replaced by the folder the files are installed into."""
 
     files: Mapping[str, str]
     env: Mapping[str, str]
