@@ -1,0 +1,279 @@
+"""``export_bundle``: locks + store -> one signed, uncompressed tar (the payload is already compressed).
+
+The bundle is written to a temp file beside ``out`` and renamed into place only when complete and synced,
+so no half-written bundle ever carries the real name. Blobs are streamed (memory stays flat) and re-hashed on
+the way: a blob that rotted in the store stops the export instead of crossing the gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from mirrorctl import __version__
+from mirrorctl.errors import IntegrityError, UserError
+from mirrorctl.lockfile import Artifact, Lock, merge_artifacts
+from mirrorctl.progress import SILENT, Progress, ProgressTask
+from mirrorctl.signing import key_id, load_private_key, sign
+from mirrorctl.store import Store, fsync_dir
+
+from .manifest import (
+    MANIFEST_NAME,
+    PROFILE_NAME,
+    SBOM_NAME,
+    SIGNATURE_NAME,
+    FileEntry,
+    Manifest,
+    ProfileEntry,
+    blob_member,
+    format_time,
+    lock_member,
+    new_bundle_id,
+    sorted_files,
+)
+from .sbom import build_sbom
+
+EXPORT_STATE = "export"
+_CHUNK = 1024 * 1024
+
+LockInput = tuple[str, Lock, bytes]  # (profile name, parsed lock, the exact lock bytes that travel)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    path: Path
+    bundle_id: str
+    lineage: str
+    sequence: int
+    created: str
+    expires: str | None
+    profiles: tuple[str, ...]
+    artifacts: int
+    blobs: int
+    size: int  # bytes of the bundle file
+
+
+def last_exported_sequence(store: Store, lineage: str) -> int:
+    return int(store.read_state(EXPORT_STATE).get("lineages", {}).get(lineage, 0))
+
+
+def export_bundle(
+    locks: Sequence[LockInput],
+    store: Store,
+    signing_key_path: Path,
+    out: Path,
+    *,
+    sequence: int | None = None,
+    expires: datetime | None = None,
+    now: datetime | None = None,
+    progress: Progress = SILENT,
+) -> ExportReport:
+    """Write a signed bundle of ``locks`` to ``out``.
+
+    Example: ``export_bundle([("web", lock, lock_bytes)], Store(root), Path("keys/k"), Path("web.bundle"))``.
+    """
+    if not locks:
+        raise UserError("no profiles to export", hint="name at least one profile with a lock")
+    names = [name for name, _, _ in locks]
+    for name in names:
+        if not PROFILE_NAME.match(name):
+            raise UserError(
+                f"profile name {name!r} cannot be carried in a bundle",
+                hint="use lowercase letters, digits, '-' and '_'",
+            )
+    if len(set(names)) != len(names):
+        raise UserError(
+            f"profile listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}"
+        )
+    private = load_private_key(signing_key_path)
+    lineage = key_id(private.public_key())
+    created = (now or datetime.now(UTC)).replace(microsecond=0)
+    if expires is not None and expires <= created:
+        raise UserError(
+            f"expiry {format_time(expires)} is not after the creation time {format_time(created)}"
+        )
+    if sequence is not None and sequence < 0:
+        raise UserError(f"--sequence must be >= 0, got {sequence}")
+
+    artifacts = merge_artifacts(lock.artifacts for _, lock, _ in locks)
+    _refuse_name_collisions(artifacts)
+    blobs: dict[str, int] = {}
+    for a in artifacts:
+        for sha, size, _ in a.blobs():
+            blobs[sha] = size
+    missing = [
+        (sha, size, fn) for a in artifacts for sha, size, fn in a.blobs() if not store.has_blob(sha, size)
+    ]
+    if missing:
+        listed = ", ".join(f"{fn} (sha256 {sha[:12]}…)" for sha, _, fn in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise UserError(
+            f"{len(missing)} blob(s) missing from the store {store.root}: {listed}{more}",
+            hint="run `mirrorctl snapshot` for these profiles first",
+        )
+
+    with store.exclusive():
+        seq = sequence if sequence is not None else last_exported_sequence(store, lineage) + 1
+        bundle_id = new_bundle_id()
+        sbom = build_sbom(
+            artifacts,
+            bundle_id=bundle_id,
+            timestamp=format_time(created),
+            tool_version=__version__,
+            profiles=names,
+        )
+        small: dict[str, bytes] = {SBOM_NAME: sbom}
+        for name, _, lock_bytes in locks:
+            small[lock_member(name)] = lock_bytes
+        entries = [FileEntry(p, len(b), hashlib.sha256(b).hexdigest()) for p, b in small.items()]
+        entries += [FileEntry(blob_member(sha), size, sha) for sha, size in blobs.items()]
+        files = sorted_files(entries)
+        by_path = {f.path: f for f in files}
+        manifest = Manifest(
+            bundle_id=bundle_id,
+            lineage=lineage,
+            sequence=seq,
+            created=created,
+            expires=expires,
+            mirrorctl_version=__version__,
+            profiles={
+                name: ProfileEntry(
+                    lock_member(name), by_path[lock_member(name)].size, by_path[lock_member(name)].sha256
+                )
+                for name in sorted(names)
+            },
+            files=files,
+        )
+        manifest_bytes = manifest.to_bytes()
+        signature = sign(private, manifest_bytes)
+
+        out = out.absolute()
+        if out.is_dir():
+            raise UserError(f"{out}: is a directory", hint="give a file name, e.g. --out web.bundle")
+        if not out.parent.is_dir():
+            raise UserError(f"{out.parent}: directory does not exist")
+        tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.partial")
+        try:
+            _write_tar(
+                tmp, manifest_bytes, signature, files, small, store, int(created.timestamp()), progress
+            )
+            os.replace(tmp, out)
+            fsync_dir(out.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        state = store.read_state(EXPORT_STATE)
+        lineages = dict(state.get("lineages", {}))
+        lineages[lineage] = max(int(lineages.get(lineage, 0)), seq)
+        store.write_state(EXPORT_STATE, {**state, "lineages": lineages})
+
+    return ExportReport(
+        path=out,
+        bundle_id=bundle_id,
+        lineage=lineage,
+        sequence=seq,
+        created=format_time(created),
+        expires=format_time(expires) if expires else None,
+        profiles=tuple(sorted(names)),
+        artifacts=len(artifacts),
+        blobs=len(blobs),
+        size=out.stat().st_size,
+    )
+
+
+def _refuse_name_collisions(artifacts: Sequence[Artifact]) -> None:
+    # Two different files under one name (or names differing only in case) cannot both be served.
+    seen: dict[tuple[str, str], Artifact] = {}
+    for a in artifacts:
+        key = (a.ecosystem, a.filename.lower())
+        other = seen.get(key)
+        if other is not None and other.sha256 != a.sha256:
+            raise UserError(
+                f"{a.ecosystem}: {other.filename} and {a.filename} name different files "
+                f"(sha256 {other.sha256[:12]}… and {a.sha256[:12]}…)",
+                hint="the profiles lock different builds under one file name; re-lock them together",
+            )
+        seen[key] = a
+
+
+def _write_tar(
+    tmp: Path,
+    manifest_bytes: bytes,
+    signature: bytes,
+    files: Sequence[FileEntry],
+    small: dict[str, bytes],
+    store: Store,
+    mtime: int,
+    progress: Progress,
+) -> None:
+    total = sum(f.size for f in files) + len(manifest_bytes) + len(signature)
+    task = progress.task("writing bundle", total, unit="bytes")
+    try:
+        with open(tmp, "xb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in ((MANIFEST_NAME, manifest_bytes), (SIGNATURE_NAME, signature)):
+                tar.addfile(_info(name, len(data), mtime), io.BytesIO(data))
+                task.advance(len(data))
+            for f in files:
+                if f.path in small:
+                    tar.addfile(_info(f.path, f.size, mtime), io.BytesIO(small[f.path]))
+                    task.advance(f.size)
+                    continue
+                with open(store.blob_path(f.sha256), "rb") as src:
+                    reader = _HashingReader(src, task)
+                    try:
+                        tar.addfile(_info(f.path, f.size, mtime), reader)
+                    except OSError as exc:
+                        if exc.errno is not None:
+                            raise
+                        pass  # tarfile's "unexpected end of data": the blob is shorter than recorded
+                if reader.hexdigest() != f.sha256 or reader.read_bytes != f.size:
+                    raise IntegrityError(
+                        f"{store.blob_path(f.sha256)}: stored blob does not match its digest",
+                        hint="delete it and run `mirrorctl snapshot` again to fetch it afresh",
+                    )
+            tar.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+    except OSError as exc:
+        raise UserError(
+            f"{tmp.parent}: cannot write the bundle ({exc.strerror or exc})",
+            hint="check free space and permissions where --out points",
+        ) from exc
+    finally:
+        task.close()
+
+
+def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
+    # Fixed metadata: no local user names, ids or times leak into the bundle.
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, mtime, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+class _HashingReader:
+    """A file object that hashes what tarfile copies out of it, so the blob is read once."""
+
+    def __init__(self, src: BinaryIO, task: ProgressTask) -> None:
+        self._src, self._task = src, task
+        self._hash = hashlib.sha256()
+        self.read_bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n if n >= 0 else _CHUNK)
+        self._hash.update(data)
+        self.read_bytes += len(data)
+        self._task.advance(len(data))
+        return data
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()

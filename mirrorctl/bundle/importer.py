@@ -1,0 +1,242 @@
+"""``import_bundle``: a verified bundle becomes the served view, all or nothing.
+
+Steps, under the store's exclusive lock:
+
+1. read and verify the manifest (signature, expiry); decide no-op / rollback from the lineage's history;
+2. check free space, then stream every member into a private staging folder under ``store.tmp_dir``, hashing
+   as it goes (blobs already in the store are only hashed); check the locks and their artifacts;
+3. move staged blobs into the store (``commit_blob``; content-addressed, so a crash leaves harmless orphans);
+4. write the new view, then ``switch_current``: the single atomic commit point;
+5. record the lineage's sequence in store state. Readers of the history also consider the current view's
+   sequence, so a crash between 4 and 5 cannot open a rollback window.
+
+The staging folder is removed on every failure (and stale ones from killed runs at the next import). The
+bundle file is only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from mirrorctl.ecosystems.base import Ecosystem
+from mirrorctl.errors import BundleRefused, UserError
+from mirrorctl.lockfile import merge_artifacts
+from mirrorctl.progress import SILENT, Progress
+from mirrorctl.signing import TrustedKey
+from mirrorctl.store import Store, View
+
+from .manifest import FileEntry, Manifest, format_time
+from .verify import BundleReader, check_contents
+
+IMPORT_STATE = "import"
+CRASH_ENV = "MIRRORCTL_TEST_CRASH_AT"
+STAGING_PREFIX = "import-"
+_SPACE_MARGIN = 4 * 1024 * 1024  # headroom for view and state files
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    bundle_id: str
+    lineage: str
+    sequence: int
+    view_id: str | None  # None when nothing changed
+    profiles: tuple[str, ...]
+    artifacts: int
+    new_blobs: int
+    new_bytes: int
+    noop: bool = False
+    rollback: bool = False
+
+
+def _crash_point(step: str) -> None:
+    """Tests kill the process here (``MIRRORCTL_TEST_CRASH_AT=<step>``) to prove every step is crash-safe."""
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def lineage_history(store: Store, lineage: str) -> tuple[int, str | None]:
+    """(highest sequence imported for ``lineage``, its bundle id); -1 when none.
+
+    The current view counts too: it may be newer than the state file after a crash."""
+    rec = store.read_state(IMPORT_STATE).get("lineages", {}).get(lineage, {})
+    best: tuple[int, str | None] = (int(rec.get("sequence", -1)), rec.get("bundle-id"))
+    current = store.current_view()
+    if current is not None and current.lineage == lineage and current.sequence > best[0]:
+        best = (current.sequence, current.bundle_id)
+    return best
+
+
+def import_bundle(
+    path: Path,
+    store: Store,
+    trusted_keys: Sequence[TrustedKey],
+    ecosystems: Mapping[str, Ecosystem],
+    *,
+    now: datetime,
+    allow_rollback: bool = False,
+    progress: Progress = SILENT,
+) -> ImportReport:
+    """Verify ``path`` completely and serve it, or change nothing. Example::
+
+    import_bundle(Path("web.bundle"), Store(root), keys, load_ecosystems(), now=datetime.now(UTC))
+    """
+    with store.exclusive(), BundleReader(path, trusted_keys) as reader:
+        manifest, signer = reader.read_manifest(now)
+        progress.note(
+            f"bundle {manifest.bundle_id}: lineage {manifest.lineage} (key {signer.path}), sequence "
+            f"{manifest.sequence}, created {format_time(manifest.created)}, "
+            + (f"expires {format_time(manifest.expires)}" if manifest.expires else "no expiry")
+            + f"; local clock {format_time(now)}"
+        )
+        current = store.current_view()
+        if current is not None and current.bundle_id == manifest.bundle_id:
+            progress.note(f"bundle {manifest.bundle_id} is already being served; nothing to do")
+            return _report(manifest, None, 0, 0, noop=True)
+        rollback = _check_history(store, manifest, allow_rollback, progress)
+        _remove_stale_staging(store)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=store.tmp_dir))
+        try:
+            to_stage = {f.path for f in manifest.files if not store.has_blob(f.sha256, f.size)}
+            _check_free_space(store, manifest, to_stage)
+            staged: dict[str, FileEntry] = {}
+
+            @contextlib.contextmanager
+            def sink_for(entry: FileEntry) -> Iterator[IO[bytes] | None]:
+                if entry.path not in to_stage:
+                    yield None
+                    return
+                # Staged file names come from the signed digest, never from the archive's member name.
+                dest = staging / entry.sha256
+                if dest.exists():  # the same bytes under two names (an SBOM equal to a blob): hash only
+                    yield None
+                    return
+                with open(dest, "xb") as out:
+                    yield out
+                    out.flush()
+                    os.fsync(out.fileno())
+                staged[entry.sha256] = entry
+
+            try:
+                lock_bytes = reader.read_members(sink_for=sink_for, progress=progress)
+            except OSError as exc:
+                raise UserError(
+                    f"{store.tmp_dir}: cannot stage the bundle ({exc.strerror or exc}); nothing was changed",
+                    hint="free some space (or fix permissions) on the store's file system and import again",
+                ) from exc
+            locks = check_contents(path, manifest, lock_bytes, ecosystems)
+            _crash_point("staged")
+
+            new_bytes = 0
+            for i, (sha, entry) in enumerate(sorted(staged.items())):
+                if not store.has_blob(sha, entry.size):
+                    store.commit_blob(staging / sha, sha)
+                    new_bytes += entry.size
+                if i == 0:
+                    _crash_point("blob-committed")
+            _crash_point("blobs-committed")
+
+            view = View(
+                view_id=Store.new_view_id(manifest.sequence),
+                bundle_id=manifest.bundle_id,
+                sequence=manifest.sequence,
+                lineage=manifest.lineage,
+                created=format_time(now),
+                profiles={name: entry.sha256 for name, entry in sorted(manifest.profiles.items())},
+                artifacts=tuple(merge_artifacts(lock.artifacts for lock in locks.values())),
+            )
+            store.write_view(view)
+            _crash_point("view-written")
+            store.switch_current(view.view_id)  # the commit point
+            _crash_point("switched")
+            _record_history(store, manifest)
+            _crash_point("recorded")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        progress.note(f"now serving view {view.view_id} ({len(view.artifacts)} artifacts)")
+        return _report(
+            manifest, view.view_id, len(staged), new_bytes, artifacts=len(view.artifacts), rollback=rollback
+        )
+
+
+def _report(
+    manifest: Manifest,
+    view_id: str | None,
+    new_blobs: int,
+    new_bytes: int,
+    *,
+    artifacts: int = 0,
+    noop: bool = False,
+    rollback: bool = False,
+) -> ImportReport:
+    return ImportReport(
+        bundle_id=manifest.bundle_id,
+        lineage=manifest.lineage,
+        sequence=manifest.sequence,
+        view_id=view_id,
+        profiles=tuple(sorted(manifest.profiles)),
+        artifacts=artifacts,
+        new_blobs=new_blobs,
+        new_bytes=new_bytes,
+        noop=noop,
+        rollback=rollback,
+    )
+
+
+def _check_history(store: Store, manifest: Manifest, allow_rollback: bool, progress: Progress) -> bool:
+    """Refuse an older bundle of the same lineage (or a different bundle reusing the newest sequence)."""
+    highest, highest_id = lineage_history(store, manifest.lineage)
+    older = manifest.sequence < highest
+    reused = manifest.sequence == highest and highest_id is not None and highest_id != manifest.bundle_id
+    if not (older or reused):
+        return False
+    what = (
+        f"sequence {manifest.sequence} is older than {highest}, "
+        f"already imported for lineage {manifest.lineage}"
+        if older
+        else f"sequence {manifest.sequence} of lineage {manifest.lineage} "
+        f"was already imported as bundle {highest_id}"
+    )
+    if not allow_rollback:
+        raise BundleRefused(
+            f"{manifest.bundle_id}: refused as a rollback: {what}",
+            hint="import a newer bundle; to go back on purpose, pass --allow-rollback (it is logged)",
+        )
+    progress.note(f"ROLLBACK allowed by --allow-rollback: {what}")
+    return True
+
+
+def _record_history(store: Store, manifest: Manifest) -> None:
+    state = store.read_state(IMPORT_STATE)
+    lineages = dict(state.get("lineages", {}))
+    prev = lineages.get(manifest.lineage, {})
+    if manifest.sequence >= int(prev.get("sequence", -1)):
+        lineages[manifest.lineage] = {"sequence": manifest.sequence, "bundle-id": manifest.bundle_id}
+    store.write_state(IMPORT_STATE, {**state, "lineages": lineages})
+
+
+def _check_free_space(store: Store, manifest: Manifest, to_stage: set[str]) -> None:
+    needed = sum(f.size for f in manifest.files if f.path in to_stage)
+    free = shutil.disk_usage(store.tmp_dir).free
+    if needed + _SPACE_MARGIN > free:
+        raise UserError(
+            f"{store.tmp_dir}: not enough free space to import: "
+            f"{needed} bytes needed (+ margin), {free} free; "
+            "nothing was changed",
+            hint="free space on the store's file system, or move the store to a larger one",
+        )
+
+
+def _remove_stale_staging(store: Store) -> None:
+    # Imports are serialized by store.exclusive(), which we hold: a staging folder left is from a killed run.
+    for leftover in store.tmp_dir.glob(f"{STAGING_PREFIX}*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)

@@ -1,0 +1,277 @@
+"""The bundle manifest: the one signed document that says exactly which bytes a bundle holds.
+
+A bundle is an uncompressed tar whose members come in this order::
+
+    manifest.json            canonical JSON (sorted keys, no spaces), signed
+    manifest.json.sig        raw 64-byte Ed25519 signature over manifest.json
+    sbom.cdx.json            CycloneDX SBOM, one component per artifact
+    locks/<profile>.lock     the lock of each profile carried
+    blobs/sha256/<hex>       every artifact file and companion, named by its digest
+
+``manifest.json`` lists every member after the signature with its size and sha256; nothing unlisted is
+accepted and nothing listed may be missing. Member names are restricted to exactly the three shapes above,
+so a name that is valid in the manifest can never be a path outside the staging folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mirrorctl.errors import BundleRefused
+
+FORMAT = "mirrorctl-bundle"
+FORMAT_VERSION = 1
+KIND_FULL = "full"
+MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "manifest.json.sig"
+SBOM_NAME = "sbom.cdx.json"
+MAX_MANIFEST_SIZE = 64 * 1024 * 1024  # ~300k files; refuse anything bigger before reading it
+MAX_LOCK_SIZE = 64 * 1024 * 1024
+MAX_SBOM_SIZE = 256 * 1024 * 1024
+
+PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # the same grammar as profiles.py
+_LOCK_PATH = re.compile(r"^locks/([a-z0-9][a-z0-9_-]{0,63})\.lock$")
+_BLOB_PATH = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+_TOP_KEYS = {
+    "format",
+    "format-version",
+    "bundle-id",
+    "kind",
+    "lineage",
+    "sequence",
+    "created",
+    "expires",
+    "mirrorctl-version",
+    "profiles",
+    "files",
+}
+_REQUIRED = _TOP_KEYS - {"expires"}
+
+
+def lock_member(profile: str) -> str:
+    return f"locks/{profile}.lock"
+
+
+def blob_member(sha256: str) -> str:
+    return f"blobs/sha256/{sha256}"
+
+
+def blob_digest(member: str) -> str | None:
+    """The digest a ``blobs/sha256/<hex>`` member name carries, or None for other members."""
+    m = _BLOB_PATH.match(member)
+    return m.group(1) if m else None
+
+
+def format_time(t: datetime) -> str:
+    return t.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def parse_time(value: Any, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise BundleRefused(
+            f"manifest.json: {field} must be a UTC time like 2026-01-31T12:00:00Z, got {value!r}"
+        )
+    try:
+        return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise BundleRefused(
+            f"manifest.json: {field} must be a UTC time like 2026-01-31T12:00:00Z, got {value!r}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileEntry:
+    lock: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    bundle_id: str
+    lineage: str
+    sequence: int
+    created: datetime
+    expires: datetime | None
+    mirrorctl_version: str
+    profiles: Mapping[str, ProfileEntry]
+    files: tuple[FileEntry, ...]
+    kind: str = KIND_FULL
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: sorted keys, no insignificant whitespace, ASCII only. These bytes are signed."""
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "format-version": FORMAT_VERSION,
+            "bundle-id": self.bundle_id,
+            "kind": self.kind,
+            "lineage": self.lineage,
+            "sequence": self.sequence,
+            "created": format_time(self.created),
+            "mirrorctl-version": self.mirrorctl_version,
+            "profiles": {
+                name: {"lock": p.lock, "size": p.size, "sha256": p.sha256}
+                for name, p in self.profiles.items()
+            },
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
+        }
+        if self.expires is not None:
+            doc["expires"] = format_time(self.expires)
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+    def file(self, path: str) -> FileEntry | None:
+        return self._index().get(path)
+
+    def _index(self) -> dict[str, FileEntry]:
+        return {f.path: f for f in self.files}
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def new_bundle_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """Parse and validate a manifest whose signature has already been checked.
+
+    Strict on purpose: unknown keys, unexpected member names, duplicates and a blob whose name is not its
+    digest are refused, so that later code can take every listed path as safe.
+    """
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleRefused(f"manifest.json: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise BundleRefused("manifest.json: must be a JSON object")
+    unknown = sorted(set(doc) - _TOP_KEYS)
+    if unknown:
+        raise BundleRefused(
+            f"manifest.json: unknown field(s) {', '.join(unknown)}",
+            hint="the bundle was written by a newer mirrorctl; import it with that version",
+        )
+    missing = sorted(_REQUIRED - set(doc))
+    if missing:
+        raise BundleRefused(f"manifest.json: missing field(s) {', '.join(missing)}")
+    if doc["format"] != FORMAT:
+        raise BundleRefused(f"manifest.json: format {doc['format']!r} is not {FORMAT!r}")
+    if doc["format-version"] != FORMAT_VERSION:
+        raise BundleRefused(
+            f"manifest.json: format-version {doc['format-version']!r} is not supported "
+            f"(expected {FORMAT_VERSION})",
+            hint="import it with the mirrorctl version that wrote it",
+        )
+    if doc["kind"] != KIND_FULL:
+        raise BundleRefused(f"manifest.json: kind {doc['kind']!r} is not supported (expected {KIND_FULL!r})")
+    bundle_id = doc["bundle-id"]
+    try:
+        if not isinstance(bundle_id, str) or str(uuid.UUID(bundle_id)) != bundle_id:
+            raise ValueError
+    except ValueError:
+        raise BundleRefused(f"manifest.json: bundle-id {bundle_id!r} is not a UUID") from None
+    lineage = doc["lineage"]
+    if not isinstance(lineage, str) or not _KEY_ID.match(lineage):
+        raise BundleRefused(f"manifest.json: lineage {lineage!r} is not a key id (16 hex digits)")
+    sequence = doc["sequence"]
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
+        raise BundleRefused(f"manifest.json: sequence must be a non-negative integer, got {sequence!r}")
+    version = doc["mirrorctl-version"]
+    if not isinstance(version, str) or len(version) > 64:
+        raise BundleRefused("manifest.json: mirrorctl-version must be a short string")
+
+    files = _parse_files(doc["files"])
+    by_path = {f.path: f for f in files}
+    profiles = _parse_profiles(doc["profiles"], by_path)
+    for f in files:
+        m = _LOCK_PATH.match(f.path)
+        if m and m.group(1) not in profiles:
+            raise BundleRefused(f"manifest.json: {f.path} is listed but no profile refers to it")
+    return Manifest(
+        bundle_id=bundle_id,
+        lineage=lineage,
+        sequence=sequence,
+        created=parse_time(doc["created"], "created"),
+        expires=parse_time(doc["expires"], "expires") if "expires" in doc else None,
+        mirrorctl_version=version,
+        profiles=profiles,
+        files=files,
+    )
+
+
+def _parse_files(raw: Any) -> tuple[FileEntry, ...]:
+    if not isinstance(raw, list):
+        raise BundleRefused("manifest.json: files must be a list")
+    files: list[FileEntry] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"manifest.json: files[{i}]"
+        if not isinstance(item, dict) or set(item) != {"path", "size", "sha256"}:
+            raise BundleRefused(f"{where}: must be an object with exactly path, size and sha256")
+        path, size, sha = item["path"], item["size"], item["sha256"]
+        if not isinstance(path, str) or not (
+            path == SBOM_NAME or _LOCK_PATH.match(path) or _BLOB_PATH.match(path)
+        ):
+            raise BundleRefused(
+                f"{where}: member name {path!r} is not allowed",
+                hint="members are sbom.cdx.json, locks/<profile>.lock and blobs/sha256/<hex>",
+            )
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise BundleRefused(f"{where} ({path}): size must be a non-negative integer, got {size!r}")
+        if not isinstance(sha, str) or not _SHA256.match(sha):
+            raise BundleRefused(f"{where} ({path}): sha256 must be 64 lowercase hex digits")
+        digest = blob_digest(path)
+        if digest is not None and digest != sha:
+            raise BundleRefused(f"{where}: {path} is listed with a different sha256 ({sha})")
+        if path in seen:
+            raise BundleRefused(f"{where}: {path} is listed twice")
+        seen.add(path)
+        files.append(FileEntry(path, size, sha))
+    return tuple(files)
+
+
+def _parse_profiles(raw: Any, by_path: Mapping[str, FileEntry]) -> dict[str, ProfileEntry]:
+    if not isinstance(raw, dict) or not raw:
+        raise BundleRefused("manifest.json: profiles must be a non-empty object")
+    profiles: dict[str, ProfileEntry] = {}
+    for name, entry in raw.items():
+        where = f"manifest.json: profiles.{name}"
+        if not PROFILE_NAME.match(name):
+            raise BundleRefused(f"manifest.json: profile name {name!r} is not allowed")
+        if not isinstance(entry, dict) or set(entry) != {"lock", "size", "sha256"}:
+            raise BundleRefused(f"{where}: must be an object with exactly lock, size and sha256")
+        lock = entry["lock"]
+        if lock != lock_member(name):
+            raise BundleRefused(f"{where}.lock: must be {lock_member(name)!r}, got {lock!r}")
+        listed = by_path.get(lock)
+        if listed is None or listed.size != entry["size"] or listed.sha256 != entry["sha256"]:
+            raise BundleRefused(f"{where}: {lock} is not listed in files with the same size and sha256")
+        profiles[name] = ProfileEntry(lock, listed.size, listed.sha256)
+    return profiles
+
+
+def sorted_files(entries: Sequence[FileEntry]) -> tuple[FileEntry, ...]:
+    """Members in bundle order: the SBOM, then locks, then blobs (each group by name)."""
+
+    def rank(f: FileEntry) -> tuple[int, str]:
+        return (0 if f.path == SBOM_NAME else 1 if f.path.startswith("locks/") else 2, f.path)
+
+    return tuple(sorted(entries, key=rank))

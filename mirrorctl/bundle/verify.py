@@ -1,0 +1,344 @@
+"""Reading a bundle without trusting it: signature first, then every member accounted for.
+
+Nothing here extracts anything. The tar headers are parsed by :mod:`tarfile` (one header at a time), and each
+member's data is read by this module from its offset with a hard limit of the size the *signed manifest*
+declares; where the bytes go is decided by the caller (``sink_for``), never by a name in the archive.
+
+Order of checks, each one refusing with a :class:`BundleRefused` that names the problem:
+
+1. the first member is ``manifest.json`` (a regular file, size-capped), the second ``manifest.json.sig``;
+2. the signature verifies against one of the trusted keys (fail closed: unsigned, unknown key, bad signature);
+3. the manifest parses strictly; an expired bundle is refused (``expires < now``);
+4. every further member is a regular file with a safe name, listed in the manifest, not seen before, whose
+   size header equals the listed size; its bytes are streamed, counted and hashed against the listed sha256;
+5. nothing listed is missing; each lock parses, its artifacts pass their ecosystem's name grammar, and every
+   blob it needs (artifact and companions) is in the bundle with the size the lock says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import tarfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from mirrorctl.ecosystems.base import Ecosystem
+from mirrorctl.errors import BundleRefused, ProfileError
+from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, parse_lock
+from mirrorctl.progress import SILENT, Progress
+from mirrorctl.signing import SIGNATURE_SIZE, TrustedKey, find_signer, load_trusted_keys
+
+from .manifest import (
+    MANIFEST_NAME,
+    MAX_LOCK_SIZE,
+    MAX_MANIFEST_SIZE,
+    SIGNATURE_NAME,
+    FileEntry,
+    Manifest,
+    blob_member,
+    format_time,
+    parse_manifest,
+)
+
+_CHUNK = 1024 * 1024
+
+# A sink receives a member's verified-as-it-goes bytes; None means "hash only, keep nothing".
+Sink = Callable[[FileEntry], AbstractContextManager[IO[bytes] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedManifest:
+    """A bundle whose signature, members and locks all checked out."""
+
+    path: Path
+    manifest: Manifest
+    signer: TrustedKey
+    locks: Mapping[str, Lock] = field(default_factory=dict)
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        return merge_artifacts(lock.artifacts for lock in self.locks.values())
+
+
+def _nothing(_: FileEntry) -> AbstractContextManager[IO[bytes] | None]:
+    return contextlib.nullcontext(None)
+
+
+class BundleReader:
+    """One pass over a bundle file. Use as a context manager; call :meth:`read_manifest` then
+    :meth:`read_members`."""
+
+    def __init__(self, path: Path, trusted_keys: Sequence[TrustedKey]) -> None:
+        if not trusted_keys:
+            load_trusted_keys(())  # raises the UserError that explains how to configure trust
+        self.path = path
+        self._trusted = trusted_keys
+        try:
+            self._headers = open(path, "rb")
+        except FileNotFoundError:
+            raise BundleRefused(f"{path}: bundle not found") from None
+        except IsADirectoryError:
+            raise BundleRefused(f"{path}: is a directory, not a bundle") from None
+        self._data = open(path, "rb")
+        try:
+            self._tar = tarfile.open(fileobj=self._headers, mode="r:")
+        except tarfile.TarError as exc:
+            self.close()
+            raise BundleRefused(f"{path}: not an (uncompressed) tar archive ({exc})") from None
+        self._manifest: Manifest | None = None
+
+    def __enter__(self) -> BundleReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._data.close()
+        self._headers.close()
+
+    def _next(self) -> tarfile.TarInfo | None:
+        try:
+            member = self._tar.next()
+        except tarfile.TarError as exc:
+            raise BundleRefused(f"{self.path}: damaged tar archive ({exc})") from None
+        self._tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every header otherwise; memory stays flat
+        return member
+
+    def _read_all(self, member: tarfile.TarInfo, cap: int) -> bytes:
+        if member.size > cap:
+            raise BundleRefused(
+                f"{self.path}: {member.name} is {member.size} bytes, more than the {cap} allowed"
+            )
+        buf = bytearray()
+        for chunk in self._stream(member, member.size):
+            buf += chunk
+        return bytes(buf)
+
+    def _stream(self, member: tarfile.TarInfo, size: int) -> Iterator[bytes]:
+        """Exactly ``size`` bytes of the member's data; never more, and a short file is an error."""
+        self._data.seek(member.offset_data)
+        remaining = size
+        while remaining:
+            chunk = self._data.read(min(_CHUNK, remaining))
+            if not chunk:
+                raise BundleRefused(f"{self.path}: {member.name} is truncated (the bundle file ends early)")
+            remaining -= len(chunk)
+            yield chunk
+
+    def read_manifest(self, now: datetime) -> tuple[Manifest, TrustedKey]:
+        first = self._next()
+        if first is None or first.name != MANIFEST_NAME or not _is_plain_file(first):
+            found = "nothing" if first is None else repr(first.name)
+            raise BundleRefused(
+                f"{self.path}: the first member must be {MANIFEST_NAME}, found {found}",
+                hint="this is not a mirrorctl bundle, or it was repacked",
+            )
+        manifest_bytes = self._read_all(first, MAX_MANIFEST_SIZE)
+        second = self._next()
+        if second is None or second.name != SIGNATURE_NAME or not _is_plain_file(second):
+            raise BundleRefused(
+                f"{self.path}: bundle is unsigned ({SIGNATURE_NAME} does not follow {MANIFEST_NAME})",
+                hint="only bundles signed by a trusted key are imported; export it with [signing] key set",
+            )
+        signature = self._read_all(second, SIGNATURE_SIZE)
+        signer = find_signer(self._trusted, manifest_bytes, signature)
+        if signer is None:
+            raise self._signature_problem(manifest_bytes)
+        manifest = parse_manifest(manifest_bytes)
+        if manifest.lineage != signer.key_id:
+            raise BundleRefused(
+                f"{self.path}: manifest claims lineage {manifest.lineage} "
+                f"but is signed by key {signer.key_id}"
+            )
+        if manifest.expires is not None and manifest.expires < now:
+            raise BundleRefused(
+                f"{self.path}: bundle expired at {format_time(manifest.expires)} "
+                f"(local clock says {format_time(now)})",
+                hint="export a fresh bundle outside; if this machine's clock is wrong, fix the clock",
+            )
+        self._manifest = manifest
+        return manifest, signer
+
+    def _signature_problem(self, manifest_bytes: bytes) -> BundleRefused:
+        # The manifest is untrusted here: it is only read to say *which* key it claims, never to decide.
+        trusted = ", ".join(f"{k.key_id} ({k.path})" for k in self._trusted)
+        try:
+            claimed = parse_manifest(manifest_bytes).lineage
+        except BundleRefused:
+            claimed = None
+        if claimed is not None and claimed not in {k.key_id for k in self._trusted}:
+            return BundleRefused(
+                f"{self.path}: signed by unknown key {claimed}; trusted keys: {trusted}",
+                hint="add that key's .pub to [trust] keys only if you know whose it is",
+            )
+        return BundleRefused(
+            f"{self.path}: signature of {MANIFEST_NAME} does not verify with any trusted key "
+            f"(the manifest was changed after signing, or the signature is not from {trusted})",
+            hint="get an untouched copy of the bundle",
+        )
+
+    def read_members(self, *, sink_for: Sink = _nothing, progress: Progress = SILENT) -> dict[str, bytes]:
+        """Check and stream every member after the signature; returns the bytes of the lock members."""
+        manifest = self._manifest
+        if manifest is None:
+            raise RuntimeError("read_manifest() first")
+        listed = {f.path: f for f in manifest.files}
+        seen: set[str] = set()
+        small: dict[str, bytes] = {}
+        task = progress.task("verifying bundle", manifest.total_size, unit="bytes")
+        try:
+            while (member := self._next()) is not None:
+                name = member.name
+                _check_member(member, self.path)
+                if name in seen or name in (MANIFEST_NAME, SIGNATURE_NAME):
+                    raise BundleRefused(f"{self.path}: member {name} appears twice")
+                seen.add(name)
+                entry = listed.get(name)
+                if entry is None:
+                    raise BundleRefused(f"{self.path}: member {name} is not listed in the signed manifest")
+                if member.size != entry.size:
+                    raise BundleRefused(
+                        f"{self.path}: {name} is {member.size} bytes, the manifest says {entry.size}"
+                    )
+                keep = name.startswith("locks/")
+                if keep and entry.size > MAX_LOCK_SIZE:
+                    raise BundleRefused(f"{self.path}: {name} is larger than {MAX_LOCK_SIZE} bytes")
+                digest = hashlib.sha256()
+                buf = bytearray()
+                with sink_for(entry) as out:
+                    for chunk in self._stream(member, entry.size):
+                        digest.update(chunk)
+                        if out is not None:
+                            out.write(chunk)
+                        if keep:
+                            buf += chunk
+                        task.advance(len(chunk))
+                    if digest.hexdigest() != entry.sha256:
+                        raise BundleRefused(
+                            f"{self.path}: {name} does not match its sha256 in the manifest "
+                            f"(got {digest.hexdigest()})",
+                            hint="the bundle was damaged or tampered with; get an untouched copy",
+                        )
+                if keep:
+                    small[name] = bytes(buf)
+        finally:
+            task.close()
+        absent = [p for p in listed if p not in seen]
+        if absent:
+            more = f" and {len(absent) - 5} more" if len(absent) > 5 else ""
+            raise BundleRefused(f"{self.path}: listed member(s) missing: {', '.join(absent[:5])}{more}")
+        return small
+
+
+def _is_plain_file(member: tarfile.TarInfo) -> bool:
+    return member.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and member.sparse is None
+
+
+def _check_member(member: tarfile.TarInfo, path: Path) -> None:
+    """Refuse what must never become a file: links, devices, folders, and names that could leave a folder."""
+    name = member.name
+    if not _is_plain_file(member):
+        kind = (
+            "a symbolic link"
+            if member.issym()
+            else "a hard link"
+            if member.islnk()
+            else "a device"
+            if member.isdev()
+            else "a directory"
+            if member.isdir()
+            else f"of tar type {member.type!r}"
+        )
+        target = f" to {member.linkname!r}" if member.issym() or member.islnk() else ""
+        raise BundleRefused(f"{path}: member {name!r} is {kind}{target}; only regular files are allowed")
+    if "\x00" in name or "\\" in name:
+        raise BundleRefused(f"{path}: member name {name!r} holds a NUL or backslash")
+    if name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
+        raise BundleRefused(f"{path}: member name {name!r} is absolute or leaves its folder")
+
+
+def check_contents(
+    path: Path,
+    manifest: Manifest,
+    lock_bytes: Mapping[str, bytes],
+    ecosystems: Mapping[str, Ecosystem] | None,
+) -> dict[str, Lock]:
+    """Parse each lock, validate its artifacts, and check the bundle holds exactly the blobs they need."""
+    listed = {f.path: f for f in manifest.files}
+    locks: dict[str, Lock] = {}
+    needed: set[str] = set()
+    for name, entry in sorted(manifest.profiles.items()):
+        data = lock_bytes[entry.lock]
+        if hashlib.sha256(data).hexdigest() != entry.sha256:  # already checked as a member; cheap to repeat
+            raise BundleRefused(f"{path}: {entry.lock} does not match the manifest's profiles.{name}")
+        where = f"{path}: {entry.lock}"
+        try:
+            lock = parse_lock(data.decode("utf-8"), where)
+        except UnicodeDecodeError:
+            raise BundleRefused(f"{where}: not UTF-8 text") from None
+        except ProfileError as exc:
+            raise BundleRefused(exc.message) from None
+        if lock.profile != name:
+            raise BundleRefused(f"{where}: is the lock of profile {lock.profile!r}, not {name!r}")
+        for i, art in enumerate(lock.artifacts):
+            label = f"{where}: artifacts[{i}] ({art.ecosystem} {art.name} {art.version}, {art.filename!r})"
+            if ecosystems is not None:
+                eco = ecosystems.get(art.ecosystem)
+                if eco is None:
+                    raise BundleRefused(f"{label}: ecosystem {art.ecosystem!r} is not installed here")
+                try:
+                    eco.validate_artifact(art)
+                except (BundleRefused, ProfileError) as exc:
+                    raise BundleRefused(f"{label}: {exc.message}") from None
+            for sha, size, filename in art.blobs():
+                member = blob_member(sha)
+                entry_f = listed.get(member)
+                if entry_f is None:
+                    raise BundleRefused(f"{label}: {filename} (blob {sha}) is not in the bundle")
+                if entry_f.size != size:
+                    raise BundleRefused(
+                        f"{label}: {filename} is {size} bytes in the lock, {entry_f.size} in the bundle"
+                    )
+                needed.add(member)
+        locks[name] = lock
+    unused = [p for p in listed if p.startswith("blobs/") and p not in needed]
+    if unused:
+        raise BundleRefused(f"{path}: {unused[0]} is in the bundle but no lock refers to it")
+    _refuse_collisions(path, merge_artifacts(lock.artifacts for lock in locks.values()))
+    return locks
+
+
+def _refuse_collisions(path: Path, artifacts: Sequence[Artifact]) -> None:
+    # Two different files under one name, or names equal but for case, cannot both be served safely.
+    seen: dict[tuple[str, str], Artifact] = {}
+    for a in artifacts:
+        key = (a.ecosystem, a.filename.lower())
+        other = seen.get(key)
+        if other is not None and other.sha256 != a.sha256:
+            raise BundleRefused(f"{path}: {a.ecosystem} files {other.filename!r} and {a.filename!r} collide")
+        seen[key] = a
+
+
+def verify_bundle(
+    path: Path,
+    trusted_keys: Sequence[TrustedKey],
+    now: datetime,
+    *,
+    ecosystems: Mapping[str, Ecosystem] | None = None,
+    progress: Progress = SILENT,
+) -> VerifiedManifest:
+    """Check a bundle completely without changing anything. Example::
+
+    verify_bundle(Path("web.bundle"), load_trusted_keys(settings.trusted_keys), datetime.now(UTC))
+    """
+    with BundleReader(path, trusted_keys) as reader:
+        manifest, signer = reader.read_manifest(now)
+        lock_bytes = reader.read_members(progress=progress)
+    locks = check_contents(path, manifest, lock_bytes, ecosystems)
+    return VerifiedManifest(path, manifest, signer, locks)
