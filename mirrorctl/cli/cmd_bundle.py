@@ -1,9 +1,141 @@
-"""`mirrorctl bundle`: placeholder until the command is written."""
+"""`mirrorctl bundle export|verify`: write a signed bundle outside; check one inside without importing it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from mirrorctl.bundle.export import ExportReport, LockInput, export_bundle
+from mirrorctl.bundle.manifest import format_time
+from mirrorctl.bundle.verify import VerifiedManifest, verify_bundle
+from mirrorctl.config import Settings
+from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.errors import ProfileError, UserError
+from mirrorctl.lockfile import parse_lock
+from mirrorctl.profiles import list_profiles, load_profile, profile_path
+from mirrorctl.signing import load_trusted_keys
+from mirrorctl.store import Store
+
+from .app import Ctx, run_sync
+
+bundle_app = typer.Typer(
+    help=(
+        "Signed bundles: the only thing that crosses the gap.\n\n"
+        "Example: mirrorctl bundle export --out web.bundle web && mirrorctl bundle verify web.bundle"
+    ),
+    no_args_is_help=True,
+)
+
+
+def collect_locks(settings: Settings, names: list[str]) -> list[LockInput]:
+    """The locks of ``names`` (all profiles when empty); refuses a lock older than its profile."""
+    ecosystems = load_ecosystems()
+    paths = [profile_path(settings.profiles_dir, n) for n in names] or list_profiles(settings.profiles_dir)
+    if not paths:
+        raise UserError(f"{settings.profiles_dir}: no profiles found", hint="name the profiles to export")
+    locks: list[LockInput] = []
+    for path in paths:
+        profile = load_profile(path, ecosystems)
+        try:
+            data = profile.lock_path.read_bytes()
+        except FileNotFoundError:
+            raise ProfileError(
+                f"{profile.lock_path}: lock not found", hint=f"run `mirrorctl lock {profile.name}` first"
+            ) from None
+        # Parse the very bytes that travel, so the bundle cannot carry a lock other than the one checked.
+        lock = parse_lock(data.decode("utf-8"), profile.lock_path)
+        if lock.inputs != profile.inputs_digest:
+            raise ProfileError(
+                f"{profile.lock_path}: stale lock: {profile.path} changed since it was locked",
+                hint=f"run `mirrorctl lock {profile.name}` and `mirrorctl snapshot {profile.name}` again",
+            )
+        locks.append((profile.name, lock, data))
+    return locks
+
+
+@bundle_app.command("export")
+def export(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write (replaced atomically).")],
+    profiles: Annotated[list[str] | None, typer.Argument(help="Profiles to carry (default: all).")] = None,
+    sequence: Annotated[
+        int | None, typer.Option("--sequence", help="Sequence number (default: last exported + 1).")
+    ] = None,
+    expires_in: Annotated[
+        float | None,
+        typer.Option("--expires-in", help="Refuse to import after this many DAYS.", metavar="DAYS"),
+    ] = None,
+) -> None:
+    """Write a signed bundle of the profiles' locks and every blob they need (run snapshot first).
+
+    Example: mirrorctl bundle export --out web.bundle --expires-in 30 web
+    """
+    obj: Ctx = ctx.obj
+    settings = obj.settings()
+    progress = obj.progress()
+
+    def run() -> ExportReport:
+        if settings.signing_key is None:
+            where = settings.config_path or "mirrorctl.toml"
+            raise UserError(
+                f"{where}: no signing key configured ([signing] key = ...)",
+                hint="run `mirrorctl key generate --out keys/mirrorctl.key`, set [signing] key to that path",
+            )
+        if expires_in is not None and expires_in <= 0:
+            raise UserError(f"--expires-in must be a positive number of days, got {expires_in}")
+        now = datetime.now(UTC).replace(microsecond=0)
+        expires = now + timedelta(days=expires_in) if expires_in is not None else None
+        return export_bundle(
+            collect_locks(settings, list(profiles or [])),
+            Store(settings.store_path),
+            settings.signing_key,
+            out,
+            sequence=sequence,
+            expires=expires,
+            now=now,
+            progress=progress,
+        )
+
+    report = run_sync(run, obj)
+    typer.echo(
+        f"wrote {report.path} ({report.size} bytes): bundle {report.bundle_id}, lineage {report.lineage}, "
+        f"sequence {report.sequence}, profiles {', '.join(report.profiles)}, {report.artifacts} artifacts, "
+        f"{report.blobs} blobs" + (f", expires {report.expires}" if report.expires else "")
+    )
+
+
+@bundle_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    bundle: Annotated[Path, typer.Argument(help="The bundle file to check (nothing is imported).")],
+) -> None:
+    """Check a bundle's signature against [trust] keys, every member's size and sha256, and its locks.
+
+    Example: mirrorctl bundle verify /media/usb/web.bundle
+    """
+    obj: Ctx = ctx.obj
+    settings = obj.settings()
+    progress = obj.progress()
+
+    def run() -> VerifiedManifest:
+        keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
+        return verify_bundle(bundle, keys, datetime.now(UTC), ecosystems=load_ecosystems(), progress=progress)
+
+    v = run_sync(run, obj)
+    m = v.manifest
+    typer.echo(f"OK {bundle}")
+    typer.echo(f"  bundle-id  {m.bundle_id}")
+    typer.echo(f"  signed by  {v.signer.key_id} ({v.signer.path})")
+    typer.echo(f"  sequence   {m.sequence}")
+    typer.echo(f"  created    {format_time(m.created)}")
+    typer.echo(f"  expires    {format_time(m.expires) if m.expires else 'never'}")
+    typer.echo(f"  profiles   {', '.join(sorted(m.profiles))}")
+    typer.echo(f"  artifacts  {len(v.artifacts)} in {len(m.files)} files, {m.total_size} bytes")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.add_typer(bundle_app, name="bundle")

@@ -1,9 +1,63 @@
-"""`mirrorctl import`: placeholder until the command is written."""
+"""`mirrorctl import FILE`: verify a bundle completely and serve it, or change nothing."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from mirrorctl.bundle.importer import ImportReport, import_bundle
+from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.signing import load_trusted_keys
+from mirrorctl.store import Store
+
+from .app import Ctx, run_sync
+
+
+def import_cmd(
+    ctx: typer.Context,
+    bundle: Annotated[Path, typer.Argument(help="The bundle file (it is only read, never changed).")],
+    allow_rollback: Annotated[
+        bool,
+        typer.Option("--allow-rollback", help="Accept a bundle older than the newest imported one (logged)."),
+    ] = False,
+) -> None:
+    """Import a signed bundle: signature, every byte and every name checked; all or nothing.
+
+    Needs [trust] keys in mirrorctl.toml. The same bundle again is a no-op; an older one is refused.
+
+    Example: mirrorctl import /media/usb/web-2026-03-01.bundle
+    """
+    obj: Ctx = ctx.obj
+    settings = obj.settings()
+    progress = obj.progress()
+
+    def run() -> ImportReport:
+        keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
+        return import_bundle(
+            bundle,
+            Store(settings.store_path),
+            keys,
+            load_ecosystems(),
+            now=datetime.now(UTC),
+            allow_rollback=allow_rollback,
+            progress=progress,
+        )
+
+    report = run_sync(run, obj)
+    if report.noop:
+        typer.echo(f"bundle {report.bundle_id} is already served; nothing changed")
+        return
+    typer.echo(
+        f"imported bundle {report.bundle_id} (lineage {report.lineage}, sequence {report.sequence}"
+        + (", ROLLBACK" if report.rollback else "")
+        + f"): profiles {', '.join(report.profiles)}; {report.artifacts} artifacts, "
+        f"{report.new_blobs} new blobs ({report.new_bytes} bytes); serving view {report.view_id}"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("import")(import_cmd)
