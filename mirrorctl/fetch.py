@@ -1,0 +1,381 @@
+"""Bounded concurrent downloads into the content-addressed store: stream -> hash -> temp -> verify -> rename.
+
+Each file is streamed into ``<store>/tmp/<sha256>.part`` in ~1 MiB chunks (memory stays flat whatever the
+file size), hashed as it arrives, and refused as soon as more bytes arrive than the lock declares ("endless
+data"). Only a complete, fsynced file whose size and digests match is renamed to its real name, so a crash
+or a failure leaves at most a ``.part`` file, which the next run continues with a ``Range`` request.
+
+Example::
+
+    report = await fetch_all(items, store, client, concurrency=16, retries=4, progress=SILENT)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import random
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import httpx
+
+from mirrorctl.ecosystems.base import FetchItem
+from mirrorctl.errors import IntegrityError, MirrorctlError, NetworkError
+from mirrorctl.net import is_transient, network_error, redact
+from mirrorctl.progress import Progress, ProgressTask
+from mirrorctl.store import Store
+
+CHUNK = 1024 * 1024
+_CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchReport:
+    """What one ``fetch_all`` did: files and bytes downloaded now vs. already in the store."""
+
+    downloaded: int
+    downloaded_bytes: int
+    present: int
+    present_bytes: int
+    elapsed: float
+
+
+class _Hashes:
+    """sha256 plus any extra algorithms (hex digests), fed together."""
+
+    def __init__(self, item: FetchItem) -> None:
+        self._h: dict[str, Any] = {"sha256": hashlib.sha256()}
+        for name in item.extra_hashes:
+            try:
+                self._h[name] = hashlib.new(name)
+            except ValueError:
+                raise IntegrityError(
+                    f"{item.label}: unknown hash algorithm {name!r} in the fetch plan",
+                    hint="use a hashlib name such as sha512 or sha1 (hex digests)",
+                ) from None
+
+    def update(self, data: bytes | bytearray) -> None:
+        for h in self._h.values():
+            h.update(data)
+
+    def hexdigests(self) -> dict[str, str]:
+        return {k: h.hexdigest() for k, h in self._h.items()}
+
+
+class _Partial:
+    """The state of one ``.part`` file: how many bytes it holds, and (when known) their hashes.
+
+    ``hashes`` is None when the prefix came from disk (an earlier run) and has not been re-hashed yet.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.hashes: _Hashes | None = None
+        self.from_disk = False
+
+
+async def fetch_all(
+    items: Sequence[FetchItem],
+    store: Store,
+    client: httpx.AsyncClient,
+    *,
+    concurrency: int,
+    retries: int,
+    progress: Progress,
+    backoff_base: float = 0.5,
+    backoff_cap: float = 30.0,
+) -> FetchReport:
+    """Download every item not yet in ``store``; raise one error listing every failure after the rest finish.
+
+    Items already stored (by sha256 and size) cost no request at all, so a warm re-run is only ``stat`` calls.
+    """
+    started = time.monotonic()
+    unique: dict[str, FetchItem] = {}
+    for item in items:
+        unique.setdefault(item.sha256, item)  # one download per blob, however many artifacts share it
+    present = [i for i in unique.values() if store.has_blob(i.sha256, i.size)]
+    missing = [i for i in unique.values() if not store.has_blob(i.sha256, i.size)]
+    if not missing:
+        return FetchReport(0, 0, len(present), sum(i.size for i in present), time.monotonic() - started)
+
+    tmp_dir = store.tmp_dir
+    task = progress.task("fetch", total=sum(i.size for i in missing), unit="bytes")
+    sem = asyncio.Semaphore(max(1, concurrency))
+    failures: list[tuple[FetchItem, Exception]] = []
+    policy = _Retry(retries, backoff_base, backoff_cap)
+
+    async def one(item: FetchItem) -> None:
+        async with sem:
+            try:
+                await _fetch_one(item, store, tmp_dir, client, policy, task)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # collected: the other downloads still finish
+                failures.append((item, exc))
+                progress.note(f"failed: {exc}")
+
+    try:
+        await asyncio.gather(*(one(i) for i in missing))
+    finally:
+        task.close()
+    if failures:
+        raise _combined(failures, len(missing))
+    return FetchReport(
+        len(missing), sum(i.size for i in missing), len(present), sum(i.size for i in present),
+        time.monotonic() - started,
+    )
+
+
+def _combined(failures: list[tuple[FetchItem, Exception]], attempted: int) -> Exception:
+    """One error for all failures: IntegrityError if any bytes were wrong, else NetworkError.
+
+    An unexpected error (a full disk, a bug) is re-raised as it is, after the other downloads finished.
+    """
+    for _, exc in failures:
+        if not isinstance(exc, MirrorctlError):
+            return exc
+    if len(failures) == 1:
+        return failures[0][1]
+    failures.sort(key=lambda f: f[0].label)
+    lines = "\n".join(f"  - {exc}" for _, exc in failures)
+    message = f"{len(failures)} of {attempted} downloads failed:\n{lines}"
+    if any(isinstance(exc, IntegrityError) for _, exc in failures):
+        return IntegrityError(message, hint="the upstream served bytes the lock does not record; nothing "
+                              "was stored for those files. Check the upstream, or re-lock if it changed")
+    hints = {getattr(exc, "hint", None) for _, exc in failures} - {None}
+    hint = hints.pop() if len(hints) == 1 else "run again: finished files are kept, partial ones resume"
+    return NetworkError(message, hint=hint)
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    retries: int
+    base: float
+    cap: float
+
+    def delay(self, attempt: int, exc: BaseException) -> float:
+        """Exponential backoff with jitter; a server's Retry-After (seconds) is honoured up to the cap."""
+        wait = min(self.cap, self.base * 2 ** (attempt - 1))
+        wait = wait / 2 + random.uniform(0, wait / 2)
+        if isinstance(exc, httpx.HTTPStatusError):
+            after = exc.response.headers.get("Retry-After", "")
+            if after.isdigit():
+                wait = max(wait, min(float(after), self.cap))
+        return wait
+
+
+async def _fetch_one(
+    item: FetchItem,
+    store: Store,
+    tmp_dir: Path,
+    client: httpx.AsyncClient,
+    policy: _Retry,
+    task: ProgressTask,
+) -> None:
+    part = _Partial(tmp_dir / f"{item.sha256}.part")
+    reported = _Reporter(task)
+    await _adopt_leftover(part, item)
+    while True:
+        await _download(item, part, client, policy, reported)
+        resumed = part.from_disk
+        try:
+            await _verify_and_commit(item, part, store, reported)
+            return
+        except IntegrityError:
+            if not resumed:
+                raise
+            # The prefix came from an earlier run, perhaps of another upstream state: give the file one
+            # clean download from zero before calling it tampered (the .part is already discarded).
+
+
+async def _download(
+    item: FetchItem, part: _Partial, client: httpx.AsyncClient, policy: _Retry, reported: _Reporter
+) -> None:
+    """Bring the ``.part`` file to full length, retrying transient errors and resuming where it stopped."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await _attempt(item, part, client, reported)
+            return
+        except _Restart:
+            attempt -= 1  # not the upstream failing: our prefix was unusable; start over at once
+        except IntegrityError:
+            await _discard(part)  # endless data: nothing of it may stay behind
+            raise
+        except httpx.HTTPError as exc:
+            if is_transient(exc) and attempt <= policy.retries:
+                await asyncio.sleep(policy.delay(attempt, exc))
+                continue
+            tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+            raise network_error(exc, f"{item.label}{tries}") from exc
+
+
+class _Restart(Exception):
+    """The ``.part`` prefix cannot be continued (server ignored or refused the Range): start from zero."""
+
+
+class _Reporter:
+    """Advances the shared bytes task only past the highest point this item reached, so restarts and
+    resumed prefixes are not counted twice."""
+
+    def __init__(self, task: ProgressTask) -> None:
+        self._task = task
+        self._high = 0
+
+    def at(self, offset: int) -> None:
+        if offset > self._high:
+            self._task.advance(offset - self._high)
+            self._high = offset
+
+
+async def _adopt_leftover(part: _Partial, item: FetchItem) -> None:
+    """Continue a ``.part`` left by an interrupted run, unless it is already longer than the file."""
+    try:
+        size = part.path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size > item.size:
+        await _discard(part)
+        return
+    part.offset = size
+    part.from_disk = True
+
+
+async def _rehash_prefix(part: _Partial, item: FetchItem) -> _Hashes:
+    """Hash the bytes already in the ``.part`` file, off the event loop."""
+
+    def work() -> _Hashes:
+        hashes = _Hashes(item)
+        with open(part.path, "rb") as f:
+            remaining = part.offset
+            while remaining > 0:
+                chunk = f.read(min(CHUNK, remaining))
+                if not chunk:
+                    raise _Restart()  # shorter than we thought (someone truncated it): start over
+                hashes.update(chunk)
+                remaining -= len(chunk)
+        return hashes
+
+    return await asyncio.to_thread(work)
+
+
+async def _discard(part: _Partial) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        await asyncio.to_thread(part.path.unlink)
+    part.offset, part.hashes, part.from_disk = 0, None, False
+
+
+async def _attempt(item: FetchItem, part: _Partial, client: httpx.AsyncClient, reported: _Reporter) -> None:
+    """One request: continue the ``.part`` from ``part.offset`` (Range) or write it from zero."""
+    if part.offset > 0 and part.hashes is None:
+        try:
+            part.hashes = await _rehash_prefix(part, item)
+        except _Restart:
+            await _discard(part)
+    if part.offset >= item.size:
+        return  # complete already (a run that crashed before the rename): only verification is left
+    # identity: the digest is over the file's bytes as stored upstream, never a transfer-decoded form
+    headers = {"Accept-Encoding": "identity"}
+    if part.offset > 0:
+        headers["Range"] = f"bytes={part.offset}-"
+    async with client.stream("GET", item.url, headers=headers) as resp:
+        if part.offset > 0 and resp.status_code == 416:
+            await _discard(part)
+            raise _Restart()
+        resp.raise_for_status()
+        if part.offset > 0 and not _continues(resp, part.offset):
+            # A 200 (Range ignored) or a 206 for other bytes: the body is the whole file, or unusable.
+            await _discard(part)
+            if resp.status_code != 200:
+                raise _Restart()
+        if part.offset == 0:
+            part.hashes = _Hashes(item)
+        _check_declared_length(item, part, resp)
+        hashes = part.hashes
+        assert hashes is not None
+        # Append to exactly the bytes hashed so far; "wb" when starting over, so nothing stale remains.
+        mode = "ab" if part.offset > 0 else "wb"
+        received = part.offset
+        pending = bytearray()  # network reads are small; gather ~1 MiB per (threaded) file write
+        async with aiofiles.open(part.path, mode) as f:
+
+            async def write_pending() -> None:
+                # Hash what is written, when it is written: the hashes always describe the file's bytes.
+                await f.write(pending)
+                hashes.update(pending)
+                part.offset += len(pending)
+                pending.clear()
+
+            try:
+                async for chunk in resp.aiter_raw():
+                    received += len(chunk)
+                    if received > item.size:
+                        pending.clear()
+                        raise _overflow(item, received)
+                    pending += chunk
+                    reported.at(received)
+                    if len(pending) >= CHUNK:
+                        await write_pending()
+            finally:
+                # Keep what did arrive before a dropped connection: the retry resumes after it.
+                if pending:
+                    await write_pending()
+                await f.flush()
+                await asyncio.to_thread(os.fsync, f.fileno())
+        if part.offset < item.size:
+            # A body that ended cleanly but short: treat it like a dropped connection (retry, resume).
+            raise httpx.RemoteProtocolError(
+                f"body ended after {part.offset} of {item.size} bytes", request=resp.request
+            )
+
+
+def _continues(resp: httpx.Response, offset: int) -> bool:
+    if resp.status_code != 206:
+        return False
+    m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+    return m is not None and int(m.group(1)) == offset
+
+
+def _check_declared_length(item: FetchItem, part: _Partial, resp: httpx.Response) -> None:
+    """Refuse before reading when the server already announces more bytes than the lock allows."""
+    length = resp.headers.get("Content-Length", "")
+    if length.isdigit() and part.offset + int(length) > item.size:
+        raise _overflow(item, part.offset + int(length), announced=True)
+
+
+def _overflow(item: FetchItem, got: int, *, announced: bool = False) -> IntegrityError:
+    how = "announces" if announced else "sent at least"
+    return IntegrityError(
+        f"{item.label}: upstream {how} {got} bytes, the lock declares {item.size} ({redact(item.url)}); "
+        "stopped reading",
+        hint="the upstream serves a different file than the one locked; nothing was stored for it",
+    )
+
+
+async def _verify_and_commit(item: FetchItem, part: _Partial, store: Store, reported: _Reporter) -> None:
+    if part.hashes is None:
+        part.hashes = await _rehash_prefix(part, item)
+    actual = part.hashes.hexdigests()
+    extra = {k: v.lower() for k, v in item.extra_hashes.items()}
+    expected: Mapping[str, str] = {"sha256": item.sha256, **extra}
+    wrong = [f"{k} {actual[k]} (expected {v})" for k, v in expected.items() if actual.get(k) != v]
+    if part.offset != item.size or wrong:
+        got = f"size {part.offset}" if part.offset != item.size else ", ".join(wrong)
+        await _discard(part)
+        raise IntegrityError(
+            f"{item.label}: downloaded file does not match the lock: {got}; expected size {item.size}, "
+            f"sha256 {item.sha256} ({redact(item.url)})",
+            hint="the upstream served different bytes than were locked; nothing was stored for this file",
+        )
+    reported.at(item.size)
+    await asyncio.to_thread(store.commit_blob, part.path, item.sha256)
