@@ -1,9 +1,46 @@
-"""`mirrorctl serve`: placeholder until the command is written."""
+"""``mirrorctl serve``: the embedded mirror over the store's current view."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.serve.runner import ServeOptions, serve
+from mirrorctl.store import Store
+
+from .app import Ctx, run_async
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    @app.command("serve")
+    def serve_cmd(
+        ctx: typer.Context,
+        host: Annotated[
+            str | None,
+            typer.Option("--host", help="Address to listen on (default: [serve] host, 127.0.0.1)."),
+        ] = None,
+        port: Annotated[
+            int | None,
+            typer.Option("--port", min=1, max=65535, help="Port to listen on (default: [serve] port, 8080)."),
+        ] = None,
+        access_log: Annotated[
+            bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
+        ] = True,
+    ) -> None:
+        """Serve the imported packages to pip, uv and the other clients; never fetches from upstream.
+
+        The served view follows each `mirrorctl import` at once. With nothing imported yet, indexes are empty.
+
+        Example: mirrorctl serve --host 0.0.0.0 --port 8080
+        """
+        c: Ctx = ctx.obj
+        settings = c.settings()
+        options = ServeOptions(
+            host=host if host is not None else settings.serve_host,
+            port=port if port is not None else settings.serve_port,
+            access_log=access_log,
+        )
+        store = Store(settings.store_path)
+        run_async(lambda: serve(store, load_ecosystems(), options, c.progress()), c)

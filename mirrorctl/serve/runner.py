@@ -1,0 +1,80 @@
+"""Run the embedded mirror with uvicorn inside the caller's event loop (``mirrorctl serve``)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import uvicorn
+
+from mirrorctl.ecosystems.base import Ecosystem
+from mirrorctl.errors import UserError
+from mirrorctl.progress import Progress
+from mirrorctl.store import Store
+
+from .app import create_app
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    access_log: bool = True
+
+
+def base_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket first, so a taken port is a clear error rather than a uvicorn exit."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UserError(f"--host {host!r}: cannot be resolved ({exc.strerror})") from exc
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise UserError(
+            f"cannot listen on {base_url(host, port)}: {exc.strerror}",
+            hint="pick another --port, or stop what is listening there",
+        ) from exc
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    store: Store, ecosystems: Mapping[str, Ecosystem], options: ServeOptions, progress: Progress
+) -> None:
+    """Serve until interrupted. Never reaches upstream; an empty store serves empty indexes."""
+    app = create_app(store, ecosystems)
+    sock = bind(options.host, options.port)
+    url = base_url(options.host, options.port)
+    view_id = store.current_view_id()
+    what = (
+        f"serving view {view_id}"
+        if view_id
+        else "nothing imported yet: serving empty indexes until `mirrorctl import` switches a view in"
+    )
+    paths = ", ".join(f"{name} at {url}/{name}/" for name in sorted(ecosystems))
+    progress.note(f"mirrorctl serve: {url}/ from {store.root}; {what}; {paths}")
+    config = uvicorn.Config(
+        app,
+        log_level="info",
+        access_log=options.access_log,
+        server_header=False,
+        proxy_headers=False,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,0 +1,174 @@
+"""``mirrorctl workspace-config``: every ecosystem's client configuration, rendered into one folder.
+
+The folder is what a workspace template (a container image, a VM image, a dev-container feature) copies to
+``--install-dir`` and loads::
+
+    out/pip.conf  out/uv.toml  ...   each ecosystem's files (names chosen by the ecosystem)
+    out/mirrorctl.env                KEY=VALUE lines: `set -a; . mirrorctl.env; set +a`, docker --env-file,
+                                     or systemd EnvironmentFile=
+    out/README.txt                   how to use them, one line per ecosystem
+
+Values in mirrorctl.env are restricted to characters that need no quoting, so the same file means the same
+thing to sh, docker and systemd.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from mirrorctl.ecosystems.base import INSTALL_DIR, Ecosystem
+from mirrorctl.errors import UserError
+from mirrorctl.store import atomic_write
+
+ENV_FILE = "mirrorctl.env"
+README_FILE = "README.txt"
+DEFAULT_INSTALL_DIR = Path("/etc/mirrorctl")
+
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:@%+=,~\[\]-]*$")
+_ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(_HOSTNAME.match(host))
+
+
+def validate_mirror_url(url: str) -> str:
+    """The mirror's base URL as clients should see it, without a trailing slash; UserError if unusable.
+
+    Example: ``validate_mirror_url("http://pypi.mirror.internal:8080/")`` -> ``"http://pypi.mirror.internal:8080"``
+    """
+    where = f"--mirror-url {url!r}"
+    if url != url.strip() or any(c.isspace() for c in url):
+        raise UserError(f"{where}: contains whitespace", hint="pass the bare URL, e.g. http://mirror.internal:8080")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UserError(f"{where}: must be an http or https URL", hint="e.g. http://mirror.internal:8080")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise UserError(
+            f"{where}: carries credentials",
+            hint="the generated files are copied into workspace images; keep credentials out of them",
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise UserError(f"{where}: has an invalid port") from None
+    if not parts.hostname or not _valid_host(parts.hostname):
+        raise UserError(f"{where}: has no valid host name", hint="e.g. http://mirror.internal:8080")
+    if parts.query or parts.fragment or url.endswith(("?", "#")) or ";" in parts.path:
+        raise UserError(
+            f"{where}: has a query, fragment or parameters after the path",
+            hint="pass only the mirror's base URL; mirrorctl adds /pypi/simple/ and the like",
+        )
+    path = parts.path.rstrip("/")
+    segments = path.split("/")[1:]
+    if any(not re.fullmatch(r"[A-Za-z0-9._~-]+", seg) or seg in (".", "..") for seg in segments):
+        raise UserError(f"{where}: the path {parts.path!r} is not a plain path prefix")
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _check_install_dir(install_dir: Path) -> str:
+    text = str(install_dir)
+    if not install_dir.is_absolute():
+        raise UserError(
+            f"--install-dir {text!r}: must be an absolute path",
+            hint="it is where the workspace will find the files, e.g. /etc/mirrorctl",
+        )
+    if not _SAFE_VALUE.match(text):
+        raise UserError(
+            f"--install-dir {text!r}: contains characters that would need quoting in {ENV_FILE}",
+            hint="use letters, digits and . _ - / only",
+        )
+    return text.rstrip("/") or "/"
+
+
+def _relative_file(name: str, ecosystem: str) -> PurePosixPath:
+    p = PurePosixPath(name)
+    if p.is_absolute() or not p.parts or any(part in ("", ".", "..") for part in p.parts) or "\\" in name:
+        raise UserError(f"ecosystem {ecosystem}: client config file {name!r} is not a plain relative path")
+    if name in (ENV_FILE, README_FILE):
+        raise UserError(f"ecosystem {ecosystem}: client config file {name!r} clashes with mirrorctl's own")
+    return p
+
+
+def render_workspace_config(
+    mirror_url: str,
+    out_dir: Path,
+    ecosystems: Mapping[str, Ecosystem],
+    install_dir: Path = DEFAULT_INSTALL_DIR,
+) -> list[Path]:
+    """Write every ecosystem's client files, ``mirrorctl.env`` and ``README.txt`` into ``out_dir``.
+
+    Everything is rendered and checked before the first write; each file is written atomically.
+    Example: ``render_workspace_config("http://mirror.internal:8080", Path("ws"), load_ecosystems())``
+    """
+    base = validate_mirror_url(mirror_url)
+    install = _check_install_dir(install_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: exists and is not a folder")
+
+    files: dict[PurePosixPath, tuple[str, str]] = {}  # path -> (text, ecosystem)
+    env: dict[str, tuple[str, str]] = {}  # key -> (value, ecosystem)
+    usage: list[str] = []
+    for name in sorted(ecosystems):
+        cfg = ecosystems[name].client_config(base)
+        for rel, text in cfg.files.items():
+            p = _relative_file(rel, name)
+            if p in files:
+                raise UserError(f"ecosystems {files[p][1]} and {name} both write {rel}")
+            files[p] = (text.replace(INSTALL_DIR, install), name)
+        for key, raw in cfg.env.items():
+            value = raw.replace(INSTALL_DIR, install)
+            if not _ENV_KEY.match(key):
+                raise UserError(f"ecosystem {name}: environment variable name {key!r} is not valid")
+            if not _SAFE_VALUE.match(value):
+                raise UserError(
+                    f"ecosystem {name}: {key}={value!r} would need quoting in {ENV_FILE}",
+                    hint="use a mirror URL and install dir made of letters, digits and . _ - / : only",
+                )
+            if key in env and env[key][0] != value:
+                raise UserError(f"ecosystems {env[key][1]} and {name} set {key} differently")
+            env[key] = (value, name)
+        usage.append(f"{name}: {cfg.usage.replace(INSTALL_DIR, install)}")
+
+    env_lines = [
+        f"# Generated by `mirrorctl workspace-config` for {base}.",
+        f"# Load with: set -a; . {install}/{ENV_FILE}; set +a",
+        "# (or docker --env-file, or systemd EnvironmentFile=).",
+        "# Empty values are deliberate: they clear inherited settings that would add other package sources.",
+    ]
+    for eco in sorted({e for _, e in env.values()}):
+        env_lines.append(f"# {eco}")
+        env_lines += [f"{k}={v}" for k, (v, e) in sorted(env.items()) if e == eco]
+    readme = [
+        f"Client configuration for the mirror at {base}, generated by `mirrorctl workspace-config`.",
+        f"Copy this folder to {install} in the workspace image and load {install}/{ENV_FILE}"
+        " into the environment.",
+        *usage,
+    ]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for rel_path, (text, _) in sorted(files.items()):
+        atomic_write(out_dir / rel_path, text.encode())
+        written.append(out_dir / rel_path)
+    atomic_write(out_dir / ENV_FILE, ("\n".join(env_lines) + "\n").encode())
+    atomic_write(out_dir / README_FILE, ("\n".join(readme) + "\n").encode())
+    written += [out_dir / ENV_FILE, out_dir / README_FILE]
+    return written
+
+
+def usage_line(out_dir: Path, install_dir: Path = DEFAULT_INSTALL_DIR) -> str:
+    """The one line ``workspace-config`` prints: how a workspace template uses the folder."""
+    return (
+        f"copy {out_dir}/ to {install_dir} in the workspace image, then load the environment: "
+        f"set -a; . {install_dir}/{ENV_FILE}; set +a"
+    )
