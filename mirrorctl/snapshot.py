@@ -1,0 +1,124 @@
+"""The snapshot service: every artifact that the locks name, downloaded into the store and verified.
+
+Only the locks are trusted for what to fetch (names, sizes, digests); the ecosystem adapters only say where
+on the configured upstream each file lives. Artifacts whose blobs are all in the store cost no request.
+
+Example::
+
+    locks = load_locks([load_profile(path, ecosystems)])
+    report = await snapshot(locks, ecosystems, settings, Store(settings.store_path), client, SILENT)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from mirrorctl.config import Settings
+from mirrorctl.ecosystems.base import Ecosystem, FetchContext, FetchItem
+from mirrorctl.errors import IntegrityError, NetworkError, ProfileError, UserError
+from mirrorctl.fetch import FetchReport, fetch_all
+from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, read_lock
+from mirrorctl.profiles import Profile
+from mirrorctl.progress import Progress
+from mirrorctl.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotReport:
+    """What a snapshot did. ``present_*`` counts blobs that were already stored (no request made)."""
+
+    profiles: tuple[str, ...]
+    artifacts: int
+    downloaded: int
+    downloaded_bytes: int
+    present: int
+    present_bytes: int
+    elapsed: float
+
+
+def load_locks(profiles: Sequence[Profile]) -> list[tuple[str, Lock]]:
+    """Each profile's lock, refused when the profile changed since it was locked (the lock would lie)."""
+    locks: list[tuple[str, Lock]] = []
+    for profile in profiles:
+        lock = read_lock(profile.lock_path)
+        if lock.inputs != profile.inputs_digest:
+            raise ProfileError(
+                f"{profile.lock_path}: lock is stale: {profile.path} changed since it was locked "
+                f"(inputs {lock.inputs or 'missing'}, profile now {profile.inputs_digest})",
+                hint=f"run mirrorctl lock {profile.name}, review the diff, then snapshot again",
+            )
+        locks.append((profile.name, lock))
+    return locks
+
+
+async def snapshot(
+    locks: Sequence[tuple[str, Lock]],
+    ecosystems: Mapping[str, Ecosystem],
+    settings: Settings,
+    store: Store,
+    client: httpx.AsyncClient,
+    progress: Progress,
+) -> SnapshotReport:
+    """Fetch every blob the locks name that the store does not hold yet; raise if any cannot be had."""
+    started = time.monotonic()
+    artifacts = merge_artifacts(lock.artifacts for _, lock in locks)
+    blobs = {sha: size for a in artifacts for sha, size, _ in a.blobs()}
+    missing_by_eco: dict[str, list[Artifact]] = {}
+    for a in artifacts:
+        if any(not store.has_blob(sha, size) for sha, size, _ in a.blobs()):
+            missing_by_eco.setdefault(a.ecosystem, []).append(a)
+
+    present_blobs = {sha: size for sha, size in blobs.items() if store.has_blob(sha, size)}
+    items: list[FetchItem] = []
+    for eco_name in sorted(missing_by_eco):
+        adapter = ecosystems.get(eco_name)
+        if adapter is None:
+            raise UserError(
+                f"the locks name {eco_name} artifacts, but no {eco_name} ecosystem is installed",
+                hint=f"installed ecosystems: {', '.join(sorted(ecosystems)) or 'none'}",
+            )
+        ctx = FetchContext(client, settings.upstream(eco_name), progress)
+        plan = await adapter.fetch_plan(missing_by_eco[eco_name], ctx)
+        for item in plan:
+            # The adapter says where, never what: a file the locks do not list is not fetched.
+            if blobs.get(item.sha256) != item.size:
+                raise IntegrityError(
+                    f"{item.label}: the {eco_name} fetch plan lists sha256 {item.sha256} size {item.size}, "
+                    "which no lock records",
+                    hint="this is a bug in the ecosystem adapter; please report it",
+                )
+        items.extend(plan)
+
+    report: FetchReport | None = None
+    if items:
+        report = await fetch_all(
+            items, store, client,
+            concurrency=settings.fetch.concurrency, retries=settings.fetch.retries, progress=progress,
+        )
+    still_missing = sorted(
+        f"{a.ecosystem} {a.name} {a.version} ({fn})"
+        for arts in missing_by_eco.values()
+        for a in arts
+        for sha, size, fn in a.blobs()
+        if not store.has_blob(sha, size)
+    )
+    if still_missing:
+        raise NetworkError(
+            "no download was planned for: " + ", ".join(still_missing),
+            hint="the ecosystem adapter did not find these files on the configured upstream",
+        )
+    downloaded = report.downloaded if report else 0
+    downloaded_bytes = report.downloaded_bytes if report else 0
+    return SnapshotReport(
+        profiles=tuple(name for name, _ in locks),
+        artifacts=len(artifacts),
+        downloaded=downloaded,
+        downloaded_bytes=downloaded_bytes,
+        present=len(present_blobs),
+        present_bytes=sum(present_blobs.values()),
+        elapsed=time.monotonic() - started,
+    )
