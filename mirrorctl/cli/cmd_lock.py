@@ -1,9 +1,80 @@
-"""`mirrorctl lock`: placeholder until the command is written."""
+"""``mirrorctl lock``: resolve profiles into hashed, host-free lock files, or check that they are current."""
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
+
+from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.errors import UserError
+from mirrorctl.locking import LockResult, check_locks, lock_profiles
+from mirrorctl.net import build_client
+from mirrorctl.profiles import Profile, list_profiles, load_profile, profile_path
+
+from .app import Ctx, run_async, run_sync
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    @app.command("lock")
+    def lock_cmd(
+        ctx: typer.Context,
+        profiles: Annotated[
+            list[str] | None,
+            typer.Argument(help="Profile names (profiles/NAME.toml) or paths; default: every profile."),
+        ] = None,
+        check: Annotated[
+            bool,
+            typer.Option("--check", help="Change nothing; fail if any lock is missing or out of date."),
+        ] = False,
+    ) -> None:
+        """Resolve profiles into lock files: every file each target needs, with its size and sha256.
+
+        Writes profiles/NAME.lock next to each profile (deterministic bytes, no host names). With --check,
+        reads no network and exits 1 when a lock no longer matches its profile.
+
+        Example: mirrorctl lock example && mirrorctl lock --check
+        """
+        c: Ctx = ctx.obj
+        settings = c.settings()
+
+        def load() -> list[Profile]:
+            ecosystems = load_ecosystems()
+            paths = [profile_path(settings.profiles_dir, p) for p in profiles or []]
+            if not paths:
+                paths = list_profiles(settings.profiles_dir)
+                if not paths:
+                    raise UserError(
+                        f"{settings.profiles_dir}: no profiles (*.toml) to lock",
+                        hint="write one, e.g. profiles/example.toml with a [pypi] table",
+                    )
+            return [load_profile(p, ecosystems) for p in paths]
+
+        loaded = run_sync(load, c)
+        if check:
+            problems = run_sync(lambda: check_locks(loaded, load_ecosystems()), c)
+            for problem in problems:
+                typer.echo(f"out of date: {problem}", err=True)
+            if problems:
+                typer.echo(f"error: {len(problems)} problem(s): locks do not match their profiles", err=True)
+                typer.echo("hint: run `mirrorctl lock` and commit the lock files", err=True)
+                raise typer.Exit(1)
+            for p in loaded:
+                typer.echo(f"{p.name}: {p.lock_path} is up to date")
+            return
+
+        async def go() -> list[LockResult]:
+            async with build_client(settings, os.environ) as client:
+                return await lock_profiles(loaded, load_ecosystems(), settings, client, c.progress())
+
+        for r in run_async(go, c):
+            state = "changed" if r.changed else "unchanged"
+            typer.echo(
+                f"{r.profile}: {r.artifacts} artifacts, {len(r.targets)} targets, "
+                f"{_mb(r.size)} -> {r.path} ({state})"
+            )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"

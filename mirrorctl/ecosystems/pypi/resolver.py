@@ -1,0 +1,431 @@
+"""Resolve a ``[pypi]`` spec: one consistent set of files per target, merged into the lock's artifacts.
+
+resolvelib does the backtracking; :class:`TargetProvider` tells it, for one target, which versions exist
+(those with a file that installs on that target: the best wheel by tag priority, an sdist only where the
+profile allows it and the version has no wheel), what each depends on there (markers evaluated for that
+target) and which requirements a version satisfies. Extras use the usual trick: ``foo[bar]`` is its own
+identifier whose candidate depends on ``foo==<same version>`` plus the extra's requirements.
+
+resolvelib is synchronous, so each target resolves in its own thread; metadata comes from the event loop
+(:class:`IndexClient`, shared and cached) through ``run_coroutine_threadsafe``. While a target resolves, the
+loop also prefetches the likely closure (the newest acceptable version of each dependency, its metadata,
+its dependencies' pages) so the resolver seldom waits for a round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib import AbstractProvider, BaseReporter, Resolver
+from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+
+from mirrorctl.ecosystems.base import ResolveContext
+from mirrorctl.errors import ResolutionError
+from mirrorctl.lockfile import Artifact, Companion
+
+from .index import CoreMetadata, FileRecord, IndexClient
+from .spec import PypiSpec
+from .targets import Target
+
+T = TypeVar("T")
+MAX_ROUNDS = 20000
+
+
+@dataclass(frozen=True, slots=True)
+class Req:
+    name: NormalizedName
+    extras: frozenset[str]
+    specifier: SpecifierSet
+    text: str  # as written, for messages
+    parent: Candidate | None = field(default=None, compare=False)
+
+    @property
+    def identifier(self) -> str:
+        return identifier(self.name, self.extras)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    name: NormalizedName
+    version: Version
+    file: FileRecord
+    extras: frozenset[str] = frozenset()
+
+    def __str__(self) -> str:
+        return f"{self.name}{'[' + ','.join(sorted(self.extras)) + ']' if self.extras else ''} {self.version}"
+
+
+def identifier(name: str, extras: Iterable[str]) -> str:
+    ex = sorted(extras)
+    return f"{name}[{','.join(ex)}]" if ex else name
+
+
+def to_req(req: Requirement, parent: Candidate | None) -> Req:
+    return Req(
+        canonicalize_name(req.name),
+        frozenset(canonicalize_name(e) for e in req.extras),
+        req.specifier,
+        str(req),
+        parent,
+    )
+
+
+def marker_ok(req: Requirement, env: Mapping[str, str], extras: Iterable[str] = ()) -> bool:
+    if req.marker is None:
+        return True
+    return any(req.marker.evaluate({**env, "extra": e}) for e in ("", *extras))
+
+
+def choose_files(files: Sequence[FileRecord], target: Target, spec: PypiSpec) -> list[FileRecord]:
+    """One file per version that installs on ``target``: versions with a wheel first (newest first), then,
+    where the profile allows sdists, versions that only have an sdist. Yanked files only when nothing else."""
+    by_version: dict[Version, list[FileRecord]] = {}
+    for f in files:
+        if f.python_ok(target.full_version):
+            by_version.setdefault(f.version, []).append(f)
+    wheels: list[FileRecord] = []
+    sdists: list[FileRecord] = []
+    for version in sorted(by_version, reverse=True):
+        group = sorted(by_version[version], key=lambda f: (f.yanked, f.filename))
+        best: tuple[bool, int, str, FileRecord] | None = None
+        for f in group:
+            if f.kind != "wheel":
+                continue
+            prio = target.tag_priority(f.tags)
+            if prio is not None and (best is None or (f.yanked, prio, f.filename) < best[:3]):
+                best = (f.yanked, prio, f.filename, f)
+        if best is not None:
+            wheels.append(best[3])
+        elif spec.sdist_ok(group[0].name):
+            srcs = [f for f in group if f.kind == "sdist"]
+            srcs.sort(key=lambda f: (f.yanked, not f.filename.endswith(".tar.gz"), f.filename))
+            if srcs:
+                sdists.append(srcs[0])
+    return wheels + sdists
+
+
+class _Bridge:
+    """Runs index coroutines on the event loop from a resolver thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.aborted = False
+        self.background: set[asyncio.Future[Any]] = set()  # prefetches in flight (kept referenced)
+
+    def keep(self, fut: asyncio.Future[Any]) -> None:
+        self.background.add(fut)
+        fut.add_done_callback(self.background.discard)
+
+    def run(self, make: Any) -> Any:
+        if self.aborted:
+            raise ResolutionError("resolution stopped: another target failed")
+
+        async def call() -> Any:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result()
+
+    def spawn(self, make: Any) -> None:
+        def start() -> None:
+            self.keep(asyncio.ensure_future(make()))
+
+        self.loop.call_soon_threadsafe(start)
+
+
+class TargetProvider(AbstractProvider[Req, Candidate, str]):
+    def __init__(self, spec: PypiSpec, target: Target, index: IndexClient, bridge: _Bridge) -> None:
+        self.spec, self.target, self.index, self.bridge = spec, target, index, bridge
+        self.env = target.marker_env()
+        self.constraints: dict[str, list[Requirement]] = {}
+        for c in spec.constraints:
+            if marker_ok(c, self.env):
+                self.constraints.setdefault(canonicalize_name(c.name), []).append(c)
+        self._choices: dict[str, list[FileRecord]] = {}
+        self.parents: dict[str, Candidate] = {}
+        self._prefetched: set[str] = set()
+
+    # -- resolvelib interface ----------------------------------------------------------------------------
+
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        return identifier(requirement_or_candidate.name, requirement_or_candidate.extras)
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> Any:
+        infos = list(information[identifier])
+        pinned = any(
+            s.operator in ("==", "===") and "*" not in s.version
+            for i in infos
+            for s in i.requirement.specifier
+        )
+        causes = {c.requirement.name for c in backtrack_causes} | {
+            c.parent.name for c in backtrack_causes if c.parent
+        }
+        top_level = any(i.parent is None for i in infos)
+        return (identifier.split("[")[0] not in causes, not pinned, not top_level, identifier)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        reqs = list(requirements[identifier])
+        name = canonicalize_name(identifier.split("[")[0])
+        extras = reqs[0].extras if reqs else frozenset()
+        bad = {c.version for c in incompatibilities[identifier]}
+        pins_exact = any(s.operator in ("==", "===") for r in reqs for s in r.specifier)
+        out = []
+        for f in self._files(name):
+            if f.version in bad or (f.yanked and not pins_exact):
+                continue
+            if not self._allowed(name, f.version, [r.specifier for r in reqs]):
+                continue
+            out.append(Candidate(name, f.version, f, extras))
+        return out
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        md: CoreMetadata = self.bridge.run(lambda: self.index.metadata(candidate.file))
+        deps: list[Req] = []
+        if candidate.extras:
+            pin = SpecifierSet(f"=={candidate.version}")
+            deps.append(
+                Req(candidate.name, frozenset(), pin, f"{candidate.name}=={candidate.version}", candidate)
+            )
+            for r in md.requires_dist:
+                if (
+                    r.marker is not None
+                    and marker_ok(r, self.env, candidate.extras)
+                    and not marker_ok(r, self.env)
+                ):
+                    deps.append(to_req(r, candidate))
+        else:
+            deps.extend(to_req(r, candidate) for r in md.requires_dist if marker_ok(r, self.env))
+        for d in deps:
+            if d.name != candidate.name:
+                self.parents.setdefault(d.name, candidate)
+        self._prefetch(deps)
+        return deps
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _files(self, name: NormalizedName) -> list[FileRecord]:
+        if name not in self._choices:
+            files = self.bridge.run(lambda: self.index.project(name))
+            self._choices[name] = choose_files(files, self.target, self.spec)
+        return self._choices[name]
+
+    def _allowed(self, name: NormalizedName, version: Version, specifiers: Iterable[SpecifierSet]) -> bool:
+        # Pre-releases only when the profile allows them or a specifier names one (as pip does).
+        pre = True if self.spec.prereleases else None
+        if not all(s.contains(version, prereleases=pre) for s in specifiers):
+            return False
+        return all(c.specifier.contains(version, prereleases=True) for c in self.constraints.get(name, []))
+
+    def _prefetch(self, deps: Sequence[Req]) -> None:
+        """Ask the loop for the newest acceptable version's metadata of each dependency, recursively."""
+        for d in deps:
+            if d.name not in self._prefetched:
+                self._prefetched.add(d.name)
+                self.bridge.spawn(lambda d=d: _prefetch(self, d, 0))
+
+
+async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
+    try:
+        files = await provider.index.project(req.name)
+        choices = choose_files(files, provider.target, provider.spec)
+        best = next((f for f in choices if not f.yanked and req.specifier.contains(f.version)), None)
+        if best is None or depth > 30:
+            return
+        md = await provider.index.metadata(best)
+        for r in md.requires_dist:
+            if marker_ok(r, provider.env, req.extras):
+                dep = to_req(r, None)
+                if dep.name not in provider._prefetched:
+                    provider._prefetched.add(dep.name)
+                    provider.bridge.keep(asyncio.ensure_future(_prefetch(provider, dep, depth + 1)))
+    except Exception:  # a prefetch is a hint; the resolver meets the same error and reports it
+        return
+
+
+# -- the service --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TargetResult:
+    target: Target
+    files: list[FileRecord]
+
+
+async def resolve_spec(spec: PypiSpec, ctx: ResolveContext) -> list[Artifact]:
+    """Every target's closure, merged: one artifact per file, ``targets`` naming who needs it."""
+    index = IndexClient(ctx.client, ctx.upstream.url, progress=ctx.progress)
+    try:
+        return await resolve_with_index(spec, index, ctx)
+    finally:
+        await index.close()
+
+
+async def resolve_with_index(spec: PypiSpec, index: IndexClient, ctx: ResolveContext) -> list[Artifact]:
+    loop = asyncio.get_running_loop()
+    bridge = _Bridge(loop)
+    targets = spec.targets()
+    for r in spec.requirements:  # start the top-level pages at once
+        _ = index.project(r.name)
+    task = ctx.progress.task(f"pypi: resolving {len(targets)} target(s) for {ctx.profile_name}", len(targets))
+    executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, len(targets)), thread_name_prefix="resolve"
+    )
+
+    async def one(target: Target) -> TargetResult:
+        provider = TargetProvider(spec, target, index, bridge)
+        result = await loop.run_in_executor(executor, _resolve_target, provider)
+        task.advance()
+        return result
+
+    try:
+        results = await asyncio.gather(*(one(t) for t in targets))
+    except BaseException:
+        bridge.aborted = True
+        raise
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        task.close()
+    if index.downloads:
+        ctx.progress.note(
+            f"pypi: the upstream offers no PEP 658 metadata for {index.downloads} file(s); "
+            "downloaded them whole to read their dependencies"
+        )
+    return await _artifacts(results, index)
+
+
+def _resolve_target(provider: TargetProvider) -> TargetResult:
+    spec, target = provider.spec, provider.target
+    roots = [to_req(r, None) for r in spec.requirements if marker_ok(r, provider.env)]
+    resolver: Resolver[Req, Candidate, str] = Resolver(provider, BaseReporter())
+    try:
+        result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
+    except ResolutionImpossible as exc:
+        raise ResolutionError(_impossible_message(target, exc, provider), hint=_HINT) from None
+    except ResolutionTooDeep as exc:
+        raise ResolutionError(
+            f"pypi target {target.id}: gave up after {exc.round_count} rounds of backtracking", hint=_HINT
+        ) from None
+    files = [c.file for c in result.mapping.values() if not c.extras]
+    return TargetResult(target, sorted(files, key=lambda f: f.filename))
+
+
+_HINT = "relax a requirement or constraint in the profile, or drop the target that cannot be met"
+
+
+def _impossible_message(
+    target: Target, exc: ResolutionImpossible[Req, Candidate], provider: TargetProvider
+) -> str:
+    lines = []
+    for cause in exc.causes:
+        req: Req = cause.requirement
+        chain = [req.text]
+        parent: Candidate | None = cause.parent
+        seen: set[str] = set()
+        while parent is not None and parent.name not in seen:
+            seen.add(parent.name)
+            chain.append(str(parent))
+            parent = provider.parents.get(parent.name)
+        chain.append("the profile")
+        available = [str(f.version) for f in provider._choices.get(req.name, [])[:5]]
+        note = (
+            f" (versions for this target: {', '.join(available)})"
+            if available
+            else " (no file installs here)"
+        )
+        lines.append("  " + " <- ".join(chain) + note)
+    uniq = list(dict.fromkeys(lines))
+    return f"pypi target {target.id}: no consistent set of versions:\n" + "\n".join(uniq)
+
+
+async def _artifacts(results: Sequence[TargetResult], index: IndexClient) -> list[Artifact]:
+    files: dict[str, FileRecord] = {}
+    needed: dict[str, set[str]] = {}
+    for res in results:
+        for f in res.files:
+            files[f.filename] = f
+            needed.setdefault(f.filename, set()).add(res.target.id)
+
+    async def build(f: FileRecord) -> Artifact:
+        size = await index.file_size(f)
+        sha = f.sha256 or await _hash_file(index, f)
+        companions: tuple[Companion, ...] = ()
+        if f.metadata_offered:
+            md = index.cached_metadata(f.filename) or await index.metadata(f)
+            if md.from_pep658:
+                companions = (Companion(".metadata", len(md.raw), hashlib.sha256(md.raw).hexdigest()),)
+        attrs: dict[str, str | int | bool] = {"kind": f.kind}
+        if f.requires_python:
+            attrs["requires-python"] = f.requires_python
+        return Artifact(
+            "pypi",
+            str(f.name),
+            str(f.version),
+            f.filename,
+            size,
+            sha,
+            tuple(sorted(needed[f.filename])),
+            attrs,
+            companions,
+        )
+
+    arts = await asyncio.gather(*(build(f) for f in files.values()))
+    return sorted(arts, key=Artifact.sort_key)
+
+
+async def _hash_file(index: IndexClient, f: FileRecord) -> str:
+    # An index that lists no sha256 (plain HTML without fragments): the lock still must carry one.
+    data = await index._download(f.url, f"pypi {f.name} {f.version} ({f.filename})")
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_lock(spec: PypiSpec, artifacts: Sequence[Artifact]) -> list[str]:
+    """Problems that make the locked set no longer fit the spec: a missing or extra target, a top-level
+    requirement or constraint that the locked versions of some target do not satisfy."""
+    problems: list[str] = []
+    wanted = set(spec.target_ids())
+    locked_targets = {t for a in artifacts for t in a.targets}
+    for extra in sorted(locked_targets - wanted):
+        problems.append(f"pypi: the lock has target {extra}, which the profile no longer declares")
+    for target in spec.targets():
+        have = {canonicalize_name(a.name): a for a in artifacts if target.id in a.targets}
+        if not have:
+            problems.append(f"pypi target {target.id}: not in the lock")
+            continue
+        env = target.marker_env()
+        for kind, reqs in (("requirement", spec.requirements), ("constraint", spec.constraints)):
+            for r in reqs:
+                if not marker_ok(r, env):
+                    continue
+                a = have.get(canonicalize_name(r.name))
+                if a is None:
+                    if kind == "requirement":
+                        problems.append(f"pypi target {target.id}: {kind} {str(r)!r} has no locked artifact")
+                    continue
+                if not r.specifier.contains(a.version, prereleases=True):
+                    problems.append(
+                        f"pypi target {target.id}: {kind} {str(r)!r} is not met by locked {a.version}"
+                    )
+    return problems
