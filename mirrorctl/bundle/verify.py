@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from mirrorctl.ecosystems.base import Ecosystem
-from mirrorctl.errors import BundleRefused, ProfileError
+from mirrorctl.errors import BundleRefused, ProfileError, UserError
 from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, parse_lock
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.signing import SIGNATURE_SIZE, TrustedKey, find_signer, load_trusted_keys
@@ -81,9 +81,9 @@ class BundleReader:
         try:
             self._headers = open(path, "rb")
         except FileNotFoundError:
-            raise BundleRefused(f"{path}: bundle not found") from None
+            raise UserError(f"{path}: bundle not found") from None
         except IsADirectoryError:
-            raise BundleRefused(f"{path}: is a directory, not a bundle") from None
+            raise UserError(f"{path}: is a directory, not a bundle") from None
         self._data = open(path, "rb")
         try:
             self._tar = tarfile.open(fileobj=self._headers, mode="r:")
