@@ -239,7 +239,7 @@ async def test_fetch_plan_finds_files_on_upstream(pypi_upstream: FixtureUpstream
         assert any(i.filename == "lib-1.0-py3-none-any.whl.metadata" for i in items)
         pypi_upstream.remove("lib-1.0-py3-none-any.whl")
         with pytest.raises(
-            NetworkError, match=r"lib-1\.0-py3-none-any\.whl: the upstream .* no longer lists"
+            NetworkError, match=r"lib-1\.0-py3-none-any\.whl\): the upstream .* no longer lists"
         ):
             await fetch_plan(arts, ctx)
 
