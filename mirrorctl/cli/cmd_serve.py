@@ -23,7 +23,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         port: Annotated[
             int | None,
-            typer.Option("--port", min=1, max=65535, help="Port to listen on (default: [serve] port, 8080)."),
+            typer.Option(
+                "--port", min=0, max=65535, help="Port (default: [serve] port, 8080; 0 picks a free one)."
+            ),
         ] = None,
         access_log: Annotated[
             bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")

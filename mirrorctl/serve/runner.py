@@ -56,7 +56,7 @@ async def serve(
     """Serve until interrupted. Never reaches upstream; an empty store serves empty indexes."""
     app = create_app(store, ecosystems)
     sock = bind(options.host, options.port)
-    url = base_url(options.host, options.port)
+    url = base_url(options.host, sock.getsockname()[1])  # the real port when --port 0 asked for any
     view_id = store.current_view_id()
     what = (
         f"serving view {view_id}"

@@ -26,10 +26,9 @@ from urllib.parse import quote
 import anyio
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 
 from mirrorctl.ecosystems.base import ServedContent, ServedView
 from mirrorctl.lockfile import Artifact
@@ -309,8 +308,12 @@ def _redirect(request: Request, path: str) -> Response:
     return RedirectResponse(str(url), status_code=301)
 
 
-def make_app(content: ServedContent) -> Starlette:
-    """The ``/pypi`` app. Example: ``Mount("/pypi", app=make_app(content))``."""
+def make_app(content: ServedContent) -> Router:
+    """The ``/pypi`` app. Example: ``Mount("/pypi", app=make_app(content))``.
+
+    A bare Router, not a Starlette app: errors travel up to the host app's single middleware stack, which
+    turns a damaged store into one 503 instead of a half-sent 500.
+    """
     cache = _IndexCache(content)
 
     def negotiated(request: Request) -> str | Response:
@@ -390,4 +393,4 @@ def make_app(content: ServedContent) -> Starlette:
         Route("/simple/{project}/", project_page),
         Route("/files/{sha256}/{filename}", file),
     ]
-    return Starlette(routes=routes)
+    return Router(routes=routes)
