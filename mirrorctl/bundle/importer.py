@@ -90,6 +90,7 @@ def import_bundle(
     import_bundle(Path("web.bundle"), Store(root), keys, load_ecosystems(), now=datetime.now(UTC))
     """
     with store.exclusive(), BundleReader(path, trusted_keys) as reader:
+        _remove_stale_staging(store)
         manifest, signer = reader.read_manifest(now)
         progress.note(
             f"bundle {manifest.bundle_id}: lineage {manifest.lineage} (key {signer.path}), sequence "
@@ -102,7 +103,6 @@ def import_bundle(
             progress.note(f"bundle {manifest.bundle_id} is already being served; nothing to do")
             return _report(manifest, None, 0, 0, noop=True)
         rollback = _check_history(store, manifest, allow_rollback, progress)
-        _remove_stale_staging(store)
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=store.tmp_dir))
         try:
             to_stage = {f.path for f in manifest.files if not store.has_blob(f.sha256, f.size)}
