@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import os
 import random
@@ -78,6 +79,7 @@ class _Partial:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.fd = -1  # held open with an exclusive flock while this process works on the file
         self.offset = 0
         self.hashes: _Hashes | None = None
         self.from_disk = False
@@ -183,18 +185,57 @@ async def _fetch_one(
 ) -> None:
     part = _Partial(tmp_dir / f"{item.sha256}.part")
     reported = _Reporter(task)
-    await _adopt_leftover(part, item)
-    while True:
-        await _download(item, part, client, policy, reported)
-        resumed = part.from_disk
-        try:
-            await _verify_and_commit(item, part, store, reported)
+    await _claim(part)
+    committed = False
+    try:
+        if store.has_blob(item.sha256, item.size):
+            reported.at(item.size)  # another process finished it while we waited for its lock
             return
-        except IntegrityError:
-            if not resumed:
-                raise
-            # The prefix came from an earlier run, perhaps of another upstream state: give the file one
-            # clean download from zero before calling it tampered (the .part is already discarded).
+        await _adopt_leftover(part, item)
+        while True:
+            await _download(item, part, client, policy, reported)
+            resumed = part.from_disk
+            try:
+                await _verify_and_commit(item, part, store, reported)
+                committed = True
+                return
+            except IntegrityError:
+                if not resumed:
+                    raise
+                # The prefix came from an earlier run, perhaps of another upstream state: give the file
+                # one clean download from zero before calling it tampered (the .part is emptied already).
+    finally:
+        if not committed and part.offset == 0:
+            # Nothing worth resuming (or bytes that must not stay): no temp file is left behind. Unlinked
+            # while still locked, so a waiting process notices and opens a fresh one. (After a commit the
+            # path is no longer ours: the file was renamed to its real name.)
+            with contextlib.suppress(FileNotFoundError):
+                part.path.unlink()
+        os.close(part.fd)  # releases the lock
+
+
+async def _claim(part: _Partial) -> None:
+    """Open the ``.part`` file and take an exclusive flock on it, waiting while another process holds it.
+
+    Two snapshots into one store must never write into one temp file: the hashes describe only the bytes
+    a process wrote itself, so interleaved writes could put wrong bytes under a real name.
+    """
+    while True:
+        fd = os.open(part.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            await asyncio.sleep(0.2)
+            continue
+        try:
+            same = os.stat(part.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            part.fd = fd
+            return
+        os.close(fd)  # the holder renamed or removed it before letting go: open the current one
 
 
 async def _download(
@@ -240,9 +281,8 @@ class _Reporter:
 
 async def _adopt_leftover(part: _Partial, item: FetchItem) -> None:
     """Continue a ``.part`` left by an interrupted run, unless it is already longer than the file."""
-    try:
-        size = part.path.stat().st_size
-    except FileNotFoundError:
+    size = os.fstat(part.fd).st_size
+    if size == 0:
         return
     if size > item.size:
         await _discard(part)
@@ -270,8 +310,8 @@ async def _rehash_prefix(part: _Partial, item: FetchItem) -> _Hashes:
 
 
 async def _discard(part: _Partial) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        await asyncio.to_thread(part.path.unlink)
+    # Emptied in place, never unlinked while in use: the lock must stay on the file at this path.
+    os.ftruncate(part.fd, 0)
     part.offset, part.hashes, part.from_disk = 0, None, False
 
 
@@ -303,11 +343,12 @@ async def _attempt(item: FetchItem, part: _Partial, client: httpx.AsyncClient, r
         _check_declared_length(item, part, resp)
         hashes = part.hashes
         assert hashes is not None
-        # Append to exactly the bytes hashed so far; "wb" when starting over, so nothing stale remains.
-        mode = "ab" if part.offset > 0 else "wb"
         received = part.offset
         pending = bytearray()  # network reads are small; gather ~1 MiB per (threaded) file write
-        async with aiofiles.open(part.path, mode) as f:
+        async with aiofiles.open(part.fd, "r+b", closefd=False) as f:
+            # Continue right after the bytes hashed so far; anything beyond them is stale.
+            await f.seek(part.offset)
+            await f.truncate()
 
             async def write_pending() -> None:
                 # Hash what is written, when it is written: the hashes always describe the file's bytes.
@@ -331,7 +372,7 @@ async def _attempt(item: FetchItem, part: _Partial, client: httpx.AsyncClient, r
                 if pending:
                     await write_pending()
                 await f.flush()
-                await asyncio.to_thread(os.fsync, f.fileno())
+                await asyncio.to_thread(os.fsync, part.fd)
         if part.offset < item.size:
             # A body that ended cleanly but short: treat it like a dropped connection (retry, resume).
             raise httpx.RemoteProtocolError(
@@ -369,8 +410,9 @@ async def _verify_and_commit(item: FetchItem, part: _Partial, store: Store, repo
     extra = {k: v.lower() for k, v in item.extra_hashes.items()}
     expected: Mapping[str, str] = {"sha256": item.sha256, **extra}
     wrong = [f"{k} {actual[k]} (expected {v})" for k, v in expected.items() if actual.get(k) != v]
-    if part.offset != item.size or wrong:
-        got = f"size {part.offset}" if part.offset != item.size else ", ".join(wrong)
+    on_disk = os.fstat(part.fd).st_size  # what is renamed must be exactly what was hashed
+    if part.offset != item.size or on_disk != item.size or wrong:
+        got = ", ".join(wrong) if part.offset == on_disk == item.size else f"size {max(part.offset, on_disk)}"
         await _discard(part)
         raise IntegrityError(
             f"{item.label}: downloaded file does not match the lock: {got}; expected size {item.size}, "

@@ -4,6 +4,7 @@ ranges, a large generated wheel) and a raw fault server (endless bodies, ignored
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
 import signal
@@ -372,6 +373,25 @@ def test_killed_download_leaves_no_partial_blob_and_resumes(faults, store) -> No
 
     asyncio.run(resume())
     assert route.ranges[-1] == f"bytes={left}-"
+    assert store.verify_blob(route.sha256, route.size) is None
+    assert tmp_files(store) == []
+
+
+async def test_waits_for_another_process_working_on_the_same_file(faults, store, client) -> None:
+    route = faults.add("/f.bin", size=300_000)
+    part = store.tmp_dir / f"{route.sha256}.part"
+    fd = os.open(part, os.O_RDWR | os.O_CREAT)  # another process's download of the same blob
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        task = asyncio.create_task(fetch([route_item(faults, route)], store, client))
+        await asyncio.sleep(0.5)
+        assert not task.done() and route.ranges == []  # waits instead of writing into the same temp file
+        os.write(fd, route.body())
+        store.commit_blob(part, route.sha256)
+    finally:
+        os.close(fd)
+    await task
+    assert route.ranges == []  # the other process finished it: nothing downloaded twice
     assert store.verify_blob(route.sha256, route.size) is None
     assert tmp_files(store) == []
 
