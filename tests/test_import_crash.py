@@ -50,7 +50,9 @@ def run_import(world: World, bundle: Path, crash_at: str | None = None) -> subpr
     if crash_at:
         env[CRASH_ENV] = crash_at
     args = [sys.executable, "-c", _SCRIPT, str(bundle), str(world.inside.root), str(world.key.public_path)]
-    return subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def served(store: Store) -> tuple[str | None, bytes | None]:
@@ -131,9 +133,11 @@ def test_concurrent_imports_are_serialized_with_a_reader_looping(tmp_path: Path)
         time.sleep(0.005)
     outputs = [p.communicate()[0] for p in procs]
     codes = [p.returncode for p in procs]
-    # Each either imported, was a no-op, or was refused as a rollback (if 3 got in before 2): never anything else.
+    # Each imported, was a no-op, or was refused as a rollback (if 3 got in before 2): nothing else.
     for code, out in zip(codes, outputs, strict=True):
-        assert (code == 0 and out.split()[0] in ("imported", "noop")) or (code == 1 and "rollback" in out), out
+        assert (code == 0 and out.split()[0] in ("imported", "noop")) or (code == 1 and "rollback" in out), (
+            out
+        )
     view = world.inside.current_view()
     assert view is not None and ids[view.bundle_id] == 3 and view.sequence == 3
     assert seen <= {1, 2, 3}

@@ -33,7 +33,7 @@ class Notes:
         self.lines.append(message)
 
 
-def imp(world: World, bundle: Path, **kw: object):  # type: ignore[no-untyped-def]
+def imp(world: World, bundle: Path, **kw: object):
     kw.setdefault("now", NOW)
     return import_bundle(bundle, world.inside, world.trusted, ECOSYSTEMS, **kw)  # type: ignore[arg-type]
 
@@ -103,7 +103,7 @@ def test_reused_sequence_with_another_bundle_is_refused(tmp_path: Path) -> None:
     a, b = world.export("a.bundle", sequence=4), world.export("b.bundle", sequence=4)
     imp(world, a)
     before = fingerprint(world.inside)
-    with pytest.raises(BundleRefused, match="sequence 4 of lineage .* was already imported as bundle"):
+    with pytest.raises(BundleRefused, match=r"sequence 4 of lineage .* was already imported as bundle"):
         imp(world, b)
     assert fingerprint(world.inside) == before
 
@@ -129,7 +129,9 @@ def test_expiry_at_the_exact_boundary(tmp_path: Path) -> None:
     expires = NOW + timedelta(days=2)
     bundle = world.export(expires=expires)
     before = fingerprint(world.inside)
-    with pytest.raises(BundleRefused, match="bundle expired at 2026-03-03T12:00:00Z .local clock says 2026-03-03T12:00:01Z"):
+    with pytest.raises(
+        BundleRefused, match=r"bundle expired at 2026-03-03T12:00:00Z .local clock says 2026-03-03T12:00:01Z"
+    ):
         imp(world, bundle, now=expires + timedelta(seconds=1))
     assert fingerprint(world.inside) == before
     report = imp(world, bundle, now=expires)  # at the instant itself it is still valid

@@ -25,7 +25,6 @@ from tests.fixtures.bundles import (
     NOW,
     Member,
     World,
-    blob_names,
     file_member,
     fingerprint,
     make_lock,
@@ -53,7 +52,12 @@ def members(world: World) -> list[Member]:
 
 
 def refused(
-    world: World, bundle: Path, match: str, exc: type[MirrorctlError] = BundleRefused, *, verify_too: bool = True
+    world: World,
+    bundle: Path,
+    match: str,
+    exc: type[MirrorctlError] = BundleRefused,
+    *,
+    verify_too: bool = True,
 ) -> str:
     before = fingerprint(world.inside)
     canary = world.canary.read_bytes()
@@ -77,7 +81,7 @@ def craft(world: World, members: list[Member], name: str = "bad.bundle") -> Path
     return write_members(world.root / name, members)
 
 
-# --- authenticity ---------------------------------------------------------------------------------------------
+# --- authenticity -------------------------------------------------------------------------------------------
 def test_unsigned_bundle(world: World, members: list[Member]) -> None:
     bad = craft(world, [members[0], *members[2:]])
     refused(world, bad, r"bundle is unsigned \(manifest.json.sig does not follow manifest.json\)")
@@ -87,7 +91,9 @@ def test_unknown_key(world: World) -> None:
     other = generate_key(world.root / "keys" / "other.key")
     world.key = other
     bad = world.export("other.bundle")
-    world.key = replace(other, public_path=world.root / "keys" / "mirrorctl.key.pub")  # trust stays the old key
+    world.key = replace(
+        other, public_path=world.root / "keys" / "mirrorctl.key.pub"
+    )  # trust stays the old key
     msg = refused(world, bad, rf"signed by unknown key {other.key_id}")
     assert load_public_key(world.root / "keys" / "mirrorctl.key.pub").key_id in msg
 
@@ -122,7 +128,7 @@ def test_not_a_tar_and_wrong_first_member(world: World, members: list[Member]) -
     refused(world, bad, "the first member must be manifest.json, found 'sbom.cdx.json'")
 
 
-# --- every byte accounted for -----------------------------------------------------------------------------------
+# --- every byte accounted for -------------------------------------------------------------------------------
 def _blob_index(members: list[Member]) -> int:
     return next(i for i, (m, _) in enumerate(members) if m.name.startswith("blobs/"))
 
@@ -140,7 +146,9 @@ def test_truncated_blob(world: World, members: list[Member]) -> None:
     i = _blob_index(members)
     info, data = members[i]
     members[i] = file_member(info.name, data[:-10])
-    refused(world, craft(world, members), rf"{info.name} is {len(data) - 10} bytes, the manifest says {len(data)}")
+    refused(
+        world, craft(world, members), rf"{info.name} is {len(data) - 10} bytes, the manifest says {len(data)}"
+    )
 
 
 def test_truncated_bundle_file(world: World, members: list[Member]) -> None:
@@ -156,7 +164,11 @@ def test_blob_longer_than_declared(world: World, members: list[Member]) -> None:
     i = _blob_index(members)
     info, data = members[i]
     members[i] = file_member(info.name, data + b"\0" * 4096)
-    refused(world, craft(world, members), rf"{info.name} is {len(data) + 4096} bytes, the manifest says {len(data)}")
+    refused(
+        world,
+        craft(world, members),
+        rf"{info.name} is {len(data) + 4096} bytes, the manifest says {len(data)}",
+    )
 
 
 def test_deleted_blob_member(world: World, members: list[Member]) -> None:
@@ -169,7 +181,9 @@ def test_deleted_blob_member(world: World, members: list[Member]) -> None:
 def test_extra_unlisted_member(world: World, members: list[Member]) -> None:
     extra = b"not listed"
     members.append(file_member(f"blobs/sha256/{hashlib.sha256(extra).hexdigest()}", extra))
-    refused(world, craft(world, members), "member blobs/sha256/[0-9a-f]{64} is not listed in the signed manifest")
+    refused(
+        world, craft(world, members), "member blobs/sha256/[0-9a-f]{64} is not listed in the signed manifest"
+    )
 
 
 def test_extra_file_with_another_name(world: World, members: list[Member]) -> None:
@@ -235,27 +249,31 @@ def test_devices_fifos_and_directories(world: World, members: list[Member], kind
     refused(world, craft(world, members), "member 'blobs' is .*only regular files are allowed")
 
 
-# --- the manifest itself, re-signed by the real key (a compromised exporter) ------------------------------------
+# --- the manifest itself, re-signed by the real key (a compromised exporter) --------------------------------
 def test_manifest_listing_a_traversal_path_is_refused(world: World, members: list[Member]) -> None:
-    def edit(doc: dict) -> None:  # type: ignore[type-arg]
+    def edit(doc: dict) -> None:
         doc["files"].append({"path": "../canary.txt", "size": 1, "sha256": "0" * 64})
 
     refused(world, craft(world, resign(members, world.key.private_path, edit)), "member name '../canary.txt'")
 
 
 def test_blob_listed_under_a_digest_that_is_not_its_name(world: World, members: list[Member]) -> None:
-    def edit(doc: dict) -> None:  # type: ignore[type-arg]
+    def edit(doc: dict) -> None:
         f = next(f for f in doc["files"] if f["path"].startswith("blobs/"))
         f["sha256"] = "f" * 64
 
-    refused(world, craft(world, resign(members, world.key.private_path, edit)), "is listed with a different sha256")
+    refused(
+        world,
+        craft(world, resign(members, world.key.private_path, edit)),
+        "is listed with a different sha256",
+    )
 
 
 def test_unreferenced_blob_in_signed_manifest(world: World, members: list[Member]) -> None:
     extra = b"stowaway"
     digest = hashlib.sha256(extra).hexdigest()
 
-    def edit(doc: dict) -> None:  # type: ignore[type-arg]
+    def edit(doc: dict) -> None:
         doc["files"].append({"path": f"blobs/sha256/{digest}", "size": len(extra), "sha256": digest})
 
     signed = resign(members, world.key.private_path, edit)
@@ -263,7 +281,7 @@ def test_unreferenced_blob_in_signed_manifest(world: World, members: list[Member
     refused(world, craft(world, signed), f"blobs/sha256/{digest} is in the bundle but no lock refers to it")
 
 
-# --- mix and match ---------------------------------------------------------------------------------------------
+# --- mix and match ------------------------------------------------------------------------------------------
 def test_lock_swapped_in_from_another_signed_bundle(world: World, members: list[Member]) -> None:
     world.locks = [make_lock("web", world.artifacts[2:]), world.locks[1]]
     other = read_members(world.export("third.bundle"))
@@ -273,7 +291,7 @@ def test_lock_swapped_in_from_another_signed_bundle(world: World, members: list[
     refused(world, craft(world, members), r"locks/web.lock (is \d+ bytes|does not match its sha256)")
 
 
-# --- crafted names in a lock -------------------------------------------------------------------------------------
+# --- crafted names in a lock --------------------------------------------------------------------------------
 def _crafted_bundle(world: World, **changes: str) -> Path:
     bad = replace(world.artifacts[0], **changes)  # type: ignore[arg-type]
     world.locks = [make_lock("web", [bad, *world.artifacts[1:]])]
@@ -312,7 +330,9 @@ def test_case_fold_collision(world: World, monkeypatch: pytest.MonkeyPatch) -> N
     # The exporter refuses this too; pretend it was a compromised one.
     monkeypatch.setattr("mirrorctl.bundle.export._refuse_name_collisions", lambda artifacts: None)
     a = world.artifacts[0]
-    twin = replace(world.artifacts[2], name="Alpha", version=a.version, filename=a.filename.replace("alpha", "Alpha"))
+    twin = replace(
+        world.artifacts[2], name="Alpha", version=a.version, filename=a.filename.replace("alpha", "Alpha")
+    )
     world.locks = [make_lock("web", [a, twin])]
     refused(world, world.export("twins.bundle"), "files 'Alpha-1.0-py3-none-any.whl' and 'alpha-1.0-py3")
 
@@ -321,31 +341,47 @@ def test_unknown_ecosystem(world: World) -> None:
     refused(world, _crafted_bundle(world, ecosystem="npm"), "ecosystem 'npm' is not installed here")
 
 
-# --- resources -------------------------------------------------------------------------------------------------
+# --- resources ----------------------------------------------------------------------------------------------
 def test_not_enough_free_space(world: World, members: list[Member], monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
     real = shutil.disk_usage
     monkeypatch.setattr(importer_mod.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
-    msg = refused(world, world.root / "second.bundle", "not enough free space to import", exc=UserError, verify_too=False)
+    msg = refused(
+        world,
+        world.root / "second.bundle",
+        "not enough free space to import",
+        exc=UserError,
+        verify_too=False,
+    )
     assert "nothing was changed" in msg
 
 
-def test_disk_full_while_staging(world: World, members: list[Member], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_while_staging(
+    world: World, members: list[Member], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
 
     real_open = open
 
-    def full(path, mode="r", *a, **kw):  # type: ignore[no-untyped-def]
+    def full(path, mode="r", *a, **kw):
         f = real_open(path, mode, *a, **kw)
         if "x" in mode and "import-" in str(path):
+
             def write(_: bytes) -> int:
                 raise OSError(errno.ENOSPC, "No space left on device")
+
             f.write = write
         return f
 
     monkeypatch.setattr("builtins.open", full)
-    msg = refused(world, world.root / "second.bundle", "cannot stage the bundle .No space left", exc=UserError, verify_too=False)
+    msg = refused(
+        world,
+        world.root / "second.bundle",
+        "cannot stage the bundle .No space left",
+        exc=UserError,
+        verify_too=False,
+    )
     assert "nothing was changed" in msg
 
 

@@ -86,8 +86,17 @@ def test_openssl_verifies_a_bundle_signature(tmp_path: Path) -> None:
     out.mkdir()
     subprocess.run(["tar", "-xf", str(bundle), "manifest.json", "manifest.json.sig"], cwd=out, check=True)
     cmd = [
-        "openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(world.key.public_path), "-rawin",
-        "-in", "manifest.json", "-sigfile", "manifest.json.sig",
+        "openssl",
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-inkey",
+        str(world.key.public_path),
+        "-rawin",
+        "-in",
+        "manifest.json",
+        "-sigfile",
+        "manifest.json.sig",
     ]
     ok = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr

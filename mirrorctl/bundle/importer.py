@@ -27,7 +27,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import BundleRefused, UserError
 from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
@@ -35,7 +34,7 @@ from mirrorctl.signing import TrustedKey
 from mirrorctl.store import Store, View
 
 from .manifest import FileEntry, Manifest, format_time
-from .verify import BundleReader, check_contents
+from .verify import ArtifactValidator, BundleReader, check_contents
 
 IMPORT_STATE = "import"
 CRASH_ENV = "MIRRORCTL_TEST_CRASH_AT"
@@ -79,7 +78,7 @@ def import_bundle(
     path: Path,
     store: Store,
     trusted_keys: Sequence[TrustedKey],
-    ecosystems: Mapping[str, Ecosystem],
+    ecosystems: Mapping[str, ArtifactValidator],
     *,
     now: datetime,
     allow_rollback: bool = False,

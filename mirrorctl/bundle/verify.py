@@ -25,9 +25,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
-from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import BundleRefused, ProfileError, UserError
 from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, parse_lock
 from mirrorctl.progress import SILENT, Progress
@@ -46,6 +45,13 @@ from .manifest import (
 )
 
 _CHUNK = 1024 * 1024
+
+
+class ArtifactValidator(Protocol):
+    """The one part of an ecosystem adapter that verify and import need (every Ecosystem is one)."""
+
+    def validate_artifact(self, artifact: Artifact) -> None: ...
+
 
 # A sink receives a member's verified-as-it-goes bytes; None means "hash only, keep nothing".
 Sink = Callable[[FileEntry], AbstractContextManager[IO[bytes] | None]]
@@ -267,7 +273,7 @@ def check_contents(
     path: Path,
     manifest: Manifest,
     lock_bytes: Mapping[str, bytes],
-    ecosystems: Mapping[str, Ecosystem] | None,
+    ecosystems: Mapping[str, ArtifactValidator] | None,
 ) -> dict[str, Lock]:
     """Parse each lock, validate its artifacts, and check the bundle holds exactly the blobs they need."""
     listed = {f.path: f for f in manifest.files}
@@ -330,7 +336,7 @@ def verify_bundle(
     trusted_keys: Sequence[TrustedKey],
     now: datetime,
     *,
-    ecosystems: Mapping[str, Ecosystem] | None = None,
+    ecosystems: Mapping[str, ArtifactValidator] | None = None,
     progress: Progress = SILENT,
 ) -> VerifiedManifest:
     """Check a bundle completely without changing anything. Example::
