@@ -59,6 +59,9 @@ def test_first_import_serves_the_bundle(tmp_path: Path) -> None:
     for p in manifest.profiles.values():  # the locks are kept as blobs too, for later audits
         assert world.inside.verify_blob(p.sha256, p.size) is None
     assert report.new_blobs == len(manifest.files)
+    view_dir = world.inside.root / "views" / view.view_id
+    assert (view_dir / "bundle-manifest.json").read_bytes() == read_members(bundle)[0][1]
+    assert (view_dir / "bundle-manifest.json.sig").read_bytes() == read_members(bundle)[1][1]
     assert any("local clock 2026-03-01T12:00:00Z" in line for line in notes.lines)
     assert lineage_history(world.inside, world.key.key_id) == (1, manifest.bundle_id)
 

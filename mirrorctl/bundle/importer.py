@@ -6,7 +6,8 @@ Steps, under the store's exclusive lock:
 2. check free space, then stream every member into a private staging folder under ``store.tmp_dir``, hashing
    as it goes (blobs already in the store are only hashed); check the locks and their artifacts;
 3. move staged blobs into the store (``commit_blob``; content-addressed, so a crash leaves harmless orphans);
-4. write the new view, then ``switch_current``: the single atomic commit point;
+4. write the new view (with the signed manifest beside it, for audits), then ``switch_current``: the single
+   atomic commit point;
 5. record the lineage's sequence in store state. Readers of the history also consider the current view's
    sequence, so a crash between 4 and 5 cannot open a rollback window.
 
@@ -31,7 +32,7 @@ from mirrorctl.errors import BundleRefused, UserError
 from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.signing import TrustedKey
-from mirrorctl.store import Store, View
+from mirrorctl.store import Store, View, atomic_write
 
 from .manifest import FileEntry, Manifest, format_time
 from .verify import ArtifactValidator, BundleReader, check_contents
@@ -152,6 +153,11 @@ def import_bundle(
                 profiles={name: entry.sha256 for name, entry in sorted(manifest.profiles.items())},
                 artifacts=tuple(merge_artifacts(lock.artifacts for lock in locks.values())),
             )
+            # The signed manifest travels with the view, so an audit can re-check it later with openssl.
+            view_dir = store.root / "views" / view.view_id
+            assert reader.signed is not None
+            atomic_write(view_dir / "bundle-manifest.json", reader.signed[0])
+            atomic_write(view_dir / "bundle-manifest.json.sig", reader.signed[1])
             store.write_view(view)
             _crash_point("view-written")
             store.switch_current(view.view_id)  # the commit point

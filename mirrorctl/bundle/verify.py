@@ -97,6 +97,7 @@ class BundleReader:
             self.close()
             raise BundleRefused(f"{path}: not an (uncompressed) tar archive ({exc})") from None
         self._manifest: Manifest | None = None
+        self.signed: tuple[bytes, bytes] | None = None  # (manifest bytes, signature) once verified
 
     def __enter__(self) -> BundleReader:
         return self
@@ -169,6 +170,7 @@ class BundleReader:
                 hint="export a fresh bundle outside; if this machine's clock is wrong, fix the clock",
             )
         self._manifest = manifest
+        self.signed = (manifest_bytes, signature)
         return manifest, signer
 
     def _signature_problem(self, manifest_bytes: bytes) -> BundleRefused:
