@@ -82,8 +82,8 @@ SCRIPT = textwrap.dedent(
     trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
     up=0
     for i in $(seq 200); do
-        if "$BASE_PYTHON" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/healthz', timeout=1)" \
-            2>/dev/null; then up=1; break; fi
+        probe="import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/healthz', timeout=1)"
+        if "$BASE_PYTHON" -c "$probe" 2>/dev/null; then up=1; break; fi
         sleep 0.1
     done
     echo $up > "$OUT/server-up"
