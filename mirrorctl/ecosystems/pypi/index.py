@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any, TypeVar
 from urllib.parse import urldefrag, urljoin
@@ -61,12 +62,16 @@ class FileRecord:
     metadata_offered: bool
 
     def python_ok(self, full_version: str) -> bool:
-        if not self.requires_python:
-            return True
-        try:
-            return SpecifierSet(self.requires_python).contains(full_version, prereleases=True)
-        except InvalidSpecifier:
-            return False  # a file whose requires-python cannot be read is not a safe pick
+        return not self.requires_python or _python_ok(self.requires_python, full_version)
+
+
+@lru_cache(maxsize=4096)
+def _python_ok(requires_python: str, full_version: str) -> bool:
+    # Cached: big projects list thousands of files with a handful of distinct requires-python values.
+    try:
+        return SpecifierSet(requires_python).contains(Version(full_version), prereleases=True)
+    except InvalidSpecifier:
+        return False  # a file whose requires-python cannot be read is not a safe pick
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +166,7 @@ def parse_json_page(doc: Any, page_url: str) -> list[FileRecord]:
         size = f.get("size")
         rec = parse_file(
             f["filename"],
-            urldefrag(urljoin(page_url, f["url"]))[0],
+            _absolute(page_url, f["url"]),
             sha256=hashes.get("sha256") if isinstance(hashes, dict) else None,
             size=size if isinstance(size, int) and not isinstance(size, bool) else None,
             requires_python=f.get("requires-python") if isinstance(f.get("requires-python"), str) else None,
@@ -171,6 +176,13 @@ def parse_json_page(doc: Any, page_url: str) -> list[FileRecord]:
         if rec:
             files.append(rec)
     return files
+
+
+def _absolute(page_url: str, url: str) -> str:
+    # urljoin is costly across the tens of thousands of files big projects list; most URLs are absolute.
+    if "#" in url:
+        url = urldefrag(url)[0]
+    return url if url.startswith(("https://", "http://")) else urljoin(page_url, url)
 
 
 def parse_html_page(text: str, page_url: str) -> list[FileRecord]:

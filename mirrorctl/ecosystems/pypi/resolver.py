@@ -250,7 +250,11 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
 async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
     try:
         files = await provider.index.project(req.name)
-        choices = choose_files(files, provider.target, provider.spec)
+        choices = provider._choices.get(req.name)
+        if choices is None:  # computed once per target and project, by whichever side comes first
+            choices = provider._choices.setdefault(
+                req.name, choose_files(files, provider.target, provider.spec)
+            )
         best = next((f for f in choices if not f.yanked and req.specifier.contains(f.version)), None)
         if best is None or depth > 30:
             return
