@@ -280,3 +280,15 @@ def test_check_lock_finds_unmet_requirement(pypi_upstream: FixtureUpstream, tmp_
     assert any("changed since" in p for p in problems)
     assert any("native>=2" in p and "not met by locked 1.0" in p for p in problems)
     assert any("py3.13-manylinux_2_28_x86_64: not in the lock" in p for p in problems)
+
+
+async def test_prereleases_only_when_asked(pypi_upstream: FixtureUpstream, tmp_path: Path) -> None:
+    pypi_upstream.add(Dist("lib", "1.0"))
+    pypi_upstream.add(Dist("lib", "4.0.dev1"))
+    profile = SDIST_WORLD.replace("srconly", "lib")
+    arts, _ = await lock(tmp_path, pypi_upstream.url, profile)
+    assert [a.version for a in arts] == ["1.0"]
+    arts, _ = await lock(tmp_path, pypi_upstream.url, profile.replace('"lib"', '"lib>=4.0.dev0"'))
+    assert [a.version for a in arts] == ["4.0.dev1"]
+    arts, _ = await lock(tmp_path, pypi_upstream.url, profile + "prereleases = true\n")
+    assert [a.version for a in arts] == ["4.0.dev1"]

@@ -233,9 +233,12 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         return self._choices[name]
 
     def _allowed(self, name: NormalizedName, version: Version, specifiers: Iterable[SpecifierSet]) -> bool:
-        # Pre-releases only when the profile allows them or a specifier names one (as pip does).
-        pre = True if self.spec.prereleases else None
-        if not all(s.contains(version, prereleases=pre) for s in specifiers):
+        # Pre-releases only when the profile allows them or a specifier names one (as pip does). Decided
+        # here, explicitly: an empty SpecifierSet admits pre-releases in recent packaging releases.
+        specifiers = list(specifiers)
+        if version.is_prerelease and not (self.spec.prereleases or any(s.prereleases for s in specifiers)):
+            return False
+        if not all(s.contains(version, prereleases=True) for s in specifiers):
             return False
         return all(c.specifier.contains(version, prereleases=True) for c in self.constraints.get(name, []))
 
@@ -255,7 +258,16 @@ async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
             choices = provider._choices.setdefault(
                 req.name, choose_files(files, provider.target, provider.spec)
             )
-        best = next((f for f in choices if not f.yanked and req.specifier.contains(f.version)), None)
+        best = next(
+            (
+                f
+                for f in choices
+                if not f.yanked
+                and (not f.version.is_prerelease or provider.spec.prereleases or req.specifier.prereleases)
+                and req.specifier.contains(f.version, prereleases=True)
+            ),
+            None,
+        )
         if best is None or depth > 30:
             return
         md = await provider.index.metadata(best)
