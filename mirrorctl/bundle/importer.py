@@ -85,9 +85,9 @@ def import_bundle(
     allow_rollback: bool = False,
     progress: Progress = SILENT,
 ) -> ImportReport:
-    """Verify ``path`` completely and serve it, or change nothing. Example::
+    """Verify ``path`` completely and serve it, or change nothing.
 
-        import_bundle(Path("web.bundle"), Store(root), keys, load_ecosystems(), now=datetime.now(UTC))
+    Example: ``import_bundle(Path("web.bundle"), Store(root), keys, load_ecosystems(), now=datetime.now(UTC))``
     """
     with store.exclusive(), BundleReader(path, trusted_keys) as reader:
         _remove_stale_staging(store)

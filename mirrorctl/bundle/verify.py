@@ -341,9 +341,9 @@ def verify_bundle(
     ecosystems: Mapping[str, ArtifactValidator] | None = None,
     progress: Progress = SILENT,
 ) -> VerifiedManifest:
-    """Check a bundle completely without changing anything. Example::
+    """Check a bundle completely without changing anything.
 
-        verify_bundle(Path("web.bundle"), load_trusted_keys(settings.trusted_keys), datetime.now(UTC))
+    Example: ``verify_bundle(Path("web.bundle"), load_trusted_keys(settings.trusted_keys), datetime.now(UTC))``
     """
     with BundleReader(path, trusted_keys) as reader:
         manifest, signer = reader.read_manifest(now)
