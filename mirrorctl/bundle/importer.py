@@ -87,7 +87,7 @@ def import_bundle(
 ) -> ImportReport:
     """Verify ``path`` completely and serve it, or change nothing.
 
-    Example: ``import_bundle(Path("web.bundle"), Store(root), keys, load_ecosystems(), now=datetime.now(UTC))``
+    Example: ``import_bundle(Path("web.bundle"), Store(root), keys, load_ecosystems(), now=now)``
     """
     with store.exclusive(), BundleReader(path, trusted_keys) as reader:
         _remove_stale_staging(store)

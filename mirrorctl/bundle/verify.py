@@ -343,7 +343,7 @@ def verify_bundle(
 ) -> VerifiedManifest:
     """Check a bundle completely without changing anything.
 
-    Example: ``verify_bundle(Path("web.bundle"), load_trusted_keys(settings.trusted_keys), datetime.now(UTC))``
+    Example: ``verify_bundle(Path("web.bundle"), load_trusted_keys(settings.trusted_keys), now)``
     """
     with BundleReader(path, trusted_keys) as reader:
         manifest, signer = reader.read_manifest(now)
