@@ -64,8 +64,8 @@ def build_client(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """The async client every service uses: keep-alive pool sized to the fetch concurrency, HTTP/2 where
-    the server offers it, timeouts from settings, per-upstream credentials. ``transport`` is for tests."""
+    """The async client every service uses: keep-alive pool sized to the fetch concurrency, HTTP/2 if
+    configured, timeouts from settings, per-upstream credentials. ``transport`` is for tests."""
     rules: list[tuple[str, httpx.Auth]] = []
     for up in settings.upstreams.values():
         rules.extend((prefix, auth) for prefix, auth in _auth_rules(up, environ))
@@ -74,7 +74,7 @@ def build_client(
         max_keepalive_connections=settings.fetch.concurrency * 2,
     )
     return httpx.AsyncClient(
-        http2=transport is None,
+        http2=settings.fetch.http2 and transport is None,
         limits=limits,
         timeout=httpx.Timeout(settings.fetch.timeout, connect=min(settings.fetch.timeout, 20.0)),
         headers={"User-Agent": USER_AGENT},

@@ -57,6 +57,10 @@ class _Source:
         return FieldRef(self.path, name, self._line_of(key, index))
 
     def _line_of(self, key: str, index: int | None) -> int | None:
+        if not self._prefix:
+            for no, line in enumerate(self._lines, 1):
+                if re.match(rf"^\s*\[{re.escape(key)}(\.[^\]]*)?\]", line):
+                    return no
         in_table = not self._prefix
         start = None
         for no, line in enumerate(self._lines, 1):

@@ -62,9 +62,9 @@ def main_options(
 
 
 def fail(err: MirrorctlError) -> typer.Exit:
-    err_console.print(f"error: {err.message}", style="bold red", markup=False)
+    err_console.print(f"error: {err.message}", style="bold red", markup=False, soft_wrap=True)
     if err.hint:
-        err_console.print(f"hint: {err.hint}", markup=False)
+        err_console.print(f"hint: {err.hint}", markup=False, soft_wrap=True)
     return typer.Exit(err.exit_code)
 
 
