@@ -138,11 +138,14 @@ def test_real_pip_and_uv_install_only_from_the_mirror(tmp_path: Path) -> None:
     hostile_url = f"file://{hostile}"
     xdg = tmp_path / "xdg"
     (xdg / "pip").mkdir(parents=True)
-    (xdg / "pip" / "pip.conf").write_text(
-        f"[global]\nextra-index-url = {hostile_url}\nfind-links = {hostile.parent / 'files'}\n"
-    )
+    files = hostile.parent / "files"
+    # pip reads a command's section over [global]: a hostile [install] section is a leak path of its own.
+    hostile_pip = f"extra-index-url = {hostile_url}\nfind-links = {files}\n"
+    (xdg / "pip" / "pip.conf").write_text(f"[global]\n{hostile_pip}\n[install]\n{hostile_pip}")
     (xdg / "uv").mkdir()
-    (xdg / "uv" / "uv.toml").write_text(f'[[index]]\nurl = "{hostile_url}"\n')
+    (xdg / "uv" / "uv.toml").write_text(
+        f'[[index]]\nurl = "{hostile_url}"\n\n[pip]\nfind-links = ["{files}"]\n'
+    )
     project = tmp_path / "project"
     project.mkdir()
     (project / "uv.toml").write_text(f'[[index]]\nurl = "{hostile_url}"\n')
@@ -215,3 +218,72 @@ def test_real_pip_and_uv_install_only_from_the_mirror(tmp_path: Path) -> None:
     assert '/pypi/simple/mctl-demo-evil/ HTTP/1.1" 404' in serve_log
     assert '.whl.metadata HTTP/1.1" 200' in serve_log
     assert "mctl-demo-never" not in serve_log
+
+
+TRUSTED_SCRIPT = textwrap.dedent(
+    """\
+    set -u
+    OUT="$1"
+    ip link set lo up
+    # An address that is not 127/8, on the namespace's only (loopback) device: to pip it is a remote host.
+    ip addr add "$ADDR/32" dev lo
+    "$MIRRORCTL" --config "$CONFIG" serve --host "$ADDR" --port "$PORT" > "$OUT/serve.log" 2>&1 &
+    SERVER=$!
+    trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
+    for i in $(seq 200); do
+        probe="import urllib.request as u; u.urlopen('http://$ADDR:$PORT/healthz', timeout=1)"
+        if "$BASE_PYTHON" -c "$probe" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    "$BASE_PYTHON" -m venv "$WORK/venv" > "$OUT/venv.log" 2>&1
+    set -a; . "$WS/mirrorctl.env"; set +a
+    env PIP_CONFIG_FILE=/dev/null PIP_TRUSTED_HOST= \
+        timeout 120 "$WORK/venv/bin/python" -m pip install mctl-demo-base > "$OUT/untrusted.log" 2>&1
+    echo $? > "$OUT/untrusted.rc"
+    timeout 120 "$WORK/venv/bin/python" -m pip install mctl-demo-base > "$OUT/pip.log" 2>&1
+    echo $? > "$OUT/pip.rc"
+    timeout 120 "$UV" pip install --python "$WORK/venv/bin/python" mctl-demo-lib > "$OUT/uv.log" 2>&1
+    echo $? > "$OUT/uv.rc"
+    """
+)
+
+
+def test_plain_http_mirror_on_a_non_loopback_address_is_trusted_by_the_generated_config(
+    tmp_path: Path,
+) -> None:
+    reason = _netns_available()
+    if reason:
+        pytest.skip(reason)
+    addr = "10.203.0.1"
+    store, _ = closure_store(tmp_path / "store", tmp_path / "build")
+    config = tmp_path / "mirrorctl.toml"
+    config.write_text(f'[store]\npath = "{store.root}"\n')
+    ws = tmp_path / "ws"
+    render_workspace_config(f"http://{addr}:{PORT}", ws, {"pypi": PypiEcosystem()}, install_dir=ws)
+    out = tmp_path / "out"
+    out.mkdir()
+    script = tmp_path / "trusted.sh"
+    script.write_text(TRUSTED_SCRIPT)
+    env = {
+        **os.environ,
+        "ADDR": addr,
+        "MIRRORCTL": str(VENV_BIN / "mirrorctl"),
+        "CONFIG": str(config),
+        "PORT": str(PORT),
+        "BASE_PYTHON": str(BASE_PYTHON),
+        "UV": str(UV),
+        "WORK": str(tmp_path),
+        "WS": str(ws),
+        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+    }
+    done = subprocess.run(
+        ["unshare", "-n", "sh", str(script), str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    untrusted = (out / "untrusted.log").read_text()
+    # Without trusted-host pip ignores the mirror: the premise of writing it.
+    assert (out / "untrusted.rc").read_text().strip() == "1", untrusted
+    assert "not a trusted or secure host" in untrusted
+    assert (out / "pip.rc").read_text().strip() == "0", (out / "pip.log").read_text()
+    assert (out / "uv.rc").read_text().strip() == "0", (out / "uv.log").read_text()
