@@ -19,7 +19,7 @@ Example::
     key = "keys/mirrorctl.key"         # outside: the private key that signs bundles
 
     [trust]
-    keys = ["keys/mirrorctl.pub"]      # inside: public keys whose bundles are imported
+    keys = ["keys/mirrorctl.key.pub"]      # inside: public keys whose bundles are imported
 """
 
 from __future__ import annotations

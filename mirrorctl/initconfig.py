@@ -31,7 +31,7 @@ def init_config(
     overrides: Mapping[str, str] | None = None,
     store: str = ".mirrorctl/store",
     signing_key: str | None = "keys/mirrorctl.key",
-    trusted_keys: tuple[str, ...] = ("keys/mirrorctl.pub",),
+    trusted_keys: tuple[str, ...] = ("keys/mirrorctl.key.pub",),
     force: bool = False,
 ) -> InitResult:
     """Write ``path``; refuses to overwrite unless ``force``. Credentials found in a client's URL are never

@@ -4,7 +4,7 @@ The outside holds one private key (``[signing] key`` in mirrorctl.toml); the ins
 keys (``[trust] keys``). A signature is the raw 64-byte Ed25519 signature over the exact bytes of
 ``manifest.json``, so a standard tool can check it without mirrorctl::
 
-    openssl pkeyutl -verify -pubin -inkey mirrorctl.pub -rawin -in manifest.json -sigfile manifest.json.sig
+    openssl pkeyutl -verify -pubin -inkey mirrorctl.key.pub -rawin -in manifest.json -sigfile manifest.json.sig
 
 A key is named by its *key id*: the first 16 hex digits of sha256 over the raw 32-byte public key. The key id
 is also a bundle's *lineage*: sequence numbers (rollback protection) are counted per key id.
@@ -158,7 +158,7 @@ def load_trusted_keys(paths: Iterable[Path], *, config: Path | None = None) -> l
         where = f"{config}: " if config else ""
         raise UserError(
             f"{where}no trusted keys configured; refusing to verify or import any bundle",
-            hint='list the signing key\'s .pub file in mirrorctl.toml: [trust] keys = ["keys/mirrorctl.pub"]',
+            hint='list the signing key\'s .pub file in mirrorctl.toml: [trust] keys = ["keys/mirrorctl.key.pub"]',
         )
     return keys
 
