@@ -1,4 +1,4 @@
-"""Small helpers for scripts/services.sh: render the Pulp settings file and wait for the services to be healthy.
+"""Helpers for scripts/services.sh: render the Pulp settings file and wait for the services to be healthy.
 
 Standard library only: it runs under any Python 3.11+, before or without the project's venv.
 
@@ -6,7 +6,8 @@ Standard library only: it runs under any Python 3.11+, before or without the pro
     svctool.py wait-pulp API_URL CONTENT_URL --workers N --timeout S [--pid-file F ...]
     svctool.py wait-devpi URL --timeout S [--pid-file F ...]
 
-The wait commands print KEY=VALUE lines (versions) on success; on failure they say what was last seen and exit 1.
+The wait commands print KEY=VALUE lines (versions) on success; on failure they say what they last saw and
+exit 1.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ def _wait(check: Any, timeout: float, pid_files: list[str], what: str) -> None:
             return
         dead = _dead_pids(pid_files)
         if dead:
-            raise SystemExit(f"{what}: process exited before it was healthy: {', '.join(dead)} (last seen: {last})")
+            raise SystemExit(
+                f"{what}: process exited before it was healthy: {', '.join(dead)} (last seen: {last})"
+            )
         if time.monotonic() > deadline:
             raise SystemExit(f"{what}: not healthy after {timeout:.0f}s (last seen: {last})")
         time.sleep(0.5)
