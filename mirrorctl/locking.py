@@ -23,7 +23,7 @@ from mirrorctl.errors import ProfileError
 from mirrorctl.lockfile import Artifact, Lock, dump_lock, read_lock
 from mirrorctl.profiles import Profile
 from mirrorctl.progress import Progress
-from mirrorctl.store import atomic_write
+from mirrorctl.store import Store, atomic_write
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,10 @@ async def _resolve_profile(
     targets: list[str] = []
     for eco_name, spec in sorted(profile.specs.items()):
         eco = ecosystems[eco_name]
-        ctx = ResolveContext(client, settings.upstream(eco_name), progress, profile.name)
+        ctx = ResolveContext(
+            client, settings.upstream(eco_name), progress, profile.name,
+            store=Store(settings.store_path), fetch=settings.fetch,
+        )
         arts = await eco.resolve(spec, ctx)
         artifacts.extend(arts)
         declared = (

@@ -20,10 +20,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from mirrorctl.config import Upstream
+from mirrorctl.config import FetchSettings, Upstream
 from mirrorctl.errors import UserError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import Progress
+from mirrorctl.store import Store
 
 ENTRY_POINT_GROUP = "mirrorctl.ecosystems.v1"
 
@@ -57,6 +58,10 @@ class ResolveContext:
     upstream: Upstream
     progress: Progress
     profile_name: str
+    # Optional: where an adapter may keep caches and files it had to download whole (verified) while
+    # resolving, and how many requests it may have in flight. Older callers leave the defaults.
+    store: Store | None = None
+    fetch: FetchSettings = field(default_factory=FetchSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,24 @@
 """The upstream simple-API client: project pages (PEP 691 JSON, falling back to PEP 503 HTML), file records,
-and Core Metadata (PEP 658/714 ``<file>.metadata`` when offered, else read from the wheel or sdist itself).
+and Core Metadata (PEP 658/714 ``<file>.metadata`` when offered, else read from the wheel with HTTP Range
+requests, else from the whole wheel or sdist).
 
 One :class:`IndexClient` per run: pages and metadata are cached (as shared tasks, so concurrent callers wait
-for one request), requests are bounded, and transient failures are retried with backoff.
+for one request), requests are bounded, and transient failures are retried with backoff. Given a store, it
+also keeps metadata by file sha256 and pages with their validators on disk (:mod:`.metacache`), reads
+metadata from files already in the store, and puts every whole file it had to download (once its sha256 is
+verified) into the store, so ``mirrorctl snapshot`` does not download it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
+import os
+import re
+import secrets
 import tarfile
 import zipfile
 from collections.abc import Awaitable, Callable, Iterable
@@ -18,9 +26,11 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from functools import lru_cache
 from html.parser import HTMLParser
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urldefrag, urljoin
 
+import aiofiles
 import httpx
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -38,15 +48,21 @@ from packaging.version import InvalidVersion, Version
 from mirrorctl.errors import IntegrityError, NetworkError
 from mirrorctl.net import is_transient, network_error, redact
 from mirrorctl.progress import SILENT, Progress
+from mirrorctl.store import Store
+
+from .lazywheel import NotLazy, RangeReply, read_wheel_metadata
+from .metacache import MetadataCache, PageCache
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 T = TypeVar("T")
+_CHUNK = 1024 * 1024
+_CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+)$")
 
 
-@dataclass(frozen=True, slots=True)
-class FileRecord:
-    """One file as the upstream lists it."""
+class FileRecord(NamedTuple):
+    """One file as the upstream lists it. A NamedTuple: big projects list tens of thousands of files, and a
+    tuple is several times cheaper to build than a frozen dataclass."""
 
     filename: str
     url: str  # absolute, without fragment
@@ -74,6 +90,29 @@ def _python_ok(requires_python: str, full_version: str) -> bool:
         return False  # a file whose requires-python cannot be read is not a safe pick
 
 
+def _parse_wheel(filename: str) -> tuple[NormalizedName, Version, frozenset[Tag]]:
+    """``parse_wheel_filename``, with its two costly halves cached: a big project lists thousands of wheels
+    but only a few hundred versions and a few dozen tag sets. Each half is still parsed by packaging (a
+    synthetic filename per half), so what is accepted or refused is exactly what packaging says."""
+    parts = filename[:-4].rsplit("-", 3)
+    if len(parts) != 4:
+        parse_wheel_filename(filename)  # raises the precise error
+        raise InvalidWheelFilename(filename)
+    name, version = _wheel_head(parts[0])
+    return name, version, _wheel_tags("-".join(parts[1:]))
+
+
+@lru_cache(maxsize=16384)
+def _wheel_head(head: str) -> tuple[NormalizedName, Version]:
+    name, version, _build, _tags = parse_wheel_filename(f"{head}-py3-none-any.whl")
+    return name, version
+
+
+@lru_cache(maxsize=4096)
+def _wheel_tags(tags: str) -> frozenset[Tag]:
+    return parse_wheel_filename(f"x-0-{tags}.whl")[3]
+
+
 @dataclass(frozen=True, slots=True)
 class CoreMetadata:
     requires_dist: tuple[Requirement, ...]
@@ -95,7 +134,7 @@ def parse_file(
     """A file record, or None for files that are neither wheels nor sdists (eggs, .exe, bad names)."""
     try:
         if filename.endswith(".whl"):
-            name, version, _build, tags = parse_wheel_filename(filename)
+            name, version, tags = _parse_wheel(filename)
             kind = "wheel"
         elif filename.endswith((".tar.gz", ".zip")):
             name, version = parse_sdist_filename(filename)
@@ -235,6 +274,8 @@ class IndexClient:
         concurrency: int = 16,
         retries: int = 4,
         backoff: float = 0.25,
+        store: Store | None = None,
+        lazy_wheels: bool = True,
     ) -> None:
         self._client = client
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
@@ -242,9 +283,17 @@ class IndexClient:
         self._sem = asyncio.Semaphore(concurrency)
         self._retries = retries
         self._backoff = backoff
+        self._store = store
+        self._lazy_wheels = lazy_wheels
+        cache_root = store.root / "cache" if store is not None else None
+        self._meta_cache = MetadataCache(cache_root / "pypi-metadata") if cache_root else None
+        self._page_cache = PageCache(cache_root / "pypi-pages") if cache_root else None
         self._pages: dict[str, asyncio.Task[list[FileRecord]]] = {}
         self._metadata: dict[str, asyncio.Task[CoreMetadata]] = {}
-        self.downloads = 0  # whole files fetched only for their metadata (no PEP 658)
+        self.downloads = 0  # whole files fetched only for their metadata (no PEP 658, no usable Range)
+        self.range_reads = 0  # wheels whose METADATA was read with Range requests
+        self.cache_hits = 0  # metadata taken from the store (cache or a stored file), no request
+        self.stored = 0  # whole files verified and put into the store while locking
 
     def project_url(self, name: str) -> str:
         return f"{self.base_url}{canonicalize_name(name)}/"
@@ -275,49 +324,185 @@ class IndexClient:
 
     async def _fetch_page(self, name: NormalizedName) -> list[FileRecord]:
         url = self.project_url(name)
+        cached = self._page_cache.get(url) if self._page_cache else None
+        headers = {"Accept": ACCEPT}
+        if cached:  # a conditional request: the upstream answers 304 (no body) when the page is unchanged
+            if "etag" in cached[0]:
+                headers["If-None-Match"] = cached[0]["etag"]
+            if "last-modified" in cached[0]:
+                headers["If-Modified-Since"] = cached[0]["last-modified"]
 
-        async def get() -> httpx.Response | None:
-            resp = await self._client.get(url, headers={"Accept": ACCEPT})
+        async def get() -> tuple[str, str, bytes] | None:
+            resp = await self._client.get(url, headers=headers)
             if resp.status_code == 404:
                 return None
+            if resp.status_code == 304 and cached:
+                return cached[0]["content-type"], cached[0]["page-url"], cached[1]
             resp.raise_for_status()
-            return resp
+            ctype = resp.headers.get("content-type", "")
+            if self._page_cache and ("etag" in resp.headers or "last-modified" in resp.headers):
+                keep = {k: resp.headers[k] for k in ("etag", "last-modified") if k in resp.headers}
+                keep |= {"content-type": ctype, "page-url": str(resp.url)}
+                self._page_cache.put(url, keep, resp.content)
+            return ctype, str(resp.url), resp.content
 
-        resp = await self._retrying(get, f"pypi project page {name}")
-        if resp is None:
+        got = await self._retrying(get, f"pypi project page {name}")
+        if got is None:
             return []
-        ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
-        page_url = str(resp.url)
+        ctype = got[0].split(";")[0].strip().lower()
+        page_url, body = got[1], got[2]
         if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
             try:
-                return parse_json_page(resp.json(), page_url)
-            except (json.JSONDecodeError, AttributeError) as exc:
+                return parse_json_page(json.loads(body), page_url)
+            except (ValueError, AttributeError) as exc:
                 raise NetworkError(
                     f"pypi project page {name}: unreadable JSON from {redact(page_url)}"
                 ) from exc
         if "html" in ctype:
-            return parse_html_page(resp.text, page_url)
+            return parse_html_page(body.decode("utf-8", "replace"), page_url)
         raise NetworkError(
             f"pypi project page {name}: unexpected content type {ctype!r} from {redact(page_url)}",
             hint="the upstream URL must be a simple repository index (PEP 503/691), e.g. https://host/simple/",
         )
 
     async def _fetch_metadata(self, record: FileRecord) -> CoreMetadata:
-        label = f"pypi {record.name} {record.version} ({record.filename})"
+        sha, cache = record.sha256, self._meta_cache
         if record.metadata_offered:
-            raw = await self._download(record.url + ".metadata", f"{label} metadata")
-            if record.metadata_sha256 and hashlib.sha256(raw).hexdigest() != record.metadata_sha256:
-                raise IntegrityError(
-                    f"{label}: metadata file does not match the sha256 the index lists",
-                    hint="the upstream is inconsistent or tampered with; do not lock from it",
-                )
-            return parse_core_metadata(raw, True)
-        # No PEP 658: the whole file is fetched to read its metadata (only for candidates the resolver tries).
-        data = await self._download(record.url, label)
+            return await self._pep658_metadata(record)
+        # A file already in the store was verified against its sha256 when it was stored: the best source.
+        if sha and self._store is not None and self._store.has_blob(sha, record.size):
+            stored = await asyncio.to_thread(_read_metadata, self._store.blob_path(sha), record)
+            self.cache_hits += 1
+            if cache:
+                cache.put(sha, stored)
+            return parse_core_metadata(stored, False)
+        cached = cache.get(sha) if cache and sha else None
+        if cached is not None:
+            self.cache_hits += 1
+            return parse_core_metadata(cached, False)
+        raw: bytes | None = None
+        if record.kind == "wheel" and self._lazy_wheels:
+            with contextlib.suppress(NotLazy):  # the server or the file does not allow it: whole file below
+                raw = await self._lazy_metadata(record)
+        if raw is None:
+            raw = await self._whole_metadata(record)
+        if cache and sha:
+            cache.put(sha, raw)
+        return parse_core_metadata(raw, False)
+
+    async def _pep658_metadata(self, record: FileRecord) -> CoreMetadata:
+        label, sha, cache = _label(record), record.sha256, self._meta_cache
+        cached = cache.get(sha) if cache and sha else None
+        if cached is not None and record.metadata_sha256 == hashlib.sha256(cached).hexdigest():
+            self.cache_hits += 1
+            return parse_core_metadata(cached, True)
+        raw = await self._download(record.url + ".metadata", f"{label} metadata")
+        if record.metadata_sha256 and hashlib.sha256(raw).hexdigest() != record.metadata_sha256:
+            raise IntegrityError(
+                f"{label}: metadata file does not match the sha256 the index lists",
+                hint="the upstream is inconsistent or tampered with; do not lock from it",
+            )
+        if cache and sha and record.metadata_sha256:
+            cache.put(sha, raw)
+        return parse_core_metadata(raw, True)
+
+    async def _lazy_metadata(self, record: FileRecord) -> bytes:
+        """METADATA via Range requests (see :mod:`.lazywheel`). Not checked against the file's sha256 (only
+        the whole file could be): good enough to *resolve*, because the snapshot verifies every file's sha256
+        before anything is stored or bundled. When the first reply happens to be the whole (small) file, it
+        is verified and stored like a whole download."""
+        label = _label(record)
+        replies: list[RangeReply] = []
+
+        async def fetch(first: int | None, last: int) -> RangeReply:
+            spec = f"bytes=-{last}" if first is None else f"bytes={first}-{last}"
+            reply = await self._retrying(lambda: self._range(record.url, spec), f"{label} (range {spec})")
+            replies.append(reply)
+            return reply
+
+        raw, _requests = await read_wheel_metadata(fetch, size=record.size)
+        self.range_reads += 1
+        whole = replies[0]
+        if whole.start == 0 and len(whole.data) == whole.total and record.sha256:
+            await self._store_bytes(record, whole.data)
+        return raw
+
+    async def _range(self, url: str, spec: str) -> RangeReply:
+        # identity: a compressed answer would make the byte offsets meaningless
+        headers = {"Range": spec, "Accept-Encoding": "identity"}
+        async with self._client.stream("GET", url, headers=headers) as resp:
+            if resp.status_code in (200, 416):  # Range ignored or refused: do not read the body
+                raise NotLazy(f"HTTP {resp.status_code} to a Range request")
+            resp.raise_for_status()
+            match = _CONTENT_RANGE.match(resp.headers.get("content-range", ""))
+            if resp.status_code != 206 or match is None:
+                raise NotLazy("no usable Content-Range")
+            start, end, total = (int(g) for g in match.groups())
+            data = await resp.aread()
+        if len(data) != end - start + 1 or end >= total:
+            raise NotLazy("Content-Range and body do not agree")
+        return RangeReply(start, data, total)
+
+    async def _whole_metadata(self, record: FileRecord) -> bytes:
+        """The whole file, verified against the listed sha256 and, with a store, kept there for snapshot."""
+        label = _label(record)
         self.downloads += 1
-        if record.sha256 and hashlib.sha256(data).hexdigest() != record.sha256:
-            raise IntegrityError(f"{label}: downloaded bytes do not match the sha256 the index lists")
-        return parse_core_metadata(_read_metadata(data, record), False)
+        if self._store is None or not record.sha256:
+            data = await self._download(record.url, label)
+            if record.sha256:
+                _verify(record, hashlib.sha256(data).hexdigest(), len(data))
+            return _read_metadata(data, record)
+        path = await self._retrying(lambda: self._download_to_store(record), label)
+        return await asyncio.to_thread(_read_metadata, path, record)
+
+    async def _download_to_store(self, record: FileRecord) -> Path:
+        assert self._store is not None and record.sha256
+        store = self._store
+        tmp = store.tmp_dir / f".lock-{record.sha256}.{secrets.token_hex(4)}.part"
+        digest, size = hashlib.sha256(), 0
+        try:
+            headers = {"Accept-Encoding": "identity"}  # the listed sha256 is of the bytes as stored
+            async with self._client.stream("GET", record.url, headers=headers) as resp:
+                resp.raise_for_status()
+                async with aiofiles.open(tmp, "wb") as out:
+                    async for chunk in resp.aiter_raw(_CHUNK):
+                        size += len(chunk)
+                        if record.size is not None and size > record.size:
+                            break  # more bytes than the index lists: refused below
+                        digest.update(chunk)
+                        await out.write(chunk)
+                    await out.flush()
+                    await asyncio.to_thread(os.fsync, out.fileno())
+            _verify(record, digest.hexdigest(), size)
+            return await asyncio.to_thread(self._commit, tmp, record.sha256)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _commit(self, tmp: Path, sha256: str) -> Path:
+        assert self._store is not None
+        path = self._store.commit_blob(tmp, sha256)
+        self.stored += 1
+        return path
+
+    async def _store_bytes(self, record: FileRecord, data: bytes) -> None:
+        """Keep a complete file that arrived anyway (a small wheel), once its sha256 is checked."""
+        _verify(record, hashlib.sha256(data).hexdigest(), len(data))
+        store, sha = self._store, record.sha256
+        if store is None or sha is None or store.has_blob(sha, len(data)):
+            return
+
+        def write() -> None:
+            tmp = store.tmp_dir / f".lock-{sha}.{secrets.token_hex(4)}.part"
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                self._commit(tmp, sha)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+        await asyncio.to_thread(write)
 
     async def _download(self, url: str, what: str) -> bytes:
         async def get() -> bytes:
@@ -361,16 +546,32 @@ class IndexClient:
                 raise err from exc
 
 
-def _read_metadata(data: bytes, record: FileRecord) -> bytes:
-    label = f"pypi {record.name} {record.version} ({record.filename})"
+def _label(record: FileRecord) -> str:
+    return f"pypi {record.name} {record.version} ({record.filename})"
+
+
+def _verify(record: FileRecord, sha256: str, size: int) -> None:
+    if (record.size is not None and size != record.size) or sha256 != record.sha256:
+        got = f"{size} bytes" if record.size is not None and size != record.size else f"sha256 {sha256}"
+        raise IntegrityError(
+            f"{_label(record)}: downloaded bytes do not match the sha256 the index lists "
+            f"(index: sha256 {record.sha256}, {record.size} bytes; got {got})",
+            hint="the upstream is inconsistent or tampered with; nothing was stored; do not lock from it",
+        )
+
+
+def _read_metadata(data: bytes | Path, record: FileRecord) -> bytes:
+    label = _label(record)
+    source: Any = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
         if record.kind == "wheel":
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            with zipfile.ZipFile(source) as zf:
                 return zf.read(_pick(zf.namelist(), ".dist-info/METADATA", label))
         if record.filename.endswith(".zip"):
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            with zipfile.ZipFile(source) as zf:
                 return zf.read(_pick(zf.namelist(), "/PKG-INFO", label))
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+        fileobj = source if isinstance(data, bytes) else None
+        with tarfile.open(name=None if fileobj else source, fileobj=fileobj, mode="r:gz") as tf:
             member = tf.getmember(_pick(tf.getnames(), "/PKG-INFO", label))
             fh = tf.extractfile(member)
             if fh is None:

@@ -245,8 +245,8 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
     def _prefetch(self, deps: Sequence[Req]) -> None:
         """Ask the loop for the newest acceptable version's metadata of each dependency, recursively."""
         for d in deps:
-            if d.name not in self._prefetched:
-                self._prefetched.add(d.name)
+            if d.identifier not in self._prefetched:  # per extras too: foo[x] needs more than foo
+                self._prefetched.add(d.identifier)
                 self.bridge.spawn(lambda d=d: _prefetch(self, d, 0))
 
 
@@ -274,8 +274,8 @@ async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
         for r in md.requires_dist:
             if marker_ok(r, provider.env, req.extras):
                 dep = to_req(r, None)
-                if dep.name not in provider._prefetched:
-                    provider._prefetched.add(dep.name)
+                if dep.identifier not in provider._prefetched:
+                    provider._prefetched.add(dep.identifier)
                     provider.bridge.keep(asyncio.ensure_future(_prefetch(provider, dep, depth + 1)))
     except Exception:  # a prefetch is a hint; the resolver meets the same error and reports it
         return
@@ -292,7 +292,14 @@ class TargetResult:
 
 async def resolve_spec(spec: PypiSpec, ctx: ResolveContext) -> list[Artifact]:
     """Every target's closure, merged: one artifact per file, ``targets`` naming who needs it."""
-    index = IndexClient(ctx.client, ctx.upstream.url, progress=ctx.progress)
+    index = IndexClient(
+        ctx.client,
+        ctx.upstream.url,
+        progress=ctx.progress,
+        concurrency=ctx.fetch.concurrency,
+        retries=ctx.fetch.retries,
+        store=ctx.store,
+    )
     try:
         return await resolve_with_index(spec, index, ctx)
     finally:
@@ -310,14 +317,19 @@ async def resolve_with_index(spec: PypiSpec, index: IndexClient, ctx: ResolveCon
         max_workers=max(1, len(targets)), thread_name_prefix="resolve"
     )
 
-    async def one(target: Target) -> TargetResult:
-        provider = TargetProvider(spec, target, index, bridge)
+    providers = [TargetProvider(spec, t, index, bridge) for t in targets]
+    for provider in providers:
+        # Every target's likely closure at once (pages, then metadata, then their dependencies' pages),
+        # bounded by the index client's semaphore, so the resolver threads seldom wait for a round trip.
+        provider._prefetch([to_req(r, None) for r in spec.requirements if marker_ok(r, provider.env)])
+
+    async def one(provider: TargetProvider) -> TargetResult:
         result = await loop.run_in_executor(executor, _resolve_target, provider)
         task.advance()
         return result
 
     try:
-        results = await asyncio.gather(*(one(t) for t in targets))
+        results = await asyncio.gather(*(one(p) for p in providers))
     except BaseException:
         bridge.aborted = True
         raise
@@ -326,8 +338,8 @@ async def resolve_with_index(spec: PypiSpec, index: IndexClient, ctx: ResolveCon
         task.close()
     if index.downloads:
         ctx.progress.note(
-            f"pypi: the upstream offers no PEP 658 metadata for {index.downloads} file(s); "
-            "downloaded them whole to read their dependencies"
+            f"pypi: downloaded {index.downloads} file(s) whole to read their dependencies (no PEP 658 "
+            f"metadata, no usable Range); {index.stored} of them kept in the store for snapshot"
         )
     return await _artifacts(results, index)
 
