@@ -1,0 +1,318 @@
+"""Results of bench/pypi_snapshot.py and their rendering: the tables on stdout and docs/benchmarks.md.
+
+Example::
+
+    print(table(("target", "measured", "ratio", "met"), target_rows(results)))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PARALLEL = 16
+# The issue-2 targets: cold lock + snapshot against the two baselines (ratios), warm re-run, peak memory.
+TARGETS = {"cold_vs_pip": 0.25, "cold_vs_parallel": 1.5, "warm_s": 2.0, "peak_mb": 200.0}
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mb: float  # of the child and the descendants it waited for
+    output: str
+
+
+@dataclass
+class ColdRun:
+    lock: Run
+    snapshot: Run
+    warm_snapshot: Run
+    warm_lock: Run
+    artifacts: int  # in the lock
+    files: int  # blobs in the store after the snapshot
+    bytes: int
+    snap_files: int  # what the snapshot itself downloaded (the lock may keep whole files it had to read)
+    snap_bytes: int
+
+
+@dataclass
+class PipRun:
+    per_target: dict[str, float]
+    files: int
+    bytes: int
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.per_target.values())
+
+
+@dataclass
+class FetchRun:
+    seconds: float
+    files: int
+    bytes: int
+
+
+@dataclass
+class MemoryRun:
+    lock: Run
+    snapshot: Run
+    size: int
+
+
+@dataclass
+class Results:
+    reps: int
+    cold: list[ColdRun] = field(default_factory=list)
+    pip: list[PipRun] = field(default_factory=list)
+    parallel: list[FetchRun] = field(default_factory=list)
+    memory: MemoryRun | None = None
+    source: str = ""
+    unique_files: int = 0
+    unique_bytes: int = 0
+
+
+def med(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def fmt_runs(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+def measurement_rows(r: Results) -> list[tuple[str, str, str, str]]:
+    """(what, median seconds, each run, data) rows."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(name: str, values: list[float], data: str) -> None:
+        if values:
+            rows.append((name, f"{med(values):.1f} s", fmt_runs(values), data))
+
+    if r.pip:
+        add(
+            "`pip download`, 4 targets (total)",
+            [p.seconds for p in r.pip],
+            f"{r.pip[0].files} files, {mb(r.pip[0].bytes)}",
+        )
+        for tid in r.pip[0].per_target:
+            add(f"&nbsp;&nbsp;`pip download` {tid}", [p.per_target[tid] for p in r.pip], "")
+    add(
+        f"plain {PARALLEL}-way parallel fetch",
+        [p.seconds for p in r.parallel],
+        f"{r.parallel[0].files} files, {mb(r.parallel[0].bytes)}" if r.parallel else "",
+    )
+    if r.cold:
+        c0 = r.cold[0]
+        add(
+            "`mirrorctl lock bench` (cold)",
+            [c.lock.seconds for c in r.cold],
+            f"{c0.artifacts} artifacts locked",
+        )
+        add(
+            "`mirrorctl snapshot bench` (cold)",
+            [c.snapshot.seconds for c in r.cold],
+            f"store: {c0.files} files, {mb(c0.bytes)} (the snapshot downloaded {c0.snap_files} files, "
+            f"{mb(c0.snap_bytes)}; the lock kept the rest)",
+        )
+        add("cold lock + snapshot", [c.lock.seconds + c.snapshot.seconds for c in r.cold], "")
+        add(
+            "`mirrorctl snapshot bench` (warm)",
+            [c.warm_snapshot.seconds for c in r.cold],
+            "0 files downloaded",
+        )
+        add("`mirrorctl lock bench` (again)", [c.warm_lock.seconds for c in r.cold], "")
+        add("warm lock + snapshot", [c.warm_lock.seconds + c.warm_snapshot.seconds for c in r.cold], "")
+    if r.memory:
+        m = r.memory
+        rows.append(
+            (
+                "`mirrorctl snapshot` of a 1 GiB wheel (loopback)",
+                f"{m.snapshot.seconds:.1f} s",
+                "",
+                f"peak RSS {m.snapshot.peak_rss_mb:.0f} MB (lock: {m.lock.peak_rss_mb:.0f} MB)",
+            )
+        )
+    return rows
+
+
+def target_rows(r: Results) -> list[tuple[str, str, str, str]]:
+    """(target, measured, ratio or value against the limit, met) rows."""
+    rows: list[tuple[str, str, str, str]] = []
+    if r.cold:
+        cold = med([c.lock.seconds + c.snapshot.seconds for c in r.cold])
+        if r.pip:
+            pip = med([p.seconds for p in r.pip])
+            ratio = cold / pip
+            rows.append(
+                (
+                    f"cold lock + snapshot <= {TARGETS['cold_vs_pip']}x `pip download` total",
+                    f"{cold:.1f} s vs {pip:.1f} s",
+                    f"{ratio:.2f}x",
+                    verdict(ratio, TARGETS["cold_vs_pip"], "x", f"{pip * TARGETS['cold_vs_pip']:.1f} s"),
+                )
+            )
+        if r.parallel:
+            par = med([p.seconds for p in r.parallel])
+            ratio = cold / par
+            rows.append(
+                (
+                    f"cold lock + snapshot <= {TARGETS['cold_vs_parallel']}x plain parallel fetch",
+                    f"{cold:.1f} s vs {par:.1f} s",
+                    f"{ratio:.2f}x",
+                    verdict(
+                        ratio, TARGETS["cold_vs_parallel"], "x", f"{par * TARGETS['cold_vs_parallel']:.1f} s"
+                    ),
+                )
+            )
+        warm = med([c.warm_snapshot.seconds for c in r.cold])
+        rows.append(
+            (
+                f"warm re-run (`snapshot`) < {TARGETS['warm_s']:.0f} s",
+                f"{warm:.2f} s",
+                "",
+                verdict(warm, TARGETS["warm_s"], " s"),
+            )
+        )
+        both = med([c.warm_lock.seconds + c.warm_snapshot.seconds for c in r.cold])
+        rows.append(
+            (
+                f"warm re-run (`lock` + `snapshot`) < {TARGETS['warm_s']:.0f} s",
+                f"{both:.2f} s",
+                "",
+                verdict(both, TARGETS["warm_s"], " s"),
+            )
+        )
+    if r.memory:
+        peak = r.memory.snapshot.peak_rss_mb
+        rows.append(
+            (
+                f"peak memory snapshotting 1 GiB < {TARGETS['peak_mb']:.0f} MB",
+                f"{peak:.0f} MB",
+                "",
+                verdict(peak, TARGETS["peak_mb"], " MB"),
+            )
+        )
+    return rows
+
+
+def verdict(value: float, limit: float, unit: str, allowed: str = "") -> str:
+    """ "yes", or "no" with how far off: the factor, and what the limit allows."""
+    if value <= limit:
+        return "yes"
+    return f"**no**: {value / limit:.1f}x over the limit ({allowed or f'{limit:g}{unit}'} allowed)"
+
+
+def machine() -> list[tuple[str, str]]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = "unknown"
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    os_name = platform.platform()
+    osr = Path("/etc/os-release")
+    if osr.exists():
+        found = re.search(r'^PRETTY_NAME="?([^"\n]*)', osr.read_text(), re.M)
+        if found:
+            os_name = f"{found.group(1)} (kernel {platform.release()})"
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    pip_v = subprocess.run(
+        [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True
+    ).stdout.split()
+    return [
+        ("CPUs (nproc)", str(len(os.sched_getaffinity(0)))),
+        ("CPU model", cpu),
+        ("memory", mem),
+        ("OS", os_name),
+        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        ("pip (baseline)", pip_v[1] if len(pip_v) > 1 else "?"),
+        ("httpx", httpx.__version__),
+        ("mirrorctl commit", commit.stdout.strip() or "?"),
+        ("date (UTC)", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")),
+    ]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(r: Results, profile: dict[str, list[str]]) -> str:
+    meas = table(("measurement", "median", "each run (s)", "data"), measurement_rows(r))
+    targ = table(("target", "measured", "ratio", "met"), target_rows(r))
+    mach = table(("", ""), machine())
+    reqs = ", ".join(f"`{x}`" for x in profile["requirements"])
+    return f"""# Benchmarks
+
+Measured by `bench/pypi_snapshot.py` (issue 2, item 11). Numbers from one run on the machine below; the
+upstream's speed varies from run to run, so each cold measurement was repeated {r.reps} time(s) and the median
+is reported.
+
+## What is measured
+
+The profile `bench/profiles/bench.toml`: {reqs}, for CPython {" and ".join(profile["python"])} on
+{" and ".join(f"`{p}`" for p in profile["platforms"])} (4 targets). The upstream is the one
+`mirrorctl init` writes into a fresh `mirrorctl.toml` ({r.source}); all sides use it.
+
+- **`pip download`** once per target, each into its own empty folder: `--only-binary=:all: --implementation cp
+  --python-version X --platform ...` with every manylinux tag the target accepts (from
+  `mirrorctl.ecosystems.pypi.targets`, so both sides accept the same wheels), `--no-cache-dir --isolated`,
+  `--index-url` the configured upstream, with a clean environment and `PIP_CONFIG_FILE=/dev/null` (this
+  machine's pip settings add find-links, an extra index and a constraint). The total of the 4 runs, and the
+  files and bytes of the 4 folders (files shared by targets are counted once per target).
+- **plain parallel fetch**: the unique files the mirrorctl lock names (URLs from the PyPI adapter's
+  `fetch_plan`, looked up before the clock starts), {PARALLEL} concurrent streamed GETs with httpx into an
+  empty folder: no hashing, no verification, no retries.
+- **mirrorctl cold**: fresh work folder, empty store, no lock: `mirrorctl lock bench` then
+  `mirrorctl snapshot bench`, each a subprocess of the CLI as users run it (start-up included).
+- **mirrorctl warm**: `mirrorctl snapshot bench` again right after (it must download nothing), and
+  `mirrorctl lock bench` again.
+- **peak memory**: a generated 1 GiB wheel (stored zip, streamed, never held in memory) served from a loopback
+  fixture upstream (`tests/fixtures/upstream.py`), locked and snapshotted by mirrorctl subprocesses; the
+  snapshot process's peak RSS from `os.wait4`.
+
+Order in each repetition: mirrorctl, then the parallel fetch, then `pip download` (if the upstream caches, the
+baselines profit, not mirrorctl).
+
+## How to run it
+
+```
+.venv/bin/python bench/pypi_snapshot.py --out docs/benchmarks.md      # full run: {r.reps} repetition(s)
+.venv/bin/python bench/pypi_snapshot.py --repeat 1 --skip pip memory  # a quick check
+```
+
+It needs network access to the upstream pip uses, and about 1.5 GB of free space in the temp folder.
+
+## Results
+
+{meas}
+
+## Targets
+
+{targ}
+
+## Machine
+
+{mach}
+"""
