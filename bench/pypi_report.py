@@ -31,6 +31,7 @@ class Run:
     seconds: float
     peak_rss_mb: float  # of the child and the descendants it waited for
     output: str
+    cpu_seconds: float = 0.0  # user + system: what the run cost, whatever else the machine was doing
 
 
 @dataclass
@@ -51,6 +52,7 @@ class PipRun:
     per_target: dict[str, float]
     files: int
     bytes: int
+    cpu_seconds: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -62,6 +64,8 @@ class FetchRun:
     seconds: float
     files: int
     bytes: int
+    plan_seconds: float = 0.0  # the adapter's fetch_plan (project pages) before it, not in `seconds`
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -81,6 +85,8 @@ class Results:
     source: str = ""
     unique_files: int = 0
     unique_bytes: int = 0
+    load_start: tuple[float, float, float] = (0.0, 0.0, 0.0)  # os.getloadavg() when the run began
+    startup: list[float] = field(default_factory=list)  # `mirrorctl --help`: interpreter + imports
 
 
 def med(values: Sequence[float]) -> float:
@@ -88,26 +94,31 @@ def med(values: Sequence[float]) -> float:
 
 
 def fmt_runs(values: Sequence[float]) -> str:
-    return ", ".join(f"{v:.1f}" for v in values)
+    return ", ".join(f"{v:.2f}" for v in values)
 
 
 def mb(n: float) -> str:
     return f"{n / 1e6:.0f} MB"
 
 
-def measurement_rows(r: Results) -> list[tuple[str, str, str, str]]:
-    """(what, median seconds, each run, data) rows."""
-    rows: list[tuple[str, str, str, str]] = []
+MEASUREMENT_HEADER = ("measurement", "median", "each run (s)", "CPU (median)", "data")
 
-    def add(name: str, values: list[float], data: str) -> None:
+
+def measurement_rows(r: Results) -> list[tuple[str, str, str, str, str]]:
+    """(what, median wall seconds, each run, median CPU seconds, data) rows."""
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(name: str, values: list[float], data: str, cpu: list[float] | None = None) -> None:
         if values:
-            rows.append((name, f"{med(values):.1f} s", fmt_runs(values), data))
+            cpu_text = f"{med(cpu):.1f} s" if cpu else ""
+            rows.append((name, f"{med(values):.2f} s", fmt_runs(values), cpu_text, data))
 
     if r.pip:
         add(
             "`pip download`, 4 targets (total)",
             [p.seconds for p in r.pip],
             f"{r.pip[0].files} files, {mb(r.pip[0].bytes)}",
+            [p.cpu_seconds for p in r.pip],
         )
         for tid in r.pip[0].per_target:
             add(f"&nbsp;&nbsp;`pip download` {tid}", [p.per_target[tid] for p in r.pip], "")
@@ -115,6 +126,12 @@ def measurement_rows(r: Results) -> list[tuple[str, str, str, str]]:
         f"plain {PARALLEL}-way parallel fetch",
         [p.seconds for p in r.parallel],
         f"{r.parallel[0].files} files, {mb(r.parallel[0].bytes)}" if r.parallel else "",
+        [p.cpu_seconds for p in r.parallel],
+    )
+    add(
+        "&nbsp;&nbsp;(not timed above: the PyPI `fetch_plan`, in-process)",
+        [p.plan_seconds for p in r.parallel],
+        "reads the project pages; every cold `mirrorctl snapshot` does this too",
     )
     if r.cold:
         c0 = r.cold[0]
@@ -122,28 +139,43 @@ def measurement_rows(r: Results) -> list[tuple[str, str, str, str]]:
             "`mirrorctl lock bench` (cold)",
             [c.lock.seconds for c in r.cold],
             f"{c0.artifacts} artifacts locked",
+            [c.lock.cpu_seconds for c in r.cold],
         )
         add(
             "`mirrorctl snapshot bench` (cold)",
             [c.snapshot.seconds for c in r.cold],
             f"store: {c0.files} files, {mb(c0.bytes)} (the snapshot downloaded {c0.snap_files} files, "
             f"{mb(c0.snap_bytes)}; the lock kept the rest)",
+            [c.snapshot.cpu_seconds for c in r.cold],
         )
-        add("cold lock + snapshot", [c.lock.seconds + c.snapshot.seconds for c in r.cold], "")
+        add(
+            "cold lock + snapshot",
+            [c.lock.seconds + c.snapshot.seconds for c in r.cold],
+            "",
+            [c.lock.cpu_seconds + c.snapshot.cpu_seconds for c in r.cold],
+        )
         add(
             "`mirrorctl snapshot bench` (warm)",
             [c.warm_snapshot.seconds for c in r.cold],
             "0 files downloaded",
+            [c.warm_snapshot.cpu_seconds for c in r.cold],
         )
-        add("`mirrorctl lock bench` (again)", [c.warm_lock.seconds for c in r.cold], "")
+        add(
+            "`mirrorctl lock bench` (again)",
+            [c.warm_lock.seconds for c in r.cold],
+            "",
+            [c.warm_lock.cpu_seconds for c in r.cold],
+        )
         add("warm lock + snapshot", [c.warm_lock.seconds + c.warm_snapshot.seconds for c in r.cold], "")
+    add("`mirrorctl --help` (CLI start-up, in every figure above)", r.startup, "")
     if r.memory:
         m = r.memory
         rows.append(
             (
                 "`mirrorctl snapshot` of a 1 GiB wheel (loopback)",
-                f"{m.snapshot.seconds:.1f} s",
+                f"{m.snapshot.seconds:.2f} s",
                 "",
+                f"{m.snapshot.cpu_seconds:.1f} s",
                 f"peak RSS {m.snapshot.peak_rss_mb:.0f} MB (lock: {m.lock.peak_rss_mb:.0f} MB)",
             )
         )
@@ -217,7 +249,7 @@ def verdict(value: float, limit: float, unit: str, allowed: str = "") -> str:
     return f"**no**: {value / limit:.1f}x over the limit ({allowed or f'{limit:g}{unit}'} allowed)"
 
 
-def machine() -> list[tuple[str, str]]:
+def machine(r: Results) -> list[tuple[str, str]]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -233,6 +265,9 @@ def machine() -> list[tuple[str, str]]:
         found = re.search(r'^PRETTY_NAME="?([^"\n]*)', osr.read_text(), re.M)
         if found:
             os_name = f"{found.group(1)} (kernel {platform.release()})"
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "mirrorctl"], capture_output=True, text=True
+    ).stdout.strip()
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     )
@@ -247,7 +282,12 @@ def machine() -> list[tuple[str, str]]:
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("pip (baseline)", pip_v[1] if len(pip_v) > 1 else "?"),
         ("httpx", httpx.__version__),
-        ("mirrorctl commit", commit.stdout.strip() or "?"),
+        (
+            "mirrorctl commit",
+            (commit.stdout.strip() or "?") + (" + uncommitted changes in mirrorctl/" if dirty else ""),
+        ),
+        ("load average (1/5/15 min) at start", " / ".join(f"{x:.1f}" for x in r.load_start)),
+        ("load average at end", " / ".join(f"{x:.1f}" for x in os.getloadavg())),
         ("date (UTC)", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")),
     ]
 
@@ -259,9 +299,9 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def render(r: Results, profile: dict[str, list[str]]) -> str:
-    meas = table(("measurement", "median", "each run (s)", "data"), measurement_rows(r))
+    meas = table(MEASUREMENT_HEADER, measurement_rows(r))
     targ = table(("target", "measured", "ratio", "met"), target_rows(r))
-    mach = table(("", ""), machine())
+    mach = table(("", ""), machine(r))
     reqs = ", ".join(f"`{x}`" for x in profile["requirements"])
     return f"""# Benchmarks
 

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.fixtures.upstream (the 1 GiB wheel server)
 
 from pypi_report import (  # noqa: E402  (bench/ is on sys.path when this script runs)
+    MEASUREMENT_HEADER,
     PARALLEL,
     ColdRun,
     FetchRun,
@@ -76,13 +77,13 @@ started = time.perf_counter()
 proc = subprocess.Popen(argv)
 _, status, usage = os.wait4(proc.pid, 0)
 with open(out, "w") as f:
-    f.write(f"{time.perf_counter() - started} {usage.ru_maxrss}")
+    f.write(f"{time.perf_counter() - started} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
 def run_child(argv: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None) -> Run:
-    """Run one command: wall time from spawn to exit, and its own peak RSS (with what it waited for)."""
+    """Run one command: wall time from spawn to exit, its own peak RSS and CPU time (user + system)."""
     with tempfile.TemporaryFile() as log, tempfile.NamedTemporaryFile("r", suffix=".usage") as usage:
         done = subprocess.run(
             [sys.executable, "-I", "-c", _LAUNCHER, usage.name, *argv],
@@ -96,9 +97,9 @@ def run_child(argv: Sequence[str], *, cwd: Path, env: dict[str, str] | None = No
         log.seek(0)
         output = log.read().decode(errors="replace")
         measured = usage.read().split()
-    if done.returncode != 0 or len(measured) != 2:
+    if done.returncode != 0 or len(measured) != 3:
         raise SystemExit(f"failed ({done.returncode}): {' '.join(argv)}\n{output[-4000:]}")
-    return Run(float(measured[0]), int(measured[1]) * 1024 / 1e6, output)
+    return Run(float(measured[0]), int(measured[1]) * 1024 / 1e6, output, float(measured[2]))
 
 
 def mirrorctl_argv() -> list[str]:
@@ -192,6 +193,7 @@ def pip_download(work: Path, index_url: str, requirements: list[str], targets: l
     cert = os.environ.get("SSL_CERT_FILE")  # the machine's trust store (kept: it is not a package source)
     per_target: dict[str, float] = {}
     files = size = 0
+    cpu = 0.0
     for t in targets:
         dest = work / t.id
         dest.mkdir(parents=True)
@@ -222,9 +224,10 @@ def pip_download(work: Path, index_url: str, requirements: list[str], targets: l
         if "Looking in links" in run.output:
             raise SystemExit(f"pip used find-links despite the clean environment:\n{run.output[-2000:]}")
         per_target[t.id] = run.seconds
+        cpu += run.cpu_seconds
         n, b = dir_size(dest)
         files, size = files + n, size + b
-    return PipRun(per_target, files, size)
+    return PipRun(per_target, files, size, cpu)
 
 
 async def fetch_plan(settings: Settings, lock_path: Path) -> list[FetchItem]:
@@ -254,10 +257,15 @@ async def parallel_fetch(items: list[FetchItem], dest: Path) -> FetchRun:
                     f.write(chunk)
                     total += len(chunk)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_self()
     async with httpx.AsyncClient(limits=limits, timeout=60, follow_redirects=True) as client:
         await asyncio.gather(*(one(client, i) for i in items))
-    return FetchRun(time.perf_counter() - started, len(items), total)
+    return FetchRun(time.perf_counter() - started, len(items), total, cpu_seconds=_cpu_self() - cpu)
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def large_file_memory(parent: Path) -> MemoryRun:
@@ -303,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = [Target(py, plat) for py in profile["python"] for plat in profile["platforms"]]
     base = args.workdir or Path(tempfile.mkdtemp(prefix="mirrorctl-bench-"))
     base.mkdir(parents=True, exist_ok=True)
-    results = Results(reps=args.repeat)
+    results = Results(reps=args.repeat, load_start=os.getloadavg())
     say: Callable[[str], None] = lambda s: print(s, flush=True)  # noqa: E731
     try:
         for rep in range(1, args.repeat + 1):
@@ -322,9 +330,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"lock again {cold.warm_lock.seconds:.1f} s"
                     )
             if "parallel" not in args.skip:
+                started = time.perf_counter()
                 items = asyncio.run(fetch_plan(work.settings, work.path / "profiles" / "bench.lock"))
+                plan_seconds = time.perf_counter() - started
                 results.unique_files, results.unique_bytes = len(items), sum(i.size for i in items)
                 par = asyncio.run(parallel_fetch(items, base / f"parallel-{rep}"))
+                par.plan_seconds = plan_seconds
                 results.parallel.append(par)
                 say(f"[{rep}] parallel fetch: {par.seconds:.1f} s ({par.files} files, {mb(par.bytes)})")
                 shutil.rmtree(base / f"parallel-{rep}")
@@ -339,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + ", ".join(f"{k} {v:.1f} s" for k, v in pip.per_target.items())
                 )
                 shutil.rmtree(base / f"pip-{rep}")
+        if "mirrorctl" not in args.skip:
+            results.startup = [run_child([*mirrorctl_argv(), "--help"], cwd=base).seconds for _ in range(3)]
         if "memory" not in args.skip:
             results.memory = large_file_memory(base)
             m = results.memory
@@ -351,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(base, ignore_errors=True)
 
     print()
-    print(table(("measurement", "median", "each run (s)", "data"), measurement_rows(results)))
+    print(table(MEASUREMENT_HEADER, measurement_rows(results)))
     print()
     print(table(("target", "measured", "ratio", "met"), target_rows(results)))
     if args.out:
