@@ -78,8 +78,11 @@ class _Reader:
         return reply.data
 
 
-async def read_wheel_metadata(fetch: RangeFetch, *, size: int | None, tail: int = TAIL) -> tuple[bytes, int]:
+async def read_wheel_metadata(
+    fetch: RangeFetch, *, size: int | None, tail: int | None = None
+) -> tuple[bytes, int]:
     """The raw METADATA of the wheel at the other end of ``fetch``, and how many requests it took."""
+    tail = tail or TAIL
     first = await fetch(None, tail if size is None else min(tail, size))
     if size is not None and first.total != size:
         raise NotLazy(f"the server says the file has {first.total} bytes, the index says {size}")

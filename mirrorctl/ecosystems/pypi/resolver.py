@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
@@ -88,28 +89,40 @@ def marker_ok(req: Requirement, env: Mapping[str, str], extras: Iterable[str] = 
 def choose_files(files: Sequence[FileRecord], target: Target, spec: PypiSpec) -> list[FileRecord]:
     """One file per version that installs on ``target``: versions with a wheel first (newest first), then,
     where the profile allows sdists, versions that only have an sdist. Yanked files only when nothing else."""
-    by_version: dict[Version, list[FileRecord]] = {}
+    # Big projects list tens of thousands of files but only a handful of distinct requires-python values
+    # and tag sets (shared objects, see index._wheel_tags): both checks are memoized per call.
+    full_version = target.full_version
+    python_ok: dict[str | None, bool] = {}
+    priority: dict[frozenset[Tag], int | None] = {}
+    best: dict[Version, tuple[bool, int, str, FileRecord]] = {}
+    sources: dict[Version, list[FileRecord]] = {}
     for f in files:
-        if f.python_ok(target.full_version):
-            by_version.setdefault(f.version, []).append(f)
-    wheels: list[FileRecord] = []
+        ok = python_ok.get(f.requires_python)
+        if ok is None:
+            ok = python_ok[f.requires_python] = f.python_ok(full_version)
+        if not ok:
+            continue
+        if f.kind != "wheel":
+            sources.setdefault(f.version, []).append(f)
+            continue
+        if f.tags in priority:
+            prio = priority[f.tags]
+        else:
+            prio = priority[f.tags] = target.tag_priority(f.tags)
+        if prio is None:
+            continue
+        key = (f.yanked, prio, f.filename)
+        have = best.get(f.version)
+        if have is None or key < have[:3]:
+            best[f.version] = (*key, f)
+    wheels = [best[v][3] for v in sorted(best, reverse=True)]
     sdists: list[FileRecord] = []
-    for version in sorted(by_version, reverse=True):
-        group = sorted(by_version[version], key=lambda f: (f.yanked, f.filename))
-        best: tuple[bool, int, str, FileRecord] | None = None
-        for f in group:
-            if f.kind != "wheel":
-                continue
-            prio = target.tag_priority(f.tags)
-            if prio is not None and (best is None or (f.yanked, prio, f.filename) < best[:3]):
-                best = (f.yanked, prio, f.filename, f)
-        if best is not None:
-            wheels.append(best[3])
-        elif spec.sdist_ok(group[0].name):
-            srcs = [f for f in group if f.kind == "sdist"]
-            srcs.sort(key=lambda f: (f.yanked, not f.filename.endswith(".tar.gz"), f.filename))
-            if srcs:
-                sdists.append(srcs[0])
+    for version in sorted(sources.keys() - best.keys(), reverse=True):
+        srcs = sources[version]
+        if not spec.sdist_ok(srcs[0].name):
+            continue
+        srcs.sort(key=lambda f: (f.yanked, not f.filename.endswith(".tar.gz"), f.filename))
+        sdists.append(srcs[0])
     return wheels + sdists
 
 
