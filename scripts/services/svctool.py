@@ -5,6 +5,7 @@ Standard library only: it runs under any Python 3.11+, before or without the pro
     svctool.py render TEMPLATE OUT name=value name[]=item ...
     svctool.py wait-pulp API_URL CONTENT_URL --workers N --timeout S [--pid-file F ...]
     svctool.py wait-devpi URL --timeout S [--pid-file F ...]
+    svctool.py port-free PORT   (exit 1 if something already listens on 127.0.0.1:PORT)
 
 The wait commands print KEY=VALUE lines (versions) on success; on failure they say what they last saw and
 exit 1.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import string
 import sys
 import time
@@ -127,6 +129,14 @@ def wait_devpi(url: str, timeout: float, pid_files: list[str]) -> None:
     print(f"DEVPI_SERVER_VERSION={version}")
 
 
+def port_free(port: int) -> None:
+    # A server of someone else's on our port would answer the health checks in our stead.
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        if sock.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"127.0.0.1:{port} is already in use by another program")
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="svctool.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -144,13 +154,17 @@ def main(argv: list[str]) -> None:
     p.add_argument("url")
     p.add_argument("--timeout", type=float, default=60)
     p.add_argument("--pid-file", action="append", default=[])
+    p = sub.add_parser("port-free")
+    p.add_argument("port", type=int)
     args = parser.parse_args(argv)
     if args.cmd == "render":
         render(args.template, args.out, args.assignments)
     elif args.cmd == "wait-pulp":
         wait_pulp(args.api, args.content, args.workers, args.timeout, args.pid_file)
-    else:
+    elif args.cmd == "wait-devpi":
         wait_devpi(args.url, args.timeout, args.pid_file)
+    else:
+        port_free(args.port)
 
 
 if __name__ == "__main__":
