@@ -90,16 +90,26 @@ def _python_ok(requires_python: str, full_version: str) -> bool:
         return False  # a file whose requires-python cannot be read is not a safe pick
 
 
-def _parse_wheel(filename: str) -> tuple[NormalizedName, Version, frozenset[Tag]]:
+# Says whether a wheel with these tags may be kept (installs on some target); None keeps every wheel.
+WheelFilter = Callable[[frozenset[Tag]], bool]
+
+
+def _parse_wheel(
+    filename: str, wheel_ok: WheelFilter | None = None
+) -> tuple[NormalizedName, Version, frozenset[Tag]] | None:
     """``parse_wheel_filename``, with its two costly halves cached: a big project lists thousands of wheels
     but only a few hundred versions and a few dozen tag sets. Each half is still parsed by packaging (a
-    synthetic filename per half), so what is accepted or refused is exactly what packaging says."""
+    synthetic filename per half), so what is accepted or refused is exactly what packaging says. None when
+    ``wheel_ok`` refuses the tags (checked first: most wheels of big projects are for other platforms)."""
     parts = filename[:-4].rsplit("-", 3)
     if len(parts) != 4:
         parse_wheel_filename(filename)  # raises the precise error
         raise InvalidWheelFilename(filename)
+    tags = _wheel_tags("-".join(parts[1:]))
+    if wheel_ok is not None and not wheel_ok(tags):
+        return None
     name, version = _wheel_head(parts[0])
-    return name, version, _wheel_tags("-".join(parts[1:]))
+    return name, version, tags
 
 
 @lru_cache(maxsize=16384)
@@ -130,11 +140,16 @@ def parse_file(
     requires_python: str | None,
     yanked: bool,
     metadata: Any,
+    wheel_ok: WheelFilter | None = None,
 ) -> FileRecord | None:
-    """A file record, or None for files that are neither wheels nor sdists (eggs, .exe, bad names)."""
+    """A file record, or None for files that are neither wheels nor sdists (eggs, .exe, bad names), and for
+    wheels ``wheel_ok`` refuses."""
     try:
         if filename.endswith(".whl"):
-            name, version, tags = _parse_wheel(filename)
+            parsed = _parse_wheel(filename, wheel_ok)
+            if parsed is None:
+                return None
+            name, version, tags = parsed
             kind = "wheel"
         elif filename.endswith((".tar.gz", ".zip")):
             name, version = parse_sdist_filename(filename)
@@ -191,7 +206,7 @@ class _LinkParser(HTMLParser):
             self._current = None
 
 
-def parse_json_page(doc: Any, page_url: str) -> list[FileRecord]:
+def parse_json_page(doc: Any, page_url: str, wheel_ok: WheelFilter | None = None) -> list[FileRecord]:
     # Written for speed (exact type checks, one lookup per key): pages of big projects list 5,000+ files.
     files = []
     for f in doc.get("files", []):
@@ -213,6 +228,7 @@ def parse_json_page(doc: Any, page_url: str) -> list[FileRecord]:
             requires_python=requires_python if type(requires_python) is str else None,
             yanked=yanked is not False and yanked is not None,
             metadata=f["core-metadata"] if "core-metadata" in f else f.get("dist-info-metadata", False),
+            wheel_ok=wheel_ok,
         )
         if rec:
             files.append(rec)
@@ -226,7 +242,7 @@ def _absolute(page_url: str, url: str) -> str:
     return url if url.startswith(("https://", "http://")) else urljoin(page_url, url)
 
 
-def parse_html_page(text: str, page_url: str) -> list[FileRecord]:
+def parse_html_page(text: str, page_url: str, wheel_ok: WheelFilter | None = None) -> list[FileRecord]:
     parser = _LinkParser()
     parser.feed(text)
     files = []
@@ -246,6 +262,7 @@ def parse_html_page(text: str, page_url: str) -> list[FileRecord]:
             requires_python=attrs.get("data-requires-python"),
             yanked="data-yanked" in attrs,
             metadata="true" if metadata is None else metadata,  # a bare attribute means "offered"
+            wheel_ok=wheel_ok,
         )
         if rec:
             files.append(rec)
@@ -278,6 +295,7 @@ class IndexClient:
         backoff: float = 0.25,
         store: Store | None = None,
         lazy_wheels: bool = True,
+        wheel_ok: WheelFilter | None = None,
     ) -> None:
         self._client = client
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
@@ -287,6 +305,7 @@ class IndexClient:
         self._backoff = backoff
         self._store = store
         self._lazy_wheels = lazy_wheels
+        self._wheel_ok = _memoized(wheel_ok) if wheel_ok else None
         cache_root = store.root / "cache" if store is not None else None
         self._meta_cache = MetadataCache(cache_root / "pypi-metadata") if cache_root else None
         self._page_cache = PageCache(cache_root / "pypi-pages") if cache_root else None
@@ -355,13 +374,13 @@ class IndexClient:
         page_url, body = got[1], got[2]
         if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
             try:
-                return parse_json_page(json.loads(body), page_url)
+                return parse_json_page(json.loads(body), page_url, self._wheel_ok)
             except (ValueError, AttributeError) as exc:
                 raise NetworkError(
                     f"pypi project page {name}: unreadable JSON from {redact(page_url)}"
                 ) from exc
         if "html" in ctype:
-            return parse_html_page(body.decode("utf-8", "replace"), page_url)
+            return parse_html_page(body.decode("utf-8", "replace"), page_url, self._wheel_ok)
         raise NetworkError(
             f"pypi project page {name}: unexpected content type {ctype!r} from {redact(page_url)}",
             hint="the upstream URL must be a simple repository index (PEP 503/691), e.g. https://host/simple/",
@@ -546,6 +565,18 @@ class IndexClient:
                 if attempt:
                     err.message += f" (after {attempt + 1} attempts)"
                 raise err from exc
+
+
+def _memoized(wheel_ok: WheelFilter) -> WheelFilter:
+    seen: dict[frozenset[Tag], bool] = {}  # tag sets are shared objects (_wheel_tags): cheap keys
+
+    def check(tags: frozenset[Tag]) -> bool:
+        ok = seen.get(tags)
+        if ok is None:
+            ok = seen[tags] = wheel_ok(tags)
+        return ok
+
+    return check
 
 
 def _label(record: FileRecord) -> str:

@@ -164,7 +164,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
                 self.constraints.setdefault(canonicalize_name(c.name), []).append(c)
         self._choices: dict[str, list[FileRecord]] = {}
         self.parents: dict[str, Candidate] = {}
-        self._prefetched: set[str] = set()
+        self._prefetched: set[tuple[str, str]] = set()
 
     # -- resolvelib interface ----------------------------------------------------------------------------
 
@@ -258,9 +258,15 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
     def _prefetch(self, deps: Sequence[Req]) -> None:
         """Ask the loop for the newest acceptable version's metadata of each dependency, recursively."""
         for d in deps:
-            if d.identifier not in self._prefetched:  # per extras too: foo[x] needs more than foo
-                self._prefetched.add(d.identifier)
+            if _prefetch_key(d) not in self._prefetched:
+                self._prefetched.add(_prefetch_key(d))
                 self.bridge.spawn(lambda d=d: _prefetch(self, d, 0))
+
+
+def _prefetch_key(req: Req) -> tuple[str, str]:
+    # Per extras (foo[x] needs more than foo) and per specifier: "dateutil<3" from one parent and
+    # "dateutil>=2.8" from another pick different versions, and the resolver will want the first.
+    return req.identifier, str(req.specifier)
 
 
 async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
@@ -271,13 +277,12 @@ async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
             choices = provider._choices.setdefault(
                 req.name, choose_files(files, provider.target, provider.spec)
             )
+        # The newest version this requirement, the profile's constraints and the pre-release policy allow.
         best = next(
             (
                 f
                 for f in choices
-                if not f.yanked
-                and (not f.version.is_prerelease or provider.spec.prereleases or req.specifier.prereleases)
-                and req.specifier.contains(f.version, prereleases=True)
+                if not f.yanked and provider._allowed(req.name, f.version, [req.specifier])
             ),
             None,
         )
@@ -287,8 +292,8 @@ async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
         for r in md.requires_dist:
             if marker_ok(r, provider.env, req.extras):
                 dep = to_req(r, None)
-                if dep.identifier not in provider._prefetched:
-                    provider._prefetched.add(dep.identifier)
+                if _prefetch_key(dep) not in provider._prefetched:
+                    provider._prefetched.add(_prefetch_key(dep))
                     provider.bridge.keep(asyncio.ensure_future(_prefetch(provider, dep, depth + 1)))
     except Exception:  # a prefetch is a hint; the resolver meets the same error and reports it
         return
@@ -305,6 +310,7 @@ class TargetResult:
 
 async def resolve_spec(spec: PypiSpec, ctx: ResolveContext) -> list[Artifact]:
     """Every target's closure, merged: one artifact per file, ``targets`` naming who needs it."""
+    targets = spec.targets()
     index = IndexClient(
         ctx.client,
         ctx.upstream.url,
@@ -312,6 +318,8 @@ async def resolve_spec(spec: PypiSpec, ctx: ResolveContext) -> list[Artifact]:
         concurrency=ctx.fetch.concurrency,
         retries=ctx.fetch.retries,
         store=ctx.store,
+        # wheels that install on none of the targets are never candidates: not even kept in memory
+        wheel_ok=lambda tags: any(t.tag_priority(tags) is not None for t in targets),
     )
     try:
         return await resolve_with_index(spec, index, ctx)
