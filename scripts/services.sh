@@ -55,8 +55,8 @@ pip_in() {
 
 pg_bin() {
   local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-  [ -n "$d" ] && [ -x "$d/initdb" ] && echo "$d"
+  d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)  # the newest installed major version
+  [ -x "$d/initdb" ] && echo "$d"
 }
 
 install_postgresql() {
@@ -334,6 +334,7 @@ run_hooks() {
   for hook in "$HERE"/hooks/post-start-*.sh; do
     [ -e "$hook" ] || continue
     say "hook $(basename "$hook")"
+    # shellcheck disable=SC1091  # written by this script at run time
     (set -a; . "$SVC/env"; set +a; bash "$hook") >>"$LOGS/hooks.log" 2>&1 || fail_start "hook $hook failed"
   done
 }
@@ -385,14 +386,15 @@ cmd_start() {
   say "devpi ready: $DEVPI_URL"
   local client
   client=$("$DEVPI_VENV/bin/devpi" --version 2>/dev/null | awk '/devpi-client/ {print $2; exit}')
-  # shellcheck disable=SC2046
+  local versions
+  mapfile -t versions < <(printf '%s\n' "$pulp_out" "$devpi_out" | grep .)
   write_env PULP_URL="$API_URL" PULP_API_ROOT=/pulp/ PULP_CONTENT_URL="$CONTENT_URL" \
     PULP_CONTENT_PATH_PREFIX=/pulp/content/ PULP_USERNAME=admin PULP_PASSWORD="$(secret pulp-admin)" \
     PULP_SETTINGS="$PULP_DIR/settings.py" PULPCORE_MANAGER="$PULP_VENV/bin/pulpcore-manager" \
     PULP_IMPORT_DIR="$PULP_DIR/import" PULP_EXPORT_DIR="$PULP_DIR/export" \
     DEVPI_URL="$DEVPI_URL" DEVPI_ROOT_PASSWORD="$(secret devpi-root)" DEVPI_CLIENT="$DEVPI_VENV/bin/devpi" \
     DEVPI_CLIENT_VERSION="$client" POSTGRESQL_VERSION="$(pg_version | awk '{print $2}')" \
-    $pulp_out $devpi_out
+    "${versions[@]}"
   run_hooks
   say "all services healthy in $((SECONDS - t0))s; settings in $SVC/env"
 }
