@@ -172,9 +172,7 @@ def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
         for key in ("username-env", "password-env", "token-env"):
             if key in up and not isinstance(up[key], str):
                 raise UserError(f"{path}: upstreams.{eco}.{key} must be the name of an environment variable")
-        upstreams[eco] = Upstream(
-            eco, url, up.get("username-env"), up.get("password-env"), up.get("token-env")
-        )
+        upstreams[eco] = Upstream(eco, url, up.get("username-env"), up.get("password-env"), up.get("token-env"))
 
     fetch_t = table("fetch")
     _no_unknown(fetch_t, {"concurrency", "retries", "timeout", "http2"}, path, "fetch.")

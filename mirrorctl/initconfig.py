@@ -63,7 +63,11 @@ def init_config(
             if parts.port:
                 host += f":{parts.port}"
             url = urlunsplit(parts._replace(netloc=host))
-            ups[name] = {"url": url, "username-env": f"{name.upper()}_USERNAME", "password-env": f"{name.upper()}_PASSWORD"}
+            ups[name] = {
+                "url": url,
+                "username-env": f"{name.upper()}_USERNAME",
+                "password-env": f"{name.upper()}_PASSWORD",
+            }
         else:
             ups[name] = {"url": url}
         upstreams[name] = (url, upstreams[name][1])

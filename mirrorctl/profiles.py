@@ -132,7 +132,9 @@ def _load_merged(
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         where = f" (included from {chain[-1]})" if chain else ""
-        raise ProfileError(f"{path}: profile not found{where}", hint="check the name; profiles live in profiles/") from None
+        raise ProfileError(
+            f"{path}: profile not found{where}", hint="check the name; profiles live in profiles/"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

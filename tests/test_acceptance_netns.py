@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.workspace import render_workspace_config
+from tests.conftest import skip_or_fail
 
 from .fixtures.store_content import closure_store
 from .fixtures.wheels import Dist, build_wheel
@@ -126,7 +127,7 @@ def read(out: Path, name: str) -> tuple[int, str, int]:
 def test_real_pip_and_uv_install_only_from_the_mirror(tmp_path: Path) -> None:
     reason = _netns_available()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
 
     store, _ = closure_store(tmp_path / "store", tmp_path / "build")
     config = tmp_path / "mirrorctl.toml"
@@ -225,9 +226,10 @@ TRUSTED_SCRIPT = textwrap.dedent(
     set -u
     OUT="$1"
     ip link set lo up
-    # An address that is not 127/8, on the namespace's only (loopback) device: to pip it is a remote host.
-    ip addr add "$ADDR/32" dev lo
-    "$MIRRORCTL" --config "$CONFIG" serve --host "$ADDR" --port "$PORT" > "$OUT/serve.log" 2>&1 &
+    # A host name that is not "localhost", resolved to loopback by this mount namespace's own /etc/hosts:
+    # to pip it is a remote host, yet no packet leaves the loopback-only network namespace.
+    mount --bind "$HOSTS" /etc/hosts
+    "$MIRRORCTL" --config "$CONFIG" serve --host 127.0.0.1 --port "$PORT" > "$OUT/serve.log" 2>&1 &
     SERVER=$!
     trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
     for i in $(seq 200); do
@@ -248,13 +250,15 @@ TRUSTED_SCRIPT = textwrap.dedent(
 )
 
 
-def test_plain_http_mirror_on_a_non_loopback_address_is_trusted_by_the_generated_config(
+def test_plain_http_mirror_on_a_remote_host_name_is_trusted_by_the_generated_config(
     tmp_path: Path,
 ) -> None:
     reason = _netns_available()
     if reason:
-        pytest.skip(reason)
-    addr = "10.203.0.1"
+        skip_or_fail(reason)
+    addr = "mirror.internal"
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost {addr}\n::1 localhost\n")
     store, _ = closure_store(tmp_path / "store", tmp_path / "build")
     config = tmp_path / "mirrorctl.toml"
     config.write_text(f'[store]\npath = "{store.root}"\n')
@@ -267,6 +271,7 @@ def test_plain_http_mirror_on_a_non_loopback_address_is_trusted_by_the_generated
     env = {
         **os.environ,
         "ADDR": addr,
+        "HOSTS": str(hosts),
         "MIRRORCTL": str(VENV_BIN / "mirrorctl"),
         "CONFIG": str(config),
         "PORT": str(PORT),
@@ -278,7 +283,11 @@ def test_plain_http_mirror_on_a_non_loopback_address_is_trusted_by_the_generated
         "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
     }
     done = subprocess.run(
-        ["unshare", "-n", "sh", str(script), str(out)], env=env, capture_output=True, text=True, timeout=600
+        ["unshare", "-n", "-m", "sh", str(script), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     untrusted = (out / "untrusted.log").read_text()

@@ -11,10 +11,12 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
-    Progress as RichBars,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
+)
+from rich.progress import (
+    Progress as RichBars,
 )
 
 from mirrorctl.progress import Progress, ProgressTask
