@@ -45,6 +45,7 @@ from pypi_report import (  # noqa: E402  (bench/ is on sys.path when this script
     Run,
     mb,
     measurement_rows,
+    notes,
     render,
     table,
     target_rows,
@@ -104,9 +105,7 @@ def run_child(argv: Sequence[str], *, cwd: Path, env: dict[str, str] | None = No
 
 def mirrorctl_argv() -> list[str]:
     exe = Path(sys.executable).parent / "mirrorctl"
-    return (
-        [str(exe)] if exe.exists() else [sys.executable, "-c", "from mirrorctl.cli.app import main; main()"]
-    )
+    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from mirrorctl.cli.app import main; main()"]
 
 
 @dataclass
@@ -116,14 +115,10 @@ class Workdir:
     source: str  # where `mirrorctl init` found the upstream
 
     def mirrorctl(self, *args: str) -> Run:
-        return run_child(
-            [*mirrorctl_argv(), "--config", str(self.path / "mirrorctl.toml"), *args], cwd=self.path
-        )
+        return run_child([*mirrorctl_argv(), "--config", str(self.path / "mirrorctl.toml"), *args], cwd=self.path)
 
 
-def make_workdir(
-    parent: Path, name: str, profile_text: str, profile_name: str, upstream: str | None = None
-) -> Workdir:
+def make_workdir(parent: Path, name: str, profile_text: str, profile_name: str, upstream: str | None = None) -> Workdir:
     """A fresh folder with the mirrorctl.toml that `mirrorctl init` writes, one profile, no store, no lock."""
     path = parent / name
     if path.exists():
@@ -276,8 +271,7 @@ def large_file_memory(parent: Path) -> MemoryRun:
     try:
         entry = up.add_large("bench-large-wheel", "1.0", LARGE_SIZE)
         profile = (
-            '[pypi]\nrequirements = ["bench-large-wheel"]\n'
-            'python = ["3.11"]\nplatforms = ["manylinux_2_28_x86_64"]\n'
+            '[pypi]\nrequirements = ["bench-large-wheel"]\npython = ["3.11"]\nplatforms = ["manylinux_2_28_x86_64"]\n'
         )
         work = make_workdir(parent, "large", profile, "large", upstream=up.url)
         lock = work.mirrorctl("lock", "large")
@@ -293,17 +287,11 @@ def large_file_memory(parent: Path) -> MemoryRun:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="write the report (Markdown) here, e.g. docs/benchmarks.md")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="repetitions of the cold runs (median reported)"
-    )
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of the cold runs (median reported)")
     parser.add_argument("--skip", nargs="*", default=[], choices=STEPS, help="steps to leave out")
-    parser.add_argument(
-        "--workdir", type=Path, help="where to work (default: a new temp folder, removed after)"
-    )
+    parser.add_argument("--workdir", type=Path, help="where to work (default: a new temp folder, removed after)")
     args = parser.parse_args(argv)
 
     profile_text = PROFILE.read_text(encoding="utf-8")
@@ -367,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(MEASUREMENT_HEADER, measurement_rows(results)))
     print()
     print(table(("target", "measured", "ratio", "met"), target_rows(results)))
+    print()
+    for note in notes(results):
+        print(f"- {note}")
     if args.out:
         args.out.write_text(render(results, profile), encoding="utf-8")
         print(f"\nwrote {args.out}")
