@@ -325,7 +325,11 @@ def notes(r: Results) -> list[str]:
         where = f"Of the cold snapshot's {snap:.1f} s, about {start:.1f} s is the CLI's start-up (`--help`)"
         if plan is not None:
             where += f" and about {plan:.1f} s reading the project pages to find the file URLs (`fetch_plan`)"
-        out.append(where + "; each of the two cold commands pays the start-up, and the warm re-run is mostly start-up.")
+        warm = med([c.warm_snapshot.seconds for c in r.cold])
+        out.append(
+            where + f"; each of the two cold commands pays the start-up, and it is {start / warm:.0%} of the "
+            f"warm snapshot's {warm:.2f} s."
+        )
         lock_again = med([c.warm_lock.seconds for c in r.cold])
         out.append(
             f"`mirrorctl lock` run again, with the lock and store in place, took {lock_again:.1f} s: it "
