@@ -20,6 +20,14 @@ Example::
 
     [trust]
     keys = ["keys/mirrorctl.key.pub"]      # inside: public keys whose bundles are imported
+
+    [targets.pulp]                     # inside: internal mirrors that `mirrorctl publish --to pulp` fills
+    kind = "pulp"
+    url = "http://pulp.internal:24817"
+    content-url = "http://pulp.internal:24816"
+    username-env = "PULP_USERNAME"
+    password-env = "PULP_PASSWORD"
+    repositories = { pypi = "team-pypi" }
 """
 
 from __future__ import annotations
@@ -73,6 +81,27 @@ class Upstream:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetSettings:
+    """A publish target inside: a Pulp 3 or devpi server. Credentials are names of environment variables.
+
+    ``repositories`` maps an ecosystem to the target's name for it: a Pulp repository/distribution base name,
+    or a devpi ``user/index``.
+    """
+
+    name: str
+    kind: str
+    url: str
+    username_env: str | None = None
+    password_env: str | None = None
+    token_env: str | None = None
+    content_url: str | None = None  # Pulp: the content app's origin, when it differs from url
+    repositories: Mapping[str, str] = field(default_factory=dict)
+
+    def credentials(self, environ: Mapping[str, str]) -> tuple[str, str] | None:
+        return Upstream(f"targets.{self.name}", self.url, self.username_env, self.password_env).auth(environ)
+
+
+@dataclass(frozen=True, slots=True)
 class FetchSettings:
     concurrency: int = 16
     retries: int = 4
@@ -95,6 +124,18 @@ class Settings:
     trusted_keys: tuple[Path, ...] = ()
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
+    targets: Mapping[str, TargetSettings] = field(default_factory=dict)
+
+    def target(self, name: str) -> TargetSettings:
+        try:
+            return self.targets[name]
+        except KeyError:
+            where = self.config_path or DEFAULT_CONFIG_NAME
+            known = ", ".join(sorted(self.targets)) or "none"
+            raise UserError(
+                f"{where}: no target named {name!r} (configured: {known})",
+                hint=f'add [targets.{name}] with kind = "pulp" or "devpi", url and repositories',
+            ) from None
 
     def upstream(self, ecosystem: str) -> Upstream:
         try:
@@ -107,7 +148,9 @@ class Settings:
             ) from None
 
 
-_TOP_KEYS = {"store", "profiles", "upstreams", "fetch", "signing", "trust", "serve"}
+_TOP_KEYS = {"store", "profiles", "upstreams", "fetch", "signing", "trust", "serve", "targets"}
+_TARGET_KEYS = {"kind", "url", "username-env", "password-env", "token-env", "content-url", "repositories"}
+TARGET_KINDS = ("pulp", "devpi")
 _UPSTREAM_KEYS = {"url", "username-env", "password-env", "token-env"}
 
 
@@ -193,6 +236,7 @@ def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
         raise UserError(f"{path}: trust.keys must be a list of paths to public keys")
     serve = table("serve")
     _no_unknown(serve, {"host", "port"}, path, "serve.")
+    targets = {name: _parse_target(name, t, path) for name, t in table("targets").items()}
 
     return Settings(
         config_path=path,
@@ -204,6 +248,48 @@ def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
         trusted_keys=tuple(rel(k, "trust.keys") for k in keys),
         serve_host=str(serve.get("host", "127.0.0.1")),
         serve_port=_int(serve, "port", 8080, path, "serve.", minimum=1),
+        targets=targets,
+    )
+
+
+def _parse_target(name: str, t: Any, path: Path) -> TargetSettings:
+    where = f"targets.{name}"
+    if not isinstance(t, dict):
+        raise UserError(f"{path}: [{where}] must be a table")
+    _no_unknown(t, _TARGET_KEYS, path, f"{where}.")
+    kind = t.get("kind")
+    if kind not in TARGET_KINDS:
+        raise UserError(f"{path}: {where}.kind must be one of {', '.join(TARGET_KINDS)}, got {kind!r}")
+    urls: dict[str, str | None] = {}
+    for key in ("url", "content-url"):
+        value = t.get(key)
+        if value is None and key == "content-url":
+            urls[key] = None
+            continue
+        parts = urlsplit(value) if isinstance(value, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UserError(f"{path}: {where}.{key} must be an http(s) URL, got {value!r}")
+        if parts.username or parts.password:
+            raise UserError(
+                f"{path}: {where}.{key} carries credentials",
+                hint="remove them from the URL and use username-env/password-env",
+            )
+        urls[key] = value
+    for key in ("username-env", "password-env", "token-env"):
+        if key in t and not isinstance(t[key], str):
+            raise UserError(f"{path}: {where}.{key} must be the name of an environment variable")
+    repos = t.get("repositories", {})
+    if not isinstance(repos, dict) or not all(isinstance(v, str) and v for v in repos.values()):
+        raise UserError(f'{path}: {where}.repositories must be a table like {{ pypi = "team-pypi" }}')
+    return TargetSettings(
+        name=name,
+        kind=kind,
+        url=str(urls["url"]),
+        username_env=t.get("username-env"),
+        password_env=t.get("password-env"),
+        token_env=t.get("token-env"),
+        content_url=urls["content-url"],
+        repositories=dict(repos),
     )
 
 

@@ -148,8 +148,10 @@ class Ecosystem(Protocol):
         """An ASGI app mounted at ``/<name>`` that serves the current view to the real client."""
         ...
 
-    def client_config(self, mirror_url: str) -> ClientConfig:
-        """Config that makes the real client resolve only from ``mirror_url`` + ``/<name>``."""
+    def client_config(self, mirror_url: str, *, endpoint: str | None = None) -> ClientConfig:
+        """Config that makes the real client resolve only from the mirror: ``mirror_url`` + ``/<name>`` as laid
+        out by ``serve_app``, or, for content published elsewhere (Pulp, devpi), the exact ``endpoint`` the
+        client must use (for PyPI, the simple index URL)."""
         ...
 
     def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:

@@ -65,10 +65,10 @@ class PypiEcosystem:
 
         return make_app(content)
 
-    def client_config(self, mirror_url: str) -> ClientConfig:
+    def client_config(self, mirror_url: str, *, endpoint: str | None = None) -> ClientConfig:
         from .clientconfig import client_config
 
-        return client_config(mirror_url)
+        return client_config(mirror_url, endpoint=endpoint)
 
     def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
         from .discover import discover_upstream

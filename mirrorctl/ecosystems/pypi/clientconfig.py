@@ -37,8 +37,11 @@ def index_url(mirror_url: str) -> str:
     return mirror_url.rstrip("/") + "/pypi/simple/"
 
 
-def client_config(mirror_url: str) -> ClientConfig:
-    index = index_url(mirror_url)
+def client_config(mirror_url: str, *, endpoint: str | None = None) -> ClientConfig:
+    # ``endpoint``: an index published elsewhere (a Pulp distribution, a devpi index) instead of our layout.
+    index = endpoint if endpoint is not None else index_url(mirror_url)
+    if not index.endswith("/"):
+        index += "/"
     parts = urlsplit(index)
     # pip trusts loopback by itself; any other plain-http host must be trusted explicitly or pip ignores it.
     trusted = parts.netloc if parts.scheme == "http" else None
