@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urldefrag, urljoin
 
-import aiofiles
 import httpx
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -51,7 +50,7 @@ from mirrorctl.progress import SILENT, Progress
 from mirrorctl.store import Store
 
 from .lazywheel import NotLazy, RangeReply, read_wheel_metadata
-from .metacache import MetadataCache, PageCache
+from .metacache import MetadataCache, PageCache, ParsedPageCache
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -141,12 +140,13 @@ def parse_file(
     yanked: bool,
     metadata: Any,
     wheel_ok: WheelFilter | None = None,
+    parsed: tuple[NormalizedName, Version, frozenset[Tag]] | None = None,
 ) -> FileRecord | None:
     """A file record, or None for files that are neither wheels nor sdists (eggs, .exe, bad names), and for
-    wheels ``wheel_ok`` refuses."""
+    wheels ``wheel_ok`` refuses. ``parsed``: the wheel's name, version and tags when already known."""
     try:
         if filename.endswith(".whl"):
-            parsed = _parse_wheel(filename, wheel_ok)
+            parsed = parsed or _parse_wheel(filename, wheel_ok)
             if parsed is None:
                 return None
             name, version, tags = parsed
@@ -215,6 +215,15 @@ def parse_json_page(doc: Any, page_url: str, wheel_ok: WheelFilter | None = None
         filename, url = f.get("filename"), f.get("url")
         if type(filename) is not str or type(url) is not str:
             continue
+        parsed = None
+        if wheel_ok is not None and filename.endswith(".whl"):
+            # First, before anything else is read: most wheels of big projects are for other platforms.
+            try:
+                parsed = _parse_wheel(filename, wheel_ok)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if parsed is None:
+                continue
         hashes = f.get("hashes")
         sha256 = hashes.get("sha256") if type(hashes) is dict else None
         size = f.get("size")
@@ -228,7 +237,7 @@ def parse_json_page(doc: Any, page_url: str, wheel_ok: WheelFilter | None = None
             requires_python=requires_python if type(requires_python) is str else None,
             yanked=yanked is not False and yanked is not None,
             metadata=f["core-metadata"] if "core-metadata" in f else f.get("dist-info-metadata", False),
-            wheel_ok=wheel_ok,
+            parsed=parsed,
         )
         if rec:
             files.append(rec)
@@ -296,6 +305,7 @@ class IndexClient:
         store: Store | None = None,
         lazy_wheels: bool = True,
         wheel_ok: WheelFilter | None = None,
+        filter_key: str = "",
     ) -> None:
         self._client = client
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
@@ -306,9 +316,12 @@ class IndexClient:
         self._store = store
         self._lazy_wheels = lazy_wheels
         self._wheel_ok = _memoized(wheel_ok) if wheel_ok else None
+        self._filter_key = filter_key  # names what wheel_ok keeps (e.g. the target ids), for the parse cache
         cache_root = store.root / "cache" if store is not None else None
         self._meta_cache = MetadataCache(cache_root / "pypi-metadata") if cache_root else None
         self._page_cache = PageCache(cache_root / "pypi-pages") if cache_root else None
+        keyed = wheel_ok is None or filter_key  # a filter nobody named could change under the same key
+        self._parsed_cache = ParsedPageCache(cache_root / "pypi-pages") if cache_root and keyed else None
         self._pages: dict[str, asyncio.Task[list[FileRecord]]] = {}
         self._metadata: dict[str, asyncio.Task[CoreMetadata]] = {}
         self.downloads = 0  # whole files fetched only for their metadata (no PEP 658, no usable Range)
@@ -370,8 +383,22 @@ class IndexClient:
         got = await self._retrying(get, f"pypi project page {name}")
         if got is None:
             return []
-        ctype = got[0].split(";")[0].strip().lower()
-        page_url, body = got[1], got[2]
+        if self._parsed_cache is None:
+            return self._parse_page(name, *got)
+        # Same bytes, same URL, same filter, same parser: same records. Hashing 2 MB costs ~2 ms, parsing it
+        # ~50-100 ms, so an unchanged page of a big project is not parsed twice.
+        h = hashlib.sha256(f"{_PARSER_VERSION}\0{self._filter_key}\0{got[0]}\0{got[1]}\0".encode())
+        h.update(got[2])
+        rows = self._parsed_cache.get(url, h.hexdigest())
+        if rows is not None:
+            with contextlib.suppress(ValueError, TypeError, InvalidVersion):
+                return [r for r in (_from_row(row) for row in rows) if r is not None]
+        records = self._parse_page(name, *got)
+        self._parsed_cache.put(url, h.hexdigest(), [_to_row(r) for r in records])
+        return records
+
+    def _parse_page(self, name: str, ctype: str, page_url: str, body: bytes) -> list[FileRecord]:
+        ctype = ctype.split(";")[0].strip().lower()
         if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
             try:
                 return parse_json_page(json.loads(body), page_url, self._wheel_ok)
@@ -481,22 +508,26 @@ class IndexClient:
         store = self._store
         tmp = store.tmp_dir / f".lock-{record.sha256}.{secrets.token_hex(4)}.part"
         digest, size = hashlib.sha256(), 0
+        # Opened and written here, not in worker threads: a cancelled task must not leave a thread that
+        # creates the file after the cleanup below ran (chunks go to the page cache; fsync is the slow part).
+        out = open(tmp, "wb")  # noqa: ASYNC230 - deliberate (see above); closed in finally, before the unlink
         try:
             headers = {"Accept-Encoding": "identity"}  # the listed sha256 is of the bytes as stored
             async with self._client.stream("GET", record.url, headers=headers) as resp:
                 resp.raise_for_status()
-                async with aiofiles.open(tmp, "wb") as out:
-                    async for chunk in resp.aiter_raw(_CHUNK):
-                        size += len(chunk)
-                        if record.size is not None and size > record.size:
-                            break  # more bytes than the index lists: refused below
-                        digest.update(chunk)
-                        await out.write(chunk)
-                    await out.flush()
-                    await asyncio.to_thread(os.fsync, out.fileno())
+                async for chunk in resp.aiter_raw(_CHUNK):
+                    size += len(chunk)
+                    if record.size is not None and size > record.size:
+                        break  # more bytes than the index lists: refused below
+                    digest.update(chunk)
+                    out.write(chunk)
+            out.flush()
             _verify(record, digest.hexdigest(), size)
+            await asyncio.to_thread(os.fsync, out.fileno())
+            out.close()
             return await asyncio.to_thread(self._commit, tmp, record.sha256)
         finally:
+            out.close()
             tmp.unlink(missing_ok=True)
 
     def _commit(self, tmp: Path, sha256: str) -> Path:
@@ -565,6 +596,23 @@ class IndexClient:
                 if attempt:
                     err.message += f" (after {attempt + 1} attempts)"
                 raise err from exc
+
+
+_PARSER_VERSION = "1"  # bump when parsing changes what a record holds
+
+
+def _to_row(r: FileRecord) -> list[Any]:
+    return [r.filename, r.url, r.sha256, r.size, r.requires_python, r.yanked, r.metadata_sha256,
+            r.metadata_offered]
+
+
+def _from_row(row: list[Any]) -> FileRecord | None:
+    filename, url, sha256, size, requires_python, yanked, metadata_sha256, offered = row
+    metadata: Any = ({"sha256": metadata_sha256} if metadata_sha256 else True) if offered else False
+    return parse_file(
+        filename, url, sha256=sha256, size=size, requires_python=requires_python, yanked=yanked,
+        metadata=metadata,
+    )
 
 
 def _memoized(wheel_ok: WheelFilter) -> WheelFilter:

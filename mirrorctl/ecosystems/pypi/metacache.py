@@ -5,6 +5,9 @@
 * :class:`PageCache`: project pages with their ``ETag`` / ``Last-Modified`` (``<store>/cache/pypi-pages/``),
   for conditional requests; only pages the upstream sent a validator for are kept.
 
+* :class:`ParsedPageCache`: the file records read from a page, by a digest of the page's bytes (and of how
+  it was read), so an unchanged page of a big project costs a download and a hash, not a parse.
+
 Entries are written temp -> rename and carry a digest of their own body, so a torn or damaged entry reads as
 missing (and is fetched again) rather than as wrong data. Nothing here is trusted for what gets *stored*: the
 snapshot checks every file against the lock's sha256.
@@ -18,6 +21,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 _MAGIC = b"mirrorctl-cache-v1 "
 
@@ -95,3 +99,29 @@ class PageCache:
         meta = json.dumps({**headers, "url": url}, sort_keys=True).encode()
         with contextlib.suppress(OSError):
             _write(self._path(url), meta + b"\n" + body)
+
+
+class ParsedPageCache:
+    """Rows of file records parsed from one page, valid only for the exact digest they were made from."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, url: str) -> Path:
+        return self.root / f"{hashlib.sha256(url.encode()).hexdigest()}.parsed"
+
+    def get(self, url: str, digest: str) -> list[list[Any]] | None:
+        data = _read(self._path(url))
+        if data is None:
+            return None
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict) or doc.get("digest") != digest or not isinstance(doc.get("rows"), list):
+            return None
+        return list(doc["rows"])
+
+    def put(self, url: str, digest: str, rows: list[list[Any]]) -> None:
+        with contextlib.suppress(OSError):
+            _write(self._path(url), json.dumps({"digest": digest, "rows": rows}).encode())

@@ -86,43 +86,53 @@ def marker_ok(req: Requirement, env: Mapping[str, str], extras: Iterable[str] = 
     return any(req.marker.evaluate({**env, "extra": e}) for e in ("", *extras))
 
 
-def choose_files(files: Sequence[FileRecord], target: Target, spec: PypiSpec) -> list[FileRecord]:
+VersionGroups = list[tuple[Version, list[FileRecord]]]
+
+
+def group_by_version(files: Sequence[FileRecord]) -> VersionGroups:
+    """A project's files by version, newest first: computed once per project, shared by every target
+    (sorting and hashing thousands of Versions per target was a visible cost on big projects)."""
+    groups: dict[Version, list[FileRecord]] = {}
+    for f in files:
+        groups.setdefault(f.version, []).append(f)
+    return sorted(groups.items(), key=lambda item: item[0], reverse=True)
+
+
+def choose_files(
+    files: Sequence[FileRecord], target: Target, spec: PypiSpec, groups: VersionGroups | None = None
+) -> list[FileRecord]:
     """One file per version that installs on ``target``: versions with a wheel first (newest first), then,
     where the profile allows sdists, versions that only have an sdist. Yanked files only when nothing else."""
-    # Big projects list tens of thousands of files but only a handful of distinct requires-python values
-    # and tag sets (shared objects, see index._wheel_tags): both checks are memoized per call.
+    # Big projects list thousands of files but only a handful of distinct requires-python values and tag
+    # sets (shared objects, see index._wheel_tags): both checks are memoized per call.
     full_version = target.full_version
     python_ok: dict[str | None, bool] = {}
     priority: dict[frozenset[Tag], int | None] = {}
-    best: dict[Version, tuple[bool, int, str, FileRecord]] = {}
-    sources: dict[Version, list[FileRecord]] = {}
-    for f in files:
-        ok = python_ok.get(f.requires_python)
-        if ok is None:
-            ok = python_ok[f.requires_python] = f.python_ok(full_version)
-        if not ok:
-            continue
-        if f.kind != "wheel":
-            sources.setdefault(f.version, []).append(f)
-            continue
-        if f.tags in priority:
-            prio = priority[f.tags]
-        else:
-            prio = priority[f.tags] = target.tag_priority(f.tags)
-        if prio is None:
-            continue
-        key = (f.yanked, prio, f.filename)
-        have = best.get(f.version)
-        if have is None or key < have[:3]:
-            best[f.version] = (*key, f)
-    wheels = [best[v][3] for v in sorted(best, reverse=True)]
+    wheels: list[FileRecord] = []
     sdists: list[FileRecord] = []
-    for version in sorted(sources.keys() - best.keys(), reverse=True):
-        srcs = sources[version]
-        if not spec.sdist_ok(srcs[0].name):
-            continue
-        srcs.sort(key=lambda f: (f.yanked, not f.filename.endswith(".tar.gz"), f.filename))
-        sdists.append(srcs[0])
+    for _version, group in groups if groups is not None else group_by_version(files):
+        best: tuple[bool, int, str, FileRecord] | None = None
+        srcs: list[FileRecord] = []
+        for f in group:
+            ok = python_ok.get(f.requires_python)
+            if ok is None:
+                ok = python_ok[f.requires_python] = f.python_ok(full_version)
+            if not ok:
+                continue
+            if f.kind != "wheel":
+                srcs.append(f)
+                continue
+            if f.tags in priority:
+                prio = priority[f.tags]
+            else:
+                prio = priority[f.tags] = target.tag_priority(f.tags)
+            if prio is not None and (best is None or (f.yanked, prio, f.filename) < best[:3]):
+                best = (f.yanked, prio, f.filename, f)
+        if best is not None:
+            wheels.append(best[3])
+        elif srcs and spec.sdist_ok(srcs[0].name):
+            srcs.sort(key=lambda f: (f.yanked, not f.filename.endswith(".tar.gz"), f.filename))
+            sdists.append(srcs[0])
     return wheels + sdists
 
 
@@ -133,6 +143,14 @@ class _Bridge:
         self.loop = loop
         self.aborted = False
         self.background: set[asyncio.Future[Any]] = set()  # prefetches in flight (kept referenced)
+        self._groups: dict[str, VersionGroups] = {}  # per project, shared by every target's provider
+
+    def groups(self, name: str, files: Sequence[FileRecord]) -> VersionGroups:
+        # Computed at most a few times (threads may race; the result is the same), then shared.
+        found = self._groups.get(name)
+        if found is None:
+            found = self._groups.setdefault(name, group_by_version(files))
+        return found
 
     def keep(self, fut: asyncio.Future[Any]) -> None:
         self.background.add(fut)
@@ -242,7 +260,7 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
     def _files(self, name: NormalizedName) -> list[FileRecord]:
         if name not in self._choices:
             files = self.bridge.run(lambda: self.index.project(name))
-            self._choices[name] = choose_files(files, self.target, self.spec)
+            self._choices[name] = choose_files(files, self.target, self.spec, self.bridge.groups(name, files))
         return self._choices[name]
 
     def _allowed(self, name: NormalizedName, version: Version, specifiers: Iterable[SpecifierSet]) -> bool:
@@ -275,7 +293,8 @@ async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
         choices = provider._choices.get(req.name)
         if choices is None:  # computed once per target and project, by whichever side comes first
             choices = provider._choices.setdefault(
-                req.name, choose_files(files, provider.target, provider.spec)
+                req.name,
+                choose_files(files, provider.target, provider.spec, provider.bridge.groups(req.name, files)),
             )
         # The newest version this requirement, the profile's constraints and the pre-release policy allow.
         best = next(
@@ -320,6 +339,7 @@ async def resolve_spec(spec: PypiSpec, ctx: ResolveContext) -> list[Artifact]:
         store=ctx.store,
         # wheels that install on none of the targets are never candidates: not even kept in memory
         wheel_ok=lambda tags: any(t.tag_priority(tags) is not None for t in targets),
+        filter_key=",".join(sorted(t.id for t in targets)),
     )
     try:
         return await resolve_with_index(spec, index, ctx)
