@@ -284,3 +284,28 @@ def test_cache_keys_must_be_sha256(tmp_path: Path) -> None:
     sha = hashlib.sha256(b"f").hexdigest()
     cache.put(sha, META)
     assert cache.get(sha) == META
+
+
+async def test_unchanged_pages_are_not_parsed_again(
+    pypi_upstream: FixtureUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirrorctl.ecosystems.pypi import index
+
+    populate(pypi_upstream)
+    parsed: list[str] = []
+    real = index.parse_json_page
+
+    def counting(doc: Any, page_url: str, wheel_ok: Any = None) -> Any:
+        parsed.append(page_url)
+        return real(doc, page_url, wheel_ok)
+
+    monkeypatch.setattr(index, "parse_json_page", counting)
+    first, _ = await lock(tmp_path, pypi_upstream.url)
+    assert parsed
+    parsed.clear()
+    second, _ = await lock(tmp_path, pypi_upstream.url)
+    assert second == first and parsed == []
+    pypi_upstream.add(Dist("lib", "1.5"))  # a changed page is parsed again, and its news are used
+    third, _ = await lock(tmp_path, pypi_upstream.url)
+    assert parsed == [f"{pypi_upstream.url}lib/"]
+    assert "lib-1.5-py3-none-any.whl" in {a.filename for a in third}
