@@ -309,3 +309,21 @@ async def test_unchanged_pages_are_not_parsed_again(
     third, _ = await lock(tmp_path, pypi_upstream.url)
     assert parsed == [f"{pypi_upstream.url}lib/"]
     assert "lib-1.5-py3-none-any.whl" in {a.filename for a in third}
+
+
+def test_parsed_rows_round_trip() -> None:
+    from mirrorctl.ecosystems.pypi import index
+
+    doc = {
+        "files": [
+            {"filename": "a-1.0-1build-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+             "url": "https://files.example.test/a1.whl", "hashes": {"sha256": "0" * 64}, "size": 10,
+             "requires-python": ">=3.9", "yanked": "bad", "core-metadata": {"sha256": "1" * 64}},
+            {"filename": "a-1.0.tar.gz", "url": "../../a.tgz", "hashes": {}, "core-metadata": True},
+            {"filename": "A_b-2.0rc1-py3-none-any.whl", "url": "/a2.whl", "hashes": {"sha256": "2" * 64}},
+        ]
+    }
+    records = index.parse_json_page(doc, "https://upstream.example.test/simple/a/")
+    assert len(records) == 3
+    rows = [index._to_row(r) for r in records]
+    assert index._rows_to_records(rows) == records

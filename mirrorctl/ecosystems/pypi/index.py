@@ -391,8 +391,8 @@ class IndexClient:
         h.update(got[2])
         rows = self._parsed_cache.get(url, h.hexdigest())
         if rows is not None:
-            with contextlib.suppress(ValueError, TypeError, InvalidVersion):
-                return [r for r in (_from_row(row) for row in rows) if r is not None]
+            with contextlib.suppress(ValueError, TypeError, InvalidVersion, InvalidWheelFilename):
+                return _rows_to_records(rows)
         records = self._parse_page(name, *got)
         self._parsed_cache.put(url, h.hexdigest(), [_to_row(r) for r in records])
         return records
@@ -598,21 +598,29 @@ class IndexClient:
                 raise err from exc
 
 
-_PARSER_VERSION = "1"  # bump when parsing changes what a record holds
+_PARSER_VERSION = "2"  # bump when parsing changes what a record holds, or the row layout
 
 
 def _to_row(r: FileRecord) -> list[Any]:
-    return [r.filename, r.url, r.sha256, r.size, r.requires_python, r.yanked, r.metadata_sha256,
-            r.metadata_offered]
+    tags = "-".join(r.filename[:-4].rsplit("-", 3)[1:]) if r.kind == "wheel" else None  # as _parse_wheel
+    return [r.filename, r.url, r.name, str(r.version), r.kind, tags, r.sha256,
+            r.size, r.requires_python, r.yanked, r.metadata_sha256, r.metadata_offered]
 
 
-def _from_row(row: list[Any]) -> FileRecord | None:
-    filename, url, sha256, size, requires_python, yanked, metadata_sha256, offered = row
-    metadata: Any = ({"sha256": metadata_sha256} if metadata_sha256 else True) if offered else False
-    return parse_file(
-        filename, url, sha256=sha256, size=size, requires_python=requires_python, yanked=yanked,
-        metadata=metadata,
-    )
+def _rows_to_records(rows: list[list[Any]]) -> list[FileRecord]:
+    """Records back from rows this parser wrote for the same page bytes (the entry's own digest is checked
+    on read), so nothing is validated twice; versions and tag sets are shared, as a fresh parse shares them."""
+    versions: dict[str, Version] = {}
+    out = []
+    for filename, url, name, version, kind, tags, sha256, size, rp, yanked, meta_sha, offered in rows:
+        v = versions.get(version)
+        if v is None:
+            v = versions[version] = Version(version)
+        out.append(
+            FileRecord(filename, url, name, v, kind, _wheel_tags(tags) if tags else frozenset(), sha256, size,
+                       rp, yanked, meta_sha, offered)
+        )
+    return out
 
 
 def _memoized(wheel_ok: WheelFilter) -> WheelFilter:
