@@ -102,6 +102,9 @@ def _register_commands() -> None:
 
     for module in (cmd_init, cmd_lock, cmd_snapshot, cmd_key, cmd_bundle, cmd_import, cmd_serve, cmd_workspace):
         module.register(app)
+    from . import cmd_publish  # publish, targets check, history, rollback
+
+    cmd_publish.register(app)
 
 
 _register_commands()

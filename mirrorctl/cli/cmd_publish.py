@@ -1,0 +1,159 @@
+"""``mirrorctl publish``, ``targets check``, ``history`` and ``rollback``: the internal mirrors (Pulp, devpi)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from mirrorctl import publish as service
+from mirrorctl.config import Settings
+from mirrorctl.net import build_client
+from mirrorctl.progress import Progress
+from mirrorctl.store import Store
+from mirrorctl.targets.base import PublishedVersion, PublishResult, PublishTarget, TargetCheck, make_target
+
+from .app import Ctx, run_async
+
+T = TypeVar("T")
+
+targets_app = typer.Typer(
+    help="Publish targets declared in mirrorctl.toml ([targets.NAME]).\n\nExample: mirrorctl targets check devpi",
+    no_args_is_help=True,
+)
+
+ToOption = Annotated[str, typer.Option("--to", help="The target: a [targets.NAME] table of mirrorctl.toml.")]
+EcosystemOption = Annotated[str, typer.Option("--ecosystem", "-e", help="Which ecosystem's repository.")]
+
+
+def with_target(
+    settings: Settings, name: str, work: Callable[[PublishTarget], Awaitable[T]]
+) -> Callable[[], Awaitable[T]]:
+    """The coroutine factory for run_async: one HTTP client (closed afterwards) and the target built on it."""
+    target_settings = settings.target(name)
+
+    async def go() -> T:
+        async with build_client(settings, os.environ) as client:
+            return await work(make_target(target_settings, client, os.environ))
+
+    return go
+
+
+def _render_result(r: PublishResult) -> str:
+    what = "changed" if r.changed else "unchanged"
+    version = f", version {r.version}" if r.version is not None else ""
+    return (
+        f"{r.ecosystem} -> {r.repository}: {what}; {r.uploaded} uploaded, {r.present} already present, "
+        f"{r.removed} removed{version}; {r.seconds:.1f}s; clients use {r.endpoint}"
+    )
+
+
+def publish_cmd(
+    ctx: typer.Context,
+    to: ToOption,
+    profiles: Annotated[
+        list[str] | None, typer.Argument(help="Profiles of the imported view to publish (default: all).")
+    ] = None,
+) -> None:
+    """Publish what the store serves (its current view, or the named profiles of it) into a target.
+
+    Every blob is verified first; one bad blob and nothing is sent. Idempotent: publishing the same content
+    again sends nothing. Each publish is recorded in the store's journal (see `mirrorctl history`).
+
+    Example: mirrorctl publish --to devpi web data-science
+    """
+    c: Ctx = ctx.obj
+    settings = c.settings()
+    store = Store(settings.store_path)
+    progress: Progress = c.progress()
+    results = run_async(
+        with_target(
+            settings, to, lambda t: service.publish(settings, store, t, profiles or None, progress, target_name=to)
+        ),
+        c,
+    )
+    for r in results:
+        typer.echo(_render_result(r))
+
+
+def check_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The target: a [targets.NAME] table of mirrorctl.toml.")],
+) -> None:
+    """Say whether a target is reachable, its credentials work and the plugins it needs are there.
+
+    Exits 1 when anything is wrong.
+
+    Example: mirrorctl targets check pulp
+    """
+    c: Ctx = ctx.obj
+    settings = c.settings()
+    result: TargetCheck = run_async(with_target(settings, name, service.check_target), c)
+    kind = settings.target(name).kind
+    typer.echo(f"target {name} ({kind}) at {settings.target(name).url}")
+    typer.echo(f"  reachable      {'yes' if result.reachable else 'NO'}")
+    typer.echo(f"  credentials    {'ok' if result.authenticated else 'NOT OK'}")
+    typer.echo(f"  server         {result.server_version or 'unknown'}")
+    for plugin, version in sorted(result.plugins.items()):
+        typer.echo(f"  plugin         {plugin} {version}")
+    for problem in result.problems:
+        typer.echo(f"  problem        {problem}")
+    typer.echo("ok" if result.ok else "NOT OK")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _render_version(v: PublishedVersion) -> str:
+    extra = " ".join(f"{k}={val}" for k, val in sorted(v.details.items()) if val)
+    return f"{'*' if v.served else ' '} {v.version:>5}  {v.created}  {v.repository}  {v.artifacts} artifacts" + (
+        f"  {extra}" if extra else ""
+    )
+
+
+def history_cmd(ctx: typer.Context, to: ToOption, ecosystem: EcosystemOption = "pypi") -> None:
+    """List what was published to a target, and when; `*` marks what is served now.
+
+    Pulp: the repository's versions. devpi keeps no versions: the local publish journal of this store.
+
+    Example: mirrorctl history --to pulp --ecosystem pypi
+    """
+    c: Ctx = ctx.obj
+    settings = c.settings()
+    store = Store(settings.store_path)
+    versions = run_async(with_target(settings, to, lambda t: service.history(store, t, ecosystem, target_name=to)), c)
+    if not versions:
+        typer.echo(f"nothing published to {to} for {ecosystem} yet")
+    for v in versions:
+        typer.echo(_render_version(v))
+
+
+def rollback_cmd(
+    ctx: typer.Context,
+    to: ToOption,
+    version: Annotated[int, typer.Option("--version", help="The version to serve again (see `history`).")],
+    ecosystem: EcosystemOption = "pypi",
+) -> None:
+    """Serve an earlier published version again (Pulp: the distribution points back at it).
+
+    devpi keeps no versions and refuses: publish the earlier snapshot into a fresh index instead.
+
+    Example: mirrorctl rollback --to pulp --version 3
+    """
+    c: Ctx = ctx.obj
+    settings = c.settings()
+    store = Store(settings.store_path)
+    v = run_async(
+        with_target(settings, to, lambda t: service.rollback(store, t, ecosystem, version, target_name=to)), c
+    )
+    typer.echo(f"{to}: {v.ecosystem} {v.repository} now serves version {v.version} ({v.artifacts} artifacts)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("publish")(publish_cmd)
+    app.command("history")(history_cmd)
+    app.command("rollback")(rollback_cmd)
+    targets_app.command("check")(check_cmd)
+    app.add_typer(targets_app, name="targets")
