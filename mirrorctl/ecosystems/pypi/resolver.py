@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -214,20 +214,25 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         identifier: str,
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> list[Candidate]:
+    ) -> Callable[[], Iterator[Candidate]]:
         reqs = list(requirements[identifier])
         name = canonicalize_name(identifier.split("[")[0])
         extras = reqs[0].extras if reqs else frozenset()
         bad = {c.version for c in incompatibilities[identifier]}
         pins_exact = any(s.operator in ("==", "===") for r in reqs for s in r.specifier)
-        out = []
-        for f in self._files(name):
-            if f.version in bad or (f.yanked and not pins_exact):
-                continue
-            if not self._allowed(name, f.version, [r.specifier for r in reqs]):
-                continue
-            out.append(Candidate(name, f.version, f, extras))
-        return out
+        specifiers = [r.specifier for r in reqs]
+        files = self._files(name)
+
+        # Lazy, as pip does: resolvelib usually takes the first (newest) match, so checking every one of
+        # thousands of versions against every specifier on each call was most of a resolver thread's work.
+        def matches() -> Iterator[Candidate]:
+            for f in files:
+                if f.version in bad or (f.yanked and not pins_exact):
+                    continue
+                if self._allowed(name, f.version, specifiers):
+                    yield Candidate(name, f.version, f, extras)
+
+        return matches
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         return requirement.specifier.contains(candidate.version, prereleases=True)
