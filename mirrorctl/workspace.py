@@ -75,6 +75,25 @@ def validate_mirror_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
+def validate_endpoint(url: str, ecosystem: str) -> None:
+    """A target's endpoint (e.g. a devpi ``/user/index/+simple/``) goes into client files as is: refuse
+    credentials, whitespace and anything that would need quoting."""
+    parts = urlsplit(url)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.password is not None
+        or parts.query
+        or parts.fragment
+        or not _SAFE_VALUE.match(url)
+    ):
+        raise UserError(
+            f"{ecosystem} endpoint {url!r}: not a plain http(s) URL without credentials",
+            hint="check the target's url and repositories in mirrorctl.toml",
+        )
+
+
 def _check_install_dir(install_dir: Path) -> str:
     text = str(install_dir)
     if not install_dir.is_absolute():
@@ -104,13 +123,24 @@ def render_workspace_config(
     out_dir: Path,
     ecosystems: Mapping[str, Ecosystem],
     install_dir: Path = DEFAULT_INSTALL_DIR,
+    *,
+    endpoints: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write every ecosystem's client files, ``mirrorctl.env`` and ``README.txt`` into ``out_dir``.
 
+    ``endpoints`` (ecosystem -> URL): content published to a target (devpi, Pulp); only those ecosystems are
+    configured, each at its exact endpoint, and ``mirror_url`` is the target's URL.
     Everything is rendered and checked before the first write; each file is written atomically.
     Example: ``render_workspace_config("http://mirror.internal:8080", Path("ws"), load_ecosystems())``
     """
     base = validate_mirror_url(mirror_url)
+    if endpoints is not None:
+        missing = sorted(set(endpoints) - set(ecosystems))
+        if missing or not endpoints:
+            raise UserError(f"no client configuration for {', '.join(missing) or 'any ecosystem'} on this target")
+        ecosystems = {name: ecosystems[name] for name in endpoints}
+        for name, url in endpoints.items():
+            validate_endpoint(url, name)
     install = _check_install_dir(install_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: exists and is not a folder")
@@ -119,7 +149,9 @@ def render_workspace_config(
     env: dict[str, tuple[str, str]] = {}  # key -> (value, ecosystem)
     usage: list[str] = []
     for name in sorted(ecosystems):
-        cfg = ecosystems[name].client_config(base)
+        # Without endpoints, call as before: adapters written against the older signature keep working.
+        adapter = ecosystems[name]
+        cfg = adapter.client_config(base, endpoint=endpoints[name]) if endpoints else adapter.client_config(base)
         for rel, text in cfg.files.items():
             p = _relative_file(rel, name)
             if p in files:

@@ -32,9 +32,9 @@ def with_target(
     settings: Settings, name: str, work: Callable[[PublishTarget], Awaitable[T]]
 ) -> Callable[[], Awaitable[T]]:
     """The coroutine factory for run_async: one HTTP client (closed afterwards) and the target built on it."""
-    target_settings = settings.target(name)
 
     async def go() -> T:
+        target_settings = settings.target(name)  # inside run_async, so an unknown name is a UserError exit
         async with build_client(settings, os.environ) as client:
             return await work(make_target(target_settings, client, os.environ))
 

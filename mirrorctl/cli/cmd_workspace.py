@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.errors import UserError
+from mirrorctl.publish import target_name_of
+from mirrorctl.targets.base import PublishTarget
 from mirrorctl.workspace import DEFAULT_INSTALL_DIR, render_workspace_config, usage_line
 
-from .app import Ctx, run_sync
+from .app import Ctx, fail, run_async, run_sync
+from .cmd_publish import with_target
 
 
 def register(app: typer.Typer) -> None:
     @app.command("workspace-config")
     def workspace_config_cmd(
         ctx: typer.Context,
-        mirror_url: Annotated[
-            str, typer.Option("--mirror-url", help="The mirror as workspaces reach it (no credentials).")
-        ],
         out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the files into.")],
+        mirror_url: Annotated[
+            str | None, typer.Option("--mirror-url", help="The mirror as workspaces reach it (no credentials).")
+        ] = None,
+        target: Annotated[
+            str | None,
+            typer.Option("--target", help="Instead of --mirror-url: a [targets.NAME] that content was published to."),
+        ] = None,
         install_dir: Annotated[
             Path,
-            typer.Option(
-                "--install-dir", help="Where the workspace will hold the files; written into the env file."
-            ),
+            typer.Option("--install-dir", help="Where the workspace will hold the files; written into the env file."),
         ] = DEFAULT_INSTALL_DIR,
     ) -> None:
         """Write pip.conf, uv.toml (and each ecosystem's client files) plus mirrorctl.env into a folder.
@@ -33,12 +40,46 @@ def register(app: typer.Typer) -> None:
         The files make the real clients use only the mirror, overriding what the workspace image already
         configures. Copy the folder to --install-dir in the image and load mirrorctl.env.
 
+        With --target the files point at what `mirrorctl publish --to NAME` filled (a devpi index, a Pulp
+        distribution) instead of `mirrorctl serve`.
+
         Example: mirrorctl workspace-config --mirror-url http://mirror.internal:8080 --out ws/
+
+        Example: mirrorctl workspace-config --target devpi --out ws/
         """
         c: Ctx = ctx.obj
+        if (mirror_url is None) == (target is None):
+            raise fail(UserError("workspace-config: give exactly one of --mirror-url and --target"))
+        endpoints: dict[str, str] | None = None
+        if target is not None:
+            settings = c.settings()
+            name = target
+            ecosystems = load_ecosystems()
+
+            def endpoints_of(t: PublishTarget) -> Awaitable[dict[str, str]]:
+                return _endpoints(t, settings.target(name).repositories, ecosystems)
+
+            endpoints = run_async(with_target(settings, name, endpoints_of), c)
+            mirror_url = settings.target(name).url
+        assert mirror_url is not None
+        base_url = mirror_url
 
         def go() -> None:
-            render_workspace_config(mirror_url, out, load_ecosystems(), install_dir)
+            render_workspace_config(base_url, out, load_ecosystems(), install_dir, endpoints=endpoints)
             typer.echo(usage_line(out, install_dir))
 
         run_sync(go, c)
+
+
+async def _endpoints(
+    target: PublishTarget, repositories: Mapping[str, str], ecosystems: Mapping[str, object]
+) -> dict[str, str]:
+    """Each ecosystem this target publishes (configured in repositories) -> the URL its clients use."""
+    found = {eco: target.endpoint(eco) for eco in sorted(target.ecosystems & set(repositories) & set(ecosystems))}
+    if not found:
+        raise UserError(
+            f"target {target_name_of(target)}: no repository configured "
+            f"for an ecosystem it publishes ({', '.join(sorted(target.ecosystems))})",
+            hint="add repositories = { pypi = ... } to its [targets.NAME] table",
+        )
+    return found
