@@ -12,7 +12,7 @@ import pytest
 from mirrorctl.config import Settings
 from mirrorctl.errors import IntegrityError, TargetError, UserError
 from mirrorctl.lockfile import Artifact, Lock, dump_lock
-from mirrorctl.progress import SILENT, Progress
+from mirrorctl.progress import SILENT, Progress, ProgressTask
 from mirrorctl.publish import history, publish, read_journal, rollback
 from mirrorctl.store import Store, View
 from mirrorctl.targets.base import PublishedVersion, PublishResult, TargetCheck
@@ -69,7 +69,8 @@ def two_profiles(tmp_path: Path) -> tuple[Store, dict[str, Artifact]]:
         d.name: wheel_artifact(store, d, build)
         for d in (Dist("alpha", "1.0"), Dist("beta", "2.0"), Dist("shared", "3.0"))
     }
-    other = Artifact("npm", "left-pad", "1.3.0", "left-pad-1.3.0.tgz", *reversed(put_blob(store, b"npm tarball")))
+    npm_sha, npm_size = put_blob(store, b"npm tarball")
+    other = Artifact("npm", "left-pad", "1.3.0", "left-pad-1.3.0.tgz", npm_size, npm_sha)
     arts["left-pad"] = other
     view = View(
         view_id=Store.new_view_id(1),
@@ -104,7 +105,7 @@ async def test_all_profiles_by_default_only_supported_ecosystems(
     notes: list[str] = []
 
     class Notes:
-        def task(self, description: str, total: float | None = None, *, unit: str = ""):  # type: ignore[no-untyped-def]
+        def task(self, description: str, total: float | None = None, *, unit: str = "") -> ProgressTask:
             return SILENT.task(description, total, unit=unit)
 
         def note(self, message: str) -> None:
