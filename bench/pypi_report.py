@@ -86,6 +86,8 @@ class Results:
     unique_files: int = 0
     unique_bytes: int = 0
     load_start: tuple[float, float, float] = (0.0, 0.0, 0.0)  # os.getloadavg() when the run began
+    code_version: str = ""  # code_version() when the run began
+    started: str = ""  # UTC date and time when the run began
     startup: list[float] = field(default_factory=list)  # `mirrorctl --help`: interpreter + imports
 
 
@@ -263,10 +265,6 @@ def machine(r: Results) -> list[tuple[str, str]]:
         found = re.search(r'^PRETTY_NAME="?([^"\n]*)', osr.read_text(), re.M)
         if found:
             os_name = f"{found.group(1)} (kernel {platform.release()})"
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "mirrorctl"], capture_output=True, text=True
-    ).stdout.strip()
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     pip_v = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True).stdout.split()
     return [
         ("CPUs (nproc)", str(len(os.sched_getaffinity(0)))),
@@ -276,14 +274,20 @@ def machine(r: Results) -> list[tuple[str, str]]:
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("pip (baseline)", pip_v[1] if len(pip_v) > 1 else "?"),
         ("httpx", httpx.__version__),
-        (
-            "mirrorctl commit",
-            (commit.stdout.strip() or "?") + (" + uncommitted changes in mirrorctl/" if dirty else ""),
-        ),
+        ("mirrorctl commit at start", r.code_version),
         ("load average (1/5/15 min) at start", " / ".join(f"{x:.1f}" for x in r.load_start)),
         ("load average at end", " / ".join(f"{x:.1f}" for x in os.getloadavg())),
-        ("date (UTC)", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")),
+        ("date (UTC)", f"{r.started} to {dt.datetime.now(dt.UTC).strftime('%H:%M')}"),
     ]
+
+
+def code_version() -> str:
+    """The commit the measured mirrorctl came from; others work in the same tree, so say if it is dirty."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "mirrorctl"], capture_output=True, text=True
+    ).stdout.strip()
+    return (commit.stdout.strip() or "?") + (" + uncommitted changes in mirrorctl/" if dirty else "")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -352,15 +356,16 @@ def render(r: Results, profile: dict[str, list[str]]) -> str:
     notes_text = "\n".join(f"- {n}" for n in notes(r))
     return f"""# Benchmarks
 
-Measured by `bench/pypi_snapshot.py` (issue 2, item 11). Numbers from one run on the machine below; the
-upstream's speed varies from run to run, so each cold measurement was repeated {r.reps} time(s) and the median
-is reported.
+Measured by `bench/pypi_snapshot.py` (issue 2, item 11), in one run on the machine below. The upstream's speed
+varies from run to run, so each measurement except the 1 GiB one was repeated {r.reps} times and the median is
+reported beside each run.
 
 ## What is measured
 
-The profile `bench/profiles/bench.toml`: {reqs}, for CPython {" and ".join(profile["python"])} on
-{" and ".join(f"`{p}`" for p in profile["platforms"])} (4 targets). The upstream is the one
-`mirrorctl init` writes into a fresh `mirrorctl.toml` ({r.source}); all sides use it.
+The profile `bench/profiles/bench.toml`:
+{reqs};
+for CPython {" and ".join(profile["python"])} on {" and ".join(f"`{p}`" for p in profile["platforms"])} (4 targets).
+The upstream is the one `mirrorctl init` writes into a fresh `mirrorctl.toml` ({r.source}); all sides use it.
 
 - **`pip download`** once per target, each into its own empty folder: `--only-binary=:all: --implementation cp
   --python-version X --platform ...` with every manylinux tag the target accepts (from
@@ -377,7 +382,9 @@ The profile `bench/profiles/bench.toml`: {reqs}, for CPython {" and ".join(profi
   `mirrorctl lock bench` again.
 - **peak memory**: a generated 1 GiB wheel (stored zip, streamed, never held in memory) served from a loopback
   fixture upstream (`tests/fixtures/upstream.py`), locked and snapshotted by mirrorctl subprocesses; the
-  snapshot process's peak RSS from `os.wait4`.
+  snapshot process's peak RSS from `os.wait4`, taken by a small launcher process (Linux carries the parent's
+  peak RSS into an exec'd child's `ru_maxrss`, so measuring from the benchmark process itself, which serves
+  the 1 GiB file, would overstate it; the launcher's own floor is about 12 MB).
 
 Order in each repetition: mirrorctl, then the parallel fetch, then `pip download` (if the upstream caches, the
 baselines profit, not mirrorctl).
@@ -385,7 +392,7 @@ baselines profit, not mirrorctl).
 ## How to run it
 
 ```
-.venv/bin/python bench/pypi_snapshot.py --out docs/benchmarks.md      # full run: {r.reps} repetition(s)
+.venv/bin/python bench/pypi_snapshot.py --out docs/benchmarks.md      # full run, 3 repetitions
 .venv/bin/python bench/pypi_snapshot.py --repeat 1 --skip pip memory  # a quick check
 ```
 

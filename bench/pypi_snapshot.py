@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import os
 import re
 import resource
@@ -43,6 +44,7 @@ from pypi_report import (  # noqa: E402  (bench/ is on sys.path when this script
     PipRun,
     Results,
     Run,
+    code_version,
     mb,
     measurement_rows,
     notes,
@@ -299,7 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = [Target(py, plat) for py in profile["python"] for plat in profile["platforms"]]
     base = args.workdir or Path(tempfile.mkdtemp(prefix="mirrorctl-bench-"))
     base.mkdir(parents=True, exist_ok=True)
-    results = Results(reps=args.repeat, load_start=os.getloadavg())
+    results = Results(
+        reps=args.repeat,
+        load_start=os.getloadavg(),
+        code_version=code_version(),
+        started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
+    )
     say: Callable[[str], None] = lambda s: print(s, flush=True)  # noqa: E731
     try:
         for rep in range(1, args.repeat + 1):
