@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mirrorctl.bundle.export import ExportReport, LockInput, export_bundle
-from mirrorctl.bundle.manifest import format_time
-from mirrorctl.bundle.verify import VerifiedManifest, verify_bundle
 from mirrorctl.config import Settings
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import ProfileError, UserError
 from mirrorctl.lockfile import parse_lock
 from mirrorctl.profiles import list_profiles, load_profile, profile_path
-from mirrorctl.signing import load_trusted_keys
 from mirrorctl.store import Store
 
 from .app import Ctx, run_sync
+
+if TYPE_CHECKING:  # the bundle code (and cryptography) loads only when a bundle command runs
+    from mirrorctl.bundle.export import ExportReport, LockInput
+    from mirrorctl.bundle.verify import VerifiedManifest
 
 bundle_app = typer.Typer(
     help=(
@@ -78,6 +78,8 @@ def export(
     progress = obj.progress()
 
     def run() -> ExportReport:
+        from mirrorctl.bundle.export import export_bundle
+
         if settings.signing_key is None:
             where = settings.config_path or "mirrorctl.toml"
             raise UserError(
@@ -121,8 +123,13 @@ def verify(
     progress = obj.progress()
 
     def run() -> VerifiedManifest:
+        from mirrorctl.bundle.verify import verify_bundle
+        from mirrorctl.signing import load_trusted_keys
+
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
         return verify_bundle(bundle, keys, datetime.now(UTC), ecosystems=load_ecosystems(), progress=progress)
+
+    from mirrorctl.bundle.manifest import format_time
 
     v = run_sync(run, obj)
     m = v.manifest

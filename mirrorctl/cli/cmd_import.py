@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mirrorctl.bundle.importer import ImportReport, import_bundle
 from mirrorctl.ecosystems.base import load_ecosystems
-from mirrorctl.signing import load_trusted_keys
 from mirrorctl.store import Store
 
 from .app import Ctx, run_sync
+
+if TYPE_CHECKING:
+    from mirrorctl.bundle.importer import ImportReport
 
 
 def import_cmd(
@@ -35,6 +36,9 @@ def import_cmd(
     progress = obj.progress()
 
     def run() -> ImportReport:
+        from mirrorctl.bundle.importer import import_bundle
+        from mirrorctl.signing import load_trusted_keys
+
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
         return import_bundle(
             bundle,

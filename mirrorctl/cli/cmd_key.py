@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from mirrorctl.signing import generate_key
-
 from .app import Ctx, run_sync
 
 key_app = typer.Typer(
@@ -31,6 +29,8 @@ def generate(
     Example: mirrorctl key generate --out keys/mirrorctl.key
     """
     obj: Ctx = ctx.obj
+    from mirrorctl.signing import generate_key
+
     key = run_sync(lambda: generate_key(out), obj)
     typer.echo(f"key id {key.key_id}")
     typer.echo(f"private key: {key.private_path} (keep it outside: [signing] key)")

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from mirrorctl.ecosystems.base import load_ecosystems
-from mirrorctl.serve.runner import ServeOptions, serve
 from mirrorctl.store import Store
 
 from .app import Ctx, run_async
@@ -39,6 +38,8 @@ def register(app: typer.Typer) -> None:
         """
         c: Ctx = ctx.obj
         settings = c.settings()
+        from mirrorctl.serve.runner import ServeOptions, serve
+
         options = ServeOptions(
             host=host if host is not None else settings.serve_host,
             port=port if port is not None else settings.serve_port,

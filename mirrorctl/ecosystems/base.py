@@ -16,15 +16,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mirrorctl.config import FetchSettings, Upstream
 from mirrorctl.errors import UserError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import Progress
 from mirrorctl.store import Store
+
+if TYPE_CHECKING:  # keep adapter discovery cheap: the HTTP stack loads only when something fetches
+    import httpx
 
 ENTRY_POINT_GROUP = "mirrorctl.ecosystems.v1"
 
