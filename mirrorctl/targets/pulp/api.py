@@ -144,7 +144,8 @@ class PulpApi:
 
     def status_error(self, resp: httpx.Response, what: str) -> TargetError:
         status = resp.status_code
-        where = f"targets.{self.name}: {what}: HTTP {status} from {redact(resp.request.url)}"
+        # The path without the query: a lookup's query can hold dozens of digests.
+        where = f"targets.{self.name}: {what}: HTTP {status} from {redact(resp.request.url.copy_with(query=None))}"
         if status == 401:
             return TargetError(
                 f"{where}: Pulp refused the credentials",

@@ -19,6 +19,7 @@ npm may need pulp_file with our own packuments), pulp_maven (``content/maven/art
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +29,8 @@ from mirrorctl.lockfile import Artifact
 
 from .api import PulpApi
 
-SHA_QUERY_CHUNK = 100  # sha256 values per lookup: keeps the query string far below URL limits
+# sha256 values per lookup: Pulp's gunicorn refuses a request line over 4094 bytes (65 bytes per value).
+SHA_QUERY_CHUNK = 40
 
 
 class PulpPlugin(Protocol):
@@ -98,11 +100,15 @@ class PythonPlugin:
     async def find_existing(self, api: PulpApi, artifacts: Sequence[Artifact]) -> dict[str, str]:
         shas = sorted({a.sha256 for a in artifacts})
         found: dict[str, str] = {}
-        for i in range(0, len(shas), SHA_QUERY_CHUNK):
-            chunk = shas[i : i + SHA_QUERY_CHUNK]
+
+        async def lookup(chunk: list[str]) -> None:
             params = {"sha256__in": ",".join(chunk), "fields": self.list_fields()}
             async for unit in api.paged(self.content, what="looking up python content by sha256", params=params):
                 found[str(unit["sha256"])] = str(unit["pulp_href"])
+
+        chunks = [shas[i : i + SHA_QUERY_CHUNK] for i in range(0, len(shas), SHA_QUERY_CHUNK)]
+        for i in range(0, len(chunks), 4):  # a few lookups at a time: the API has few workers
+            await asyncio.gather(*(lookup(c) for c in chunks[i : i + 4]))
         return found
 
     async def upload(self, api: PulpApi, artifact: Artifact, path: Path) -> str:
