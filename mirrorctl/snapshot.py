@@ -81,7 +81,7 @@ async def snapshot(
                 f"the locks name {eco_name} artifacts, but no {eco_name} ecosystem is installed",
                 hint=f"installed ecosystems: {', '.join(sorted(ecosystems)) or 'none'}",
             )
-        ctx = FetchContext(client, settings.upstream(eco_name), progress)
+        ctx = FetchContext(client, settings.upstream(eco_name), progress, store)
         plan = await adapter.fetch_plan(missing_by_eco[eco_name], ctx)
         for item in plan:
             # The adapter says where, never what: a file the locks do not list is not fetched.

@@ -70,6 +70,7 @@ class FetchContext:
     client: httpx.AsyncClient
     upstream: Upstream
     progress: Progress
+    store: Store | None = None  # for caches the adapter keeps (e.g. where lock saw each file)
 
 
 @dataclass(frozen=True, slots=True)

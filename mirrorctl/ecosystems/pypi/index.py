@@ -39,7 +39,7 @@ from mirrorctl.progress import SILENT, Progress
 from mirrorctl.store import Store
 
 from .lazywheel import NotLazy, RangeReply, read_wheel_metadata
-from .metacache import MetadataCache, PageCache, ParsedPageCache
+from .metacache import MetadataCache, PageCache, ParsedPageCache, UrlCache
 from .records import (  # noqa: F401 - re-exported: the resolver and tests import them from here
     _PARSER_VERSION,
     CoreMetadata,
@@ -93,6 +93,7 @@ class IndexClient:
         self._page_cache = PageCache(cache_root / "pypi-pages") if cache_root else None
         keyed = wheel_ok is None or filter_key  # a filter nobody named could change under the same key
         self._parsed_cache = ParsedPageCache(cache_root / "pypi-pages") if cache_root and keyed else None
+        self.url_cache = UrlCache(cache_root / "pypi-urls", self.base_url) if cache_root else None
         self._pages: dict[str, asyncio.Task[list[FileRecord]]] = {}
         self._metadata: dict[str, asyncio.Task[CoreMetadata]] = {}
         self.downloads = 0  # whole files fetched only for their metadata (no PEP 658, no usable Range)

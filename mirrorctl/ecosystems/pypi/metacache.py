@@ -125,3 +125,29 @@ class ParsedPageCache:
     def put(self, url: str, digest: str, rows: list[list[Any]]) -> None:
         with contextlib.suppress(OSError):
             _write(self._path(url), json.dumps({"digest": digest, "rows": rows}).encode())
+
+
+class UrlCache:
+    """Where each locked file was listed on one upstream, by the file's sha256 (``<store>/cache/pypi-urls/``).
+
+    ``mirrorctl lock`` records the URLs it saw so that ``mirrorctl snapshot`` right after it need not download
+    every project page again. Keyed by the upstream's URL: another upstream (a proxy, a different index) never
+    uses them. Only *where* to fetch from comes from here; what is fetched is checked against the lock's sha256.
+    """
+
+    def __init__(self, root: Path, upstream_url: str) -> None:
+        self.path = root / f"{hashlib.sha256(upstream_url.encode()).hexdigest()[:32]}.json"
+
+    def get(self) -> dict[str, str]:
+        body = _read(self.path)
+        if body is None:
+            return {}
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return {}
+        return {k: v for k, v in data.items() if _is_sha256(k) and isinstance(v, str)} if isinstance(data, dict) else {}
+
+    def add(self, urls: dict[str, str]) -> None:
+        merged = {**self.get(), **{k: v for k, v in urls.items() if _is_sha256(k)}}
+        _write(self.path, json.dumps(merged, sort_keys=True).encode())

@@ -466,6 +466,9 @@ async def _artifacts(results: Sequence[TargetResult], index: IndexClient) -> lis
         )
 
     arts = await asyncio.gather(*(build(f) for f in files.values()))
+    if index.url_cache is not None:  # so the snapshot right after need not read every page again
+        by_name = {a.filename: a.sha256 for a in arts}
+        index.url_cache.add({by_name[f.filename]: f.url for f in files.values()})
     return sorted(arts, key=Artifact.sort_key)
 
 
