@@ -4,6 +4,7 @@ Every test publishes into its own repository (random name) with wheels whose byt
 mark in the code), so that "uploaded" counts mean what they say even against a long-lived Pulp.
 """
 
+# ruff: noqa: F811  (pytest fixtures imported by name and taken as parameters)
 from __future__ import annotations
 
 import uuid
@@ -84,7 +85,7 @@ def made(tmp_path: Path) -> Made:
 
 
 @pytest.fixture
-def repo_name(pulp_service: PulpService) -> Iterator[str]:  # noqa: F811
+def repo_name(pulp_service: PulpService) -> Iterator[str]:
     name = f"mctl-test-{uuid.uuid4().hex[:10]}"
     yield name
     delete_repository(pulp_service, name)
@@ -97,7 +98,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def target(pulp_service: PulpService, repo_name: str, client: httpx.AsyncClient) -> PulpTarget:  # noqa: F811
+def target(pulp_service: PulpService, repo_name: str, client: httpx.AsyncClient) -> PulpTarget:
     return PulpTarget(pulp_settings(pulp_service, repo_name), client, pulp_environ(pulp_service))
 
 
@@ -145,7 +146,7 @@ async def test_first_publish_makes_version_1_and_second_changes_nothing(
     target: PulpTarget,
     made: Made,
     pulp_service: PulpService,
-    repo_name: str,  # noqa: F811
+    repo_name: str,
 ) -> None:
     arts = [made.artifact("mctl-pa", "1.0"), made.artifact("mctl-pb", "2.0"), made.artifact("mctl-pb", "2.1")]
     first = await target.publish("pypi", arts, made.store, SilentProgress())
@@ -167,7 +168,7 @@ async def test_adding_one_uploads_one_and_removing_makes_a_version_without_it(
     target: PulpTarget,
     made: Made,
     pulp_service: PulpService,
-    repo_name: str,  # noqa: F811
+    repo_name: str,
 ) -> None:
     arts = [made.artifact("mctl-pc", "1.0"), made.artifact("mctl-pd", "1.0")]
     await target.publish("pypi", arts, made.store, SilentProgress())
@@ -196,7 +197,7 @@ async def test_republishing_the_same_bytes_into_a_new_repository_uploads_nothing
     target: PulpTarget,
     made: Made,
     pulp_service: PulpService,
-    client: httpx.AsyncClient,  # noqa: F811
+    client: httpx.AsyncClient,
 ) -> None:
     arts = [made.artifact("mctl-pe", "1.0")]
     await target.publish("pypi", arts, made.store, SilentProgress())
@@ -213,7 +214,7 @@ async def test_rollback_points_the_distribution_back_and_refuses_unknown_version
     target: PulpTarget,
     made: Made,
     pulp_service: PulpService,
-    repo_name: str,  # noqa: F811
+    repo_name: str,
 ) -> None:
     old = made.artifact("mctl-pf", "1.0")
     new = made.artifact("mctl-pf", "2.0")
@@ -242,7 +243,7 @@ async def test_a_failing_upload_is_reported_with_the_others_and_nothing_is_switc
     target: PulpTarget,
     made: Made,
     pulp_service: PulpService,
-    repo_name: str,  # noqa: F811
+    repo_name: str,
 ) -> None:
     good = made.artifact("mctl-pg", "1.0")
     await target.publish("pypi", [good], made.store, SilentProgress())

@@ -1,0 +1,223 @@
+"""Acceptance for the Pulp target: `mirrorctl publish --to` makes Pulp versions, `mirrorctl workspace-config
+--target` writes the client files, and the real pip and the real uv, inside a loopback-only network namespace,
+install the closure of several projects from the Pulp distribution using only those files. After
+`mirrorctl rollback`, pip inside the namespace sees the earlier versions.
+
+pulp_python serves the simple index from Pulp's API app and the files from its content app, so two ports are
+carried into the namespace (tests/fixtures/netns_bridge.py, the same port inside as outside) and nothing else.
+A hostile find-links folder with a newer mctl-demo-lib sits in the environment (PIP_FIND_LINKS,
+UV_FIND_LINKS), on top of the machine's own pip settings: any leak changes what gets installed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from packaging.utils import canonicalize_name
+from typer.testing import CliRunner
+
+from mirrorctl.cli.app import app
+from tests.conftest import skip_or_fail
+from tests.fixtures.netns_bridge import UnixToTcp
+from tests.fixtures.services import PulpService, pulp_service  # noqa: F401
+
+from .fixtures.store_content import closure_store, publish_view, wheel_artifact
+from .fixtures.wheels import Dist, build_wheel
+from .test_acceptance_netns import BASE_PYTHON, UV, _netns_available
+from .test_pulp_target import delete_repository
+
+pytestmark = [pytest.mark.live, pytest.mark.netns]
+
+BRIDGE = Path(__file__).parent / "fixtures" / "netns_bridge.py"
+
+SCRIPT = textwrap.dedent(
+    """\
+    set -u
+    ip link set lo up
+    OUT="$1"
+    "$BASE_PYTHON" "$BRIDGE" "$API_PORT" "$API_SOCK" > "$OUT/bridge-api.log" 2>&1 &
+    B1=$!
+    "$BASE_PYTHON" "$BRIDGE" "$CONTENT_PORT" "$CONTENT_SOCK" > "$OUT/bridge-content.log" 2>&1 &
+    B2=$!
+    trap 'kill $B1 $B2 2>/dev/null' EXIT
+    up=0
+    for i in $(seq 100); do
+        if "$BASE_PYTHON" -c "import urllib.request as u; u.urlopen('$INDEX', timeout=2)" 2>/dev/null; then
+            up=1; break
+        fi
+        sleep 0.1
+    done
+    echo $up > "$OUT/up"
+    [ "$up" = 1 ] || exit 0
+    step() {
+        name="$1"; shift
+        timeout 180 "$@" > "$OUT/$name.log" 2>&1
+        echo $? > "$OUT/$name.rc"
+    }
+    # Only what workspace-config wrote.
+    set -a; . "$WS/mirrorctl.env"; set +a
+    IMPORT="import mctl_demo_app, mctl_demo_tool; print(mctl_demo_app.VALUE)"
+    if [ "$PHASE" = latest ]; then
+        "$BASE_PYTHON" -m venv "$WORK/venv-pip" > "$OUT/venv-pip.log" 2>&1
+        "$UV" venv --quiet --python "$BASE_PYTHON" "$WORK/venv-uv" > "$OUT/venv-uv.log" 2>&1
+        step pip-install "$WORK/venv-pip/bin/python" -m pip install "Mctl-Demo.App[fast]" mctl-demo-tool
+        step pip-freeze "$WORK/venv-pip/bin/python" -m pip freeze
+        step pip-import "$WORK/venv-pip/bin/python" -c "$IMPORT"
+        step pip-missing "$WORK/venv-pip/bin/python" -m pip install mctl-demo-evil
+        step uv-install "$UV" pip install --python "$WORK/venv-uv/bin/python" "mctl_demo_app[fast]" mctl-demo-tool
+        step uv-freeze "$UV" pip freeze --python "$WORK/venv-uv/bin/python"
+        step uv-import "$WORK/venv-uv/bin/python" -c "$IMPORT"
+        step uv-missing "$UV" pip install --python "$WORK/venv-uv/bin/python" mctl-demo-evil
+    else
+        "$BASE_PYTHON" -m venv "$WORK/venv-back" > "$OUT/venv-back.log" 2>&1
+        step pip-versions "$WORK/venv-back/bin/python" -m pip index versions mctl-demo-tool
+        step pip-install "$WORK/venv-back/bin/python" -m pip install mctl-demo-tool
+        step pip-freeze "$WORK/venv-back/bin/python" -m pip freeze
+    fi
+    """
+)
+
+
+def _read(out: Path, name: str) -> tuple[int, str]:
+    return int((out / f"{name}.rc").read_text()), (out / f"{name}.log").read_text()
+
+
+def _pins(freeze: str) -> set[str]:
+    pins = [line.strip().split("==") for line in freeze.splitlines() if "==" in line]
+    return {f"{canonicalize_name(n)}=={v}" for n, v in pins}
+
+
+@pytest.fixture
+def repo_name(pulp_service: PulpService) -> Iterator[str]:  # noqa: F811
+    name = f"mctl-acc-{uuid.uuid4().hex[:10]}"
+    yield name
+    delete_repository(pulp_service, name)
+
+
+def test_real_pip_and_uv_install_from_the_pulp_distribution_and_see_a_rollback(
+    pulp_service: PulpService,  # noqa: F811
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    reason = _netns_available()
+    if reason:
+        skip_or_fail(reason)
+
+    # Version 1: the demo closure plus a tool sharing a dependency. Version 2 adds a newer tool.
+    mark = uuid.uuid4().hex  # new bytes for this run, so Pulp cannot answer from an earlier run's content
+    store, arts = closure_store(tmp_path / "store", tmp_path / "build")
+    tool = wheel_artifact(
+        store, Dist("mctl-demo-tool", "0.9", requires=("mctl-demo-base>=1",), code=f"M = '{mark}'\n"), tmp_path / "b1"
+    )
+    tool2 = wheel_artifact(
+        store, Dist("mctl-demo-tool", "1.0", requires=("mctl-demo-base>=1",), code=f"M = '{mark}'\n"), tmp_path / "b2"
+    )
+    config = tmp_path / "mirrorctl.toml"
+    config.write_text(
+        f'[store]\npath = "{store.root}"\n\n[targets.pulp]\nkind = "pulp"\nurl = "{pulp_service.url}"\n'
+        f'content-url = "{pulp_service.content_url}"\n'
+        f'username-env = "PL_USER"\npassword-env = "PL_PASS"\nrepositories = {{ pypi = "{repo_name}" }}\n'
+    )
+    runner = CliRunner()
+    env = {"PL_USER": pulp_service.username, "PL_PASS": pulp_service.password}
+
+    def cli(*args: str) -> str:
+        done = runner.invoke(app, ["--config", str(config), *args], env=env)
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    publish_view(store, [*arts, tool], sequence=1)
+    cli("-q", "publish", "--to", "pulp")
+    publish_view(store, [*arts, tool, tool2], sequence=2)
+    cli("-q", "publish", "--to", "pulp")
+    again = cli("-q", "publish", "--to", "pulp")  # nothing new: no upload, no version
+    assert "unchanged; 0 uploaded, 8 already present, 0 removed, version 2" in again, again
+    history = [line.split() for line in cli("history", "--to", "pulp").splitlines() if line.strip()]
+    # Versions 2, 1, 0; the served one (2) marked with "*".
+    assert [h[:2] if h[0] == "*" else h[:1] for h in history] == [["*", "2"], ["1"], ["0"]], history
+    ws = tmp_path / "ws"
+    cli("workspace-config", "--target", "pulp", "--out", str(ws), "--install-dir", str(ws))
+    index_url = f"{pulp_service.url}/pypi/{repo_name}/simple/"
+    assert f"PIP_INDEX_URL={index_url}" in (ws / "mirrorctl.env").read_text()
+    assert pulp_service.password not in "".join(p.read_text() for p in ws.iterdir())
+
+    hostile = tmp_path / "hostile"
+    build_wheel(Dist("mctl-demo-lib", "9.0.0", code="VALUE = 'hostile'\n"), hostile)
+    build_wheel(Dist("mctl-demo-evil", "1.0"), hostile)
+
+    api_port, content_port = urlsplit(pulp_service.url).port, urlsplit(pulp_service.content_url).port
+    assert api_port and content_port
+
+    def run_in_namespace(phase: str) -> Path:
+        out = tmp_path / f"out-{phase}"
+        out.mkdir()
+        socks = (tmp_path / f"api-{phase}.sock", tmp_path / f"content-{phase}.sock")
+        bridges = [
+            UnixToTcp(socks[0], ("127.0.0.1", api_port)).start(),
+            UnixToTcp(socks[1], ("127.0.0.1", content_port)).start(),
+        ]
+        run_env = {
+            **os.environ,
+            "PHASE": phase,
+            "BASE_PYTHON": str(BASE_PYTHON),
+            "UV": str(UV),
+            "BRIDGE": str(BRIDGE),
+            "API_PORT": str(api_port),
+            "API_SOCK": str(socks[0]),
+            "CONTENT_PORT": str(content_port),
+            "CONTENT_SOCK": str(socks[1]),
+            "INDEX": index_url,
+            "WORK": str(tmp_path),
+            "WS": str(ws),
+            "PIP_FIND_LINKS": str(hostile),
+            "UV_FIND_LINKS": str(hostile),
+            "PIP_CACHE_DIR": str(tmp_path / f"pip-cache-{phase}"),
+            "UV_CACHE_DIR": str(tmp_path / f"uv-cache-{phase}"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        run_env.pop("VIRTUAL_ENV", None)
+        script = tmp_path / "acceptance.sh"
+        script.write_text(SCRIPT)
+        try:
+            ran = subprocess.run(
+                ["unshare", "-n", "sh", str(script), str(out)], env=run_env, capture_output=True, text=True, timeout=900
+            )
+        finally:
+            for b in bridges:
+                b.stop()
+        assert ran.returncode == 0, ran.stderr
+        assert (out / "up").read_text().strip() == "1", (out / "bridge-api.log").read_text()
+        return out
+
+    out = run_in_namespace("latest")
+    expected = {
+        "mctl-demo-app==1.2.0",
+        "mctl-demo-base==1.5.0",
+        "mctl-demo-fast==0.3",
+        "mctl-demo-lib==2.1.0",  # the published one, not the hostile 9.0.0
+        "mctl-demo-tool==1.0",
+    }
+    for client in ("pip", "uv"):
+        rc, log = _read(out, f"{client}-install")
+        assert rc == 0, log
+        rc, log = _read(out, f"{client}-import")
+        assert rc == 0 and log.strip() == "base", log
+        assert _pins(_read(out, f"{client}-freeze")[1]) == expected
+        rc, log = _read(out, f"{client}-missing")
+        assert rc not in (0, 124), log
+        assert "No matching distribution" in log or "not found in the package registry" in log, log
+
+    cli("rollback", "--to", "pulp", "--version", "1")
+    out = run_in_namespace("rolled-back")
+    rc, log = _read(out, "pip-versions")
+    assert rc == 0 and "0.9" in log and "1.0" not in log, log
+    rc, log = _read(out, "pip-install")
+    assert rc == 0, log
+    assert _pins(_read(out, "pip-freeze")[1]) == {"mctl-demo-base==1.5.0", "mctl-demo-tool==0.9"}
