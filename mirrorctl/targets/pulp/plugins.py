@@ -113,8 +113,10 @@ class PythonPlugin:
 
     async def upload(self, api: PulpApi, artifact: Artifact, path: Path) -> str:
         # The synchronous upload endpoint creates the artifact and the content unit in the API process in one
-        # request, without a task: measured fastest here (see docs in the final report / bench). The file
-        # name must be the exact distribution filename: pulp_python parses name/version/tags from it.
+        # request, without a task. Measured here (20 wheels of ~2 MB, 8 at a time): 1.6 s, against 13.1 s for
+        # POST artifacts/ then a content-create task per file. It is idempotent: bytes Pulp already holds
+        # come back as the existing unit, so a concurrent publish of the same file is harmless. The file name
+        # must be the exact distribution filename: pulp_python parses name, version and tags from it.
         what = f"uploading {artifact.filename}"
         with path.open("rb") as fh:
             resp = await api.request(

@@ -200,6 +200,13 @@ class PulpTarget:
             await plugin.serve(self.api, version_href),
             what=f"switching distribution {name!r} to {version_href}",
         )
+        served = plugin.served_version(await self.api.get_json(str(dist["pulp_href"]), what="reading distribution"))
+        if served != version_href:
+            raise TargetError(
+                f"targets.{self.settings.name}: distribution {name!r} serves {served}, not {version_href}, after "
+                "the switch",
+                hint="someone changed the distribution at the same time; check `mirrorctl history` and publish again",
+            )
         number = _version_number(version_href)
         progress.note(f"{name}: distribution now serves version {number} ({len(wanted)} files)")
         return result(len(to_upload), len(wanted) - len(to_upload), len(to_remove), number, True)
