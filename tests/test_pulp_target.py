@@ -264,3 +264,24 @@ async def test_a_failing_upload_is_reported_with_the_others_and_nothing_is_switc
     after = distribution(pulp_service, repo_name)
     assert after["repository_version"] == before["repository_version"]
     assert [v.version for v in await target.history("pypi")] == [1, 0]
+
+
+async def test_same_bytes_under_another_filename_in_pulp_are_refused_before_the_switch(
+    target: PulpTarget, made: Made, pulp_service: PulpService, repo_name: str
+) -> None:
+    first = made.artifact("mctl-pk", "1.0")
+    await target.publish("pypi", [first], made.store, SilentProgress())
+    before = distribution(pulp_service, repo_name)
+    art = made.artifact("mctl-pl", "1.0")
+    # Someone put these exact bytes into Pulp under another name; Pulp keeps one unit per sha256.
+    alias = "mctl_alias-1.0-py3-none-any.whl"
+    with session_client(pulp_service) as c:
+        c.post(
+            pulp_service.api + "content/python/packages/upload/",
+            files={"file": (alias, made.store.blob_path(art.sha256).read_bytes())},
+        ).raise_for_status()
+    with pytest.raises(TargetError) as err:
+        await target.publish("pypi", [first, art], made.store, SilentProgress())
+    assert f"lacks {art.filename}" in err.value.message and alias in err.value.message
+    assert "the distribution was not switched" in err.value.message
+    assert distribution(pulp_service, repo_name)["repository_version"] == before["repository_version"]
