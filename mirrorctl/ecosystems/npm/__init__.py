@@ -1,0 +1,88 @@
+"""The npm ecosystem: packages named with semver ranges or dist-tags resolved the way npm would (dependencies,
+every declared platform's optionalDependencies, peerDependencies, ``npm:`` aliases), tarballs verified by their
+SRI integrity, served as a registry (packuments at ``/npm/<name>`` and ``/npm/@scope%2fname``), and npm
+configured to use only the mirror.
+
+The artifact contract every part relies on (one Artifact per tarball)::
+
+    ecosystem = "npm"
+    name      = "@scope/name" or "name"         (npm package name, validated by spec.validate_artifact)
+    version   = "1.2.3"                         (a valid semver version)
+    filename  = "name-1.2.3.tgz"                (the tarball's basename: for scoped packages the scope is dropped)
+    size, sha256                                (of the tarball bytes)
+    targets   = ["linux-x64", ...]              (the declared platforms that need it)
+    attrs     = {"integrity": "sha512-<base64>", "shasum": "<sha1 hex>", "deprecated": "<message>" (optional)}
+    companions: none. What the registry serves for a version (dependencies, bin, os, cpu, engines, ...) is read
+                from the tarball's own package/package.json, so nothing beyond the verified tarball crosses.
+
+Modules:
+
+    spec.py         [npm] profile table -> NpmSpec; name/version grammar checks for import
+    registry.py     the upstream registry client (packuments, full and abbreviated)
+    resolver.py     the closure per platform, with node-semver ranges
+    fetchplan.py    locked tarballs -> upstream URLs (from the packument's dist.tarball)
+    manifest.py     package.json read out of a tarball (no extraction to disk)
+    serve.py        the embedded registry over the served view
+    clientconfig.py .npmrc and environment for workspaces
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mirrorctl.ecosystems.base import (
+    ASGIApp,
+    ClientConfig,
+    DiscoveredUpstream,
+    FetchContext,
+    FetchItem,
+    ProfileSource,
+    ResolveContext,
+    ServedContent,
+)
+from mirrorctl.lockfile import Artifact
+
+
+class NpmEcosystem:
+    name = "npm"
+
+    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> Any:
+        from .spec import parse_spec
+
+        return parse_spec(table, source)
+
+    async def resolve(self, spec: Any, ctx: ResolveContext) -> list[Artifact]:
+        from .resolver import resolve_spec
+
+        return await resolve_spec(spec, ctx)
+
+    def check_lock(self, spec: Any, artifacts: Sequence[Artifact]) -> list[str]:
+        from .resolver import check_lock
+
+        return check_lock(spec, artifacts)
+
+    async def fetch_plan(self, artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
+        from .fetchplan import fetch_plan
+
+        return await fetch_plan(artifacts, ctx)
+
+    def validate_artifact(self, artifact: Artifact) -> None:
+        from .spec import validate_artifact
+
+        validate_artifact(artifact)
+
+    def serve_app(self, content: ServedContent) -> ASGIApp:
+        from .serve import make_app
+
+        return make_app(content)
+
+    def client_config(self, mirror_url: str, *, endpoint: str | None = None) -> ClientConfig:
+        from .clientconfig import client_config
+
+        return client_config(mirror_url, endpoint=endpoint)
+
+    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
+        from .discover import discover_upstream
+
+        return discover_upstream(environ)
