@@ -288,6 +288,18 @@ def large_file_memory(parent: Path) -> MemoryRun:
 # -- main ---------------------------------------------------------------------------------------------------
 
 
+SECTION = "pypi-snapshot"
+
+
+def write_report(path: Path, markdown: str) -> None:
+    """Replace this benchmark's section of the report; other benchmarks' sections stay as they are."""
+    from sections import update_section  # bench/sections.py, shared by the benchmarks
+
+    if not path.exists() or not path.read_text(encoding="utf-8").strip():
+        path.write_text("# Benchmarks\n\nEach section is written by one script in bench/.\n", encoding="utf-8")
+    update_section(path, SECTION, markdown)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="write the report (Markdown) here, e.g. docs/benchmarks.md")
@@ -366,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for note in notes(results):
         print(f"- {note}")
     if args.out:
-        args.out.write_text(render(results, profile), encoding="utf-8")
+        write_report(args.out, render(results, profile))
         print(f"\nwrote {args.out}")
     return 0
 
