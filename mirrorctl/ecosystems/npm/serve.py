@@ -1,0 +1,378 @@
+"""The npm registry API over the served view: what npm install and npm ci read.
+
+Mounted at ``/npm``::
+
+    /npm/<name>                      packument: full JSON, or the abbreviated ("corgi") form when asked for
+    /npm/@scope%2fname               the same for a scoped package (%2f, %2F and /@scope/name all work)
+    /npm/<name>/<version|tag>        one version's document
+    /npm/<name>/-/<file>.tgz         the tarball, byte-identical; ETag = sha256, Range requests
+    /npm/-/ping                      what ``npm ping`` asks
+
+Only what the view holds is listed: versions the view does not carry do not exist here, ``dist-tags.latest``
+is the highest mirrored release (or the highest version when all are prereleases), and every ``dist.tarball``
+points at this mirror, built from the request's own URL so the same view works under any host name. A name
+the view does not carry gets a fast JSON 404, which npm reports at once (it does not retry a 404).
+
+What npm needs per version (dependencies, optionalDependencies, os, cpu, bin, engines, ...) comes from the
+tarball's package.json (see manifest.py) plus the lock's attrs: integrity, shasum and deprecated. The
+``time`` entries are the view's creation time: when the versions became available here, deterministic for a
+view. npm 11 reads the full document during ``npm install`` and the corgi one during ``npm ci``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cmp_to_key
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import nodesemver
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route, Router
+
+from mirrorctl.ecosystems.base import ServedContent, ServedView
+from mirrorctl.lockfile import Artifact
+
+from .manifest import ManifestCache, TarballInfo
+
+ECOSYSTEM = "npm"
+CORGI_TYPE = "application/vnd.npm.install-v1+json"
+JSON_TYPE = "application/json"
+# Where manifests parsed out of tarballs are kept, under the store root.
+MANIFEST_CACHE = Path("cache") / "npm-manifests"
+FALLBACK_TIME = "1970-01-01T00:00:00.000Z"
+
+_IMMUTABLE = "public, max-age=31536000, immutable"
+# A packument changes when an import switches the view; npm revalidates (If-None-Match) every time.
+_REVALIDATE = "max-age=0, must-revalidate"
+
+# npm package names (validate-npm-package-name): URL-safe, no leading . or _, at most 214 characters.
+_PART = r"[A-Za-z0-9~-][A-Za-z0-9._~!-]*"
+_NAME = re.compile(rf"^(@{_PART}/)?{_PART}$")
+_MAX_NAME = 214
+
+# package.json fields the abbreviated document keeps (registry docs, responses/package-metadata.md), plus
+# what npm 11 reads from it for platform checks and install scripts.
+CORGI_FIELDS = (
+    "name",
+    "version",
+    "deprecated",
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "bundleDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "acceptDependencies",
+    "bin",
+    "directories",
+    "engines",
+    "os",
+    "cpu",
+    "libc",
+    "funding",
+    "_hasShrinkwrap",
+    "hasInstallScript",
+    "dist",
+)
+# Fields of the latest version the full document repeats at the top, as the public registry does.
+_HOISTED = ("description", "license", "homepage", "repository", "bugs", "keywords", "author", "maintainers")
+# Never copied from a package.json: the registry's own fields (set here) and bulky documentation.
+_DROPPED = ("readme", "readmeFilename", "deprecated", "dist", "gitHead")
+_INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
+
+
+# --- versions ----------------------------------------------------------------------------------------------
+
+
+def _semver_cmp(a: str, b: str) -> int:
+    va, vb = nodesemver.valid(a, False), nodesemver.valid(b, False)
+    if va is None or vb is None:  # not semver: before every valid version, then by text (deterministic)
+        return (va is not None) - (vb is not None) or (a > b) - (a < b)
+    return int(nodesemver.compare(va, vb, False))
+
+
+_VERSION_KEY = cmp_to_key(_semver_cmp)
+
+
+def _is_release(version: str) -> bool:
+    parsed = nodesemver.make_semver(version, False) if nodesemver.valid(version, False) else None
+    return parsed is not None and not parsed.prerelease
+
+
+def latest_version(versions: Sequence[str]) -> str:
+    """The highest release, else the highest version. ``versions`` sorted ascending and not empty."""
+    releases = [v for v in versions if _is_release(v)]
+    return (releases or list(versions))[-1]
+
+
+# --- the per-view index ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Package:
+    name: str
+    versions: tuple[Artifact, ...]  # one per version, ascending
+    files: Mapping[str, Artifact]  # tarball filename -> artifact
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    view_id: str
+    created: str
+    packages: Mapping[str, _Package]
+
+
+def _view_created(view: ServedView) -> str:
+    # The server's StoreView carries the store's View (with its creation time); other views may not.
+    created = getattr(getattr(view, "view", None), "created", None)
+    return created if isinstance(created, str) and created else FALLBACK_TIME
+
+
+def build_index(view: ServedView) -> _Index:
+    grouped: dict[str, list[Artifact]] = {}
+    for a in view.artifacts(ECOSYSTEM):
+        grouped.setdefault(a.name, []).append(a)
+    packages: dict[str, _Package] = {}
+    for name, arts in grouped.items():
+        by_version: dict[str, Artifact] = {}
+        for a in sorted(arts, key=lambda a: (a.version, a.filename, a.sha256)):
+            by_version.setdefault(a.version, a)  # a view never holds two tarballs of one version; if so, one
+        ordered = tuple(by_version[v] for v in sorted(by_version, key=_VERSION_KEY))
+        packages[name] = _Package(name, ordered, {a.filename: a for a in ordered})
+    return _Index(view.view_id, _view_created(view), packages)
+
+
+class _IndexCache:
+    """The index of the view being served; rebuilt once when the view id changes."""
+
+    def __init__(self, content: ServedContent) -> None:
+        self._content = content
+        self._index: _Index | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[ServedView | None, _Index]:
+        view = self._content.current()
+        if view is None:
+            return None, _Index("", FALLBACK_TIME, {})
+        index = self._index
+        if index is None or index.view_id != view.view_id:
+            index = build_index(view)
+            with self._lock:
+                self._index = index
+        return view, index
+
+
+def _manifest_cache_dir(view: ServedView) -> Path | None:
+    """``<store>/cache/npm-manifests``, found from the store's blob layout (blobs/sha256/ab/<sha>)."""
+    probe = view.blob_path("0" * 64)
+    if len(probe.parents) > 3 and probe.parents[2].name == "blobs":
+        return probe.parents[3] / MANIFEST_CACHE
+    return None
+
+
+# --- documents ---------------------------------------------------------------------------------------------
+
+
+def _normalized_manifest(info: TarballInfo) -> dict[str, Any]:
+    """package.json as the registry would hold it: a binding.gyp without install script means node-gyp."""
+    doc = {k: v for k, v in info.manifest.items() if not k.startswith("_") and k not in _DROPPED}
+    scripts = doc.get("scripts")
+    scripts = dict(scripts) if isinstance(scripts, dict) else {}
+    if info.has_binding_gyp and not any(s in scripts for s in ("install", "preinstall")):
+        scripts["install"] = "node-gyp rebuild"
+        doc["gypfile"] = True
+    if scripts:
+        doc["scripts"] = scripts
+    if any(s in scripts for s in _INSTALL_SCRIPTS):
+        doc["hasInstallScript"] = True
+    return doc
+
+
+def version_document(a: Artifact, info: TarballInfo, registry: str, *, corgi: bool) -> dict[str, Any]:
+    """One entry of ``versions``: the tarball's package.json with the registry's fields set from the lock."""
+    doc = _normalized_manifest(info)
+    doc["name"] = a.name  # the lock's name and version are what was resolved and verified
+    doc["version"] = a.version
+    doc["_id"] = f"{a.name}@{a.version}"
+    doc["_hasShrinkwrap"] = info.has_shrinkwrap
+    deprecated = a.attrs.get("deprecated")
+    if isinstance(deprecated, str) and deprecated:
+        doc["deprecated"] = deprecated
+    dist: dict[str, Any] = {"tarball": f"{registry}{a.name}/-/{quote(a.filename)}"}
+    if a.attrs.get("shasum"):
+        dist["shasum"] = str(a.attrs["shasum"])
+    if a.attrs.get("integrity"):
+        dist["integrity"] = str(a.attrs["integrity"])
+    dist["fileCount"] = info.file_count
+    dist["unpackedSize"] = info.unpacked_size
+    doc["dist"] = dist
+    if corgi:
+        return {k: doc[k] for k in CORGI_FIELDS if k in doc}
+    return doc
+
+
+def packument(
+    package: _Package, infos: Mapping[str, TarballInfo], registry: str, created: str, *, corgi: bool
+) -> dict[str, Any]:
+    """The whole document for one package; ``infos`` by sha256, ``registry`` ends with ``/``."""
+    versions = {a.version: version_document(a, infos[a.sha256], registry, corgi=corgi) for a in package.versions}
+    latest = latest_version([a.version for a in package.versions])
+    tags = {"latest": latest}
+    if corgi:
+        return {"name": package.name, "modified": created, "dist-tags": tags, "versions": versions}
+    doc: dict[str, Any] = {"_id": package.name, "name": package.name, "dist-tags": tags}
+    latest_doc = versions[latest]
+    doc.update({k: latest_doc[k] for k in _HOISTED if k in latest_doc})
+    doc["versions"] = versions
+    doc["time"] = {"created": created, "modified": created, **{v: created for v in versions}}
+    doc["modified"] = created
+    return doc
+
+
+def wants_corgi(accept: str | None) -> bool:
+    """True when the client accepts the abbreviated form (pacote names it first, with q=1.0)."""
+    for part in (accept or "").split(","):
+        fields = [f.strip() for f in part.split(";")]
+        if fields[0].lower() != CORGI_TYPE:
+            continue
+        for param in fields[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
+# --- the app -----------------------------------------------------------------------------------------------
+
+
+def _json(
+    doc: object, *, status: int = 200, media: str = JSON_TYPE, headers: Mapping[str, str] | None = None
+) -> Response:
+    body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(body, status_code=status, media_type=media, headers=dict(headers or {}))
+
+
+def _not_found() -> Response:
+    return _json({"error": "Not found"}, status=404, headers={"Cache-Control": _REVALIDATE})
+
+
+def _split(path: str) -> tuple[str, list[str]] | None:
+    """``@scope/name/-/f.tgz`` -> ("@scope/name", ["-", "f.tgz"]); None when no package name can be there."""
+    parts = [p for p in path.split("/") if p != ""]
+    if not parts:
+        return None
+    if parts[0].startswith("@"):
+        if len(parts) < 2:
+            return None
+        name, rest = f"{parts[0]}/{parts[1]}", parts[2:]
+    else:
+        name, rest = parts[0], parts[1:]
+    if len(name) > _MAX_NAME or not _NAME.match(name):
+        return None
+    return name, rest
+
+
+def _registry_url(request: Request) -> str:
+    """This registry's base URL as the client reached it (host, port, mount prefix), ending with ``/``."""
+    return str(request.url.replace(path=request.scope.get("root_path", "") + "/", query=""))
+
+
+def make_app(content: ServedContent) -> Router:
+    """The ``/npm`` app. Example: ``Mount("/npm", app=make_app(content))``.
+
+    A bare Router, like the PyPI app: a damaged store surfaces as the host app's 503, never a half-sent 500.
+    """
+    cache = _IndexCache(content)
+    manifests: dict[str, ManifestCache] = {}  # by cache folder: one per store
+    manifests_lock = threading.Lock()
+
+    def manifest_cache(view: ServedView) -> ManifestCache:
+        folder = _manifest_cache_dir(view)
+        key = str(folder)
+        with manifests_lock:
+            if key not in manifests:
+                manifests[key] = ManifestCache(folder)
+            return manifests[key]
+
+    def load_infos(view: ServedView, artifacts: Sequence[Artifact]) -> dict[str, TarballInfo]:
+        mc = manifest_cache(view)
+        return {
+            a.sha256: mc.get(a.sha256, view.blob_path(a.sha256), where=f"npm {a.name} {a.version} ({a.filename})")
+            for a in artifacts
+        }
+
+    async def document(
+        request: Request, package: _Package, view: ServedView, index: _Index, rest: list[str]
+    ) -> Response:
+        corgi = wants_corgi(request.headers.get("accept")) and not rest
+        registry = _registry_url(request)
+        if rest:  # /<name>/<version or tag>
+            wanted = rest[0]
+            version = latest_version([a.version for a in package.versions]) if wanted == "latest" else wanted
+            art = next((a for a in package.versions if a.version == version), None)
+            if art is None or len(rest) != 1:
+                return _not_found()
+            infos = await anyio.to_thread.run_sync(load_infos, view, [art])
+            doc: dict[str, Any] = version_document(art, infos[art.sha256], registry, corgi=False)
+        else:
+            infos = await anyio.to_thread.run_sync(load_infos, view, package.versions)
+            doc = packument(package, infos, registry, index.created, corgi=corgi)
+        body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": _REVALIDATE}
+        if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type=CORGI_TYPE if corgi else JSON_TYPE, headers=headers)
+
+    async def tarball(request: Request, art: Artifact, view: ServedView) -> Response:
+        etag = f'"{art.sha256}"'
+        headers = {"ETag": etag, "Cache-Control": _IMMUTABLE}
+        if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+            return Response(status_code=304, headers=headers)
+        path = view.blob_path(art.sha256)
+        try:
+            stat_result = await anyio.to_thread.run_sync(os.stat, path)
+        except FileNotFoundError:
+            return _json(
+                {
+                    "error": f"mirror store error: blob {art.sha256} of {art.filename} is missing",
+                    "hint": "run `mirrorctl verify` on the mirror host",
+                },
+                status=503,
+            )
+        return FileResponse(path, stat_result=stat_result, media_type="application/octet-stream", headers=headers)
+
+    async def endpoint(request: Request) -> Response:
+        path = request.path_params["path"]
+        if path in ("-/ping", "-/ping/"):
+            return _json({})
+        split = _split(path)
+        if split is None:
+            return _not_found()
+        name, rest = split
+        view, index = await anyio.to_thread.run_sync(cache.get)
+        package = index.packages.get(name)
+        if view is None or package is None:
+            return _not_found()
+        if len(rest) == 2 and rest[0] == "-":
+            art = package.files.get(rest[1])
+            return _not_found() if art is None else await tarball(request, art, view)
+        if len(rest) > 1:
+            return _not_found()
+        return await document(request, package, view, index, rest)
+
+    return Router(routes=[Route("/{path:path}", endpoint, methods=["GET", "HEAD"])])
