@@ -1,0 +1,266 @@
+"""npm into Pulp as a static registry layout in pulp_file: one packument file per package, plus the tarballs.
+
+Why not pulp_npm (0.10.2, read and tried on Pulp 3.123.1): its ``Package`` stores only name and version, and
+its content handler builds a packument with ``versions{v:{_id, dist:{tarball}}}`` and ``dist-tags.latest``
+only: no dependencies, no integrity, no shasum. npm 11 resolves from the full packument, so a fresh
+``npm install`` from it would not see a single transitive dependency and could not check a tarball.
+
+The layout, and why it is not ``<name>/-/<file>`` (pulp_file, pass-through publications):
+
+* packument of ``name`` at relative path ``name``; of ``@scope/name`` at ``@scope/name``. npm asks for
+  ``<registry>/@scope%2fname``; Pulp's content app (aiohttp) decodes ``%2f``/``%2F`` before matching, so the
+  unit at ``@scope/name`` answers it (tried: both spellings and ``/@scope/name`` get the same file).
+* tarballs at ``-/tarballs/<name>/-/<basename>-<version>.tgz``: pulp_file refuses a repository version where
+  one path is a prefix directory of another ("The path for file 'x' overlaps: x/-/x-1.0.0.tgz"), and even
+  if it did not, a directory at ``x/`` makes the content app answer ``x`` with a redirect to an HTML listing.
+  ``-`` is never a package name (npm reserves ``/-/`` for registry endpoints). ``dist.tarball`` is absolute,
+  so npm fetches the tarballs wherever they are.
+* packuments are served as ``application/octet-stream`` (no extension); npm parses the body as JSON
+  whatever the type (tried with npm 11).
+
+A packument carries what ``mirrorctl serve`` serves for each version: the tarball's own package.json (read
+from the tarball in the store: nothing else crosses the gap), ``_id``, ``dist`` {tarball, integrity, shasum},
+and ``deprecated`` from the lock; ``dist-tags.latest`` is the highest release (the highest version when
+there are only prereleases). The bytes are deterministic (sorted keys, no timestamps), so an unchanged set
+makes the same packuments and a republish changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import tarfile
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import nodesemver
+
+from mirrorctl.errors import TargetError
+from mirrorctl.lockfile import Artifact
+from mirrorctl.store import Store
+
+from .api import PulpApi
+from .plugins import PublishFile
+
+CONTENT_PATH_PREFIX = "/pulp/content/"  # Pulp's default CONTENT_PATH_PREFIX
+TARBALL_DIR = "-/tarballs"
+# Fields the registry does not put into a version object (readme text is large and npm does not need it).
+_DROPPED_FIELDS = frozenset({"readme", "readmeFilename"})
+_MANIFEST_LIMIT = 16 * 1024 * 1024  # a package.json larger than this is not a package.json
+
+
+def tarball_path(name: str, filename: str) -> str:
+    return f"{TARBALL_DIR}/{name}/-/{filename}"
+
+
+def read_manifest(path: Path, label: str) -> dict[str, Any]:
+    """package.json from an npm tarball (``package/package.json``, or the one top folder npm pack used)."""
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            fallback: tarfile.TarInfo | None = None
+            for member in tar:
+                parts = member.name.lstrip("./").split("/")
+                if len(parts) == 2 and parts[1] == "package.json" and member.isfile():
+                    if parts[0] == "package":
+                        fallback = member
+                        break
+                    fallback = fallback or member
+            if fallback is None or fallback.size > _MANIFEST_LIMIT:
+                raise TargetError(
+                    f"{label}: the tarball holds no package/package.json",
+                    hint="the store's blob is not an npm package; run `mirrorctl verify`",
+                )
+            fh = tar.extractfile(fallback)
+            assert fh is not None  # a regular file
+            doc = json.loads(fh.read())
+    except (OSError, tarfile.TarError, EOFError, ValueError) as exc:
+        raise TargetError(
+            f"{label}: cannot read package.json from the tarball ({type(exc).__name__}: {exc})",
+            hint="the store's blob may be damaged; run `mirrorctl verify`",
+        ) from exc
+    if not isinstance(doc, dict):
+        raise TargetError(f"{label}: package.json is not a JSON object", hint="run `mirrorctl verify`")
+    return doc
+
+
+def _sri_and_sha1(path: Path) -> tuple[str, str]:
+    sha512, sha1 = hashlib.sha512(), hashlib.sha1()  # npm's dist.shasum is SHA-1 by definition
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            sha512.update(chunk)
+            sha1.update(chunk)
+    return "sha512-" + base64.b64encode(sha512.digest()).decode(), sha1.hexdigest()
+
+
+def _sort_versions(versions: Sequence[str]) -> list[str]:
+    return sorted(versions, key=nodesemver.cmp_to_key(lambda a, b: int(nodesemver.compare(a, b, loose=True))))
+
+
+def _latest(ordered: Sequence[str]) -> str:
+    releases = [v for v in ordered if not nodesemver.parse(v, loose=True).prerelease]
+    return (releases or list(ordered))[-1]
+
+
+def version_object(artifact: Artifact, manifest: Mapping[str, Any], tarball_url: str, path: Path) -> dict[str, Any]:
+    label = f"npm {artifact.name} {artifact.version} ({artifact.filename})"
+    if manifest.get("name") != artifact.name or manifest.get("version") != artifact.version:
+        raise TargetError(
+            f"{label}: the tarball's package.json says {manifest.get('name')}@{manifest.get('version')}",
+            hint="the lock and the tarball disagree; run `mirrorctl verify` and lock again",
+        )
+    integrity, shasum = artifact.attrs.get("integrity"), artifact.attrs.get("shasum")
+    if not integrity or not shasum:
+        computed = _sri_and_sha1(path)
+        integrity, shasum = integrity or computed[0], shasum or computed[1]
+    doc = {k: v for k, v in manifest.items() if k not in _DROPPED_FIELDS and not k.startswith("_")}
+    doc["_id"] = f"{artifact.name}@{artifact.version}"
+    doc["dist"] = {"tarball": tarball_url, "integrity": str(integrity), "shasum": str(shasum)}
+    deprecated = artifact.attrs.get("deprecated")
+    if deprecated:
+        doc["deprecated"] = str(deprecated)
+    return doc
+
+
+def render_packument(name: str, versions: Mapping[str, dict[str, Any]]) -> bytes:
+    ordered = _sort_versions(list(versions))
+    doc = {
+        "_id": name,
+        "name": name,
+        "dist-tags": {"latest": _latest(ordered)},
+        "versions": {v: versions[v] for v in ordered},
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def registry_files(artifacts: Sequence[Artifact], store: Store, registry_url: str) -> list[PublishFile]:
+    """Every file of the layout: each tarball (from the store) and one generated packument per package."""
+    files: list[PublishFile] = []
+    by_name: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for a in sorted(artifacts, key=lambda a: (a.name, a.filename)):
+        rel = tarball_path(a.name, a.filename)
+        path = store.blob_path(a.sha256)
+        label = f"npm {a.name} {a.version} ({a.filename})"
+        if not path.is_file():
+            raise TargetError(f"{label}: blob {a.sha256} is not in the store", hint="run `mirrorctl verify`")
+        url = registry_url + quote(rel, safe="/@")
+        by_name[a.name][a.version] = version_object(a, read_manifest(path, label), url, path)
+        files.append(PublishFile(rel, a.sha256, a.size, a))
+    for name, versions in sorted(by_name.items()):
+        data = render_packument(name, versions)
+        files.append(PublishFile(name, hashlib.sha256(data).hexdigest(), len(data), None, data))
+    return files
+
+
+class NpmFilePlugin:
+    """npm as a static registry in pulp_file: content is (relative path, sha256); served from a publication."""
+
+    ecosystem = "npm"
+    component = "file"
+    repositories = "repositories/file/file/"
+    distributions = "distributions/file/file/"
+    content = "content/file/files/"
+    publications = "publications/file/file/"
+
+    def unit_key(self, unit: Mapping[str, Any]) -> tuple[str, str]:
+        return str(unit["relative_path"]), str(unit["sha256"])
+
+    def list_fields(self) -> str:
+        return "pulp_href,relative_path,sha256"
+
+    def distribution_fields(self) -> Mapping[str, Any]:
+        return {}
+
+    async def files(self, artifacts: Sequence[Artifact], store: Store, endpoint: str) -> list[PublishFile]:
+        # Reading package.json out of each tarball is blocking file work: off the event loop.
+        return await asyncio.to_thread(registry_files, artifacts, store, endpoint)
+
+    async def find_existing(self, api: PulpApi, files: Sequence[PublishFile]) -> dict[str, str]:
+        # pulp_file filters sha256 only exactly; relative_path takes "__in". A unit counts only when both match.
+        wanted = {(f.relative_path, f.sha256) for f in files}
+        found: dict[str, str] = {}
+
+        async def lookup(paths: list[str]) -> None:
+            params = {"relative_path__in": ",".join(paths), "fields": self.list_fields()}
+            async for unit in api.paged(self.content, what="looking up npm files by path", params=params):
+                if self.unit_key(unit) in wanted:
+                    found[str(unit["sha256"])] = str(unit["pulp_href"])
+
+        # Paths can hold commas in theory only (npm names cannot); chunks stay under gunicorn's request line.
+        paths = sorted({f.relative_path for f in files})
+        chunks: list[list[str]] = []
+        for p in paths:
+            if not chunks or sum(len(quote(x)) + 3 for x in chunks[-1]) + len(quote(p)) > 2800:
+                chunks.append([])
+            chunks[-1].append(p)
+        for i in range(0, len(chunks), 4):
+            await asyncio.gather(*(lookup(c) for c in chunks[i : i + 4]))
+        return found
+
+    async def upload(self, api: PulpApi, file: PublishFile, source: Path | bytes) -> str:
+        # The synchronous upload: artifact and content unit in one request, no task; it returns the existing
+        # unit when Pulp already holds these bytes at this path (tried), so a concurrent publish is harmless.
+        what = f"uploading {file.relative_path}"
+        basename = file.relative_path.rsplit("/", 1)[-1]
+        if isinstance(source, bytes):
+            resp = await api.request(
+                "POST",
+                self.content + "upload/",
+                what=what,
+                files={"file": (basename, source, "application/octet-stream")},
+                data={"relative_path": file.relative_path},
+                ok=(201,),
+            )
+        else:
+            with source.open("rb") as fh:
+                resp = await api.request(
+                    "POST",
+                    self.content + "upload/",
+                    what=what,
+                    files={"file": (basename, fh, "application/octet-stream")},
+                    data={"relative_path": file.relative_path},
+                    ok=(201,),
+                )
+        unit = resp.json()
+        if unit.get("sha256") != file.sha256 or unit.get("relative_path") != file.relative_path:
+            raise TargetError(
+                f"targets.{api.name}: {what}: Pulp stored {unit.get('relative_path')} with sha256 "
+                f"{unit.get('sha256')}, expected sha256 {file.sha256}",
+                hint="the file changed on its way to Pulp; run `mirrorctl verify` and publish again",
+            )
+        return str(unit["pulp_href"])
+
+    async def serve(self, api: PulpApi, version_href: str) -> dict[str, Any]:
+        # pulp_file serves publications, not versions: reuse the version's publication or make one. With
+        # repository=None the distribution does not follow new publications on its own.
+        pub = await api.find_one(
+            self.publications,
+            what=f"finding the publication of {version_href}",
+            repository_version=version_href,
+            ordering="-pulp_created",
+        )
+        if pub is not None and pub.get("complete", True):
+            href = str(pub["pulp_href"])
+        else:
+            task = await api.run_task(
+                "POST",
+                self.publications,
+                {"repository_version": version_href},
+                what=f"publishing {version_href}",
+            )
+            href = next(h for h in task.get("created_resources", []) if "/publications/" in h)
+        return {"repository": None, "publication": href}
+
+    async def served_version(self, api: PulpApi, distribution: Mapping[str, Any]) -> str | None:
+        if distribution.get("repository") or not distribution.get("publication"):
+            return None
+        pub = await api.get_json(str(distribution["publication"]), what="reading the served publication")
+        href = pub.get("repository_version")
+        return str(href) if href else None
+
+    def endpoint(self, api_origin: str, content_origin: str, base_path: str) -> str:
+        return f"{content_origin.rstrip('/')}{CONTENT_PATH_PREFIX}{base_path}/"
