@@ -22,24 +22,12 @@ from mirrorctl.lockfile import Artifact
 from mirrorctl.serve import create_app
 from mirrorctl.store import Store
 
-from .fixtures.npm_registry import PkgSpec, build_tarball
-from .fixtures.store_content import publish_view, put_blob
+from .fixtures.npm_registry import PkgSpec
+from .fixtures.npm_store import npm_artifact
+from .fixtures.store_content import publish_view
 
 BASE = "http://mirror.test"
 PACOTE_CORGI_ACCEPT = f"{CORGI_TYPE}; q=1.0, application/json; q=0.8, */*"
-
-
-def npm_artifact(store: Store, spec: PkgSpec, *, data: bytes | None = None, deprecated: str | None = None) -> Artifact:
-    """Store ``spec`` packed as npm does, return its Artifact with the lock's attrs (integrity, shasum)."""
-    data = build_tarball(spec) if data is None else data
-    sha, size = put_blob(store, data)
-    attrs: dict[str, str | int | bool] = {
-        "integrity": "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode(),
-        "shasum": hashlib.sha1(data).hexdigest(),
-    }
-    if deprecated:
-        attrs["deprecated"] = deprecated
-    return Artifact("npm", spec.name, spec.version, spec.filename, size, sha, ("linux-x64",), attrs)
 
 
 PACKAGES = (
