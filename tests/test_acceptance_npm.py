@@ -100,7 +100,7 @@ SCRIPT = textwrap.dedent(
     trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
     up=0
     for i in $(seq 200); do
-        if node -e "require('http').get('http://127.0.0.1:$PORT/healthz', r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))" 2>/dev/null; then up=1; break; fi
+        if node -e "$PROBE" 2>/dev/null; then up=1; break; fi
         sleep 0.1
     done
     echo $up > "$OUT/server-up"
@@ -164,6 +164,8 @@ def test_real_npm_installs_only_from_the_mirror(tmp_path: Path) -> None:
         "WORK": str(tmp_path),
         "WS": str(ws),
         "PUBLIC_LOOKING": PUBLIC_LOOKING,
+        "PROBE": f"require('http').get('http://127.0.0.1:{PORT}/healthz', "
+        "r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))",
     }
     script = tmp_path / "acceptance.sh"
     script.write_text(SCRIPT)
