@@ -2,6 +2,11 @@
 ``mirrorctl lock --check`` runs in CI (every lock present, made from the profile as it is now, still
 satisfying it).
 
+A lock that passes that check is kept as it is, without any request (as ``uv lock`` and ``poetry lock`` do):
+only ``refresh=True`` (``mirrorctl lock --refresh``) resolves it again to take newer upstream releases. A lock
+that cannot be read (a damaged file, merge-conflict markers) is resolved again and replaced: it is generated
+output, and the pull request's diff shows what changed.
+
 Example::
 
     results = await lock_profiles(profiles, load_ecosystems(), settings, client, SILENT)
@@ -11,14 +16,14 @@ Example::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from mirrorctl.config import Settings
-from mirrorctl.ecosystems.base import Ecosystem, ResolveContext
+from mirrorctl.ecosystems.base import Ecosystem, FetchItem, ResolveContext
 from mirrorctl.errors import ProfileError
 from mirrorctl.lockfile import Artifact, Lock, dump_lock, read_lock
 from mirrorctl.profiles import Profile
@@ -34,6 +39,12 @@ class LockResult:
     targets: tuple[str, ...]
     changed: bool
     size: int  # bytes the locked files add up to (companions included)
+    resolved: bool = True  # False: the lock was up to date and kept without any request
+    replaced_unreadable: str | None = None  # why the old lock could not be read, when it was replaced
+
+
+def _size(lock: Lock) -> int:
+    return sum(s for a in lock.artifacts for _, s, _ in a.blobs())
 
 
 async def lock_profiles(
@@ -42,27 +53,55 @@ async def lock_profiles(
     settings: Settings,
     client: httpx.AsyncClient,
     progress: Progress,
+    *,
+    refresh: bool = False,
+    prefetch: Callable[[FetchItem], None] | None = None,
 ) -> list[LockResult]:
-    """Resolve every profile and write its lock. All profiles resolve first: nothing is written unless
-    every one succeeded, so a failure leaves every lock as it was."""
-    for profile in profiles:
+    """Resolve every profile whose lock is missing, unreadable or out of date (every profile with
+    ``refresh``) and write its lock; up-to-date locks are kept without a request. All profiles resolve
+    first: nothing is written unless every one succeeded, so a failure leaves every lock as it was.
+
+    ``prefetch`` (see :class:`ResolveContext`) is handed to the adapters to download files they pin."""
+    current: dict[str, Lock] = {}
+    unreadable: dict[str, str] = {}
+    if not refresh:
+        for profile in profiles:
+            lock, problems = _lock_state(profile, ecosystems)
+            if lock is not None and not problems:
+                current[profile.name] = lock
+            elif lock is None and problems and profile.lock_path.exists():
+                unreadable[profile.name] = problems[0]
+    stale = [p for p in profiles if p.name not in current]
+    for profile in stale:
         for eco_name in profile.specs:
             settings.upstream(eco_name)  # refuse a missing upstream before any network traffic
     locks = await asyncio.gather(
-        *(_resolve_profile(p, ecosystems, settings, client, progress) for p in profiles)
+        *(_resolve_profile(p, ecosystems, settings, client, progress, prefetch) for p in stale)
     )
+    resolved = dict(zip((p.name for p in stale), locks, strict=True))
     results = []
-    for profile, lock in zip(profiles, locks, strict=True):
-        text = dump_lock(lock, source=_display(profile.path))
+    for profile in profiles:
         path = profile.lock_path
+        if profile.name in current:
+            lock = current[profile.name]
+            results.append(
+                LockResult(profile.name, path, len(lock.artifacts), lock.targets, False, _size(lock), False)
+            )
+            continue
+        lock = resolved[profile.name]
+        data = dump_lock(lock, source=_display(profile.path)).encode("utf-8")
         try:
-            old = path.read_text(encoding="utf-8")
+            old = path.read_bytes()
         except FileNotFoundError:
             old = None
-        if old != text:
-            atomic_write(path, text.encode("utf-8"))
-        size = sum(s for a in lock.artifacts for _, s, _ in a.blobs())
-        results.append(LockResult(profile.name, path, len(lock.artifacts), lock.targets, old != text, size))
+        if old != data:
+            atomic_write(path, data)
+        results.append(
+            LockResult(
+                profile.name, path, len(lock.artifacts), lock.targets, old != data, _size(lock),
+                replaced_unreadable=unreadable.get(profile.name),
+            )
+        )
     return results
 
 
@@ -72,6 +111,7 @@ async def _resolve_profile(
     settings: Settings,
     client: httpx.AsyncClient,
     progress: Progress,
+    prefetch: Callable[[FetchItem], None] | None,
 ) -> Lock:
     artifacts: list[Artifact] = []
     targets: list[str] = []
@@ -79,7 +119,7 @@ async def _resolve_profile(
         eco = ecosystems[eco_name]
         ctx = ResolveContext(
             client, settings.upstream(eco_name), progress, profile.name,
-            store=Store(settings.store_path), fetch=settings.fetch,
+            store=Store(settings.store_path), fetch=settings.fetch, prefetch=prefetch,
         )
         arts = await eco.resolve(spec, ctx)
         artifacts.extend(arts)
@@ -94,25 +134,32 @@ def check_locks(profiles: Sequence[Profile], ecosystems: Mapping[str, Ecosystem]
     """Why the committed locks do not match the profiles (empty when they all do). Reads no network."""
     problems: list[str] = []
     for profile in profiles:
-        path = profile.lock_path
-        if not path.exists():
-            problems.append(f"{path}: missing; run `mirrorctl lock {profile.name}`")
-            continue
-        try:
-            lock = read_lock(path)
-        except ProfileError as exc:
-            problems.append(f"{exc.message}")
-            continue
-        if lock.profile != profile.name:
-            problems.append(f"{path}: was made for profile {lock.profile!r}, not {profile.name!r}")
-        if lock.inputs != profile.inputs_digest:
-            problems.append(
-                f"{path}: {profile.path} changed since the lock was made; run `mirrorctl lock {profile.name}`"
-            )
-        for eco_name, spec in sorted(profile.specs.items()):
-            for problem in ecosystems[eco_name].check_lock(spec, lock.for_ecosystem(eco_name)):
-                problems.append(f"{path}: {problem}")
+        problems.extend(_lock_state(profile, ecosystems)[1])
     return problems
+
+
+def _lock_state(profile: Profile, ecosystems: Mapping[str, Ecosystem]) -> tuple[Lock | None, list[str]]:
+    """The profile's lock (None when missing or unreadable) and why it does not match the profile."""
+    problems: list[str] = []
+    path = profile.lock_path
+    if not path.exists():
+        return None, [f"{path}: missing; run `mirrorctl lock {profile.name}`"]
+    try:
+        lock = read_lock(path)
+    except ProfileError as exc:
+        return None, [exc.message]
+    except ValueError as exc:  # not UTF-8
+        return None, [f"{path}: unreadable lock: {exc}"]
+    if lock.profile != profile.name:
+        problems.append(f"{path}: was made for profile {lock.profile!r}, not {profile.name!r}")
+    if lock.inputs != profile.inputs_digest:
+        problems.append(
+            f"{path}: {profile.path} changed since the lock was made; run `mirrorctl lock {profile.name}`"
+        )
+    for eco_name, spec in sorted(profile.specs.items()):
+        for problem in ecosystems[eco_name].check_lock(spec, lock.for_ecosystem(eco_name)):
+            problems.append(f"{path}: {problem}")
+    return lock, problems
 
 
 def _display(path: Path) -> str:

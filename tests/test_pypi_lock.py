@@ -92,7 +92,8 @@ async def lock(root: Path, url: str, text: str = PROFILE) -> tuple[list[Artifact
     ecos = load_ecosystems()
     profile = load_profile(path, ecos)
     async with httpx.AsyncClient() as client:
-        (result,) = await lock_profiles([profile], ecos, settings_for(root, url), client, SILENT)
+        # refresh: these tests change the upstream between locks and want a new resolution every time
+        (result,) = await lock_profiles([profile], ecos, settings_for(root, url), client, SILENT, refresh=True)
     lock_text = result.path.read_text()
     return list(read_lock(result.path).artifacts), lock_text
 
@@ -258,7 +259,9 @@ def test_cli_lock_and_check(
     assert done.exit_code == 0, done.output
     assert "web:" in done.output and "4 targets" in done.output and "(changed)" in done.output
     again = runner.invoke(app, ["-q", "lock"])
-    assert again.exit_code == 0 and "(unchanged)" in again.output
+    assert again.exit_code == 0 and "(up to date, not resolved again" in again.output
+    refreshed = runner.invoke(app, ["-q", "lock", "--refresh"])
+    assert refreshed.exit_code == 0 and "(unchanged)" in refreshed.output
     ok = runner.invoke(app, ["lock", "--check"])
     assert ok.exit_code == 0 and "up to date" in ok.output
     lock_bytes = profile.with_suffix(".lock").read_bytes()

@@ -28,13 +28,29 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--check", help="Change nothing; fail if any lock is missing or out of date."),
         ] = False,
+        refresh: Annotated[
+            bool,
+            typer.Option(
+                "--refresh", "--upgrade",
+                help="Resolve again even where the lock is up to date, taking newer upstream releases.",
+            ),
+        ] = False,
+        then_snapshot: Annotated[
+            bool,
+            typer.Option(
+                "--snapshot",
+                help="Also snapshot the locks into the store, downloading each file as soon as it is pinned.",
+            ),
+        ] = False,
     ) -> None:
         """Resolve profiles into lock files: every file each target needs, with its size and sha256.
 
-        Writes profiles/NAME.lock next to each profile (deterministic bytes, no host names). With --check,
-        reads no network and exits 1 when a lock no longer matches its profile.
+        Writes profiles/NAME.lock next to each profile (deterministic bytes, no host names). A lock that
+        is up to date (made from the profile as it is now) is kept without any request; --refresh resolves
+        it again. With --check, reads no network and exits 1 when a lock no longer matches its profile.
+        With --snapshot, downloads overlap resolution and the store ends as after `mirrorctl snapshot`.
 
-        Example: mirrorctl lock example && mirrorctl lock --check
+        Example: mirrorctl lock example && mirrorctl lock --check && mirrorctl lock --refresh --snapshot
         """
         c: Ctx = ctx.obj
         settings = c.settings()
@@ -52,6 +68,15 @@ def register(app: typer.Typer) -> None:
             return [load_profile(p, ecosystems) for p in paths]
 
         loaded = run_sync(load, c)
+        if check and (refresh or then_snapshot):
+
+            def refuse() -> None:
+                raise UserError(
+                    "--check changes nothing: it cannot be combined with --refresh or --snapshot",
+                    hint="run `mirrorctl lock --check` on its own",
+                )
+
+            run_sync(refuse, c)
         if check:
             problems = run_sync(lambda: check_locks(loaded, load_ecosystems()), c)
             for problem in problems:
@@ -64,16 +89,51 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{p.name}: {p.lock_path} is up to date")
             return
 
+        if then_snapshot:
+            from mirrorctl.snapshot import LockSnapshotReport, lock_and_snapshot
+            from mirrorctl.store import Store
+
+            from .cmd_snapshot import summary
+
+            async def both() -> LockSnapshotReport:
+                async with build_client(settings, os.environ) as client:
+                    return await lock_and_snapshot(
+                        loaded, load_ecosystems(), settings, Store(settings.store_path), client, c.progress(),
+                        refresh=refresh,
+                    )
+
+            report = run_async(both, c)
+            for r in report.locks:
+                _echo_result(r)
+            typer.echo(summary(report.snapshot))
+            if report.early_files or report.early_cancelled or report.early_failed:
+                typer.echo(
+                    f"  of them started while resolving: {report.early_files} files / "
+                    f"{_mb(report.early_bytes)}; {report.early_cancelled} dropped candidate(s) cancelled, "
+                    f"{report.early_failed} early failure(s) retried"
+                )
+            return
+
         async def go() -> list[LockResult]:
             async with build_client(settings, os.environ) as client:
-                return await lock_profiles(loaded, load_ecosystems(), settings, client, c.progress())
+                return await lock_profiles(
+                    loaded, load_ecosystems(), settings, client, c.progress(), refresh=refresh
+                )
 
         for r in run_async(go, c):
-            state = "changed" if r.changed else "unchanged"
-            typer.echo(
-                f"{r.profile}: {r.artifacts} artifacts, {len(r.targets)} targets, "
-                f"{_mb(r.size)} -> {r.path} ({state})"
-            )
+            _echo_result(r)
+
+
+def _echo_result(r: LockResult) -> None:
+    if r.replaced_unreadable:
+        typer.echo(f"{r.profile}: the old lock could not be read ({r.replaced_unreadable}); resolved again")
+    if not r.resolved:
+        state = "up to date, not resolved again; --refresh to take newer releases"
+    else:
+        state = "changed" if r.changed else "unchanged"
+    typer.echo(
+        f"{r.profile}: {r.artifacts} artifacts, {len(r.targets)} targets, {_mb(r.size)} -> {r.path} ({state})"
+    )
 
 
 def _mb(size: int) -> str:

@@ -63,6 +63,10 @@ class ResolveContext:
     # resolving, and how many requests it may have in flight. Older callers leave the defaults.
     store: Store | None = None
     fetch: FetchSettings = field(default_factory=FetchSettings)
+    # Optional (``mirrorctl lock --snapshot``): an adapter may hand each file it pins for a target to this
+    # callable, on the event loop thread, so the download starts while resolution goes on. Speculative: a
+    # file later dropped is a harmless extra blob; the snapshot after the lock still checks every locked one.
+    prefetch: Callable[[FetchItem], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

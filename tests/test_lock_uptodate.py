@@ -1,0 +1,169 @@
+"""`mirrorctl lock` keeps an up-to-date lock without any request (as uv/poetry lock do), `--refresh`
+resolves again, a changed profile or a damaged lock is resolved again; `mirrorctl lock --snapshot` starts
+downloads while resolving and ends with the store exactly as `mirrorctl snapshot` would leave it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from mirrorctl.cli.app import app
+from mirrorctl.lockfile import read_lock
+from mirrorctl.store import Store
+from tests.fixtures.upstream import (  # noqa: F401  (until tests/conftest.py registers the plugin)
+    FixtureUpstream,
+    pypi_upstream_fixture,
+)
+from tests.fixtures.wheels import Dist
+
+PROFILE = """\
+[pypi]
+requirements = ["ut-app"]
+python = ["3.11", "3.12"]
+platforms = ["manylinux_2_28_x86_64"]
+"""
+
+
+def populate(up: FixtureUpstream) -> None:
+    up.add(Dist("ut-app", "1.0", requires=["ut-lib>=1"]))
+    up.add(Dist("ut-lib", "1.0"))
+    up.add(Dist("ut-lib", "1.1"))
+
+
+@pytest.fixture
+def work(tmp_path: Path, pypi_upstream: FixtureUpstream, monkeypatch: pytest.MonkeyPatch) -> Path:
+    populate(pypi_upstream)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mirrorctl.toml").write_text(
+        f'[store]\npath = "store"\n[upstreams.pypi]\nurl = "{pypi_upstream.url}"\n[fetch]\nretries = 1\n'
+    )
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "web.toml").write_text(PROFILE)
+    return tmp_path
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(app, ["-q", *args])
+
+
+def ok(*args: str) -> str:
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def locked(work: Path) -> dict[str, str]:
+    return {a.name: a.version for a in read_lock(work / "profiles" / "web.lock").artifacts}
+
+
+def stored(work: Path) -> set[str]:
+    return {p.name for p in (work / "store" / "blobs").rglob("*") if p.is_file()}
+
+
+def test_second_lock_makes_no_request(work: Path, pypi_upstream: FixtureUpstream) -> None:
+    ok("lock", "web")
+    before = (work / "profiles" / "web.lock").read_bytes()
+    pypi_upstream.add(Dist("ut-lib", "1.2"))  # a newer release is not taken without --refresh
+    pypi_upstream.log.clear()
+    out = ok("lock", "web")
+    assert pypi_upstream.log == []
+    assert "up to date, not resolved again" in out and "2 artifacts, 2 targets" in out
+    assert (work / "profiles" / "web.lock").read_bytes() == before
+    assert ok("lock", "--check")
+
+
+def test_refresh_takes_a_new_upstream_release(work: Path, pypi_upstream: FixtureUpstream) -> None:
+    ok("lock", "web")
+    assert locked(work)["ut-lib"] == "1.1"
+    pypi_upstream.add(Dist("ut-lib", "1.2"))
+    out = ok("lock", "--refresh", "web")
+    assert "(changed)" in out and locked(work)["ut-lib"] == "1.2"
+    pypi_upstream.add(Dist("ut-lib", "1.3"))
+    assert "(changed)" in ok("lock", "--upgrade") and locked(work)["ut-lib"] == "1.3"  # the alias
+    pypi_upstream.log.clear()
+    assert "(unchanged)" in ok("lock", "--refresh") and pypi_upstream.log  # resolved again: same bytes
+
+
+def test_changed_profile_is_resolved_again(work: Path, pypi_upstream: FixtureUpstream) -> None:
+    ok("lock", "web")
+    (work / "profiles" / "web.toml").write_text(PROFILE.replace('"ut-app"]', '"ut-app", "ut-lib<1.1"]'))
+    pypi_upstream.log.clear()
+    out = ok("lock", "web")
+    assert "(changed)" in out and pypi_upstream.log
+    assert locked(work)["ut-lib"] == "1.0"
+    assert ok("lock", "--check")
+
+
+def test_damaged_lock_is_resolved_again(work: Path, pypi_upstream: FixtureUpstream) -> None:
+    # A lock is generated output: a damaged one (a bad merge, a truncated write) is replaced, and says so.
+    ok("lock", "web")
+    path = work / "profiles" / "web.lock"
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2] + b"\n<<<<<<< HEAD\n")
+    out = ok("lock", "web")
+    assert "the old lock could not be read" in out and "resolved again" in out and "(changed)" in out
+    assert path.read_bytes() == good
+    path.write_bytes(b"\xff\xfe not utf-8")
+    assert "could not be read" in ok("lock", "web") and path.read_bytes() == good
+
+
+def test_lock_for_another_target_set_is_resolved_again(work: Path, pypi_upstream: FixtureUpstream) -> None:
+    # Same inputs digest is not enough: the ecosystem's own check (here: targets) must pass too.
+    ok("lock", "web")
+    path = work / "profiles" / "web.lock"
+    text = path.read_text()
+    path.write_text(text.replace("py3.12-manylinux_2_28_x86_64", "py3.13-manylinux_2_28_x86_64"))
+    pypi_upstream.log.clear()
+    out = ok("lock", "web")
+    assert "(changed)" in out and pypi_upstream.log and path.read_text() == text
+
+
+def test_check_refuses_refresh_and_snapshot(work: Path) -> None:
+    for flag in ("--refresh", "--snapshot"):
+        result = cli("lock", "--check", flag)
+        assert result.exit_code == 2 and "--check changes nothing" in result.output
+    assert not (work / "profiles" / "web.lock").exists() and not (work / "store" / "blobs").exists()
+
+
+def test_lock_snapshot_downloads_while_resolving(work: Path, pypi_upstream: FixtureUpstream) -> None:
+    out = ok("lock", "--snapshot", "web")
+    lock = read_lock(work / "profiles" / "web.lock")
+    blobs = {sha for a in lock.artifacts for sha, _, _ in a.blobs()}
+    assert len(blobs) == 4  # two wheels and their PEP 658 metadata files
+    assert blobs <= stored(work)
+    assert "started while resolving: " in out
+    files = {p: n for p, n in pypi_upstream.requests.items() if p.startswith("/files/")}
+    # No file downloaded twice; a .metadata file is read by the resolver, then once more for the store.
+    assert all(n == (2 if p.endswith(".metadata") else 1) for p, n in files.items()), files
+    # The same store a plain snapshot fills: a snapshot now has nothing to do.
+    pypi_upstream.log.clear()
+    assert "downloaded 0 files" in ok("snapshot", "web") and pypi_upstream.log == []
+    # Up to date now: no request at all, neither to lock nor to snapshot.
+    assert "downloaded 0 files" in ok("lock", "--snapshot", "web") and pypi_upstream.log == []
+
+
+def test_lock_snapshot_same_lock_bytes_as_lock(work: Path) -> None:
+    ok("lock", "--snapshot", "web")
+    first = (work / "profiles" / "web.lock").read_bytes()
+    (work / "profiles" / "web.lock").unlink()
+    ok("lock", "web")
+    assert (work / "profiles" / "web.lock").read_bytes() == first
+
+
+def test_lock_snapshot_refuses_a_tampered_file(work: Path, pypi_upstream: FixtureUpstream) -> None:
+    name = next(f for f in pypi_upstream.files if f.startswith("ut_lib-1.1") and f.endswith(".whl"))
+    pypi_upstream.tamper(name)
+    result = cli("lock", "--snapshot", "web")
+    assert result.exit_code == 1, result.output
+    assert name in result.output and "sha256" in result.output
+    bad = pypi_upstream.entry(name).sha256
+    assert bad not in stored(work)  # nothing stored under the locked digest
+    store = Store(work / "store")
+    for blob in (work / "store" / "blobs").rglob("*"):
+        if blob.is_file():  # what is stored is what its name says
+            assert store.verify_blob(blob.name, blob.stat().st_size) is None
+            assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+    assert not any(p.name.startswith(bad) for p in (work / "store" / "tmp").iterdir())
