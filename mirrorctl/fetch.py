@@ -137,6 +137,85 @@ async def fetch_all(
     )
 
 
+class SpeculativeFetcher:
+    """Downloads handed over one at a time while something else runs: ``mirrorctl lock --snapshot`` gives it
+    each file the resolver pins, so the bytes flow while resolution goes on. Same path as :func:`fetch_all`
+    (flocked ``.part``, resume, retries, size cap, hash, fsync, rename), its own bound on concurrency.
+
+    Speculative: a failure is only counted and noted; the snapshot that follows fetches whatever is still
+    missing through :func:`fetch_all` and reports errors there. A file it is still downloading makes that
+    snapshot wait on the ``.part`` flock, then find the blob: nothing is fetched twice.
+
+    Example::
+
+        spec = SpeculativeFetcher(store, client, concurrency=16, retries=4, progress=SILENT)
+        spec.submit(item)                      # on the event loop thread
+        spec.cancel_unless({locked sha256s})   # drop what the final lock does not name
+        await spec.wait()
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        client: httpx.AsyncClient,
+        *,
+        concurrency: int,
+        retries: int,
+        progress: Progress,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+    ) -> None:
+        self._store, self._client, self._progress = store, client, progress
+        self._sem = asyncio.Semaphore(max(1, concurrency))
+        self._policy = _Retry(retries, backoff_base, backoff_cap)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._bytes = progress.task("fetch (while resolving)", unit="bytes")
+        self.downloaded = 0
+        self.downloaded_bytes = 0
+        self.failed = 0
+        self.cancelled = 0
+
+    def submit(self, item: FetchItem) -> None:
+        """Start downloading ``item`` unless it is stored or already started. Call on the loop thread."""
+        if item.sha256 in self._tasks or self._store.has_blob(item.sha256, item.size):
+            return
+        self._tasks[item.sha256] = asyncio.get_running_loop().create_task(self._one(item))
+
+    async def _one(self, item: FetchItem) -> None:
+        async with self._sem:
+            try:
+                await _fetch_one(item, self._store, self._store.tmp_dir, self._client, self._policy, self._bytes)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a hint only: the snapshot after the lock fetches and reports it
+                self.failed += 1
+                self._progress.note(f"early download failed (the snapshot tries again): {exc}")
+                return
+        self.downloaded += 1
+        self.downloaded_bytes += item.size
+
+    def cancel_unless(self, wanted: set[str]) -> None:
+        """Stop downloads of files the final lock does not name (candidates the resolver dropped). A
+        cancelled download keeps its ``.part`` file, which a later run resumes if it needs the file."""
+        for sha, task in self._tasks.items():
+            if sha not in wanted and not task.done():
+                task.cancel()
+                self.cancelled += 1
+
+    async def wait(self) -> None:
+        """Until every download started has finished, failed or been cancelled."""
+        try:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        finally:
+            self._bytes.close()
+
+    async def abort(self) -> None:
+        """Cancel everything (the lock failed): ``.part`` files stay for a later run to resume."""
+        for task in self._tasks.values():
+            task.cancel()
+        await self.wait()
+
+
 def _combined(failures: list[tuple[FetchItem, Exception]], attempted: int) -> Exception:
     """One error for all failures: IntegrityError if any bytes were wrong, else NetworkError.
 

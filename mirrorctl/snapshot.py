@@ -3,6 +3,9 @@
 Only the locks are trusted for what to fetch (names, sizes, digests); the ecosystem adapters only say where
 on the configured upstream each file lives. Artifacts whose blobs are all in the store cost no request.
 
+:func:`lock_and_snapshot` (``mirrorctl lock --snapshot``) starts each download as soon as the resolver pins
+the file, then runs the same snapshot over the locks it wrote, which only has to fetch what is still missing.
+
 Example::
 
     locks = load_locks([load_profile(path, ecosystems)])
@@ -20,8 +23,9 @@ import httpx
 from mirrorctl.config import Settings
 from mirrorctl.ecosystems.base import Ecosystem, FetchContext, FetchItem
 from mirrorctl.errors import IntegrityError, NetworkError, ProfileError, UserError
-from mirrorctl.fetch import FetchReport, fetch_all
+from mirrorctl.fetch import FetchReport, SpeculativeFetcher, fetch_all
 from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, read_lock
+from mirrorctl.locking import LockResult, lock_profiles
 from mirrorctl.profiles import Profile
 from mirrorctl.progress import Progress
 from mirrorctl.store import Store
@@ -38,6 +42,18 @@ class SnapshotReport:
     present: int
     present_bytes: int
     elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class LockSnapshotReport:
+    """``lock --snapshot``: the locks, the snapshot, and what was downloaded while resolving."""
+
+    locks: list[LockResult]
+    snapshot: SnapshotReport
+    early_files: int  # downloads started for pinned files that completed while resolving or just after
+    early_bytes: int
+    early_cancelled: int  # candidates the resolver pinned, then dropped (their .part files stay)
+    early_failed: int  # retried by the snapshot
 
 
 def load_locks(profiles: Sequence[Profile]) -> list[tuple[str, Lock]]:
@@ -121,4 +137,38 @@ async def snapshot(
         present=len(present_blobs),
         present_bytes=sum(present_blobs.values()),
         elapsed=time.monotonic() - started,
+    )
+
+
+async def lock_and_snapshot(
+    profiles: Sequence[Profile],
+    ecosystems: Mapping[str, Ecosystem],
+    settings: Settings,
+    store: Store,
+    client: httpx.AsyncClient,
+    progress: Progress,
+    *,
+    refresh: bool = False,
+) -> LockSnapshotReport:
+    """Lock (as :func:`lock_profiles`: up-to-date locks are kept) while downloading each file the resolver
+    pins, then snapshot the locks written. Only the locks decide what is kept: downloads of candidates that
+    were dropped are cancelled (finished ones stay as unreferenced blobs, harmless), and the snapshot checks
+    every locked blob and fetches whatever the early downloads did not bring."""
+    early = SpeculativeFetcher(
+        store, client, concurrency=settings.fetch.concurrency, retries=settings.fetch.retries, progress=progress
+    )
+    try:
+        results = await lock_profiles(
+            profiles, ecosystems, settings, client, progress, refresh=refresh, prefetch=early.submit
+        )
+        locks = load_locks(profiles)
+        early.cancel_unless({sha for _, lock in locks for a in lock.artifacts for sha, _, _ in a.blobs()})
+        # Runs while early downloads finish: the snapshot waits on their .part flock, then finds the blob.
+        report = await snapshot(locks, ecosystems, settings, store, client, progress)
+    except BaseException:
+        await early.abort()
+        raise
+    await early.wait()
+    return LockSnapshotReport(
+        results, report, early.downloaded, early.downloaded_bytes, early.cancelled, early.failed
     )

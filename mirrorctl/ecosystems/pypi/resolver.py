@@ -29,7 +29,7 @@ from packaging.version import Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
-from mirrorctl.ecosystems.base import ResolveContext
+from mirrorctl.ecosystems.base import FetchItem, ResolveContext
 from mirrorctl.errors import ResolutionError
 from mirrorctl.lockfile import Artifact, Companion
 
@@ -172,9 +172,44 @@ class _Bridge:
         self.loop.call_soon_threadsafe(start)
 
 
+class _PinReporter(BaseReporter[Req, Candidate, str]):
+    """Hands each file the resolver pins to ``prefetch`` (``mirrorctl lock --snapshot``), on the loop thread,
+    so its download overlaps the rest of the resolution. Only files the page lists with size and sha256:
+    the download is verified against those (the lock records the same values)."""
+
+    def __init__(self, provider: TargetProvider, prefetch: Callable[[FetchItem], None]) -> None:
+        self._provider, self._prefetch = provider, prefetch
+
+    def pinning(self, candidate: Candidate) -> None:
+        f = candidate.file
+        if candidate.extras or f.sha256 is None or f.size is None or self._provider.bridge.aborted:
+            return  # foo[x] pins the same file as foo, which is pinned too
+        self._provider.bridge.loop.call_soon_threadsafe(self._submit, f)
+
+    def _submit(self, f: FileRecord) -> None:  # on the loop thread
+        assert f.sha256 is not None and f.size is not None
+        label = f"pypi {f.name} {f.version} ({f.filename})"
+        self._prefetch(FetchItem(f.url, f.filename, f.size, f.sha256, label))
+        # The PEP 658 metadata file is locked too (a companion); its bytes were read to get here.
+        md = self._provider.index.cached_metadata(f.filename) if f.metadata_offered else None
+        if md is not None and md.from_pep658:
+            sha = hashlib.sha256(md.raw).hexdigest()
+            self._prefetch(
+                FetchItem(f.url + ".metadata", f.filename + ".metadata", len(md.raw), sha, label + ".metadata")
+            )
+
+
 class TargetProvider(AbstractProvider[Req, Candidate, str]):
-    def __init__(self, spec: PypiSpec, target: Target, index: IndexClient, bridge: _Bridge) -> None:
+    def __init__(
+        self,
+        spec: PypiSpec,
+        target: Target,
+        index: IndexClient,
+        bridge: _Bridge,
+        prefetch: Callable[[FetchItem], None] | None = None,
+    ) -> None:
         self.spec, self.target, self.index, self.bridge = spec, target, index, bridge
+        self.prefetch = prefetch
         self.env = target.marker_env()
         self.constraints: dict[str, list[Requirement]] = {}
         for c in spec.constraints:
@@ -363,7 +398,7 @@ async def resolve_with_index(spec: PypiSpec, index: IndexClient, ctx: ResolveCon
         max_workers=max(1, len(targets)), thread_name_prefix="resolve"
     )
 
-    providers = [TargetProvider(spec, t, index, bridge) for t in targets]
+    providers = [TargetProvider(spec, t, index, bridge, ctx.prefetch) for t in targets]
     for provider in providers:
         # Every target's likely closure at once (pages, then metadata, then their dependencies' pages),
         # bounded by the index client's semaphore, so the resolver threads seldom wait for a round trip.
@@ -393,7 +428,10 @@ async def resolve_with_index(spec: PypiSpec, index: IndexClient, ctx: ResolveCon
 def _resolve_target(provider: TargetProvider) -> TargetResult:
     spec, target = provider.spec, provider.target
     roots = [to_req(r, None) for r in spec.requirements if marker_ok(r, provider.env)]
-    resolver: Resolver[Req, Candidate, str] = Resolver(provider, BaseReporter())
+    reporter: BaseReporter[Req, Candidate, str] = (
+        _PinReporter(provider, provider.prefetch) if provider.prefetch else BaseReporter()
+    )
+    resolver: Resolver[Req, Candidate, str] = Resolver(provider, reporter)
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as exc:
