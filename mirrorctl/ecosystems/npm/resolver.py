@@ -1,0 +1,364 @@
+"""The npm closure for every declared platform, the way npm installs it.
+
+Each range is resolved as npm-pick-manifest resolves it: a dist-tag through the packument's ``dist-tags``; a
+range prefers the ``latest`` tag when that version satisfies it and is not deprecated, else the highest
+satisfying version that is not deprecated, else the highest satisfying one (node-semver, loose as npm parses,
+prereleases only where the range names one). Then that version's ``dependencies``, ``optionalDependencies``
+and, as npm 7+ installs them, ``peerDependencies`` (not those ``peerDependenciesMeta`` marks optional;
+``bundleDependencies`` are inside the tarball and not fetched). ``npm:`` aliases resolve the aliased package.
+
+Platforms: npm builds one tree for every platform and skips, at install, an optional package whose ``os`` /
+``cpu`` / ``libc`` exclude the machine. So a package reached over an optional edge is kept for the declared
+platforms it accepts (esbuild's ``@esbuild/linux-x64`` for linux-x64, ``@esbuild/linux-arm64`` for
+linux-arm64, neither for win32), and what it depends on only for those. An optional dependency that cannot
+be resolved is skipped, as npm skips it; anything else that cannot be is a :class:`ResolutionError` naming the
+package, the range and the chain of dependents.
+
+The lock records size and sha256, which the registry does not list, so every tarball is downloaded once while
+locking (started as soon as its version is pinned), verified against the packument's integrity, and kept in
+the store when there is one (``mirrorctl snapshot`` then downloads nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin
+
+import nodesemver
+
+from mirrorctl.ecosystems.base import ResolveContext
+from mirrorctl.errors import IntegrityError, MirrorctlError, ResolutionError
+from mirrorctl.lockfile import Artifact, AttrValue
+
+from .registry import Packument, RegistryClient, Tarball, sri_hashes
+from .spec import NpmSpec, Platform, Root, classify, split_arg, tarball_filename
+
+Chain = tuple[str, ...]
+
+
+@dataclass
+class _Node:
+    name: str
+    version: str
+    doc: Packument
+    platforms: set[str] = field(default_factory=set)  # the declared platforms that install it
+    expanded: set[str] = field(default_factory=set)  # those for which its dependencies were followed
+    chain: Chain = ()  # how it was first reached, for messages
+    tarball: asyncio.Future[Tarball] | None = None
+
+
+class _Versions:
+    """A packument's versions parsed once (loose, as npm parses them), for range matching."""
+
+    def __init__(self, packument: Packument) -> None:
+        self.parsed: list[tuple[Any, str]] = []
+        for v in packument.versions:
+            try:
+                self.parsed.append((nodesemver.make_semver(v, loose=True), v))
+            except ValueError:
+                continue  # a version npm could not match either
+
+
+def pick_version(packument: Packument, spec: str, versions: _Versions | None = None) -> str | None:
+    """The version npm would install for ``spec`` (a version, a range or a dist-tag), or None."""
+    kind = classify(spec)
+    docs = packument.versions
+    if kind == "tag":
+        tagged = packument.dist_tags.get(spec.strip())
+        return tagged if tagged in docs else None
+    if kind == "version":
+        parsed = nodesemver.valid(spec.strip(), loose=True)
+        exact = parsed.version + ("+" + ".".join(map(str, parsed.build)) if parsed.build else "") if parsed else None
+        if exact in docs:
+            return exact
+        spec = exact or spec  # a registry may list 1.2.3 where the spec says =1.2.3 or v1.2.3
+    if kind is None:
+        return None
+    try:
+        range_obj = nodesemver.make_range(spec.strip() or "*", loose=True)
+    except ValueError:
+        return None
+    latest = packument.dist_tags.get("latest")
+    if latest is not None and latest in docs and not docs[latest].get("deprecated"):
+        try:
+            if range_obj.test(nodesemver.make_semver(latest, loose=True)):
+                return latest
+        except ValueError:
+            pass
+    versions = versions or _Versions(packument)
+    best: tuple[bool, Any, str] | None = None  # (not deprecated, version, raw): npm prefers both, in order
+    for sv, raw in versions.parsed:
+        if not range_obj.test(sv):
+            continue
+        fresh = not docs[raw].get("deprecated")
+        if best is None or fresh > best[0] or (fresh == best[0] and sv.compare(best[1]) > 0):
+            best = (fresh, sv, raw)
+    return best[2] if best else None
+
+
+def _edges(doc: Mapping[str, Any], include_peer: bool) -> Iterator[tuple[str, str, bool]]:
+    """(name, spec, optional) of what installing this version installs, in a stable order."""
+    bundled = doc.get("bundleDependencies", doc.get("bundledDependencies"))
+    deps = _mapping(doc.get("dependencies"))
+    optional = _mapping(doc.get("optionalDependencies"))
+    if bundled is True:
+        skip = set(deps)
+    elif isinstance(bundled, list):
+        skip = {str(b) for b in bundled}
+    else:
+        skip = set()
+    out: dict[str, tuple[str, bool]] = {}
+    if include_peer:
+        meta = doc.get("peerDependenciesMeta")
+        meta = meta if isinstance(meta, Mapping) else {}
+        for name, spec in _mapping(doc.get("peerDependencies")).items():
+            m = meta.get(name)
+            if not (isinstance(m, Mapping) and m.get("optional")):
+                out[name] = (spec, False)
+    for name, spec in deps.items():
+        out[name] = (spec, False)
+    for name, spec in optional.items():  # npm: optionalDependencies override dependencies of the same name
+        out[name] = (spec, True)
+    for name in sorted(out):
+        if name not in skip:
+            yield name, out[name][0], out[name][1]
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return {str(k): v for k, v in value.items() if isinstance(v, str)} if isinstance(value, Mapping) else {}
+
+
+def _platform_ok(plat: Platform, doc: Mapping[str, Any], root: Root | None = None) -> bool:
+    if root is not None and (root.os or root.cpu or root.libc):
+        return plat.accepts(list(root.os), list(root.cpu), list(root.libc))
+    return plat.accepts(doc.get("os"), doc.get("cpu"), doc.get("libc"))
+
+
+class Resolver:
+    def __init__(self, spec: NpmSpec, registry: RegistryClient, ctx: ResolveContext) -> None:
+        self.spec = spec
+        self.registry = registry
+        self.ctx = ctx
+        self.platforms = {p.id: p for p in spec.platforms}
+        self.nodes: dict[tuple[str, str], _Node] = {}
+        self._picks: dict[tuple[str, str], str | None] = {}
+        self._versions: dict[str, _Versions] = {}
+        self.skipped: list[str] = []
+
+    async def packument(self, name: str, wanted: str, chain: Chain) -> Packument:
+        doc = await self.registry.packument(name)
+        if doc is None:
+            raise ResolutionError(
+                f"npm: package {name} is not on the upstream (wanted as {name}@{wanted or '*'} by {_chain(chain)})",
+                hint="check the name, or the [upstreams.npm] url in mirrorctl.toml",
+            )
+        return doc
+
+    async def pick(self, name: str, wanted: str, chain: Chain) -> tuple[Packument, str]:
+        doc = await self.packument(name, wanted, chain)
+        key = (name, wanted)
+        if key not in self._picks:
+            if name not in self._versions and classify(wanted) == "range":
+                # parsing thousands of versions is CPU work: do it once per package, off the event loop
+                self._versions[name] = await asyncio.to_thread(_Versions, doc)
+            self._picks[key] = pick_version(doc, wanted, self._versions.get(name))
+        version = self._picks[key]
+        if version is None:
+            kind = "dist-tag" if classify(wanted) == "tag" else "range"
+            latest = doc.dist_tags.get("latest", "none")
+            raise ResolutionError(
+                f"npm: no version of {name} matches the {kind} {wanted!r} (wanted by {_chain(chain)}); "
+                f"the upstream lists {len(doc.versions)} version(s), latest {latest}",
+                hint="widen the range in the profile, or check that the upstream is complete",
+            )
+        return doc, version
+
+    def _add(self, name: str, version: str, platforms: set[str], chain: Chain, doc: Packument) -> _Node:
+        """Record that ``platforms`` install this version; start its download when it is new."""
+        node = self.nodes.get((name, version))
+        if node is None:
+            node = self.nodes[(name, version)] = _Node(name, version, doc, chain=chain)
+            dist = doc.versions[version]["dist"]
+            url = urljoin(self.registry.packument_url(name), dist.get("tarball", ""))
+            if not dist.get("tarball"):
+                raise ResolutionError(f"npm: {name}@{version} has no dist.tarball on the upstream ({doc.url})")
+            label = f"npm {name} {version} ({tarball_filename(name, version)})"
+            node.tarball = asyncio.ensure_future(
+                self.registry.tarball(url, dist.get("integrity"), dist.get("shasum"), label)
+            )
+        node.platforms |= platforms
+        return node
+
+    async def visit(self, name: str, version: str, platforms: set[str], chain: Chain, doc: Packument) -> None:
+        node = self._add(name, version, platforms, chain, doc)
+        new = platforms - node.expanded  # checked and updated with no await between: one visit per platform
+        if not new:
+            return
+        node.expanded |= new
+        here = (*chain, f"{name}@{version}")
+        edges = list(_edges(doc.versions[version], self.spec.include_peer))
+        async with asyncio.TaskGroup() as tg:
+            for dep, wanted, optional in edges:
+                tg.create_task(self.follow(dep, wanted, optional, new, here))
+
+    async def follow(self, name: str, wanted: str, optional: bool, platforms: set[str], chain: Chain) -> None:
+        alias = None
+        if wanted.startswith("npm:"):
+            alias, (name, wanted) = name, split_arg(wanted[4:])
+        try:
+            if classify(wanted) is None:
+                raise ResolutionError(
+                    f"npm: {name}@{wanted} (wanted by {_chain(chain)}) is not a registry version, range or tag",
+                    hint="git, URL and file dependencies cannot be mirrored; pin a registry version instead",
+                )
+            doc, version = await self.pick(name, wanted, chain)
+        except ResolutionError as exc:
+            if not optional:
+                raise
+            self.skipped.append(f"{name}@{wanted} (optional, wanted by {_chain(chain)}): {exc.message}")
+            return
+        del alias  # the install folder's name only; the mirror carries the aliased package
+        if optional:
+            platforms = {p for p in platforms if _platform_ok(self.platforms[p], doc.versions[version])}
+        if platforms:
+            await self.visit(name, version, platforms, chain, doc)
+
+    async def root(self, root: Root) -> None:
+        chain = (root.origin,)
+        doc, version = await self.pick(root.name, root.spec, chain)
+        platforms = set(self.platforms)
+        if root.optional:
+            platforms = {p for p in platforms if _platform_ok(self.platforms[p], doc.versions[version], root)}
+        if root.exact:  # a package-lock pin: exactly this version; its dependencies are pinned beside it
+            self._check_pinned_integrity(root, doc, version)
+            if platforms:
+                self._add(root.name, version, platforms, chain, doc)
+            return
+        if platforms:
+            await self.visit(root.name, version, platforms, (), doc)
+
+    def _check_pinned_integrity(self, root: Root, doc: Packument, version: str) -> None:
+        if version != root.spec:
+            raise ResolutionError(
+                f"npm: {root.origin} pins {root.name}@{root.spec}, which the upstream does not list",
+                hint="the package-lock names a version this upstream does not have",
+            )
+        listed = sri_hashes(doc.versions[version]["dist"].get("integrity"))
+        pinned = sri_hashes(root.integrity)
+        common = [a for a in ("sha512", "sha384", "sha256", "sha1") if a in listed and a in pinned]
+        if common and listed[common[0]] != pinned[common[0]]:
+            raise IntegrityError(
+                f"npm: {root.origin} records integrity {root.integrity} for {root.name}@{version}, but the "
+                f"upstream lists {doc.versions[version]['dist'].get('integrity')}",
+                hint="npm ci would refuse this package; regenerate the package-lock or check the upstream",
+            )
+
+    async def run(self) -> list[Artifact]:
+        async with asyncio.TaskGroup() as tg:
+            for root in self.spec.roots:
+                tg.create_task(self.root(root))
+        for line in self.skipped:
+            self.ctx.progress.note(f"npm: skipped {line}")
+        nodes = sorted(self.nodes.values(), key=lambda n: (n.name, n.version))
+        task = self.ctx.progress.task(f"npm: verifying {len(nodes)} tarball(s) for {self.ctx.profile_name}", len(nodes))
+        artifacts = []
+        for node in nodes:
+            assert node.tarball is not None
+            tarball = await node.tarball
+            task.advance()
+            artifacts.append(self._artifact(node, tarball))
+        task.close()
+        return artifacts
+
+    def _artifact(self, node: _Node, tarball: Tarball) -> Artifact:
+        doc = node.doc
+        dist = doc.versions[node.version]["dist"]
+        attrs: dict[str, AttrValue] = {"integrity": tarball.integrity, "shasum": tarball.shasum}
+        if "sha512" not in sri_hashes(dist.get("integrity")):
+            self.ctx.progress.note(
+                f"npm: {node.name}@{node.version} has no sha512 integrity upstream (verified by shasum only); "
+                "the lock records the sha512 of the verified bytes"
+            )
+        deprecated = doc.versions[node.version].get("deprecated")
+        if isinstance(deprecated, str) and deprecated:
+            attrs["deprecated"] = deprecated
+            self.ctx.progress.note(f"npm: {node.name}@{node.version} is deprecated: {deprecated}")
+        return Artifact(
+            ecosystem="npm",
+            name=node.name,
+            version=node.version,
+            filename=tarball_filename(node.name, node.version),
+            size=tarball.size,
+            sha256=tarball.sha256,
+            targets=tuple(p for p in self.platforms if p in node.platforms),
+            attrs=attrs,
+        )
+
+
+def _chain(chain: Chain) -> str:
+    return " > ".join(chain) if chain else "the profile"
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first error inside (nested) task-group exception groups, for one clear message."""
+    while isinstance(exc, BaseExceptionGroup):
+        errors = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
+        mine = [e for e in errors if isinstance(e, (MirrorctlError, BaseExceptionGroup))]
+        exc = (mine or errors or list(exc.exceptions))[0]
+    return exc
+
+
+async def resolve_spec(spec: NpmSpec, ctx: ResolveContext) -> list[Artifact]:
+    """Every platform's closure, merged: one artifact per tarball, ``targets`` naming the platforms."""
+    registry = RegistryClient(
+        ctx.client,
+        ctx.upstream.url,
+        progress=ctx.progress,
+        concurrency=ctx.fetch.concurrency,
+        retries=ctx.fetch.retries,
+        store=ctx.store,
+    )
+    try:
+        return await Resolver(spec, registry, ctx).run()
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+    finally:
+        await registry.close()
+
+
+def check_lock(spec: NpmSpec, artifacts: Sequence[Artifact]) -> list[str]:
+    """Problems that make the locked set no longer fit the spec (reads no network): a missing or extra
+    platform, a profile package or package-lock pin the locked versions no longer meet."""
+    problems: list[str] = []
+    wanted = set(spec.target_ids())
+    locked_targets = {t for a in artifacts for t in a.targets}
+    for extra in sorted(locked_targets - wanted):
+        problems.append(f"npm: the lock has platform {extra}, which the profile no longer declares")
+    for plat in spec.target_ids():
+        if plat not in locked_targets:
+            problems.append(f"npm platform {plat}: not in the lock")
+    by_name: dict[str, list[Artifact]] = {}
+    for a in artifacts:
+        by_name.setdefault(a.name, []).append(a)
+    for root in spec.roots:
+        have = by_name.get(root.name, [])
+        if root.exact:
+            ok = any(a.version == root.spec for a in have)
+        elif classify(root.spec) == "tag":
+            ok = bool(have)  # where a tag points is the upstream's to say; checked when locking
+        else:
+            rng = root.spec.strip() or "*"
+            ok = any(_satisfies(a.version, rng) for a in have)
+        if not ok and not (root.optional and not have):
+            problems.append(f"npm: {root.origin}: {root.label} is not met by the locked versions")
+    return problems
+
+
+def _satisfies(version: str, rng: str) -> bool:
+    try:
+        return bool(nodesemver.satisfies(version, rng, loose=True))
+    except ValueError:
+        return False
