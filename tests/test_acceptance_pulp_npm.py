@@ -1,0 +1,171 @@
+"""Acceptance for npm in Pulp: `mirrorctl publish --to` fills a pulp_file repository with the static registry
+layout, `mirrorctl workspace-config --target` writes the npm config, and the machine's real npm, inside a
+loopback-only network namespace that reaches only Pulp's content app (one port bridged in, the same port),
+installs a scoped package with a dependency chain, `npm ci` reinstalls from the lock it wrote, and a package
+that was never published fails fast with a 404.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from typer.testing import CliRunner
+
+from mirrorctl.cli.app import app
+from mirrorctl.store import Store
+from tests.conftest import skip_or_fail
+from tests.fixtures.netns_bridge import UnixToTcp
+from tests.fixtures.services import PulpService, pulp_service  # noqa: F401
+
+from .fixtures.store_content import publish_view
+from .test_acceptance_netns import BASE_PYTHON, _netns_available
+from .test_pulp_npm import Made, delete_npm_repository
+
+pytestmark = [pytest.mark.live, pytest.mark.netns]
+
+BRIDGE = Path(__file__).parent / "fixtures" / "netns_bridge.py"
+NPM = shutil.which("npm") or "/usr/bin/npm"
+
+SCRIPT = textwrap.dedent(
+    """\
+    set -u
+    ip link set lo up
+    OUT="$1"
+    "$BASE_PYTHON" "$BRIDGE" "$CONTENT_PORT" "$CONTENT_SOCK" > "$OUT/bridge.log" 2>&1 &
+    B=$!
+    trap 'kill $B 2>/dev/null' EXIT
+    up=0
+    for i in $(seq 100); do
+        if "$BASE_PYTHON" -c "import urllib.request as u; u.urlopen('${REGISTRY}mctl-leaf', timeout=2)" 2>/dev/null
+        then up=1; break; fi
+        sleep 0.1
+    done
+    echo $up > "$OUT/up"
+    [ "$up" = 1 ] || exit 0
+    step() {
+        name="$1"; shift
+        start=$(date +%s)
+        timeout 120 "$@" > "$OUT/$name.log" 2>&1
+        echo $? > "$OUT/$name.rc"
+        echo $(( $(date +%s) - start )) > "$OUT/$name.secs"
+    }
+    # Only what workspace-config wrote (HOME elsewhere: no user npmrc could help).
+    set -a; . "$WS/mirrorctl.env"; set +a
+    export HOME="$WORK/home" npm_config_cache="$WORK/npm-cache"
+    mkdir -p "$HOME" "$WORK/proj" && cd "$WORK/proj"
+    echo '{"name": "acceptance", "version": "1.0.0", "private": true}' > package.json
+    step install "$NPM" install --no-audit --loglevel http "@mctl/top"
+    step require node -e "console.log(require('@mctl/top'), require('mctl-mid'), require('mctl-leaf'))"
+    rm -rf node_modules "$WORK/npm-cache"
+    step ci "$NPM" ci --loglevel http
+    step missing "$NPM" install --loglevel http mctl-never-published
+    """
+)
+
+
+@pytest.fixture
+def repo_name(pulp_service: PulpService) -> Iterator[str]:  # noqa: F811
+    name = f"mctl-npm-acc-{uuid.uuid4().hex[:10]}"
+    yield name
+    delete_npm_repository(pulp_service, name)
+
+
+def _read(out: Path, name: str) -> tuple[int, str]:
+    return int((out / f"{name}.rc").read_text()), (out / f"{name}.log").read_text()
+
+
+def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
+    pulp_service: PulpService,  # noqa: F811
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    reason = _netns_available()
+    if reason:
+        skip_or_fail(reason)
+    if not Path(NPM).exists():
+        skip_or_fail("the real npm is not installed")
+
+    made = Made(Store(tmp_path / "store"), uuid.uuid4().hex)
+    arts = [
+        made.artifact("@mctl/top", "1.0.0", dependencies={"mctl-mid": "^1.0.0"}),
+        made.artifact("mctl-mid", "1.0.0", dependencies={"mctl-leaf": "~2.1.0"}),
+        made.artifact("mctl-mid", "1.4.0", dependencies={"mctl-leaf": "~2.1.0"}),
+        made.artifact("mctl-leaf", "2.1.3"),
+        made.artifact("mctl-leaf", "2.2.0"),  # outside ~2.1.0: must not be chosen
+    ]
+    publish_view(made.store, arts, sequence=1)
+    config = tmp_path / "mirrorctl.toml"
+    config.write_text(
+        f'[store]\npath = "{made.store.root}"\n\n[targets.pulp]\nkind = "pulp"\nurl = "{pulp_service.url}"\n'
+        f'content-url = "{pulp_service.content_url}"\n'
+        f'username-env = "PL_USER"\npassword-env = "PL_PASS"\nrepositories = {{ npm = "{repo_name}" }}\n'
+    )
+    runner = CliRunner()
+    env = {"PL_USER": pulp_service.username, "PL_PASS": pulp_service.password}
+
+    def cli(*args: str) -> str:
+        done = runner.invoke(app, ["--config", str(config), *args], env=env)
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    cli("-q", "publish", "--to", "pulp")
+    ws = tmp_path / "ws"
+    cli("workspace-config", "--target", "pulp", "--out", str(ws), "--install-dir", str(ws))
+    registry = f"{pulp_service.content_url}/pulp/content/{repo_name}/"
+    assert f"NPM_CONFIG_REGISTRY={registry}" in (ws / "mirrorctl.env").read_text()
+    assert pulp_service.password not in "".join(p.read_text() for p in ws.iterdir())
+
+    port = urlsplit(pulp_service.content_url).port
+    assert port
+    out = tmp_path / "out"
+    out.mkdir()
+    sock = tmp_path / "content.sock"
+    bridge = UnixToTcp(sock, ("127.0.0.1", port)).start()
+    run_env = {
+        **{k: v for k, v in os.environ.items() if not k.lower().startswith("npm_config_")},
+        "BASE_PYTHON": str(BASE_PYTHON),
+        "BRIDGE": str(BRIDGE),
+        "CONTENT_PORT": str(port),
+        "CONTENT_SOCK": str(sock),
+        "REGISTRY": registry,
+        "WORK": str(tmp_path),
+        "WS": str(ws),
+        "NPM": NPM,
+    }
+    script = tmp_path / "acceptance.sh"
+    script.write_text(SCRIPT)
+    try:
+        ran = subprocess.run(
+            ["unshare", "-n", "sh", str(script), str(out)], env=run_env, capture_output=True, text=True, timeout=600
+        )
+    finally:
+        bridge.stop()
+    assert ran.returncode == 0, ran.stderr
+    assert (out / "up").read_text().strip() == "1", (out / "bridge.log").read_text()
+
+    rc, log = _read(out, "install")
+    assert rc == 0, log
+    rc, log = _read(out, "require")
+    assert rc == 0 and "@mctl/top@1.0.0 mctl-mid@1.4.0 mctl-leaf@2.1.3" in log, log
+    lock = json.loads((tmp_path / "proj" / "package-lock.json").read_text())
+    pins = {k.removeprefix("node_modules/"): v["version"] for k, v in lock["packages"].items() if k}
+    assert pins == {"@mctl/top": "1.0.0", "mctl-mid": "1.4.0", "mctl-leaf": "2.1.3"}
+    assert all(v["resolved"].startswith(registry) and v["integrity"] for k, v in lock["packages"].items() if k)
+
+    rc, log = _read(out, "ci")
+    assert rc == 0, log
+    assert (tmp_path / "proj" / "node_modules" / "mctl-leaf" / "package.json").is_file()
+
+    rc, log = _read(out, "missing")
+    assert rc not in (0, 124), log
+    assert "E404" in log and "mctl-never-published" in log, log
+    assert int((out / "missing.secs").read_text()) < 30, "a missing package must fail fast"
