@@ -167,3 +167,20 @@ def test_lock_snapshot_refuses_a_tampered_file(work: Path, pypi_upstream: Fixtur
             assert store.verify_blob(blob.name, blob.stat().st_size) is None
             assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
     assert not any(p.name.startswith(bad) for p in (work / "store" / "tmp").iterdir())
+
+
+def test_lock_snapshot_dropped_guess_is_harmless(work: Path, pypi_upstream: FixtureUpstream) -> None:
+    # ut-app alone suggests ut-lib 1.1 (the early guess); ut-pin's ut-lib<1.1 makes the resolver take 1.0.
+    pypi_upstream.add(Dist("ut-pin", "1.0", requires=["ut-lib<1.1"]))
+    (work / "profiles" / "web.toml").write_text(PROFILE.replace('"ut-app"]', '"ut-app", "ut-pin"]'))
+    out = ok("lock", "--snapshot", "web")
+    assert locked(work) == {"ut-app": "1.0", "ut-lib": "1.0", "ut-pin": "1.0"}
+    lock = read_lock(work / "profiles" / "web.lock")
+    assert {sha for a in lock.artifacts for sha, _, _ in a.blobs()} <= stored(work)
+    assert "started while resolving" in out
+    pypi_upstream.log.clear()
+    assert "downloaded 0 files" in ok("snapshot", "web") and pypi_upstream.log == []
+    text = (work / "profiles" / "web.lock").read_bytes()
+    (work / "profiles" / "web.lock").unlink()
+    ok("lock", "web")
+    assert (work / "profiles" / "web.lock").read_bytes() == text  # the same lock as without --snapshot

@@ -187,9 +187,8 @@ class _PinReporter(BaseReporter[Req, Candidate, str]):
         self._provider.bridge.loop.call_soon_threadsafe(self._submit, f)
 
     def _submit(self, f: FileRecord) -> None:  # on the loop thread
-        assert f.sha256 is not None and f.size is not None
+        _speculate(self._prefetch, f)  # usually started already from the prefetch's guess: then a no-op
         label = f"pypi {f.name} {f.version} ({f.filename})"
-        self._prefetch(FetchItem(f.url, f.filename, f.size, f.sha256, label))
         # The PEP 658 metadata file is locked too (a companion); its bytes were read to get here.
         md = self._provider.index.cached_metadata(f.filename) if f.metadata_offered else None
         if md is not None and md.from_pep658:
@@ -321,6 +320,12 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
                 self.bridge.spawn(lambda d=d: _prefetch(self, d, 0))
 
 
+def _speculate(prefetch: Callable[[FetchItem], None], f: FileRecord) -> None:
+    """Start downloading a file the resolver will probably pin (lock --snapshot); verified like any other."""
+    if f.sha256 is not None and f.size is not None:
+        prefetch(FetchItem(f.url, f.filename, f.size, f.sha256, f"pypi {f.name} {f.version} ({f.filename})"))
+
+
 def _prefetch_key(req: Req) -> tuple[str, str]:
     # Per extras (foo[x] needs more than foo) and per specifier: "dateutil<3" from one parent and
     # "dateutil>=2.8" from another pick different versions, and the resolver will want the first.
@@ -347,6 +352,10 @@ async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
         )
         if best is None or depth > 30:
             return
+        if provider.prefetch is not None:
+            # The resolver pins in a burst at the very end (it waits for pages and metadata first), so a
+            # download started only at the pin would hardly overlap anything: start at this first guess.
+            _speculate(provider.prefetch, best)
         md = await provider.index.metadata(best)
         for r in md.requires_dist:
             if marker_ok(r, provider.env, req.extras):
