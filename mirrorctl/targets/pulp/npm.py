@@ -18,11 +18,11 @@ The layout, and why it is not ``<name>/-/<file>`` (pulp_file, pass-through publi
 * packuments are served as ``application/octet-stream`` (no extension); npm parses the body as JSON
   whatever the type (tried with npm 11).
 
-A packument carries what ``mirrorctl serve`` serves for each version: the tarball's own package.json (read
-from the tarball in the store: nothing else crosses the gap), ``_id``, ``dist`` {tarball, integrity, shasum},
-and ``deprecated`` from the lock; ``dist-tags.latest`` is the highest release (the highest version when
-there are only prereleases). The bytes are deterministic (sorted keys, no timestamps), so an unchanged set
-makes the same packuments and a republish changes nothing.
+A packument carries, for each version, what ``mirrorctl serve`` serves (npm/serve.py ``version_document``:
+the tarball's own package.json read by npm/manifest.py, ``_id``, ``dist`` {tarball, integrity, shasum,
+fileCount, unpackedSize}, ``deprecated`` from the lock); ``dist-tags.latest`` is the highest release (the
+highest version when there are only prereleases). The bytes are deterministic (sorted keys, no timestamps),
+so an unchanged set makes the same packuments and a republish changes nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import tarfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,6 +39,8 @@ from urllib.parse import quote
 
 import nodesemver
 
+from mirrorctl.ecosystems.npm.manifest import read_tarball_info
+from mirrorctl.ecosystems.npm.serve import version_document
 from mirrorctl.errors import TargetError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.store import Store
@@ -49,43 +50,10 @@ from .plugins import PublishFile
 
 CONTENT_PATH_PREFIX = "/pulp/content/"  # Pulp's default CONTENT_PATH_PREFIX
 TARBALL_DIR = "-/tarballs"
-# Fields the registry does not put into a version object (readme text is large and npm does not need it).
-_DROPPED_FIELDS = frozenset({"readme", "readmeFilename"})
-_MANIFEST_LIMIT = 16 * 1024 * 1024  # a package.json larger than this is not a package.json
 
 
 def tarball_path(name: str, filename: str) -> str:
     return f"{TARBALL_DIR}/{name}/-/{filename}"
-
-
-def read_manifest(path: Path, label: str) -> dict[str, Any]:
-    """package.json from an npm tarball (``package/package.json``, or the one top folder npm pack used)."""
-    try:
-        with tarfile.open(path, mode="r:gz") as tar:
-            fallback: tarfile.TarInfo | None = None
-            for member in tar:
-                parts = member.name.lstrip("./").split("/")
-                if len(parts) == 2 and parts[1] == "package.json" and member.isfile():
-                    if parts[0] == "package":
-                        fallback = member
-                        break
-                    fallback = fallback or member
-            if fallback is None or fallback.size > _MANIFEST_LIMIT:
-                raise TargetError(
-                    f"{label}: the tarball holds no package/package.json",
-                    hint="the store's blob is not an npm package; run `mirrorctl verify`",
-                )
-            fh = tar.extractfile(fallback)
-            assert fh is not None  # a regular file
-            doc = json.loads(fh.read())
-    except (OSError, tarfile.TarError, EOFError, ValueError) as exc:
-        raise TargetError(
-            f"{label}: cannot read package.json from the tarball ({type(exc).__name__}: {exc})",
-            hint="the store's blob may be damaged; run `mirrorctl verify`",
-        ) from exc
-    if not isinstance(doc, dict):
-        raise TargetError(f"{label}: package.json is not a JSON object", hint="run `mirrorctl verify`")
-    return doc
 
 
 def _sri_and_sha1(path: Path) -> tuple[str, str]:
@@ -106,23 +74,22 @@ def _latest(ordered: Sequence[str]) -> str:
     return (releases or list(ordered))[-1]
 
 
-def version_object(artifact: Artifact, manifest: Mapping[str, Any], tarball_url: str, path: Path) -> dict[str, Any]:
+def version_object(artifact: Artifact, path: Path, registry_url: str) -> dict[str, Any]:
+    """The version entry ``mirrorctl serve`` serves (npm/serve.py ``version_document``), tarball under TARBALL_DIR."""
     label = f"npm {artifact.name} {artifact.version} ({artifact.filename})"
+    info = read_tarball_info(path, where=label)
+    manifest = info.manifest
     if manifest.get("name") != artifact.name or manifest.get("version") != artifact.version:
         raise TargetError(
             f"{label}: the tarball's package.json says {manifest.get('name')}@{manifest.get('version')}",
             hint="the lock and the tarball disagree; run `mirrorctl verify` and lock again",
         )
-    integrity, shasum = artifact.attrs.get("integrity"), artifact.attrs.get("shasum")
-    if not integrity or not shasum:
-        computed = _sri_and_sha1(path)
-        integrity, shasum = integrity or computed[0], shasum or computed[1]
-    doc = {k: v for k, v in manifest.items() if k not in _DROPPED_FIELDS and not k.startswith("_")}
-    doc["_id"] = f"{artifact.name}@{artifact.version}"
-    doc["dist"] = {"tarball": tarball_url, "integrity": str(integrity), "shasum": str(shasum)}
-    deprecated = artifact.attrs.get("deprecated")
-    if deprecated:
-        doc["deprecated"] = str(deprecated)
+    doc = version_document(artifact, info, registry_url + TARBALL_DIR + "/", corgi=False)
+    dist = doc["dist"]
+    if not dist.get("integrity") or not dist.get("shasum"):  # a lock always has both; computed otherwise
+        integrity, shasum = _sri_and_sha1(path)
+        dist.setdefault("integrity", integrity)
+        dist.setdefault("shasum", shasum)
     return doc
 
 
@@ -147,8 +114,7 @@ def registry_files(artifacts: Sequence[Artifact], store: Store, registry_url: st
         label = f"npm {a.name} {a.version} ({a.filename})"
         if not path.is_file():
             raise TargetError(f"{label}: blob {a.sha256} is not in the store", hint="run `mirrorctl verify`")
-        url = registry_url + quote(rel, safe="/@")
-        by_name[a.name][a.version] = version_object(a, read_manifest(path, label), url, path)
+        by_name[a.name][a.version] = version_object(a, path, registry_url)
         files.append(PublishFile(rel, a.sha256, a.size, a))
     for name, versions in sorted(by_name.items()):
         data = render_packument(name, versions)
