@@ -120,7 +120,13 @@ class RegistryClient:
         self._client = client
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._progress = progress
+        # Packuments and tarballs have separate slots (the client's pool holds twice ``concurrency``). While
+        # resolution still waits for packuments (its critical path), tarballs get a quarter of the slots so
+        # they use spare bandwidth without slowing it; :meth:`resolution_done` gives them the rest.
         self._sem = asyncio.Semaphore(concurrency)
+        self._early_slots = max(2, concurrency // 4)
+        self._tarball_sem = asyncio.Semaphore(self._early_slots)
+        self._concurrency = concurrency
         self._retries = retries
         self._backoff = backoff
         self._abbreviated = abbreviated
@@ -132,6 +138,12 @@ class RegistryClient:
         self.downloads = 0  # tarballs downloaded while locking
         self.stored = 0  # tarballs committed into the store while locking
         self.known = 0  # tarballs already in the store (no download)
+
+    def resolution_done(self) -> None:
+        """Every packument is read: let tarball downloads use all of their slots."""
+        for _ in range(self._concurrency - self._early_slots):
+            self._tarball_sem.release()
+        self._early_slots = self._concurrency
 
     def packument_url(self, name: str) -> str:
         return self.base_url + name.replace("/", "%2f")
@@ -199,7 +211,7 @@ class RegistryClient:
         if known is not None and self._store is not None and self._store.has_blob(known.sha256, known.size):
             self.known += 1
             return known
-        result = await self._retrying(lambda: self._download(url, expected, label), label)
+        result = await self._retrying(lambda: self._download(url, expected, label), label, self._tarball_sem)
         if self._known is not None:
             self._known.put(result)
         return result
@@ -251,11 +263,11 @@ class RegistryClient:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
 
-    async def _retrying(self, fn: Callable[[], Awaitable[T]], what: str) -> T:
+    async def _retrying(self, fn: Callable[[], Awaitable[T]], what: str, sem: asyncio.Semaphore | None = None) -> T:
         attempt = 0
         while True:
             try:
-                async with self._sem:
+                async with sem or self._sem:
                     return await fn()
             except httpx.HTTPError as exc:
                 if attempt < self._retries and is_transient(exc):

@@ -260,6 +260,7 @@ class Resolver:
         async with asyncio.TaskGroup() as tg:
             for root in self.spec.roots:
                 tg.create_task(self.root(root))
+        self.registry.resolution_done()
         for line in self.skipped:
             self.ctx.progress.note(f"npm: skipped {line}")
         nodes = sorted(self.nodes.values(), key=lambda n: (n.name, n.version))
