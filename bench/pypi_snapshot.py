@@ -115,6 +115,7 @@ class Workdir:
     path: Path
     settings: Settings
     source: str  # where `mirrorctl init` found the upstream
+    profile_text: str
 
     def mirrorctl(self, *args: str) -> Run:
         return run_child([*mirrorctl_argv(), "--config", str(self.path / "mirrorctl.toml"), *args], cwd=self.path)
@@ -132,7 +133,7 @@ def make_workdir(parent: Path, name: str, profile_text: str, profile_name: str, 
     found = re.search(r"^\s+pypi: \S+\s+\(from (.*)\)\s*$", init.output, re.M)
     if not found:
         raise SystemExit(f"mirrorctl init found no PyPI upstream:\n{init.output}")
-    return Workdir(path, load_settings(path / "mirrorctl.toml"), found.group(1))
+    return Workdir(path, load_settings(path / "mirrorctl.toml"), found.group(1), profile_text)
 
 
 def dir_size(path: Path) -> tuple[int, int]:
@@ -155,6 +156,9 @@ def mirrorctl_cold(work: Workdir) -> ColdRun:
     if not re.search(r"downloaded 0 files", warm_snapshot.output):
         raise SystemExit(f"the warm snapshot downloaded something:\n{warm_snapshot.output[-2000:]}")
     warm_lock = work.mirrorctl("lock", "bench")
+    fresh = make_workdir(work.path.parent, work.path.name + "-one-step", work.profile_text, "bench")
+    one_step = fresh.mirrorctl("lock", "--snapshot", "bench")
+    shutil.rmtree(fresh.path)
     return ColdRun(
         lock,
         snap,
@@ -165,6 +169,7 @@ def mirrorctl_cold(work: Workdir) -> ColdRun:
         size,
         int(got.group(1)),
         int(float(got.group(2)) * 1e6),
+        one_step,
     )
 
 
