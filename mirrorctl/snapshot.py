@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -29,6 +30,9 @@ from mirrorctl.locking import LockResult, lock_profiles
 from mirrorctl.profiles import Profile
 from mirrorctl.progress import Progress
 from mirrorctl.store import Store
+
+if TYPE_CHECKING:
+    from mirrorctl.fetch_worker import ProcessFetcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +153,25 @@ async def lock_and_snapshot(
     progress: Progress,
     *,
     refresh: bool = False,
+    in_process: bool = False,
 ) -> LockSnapshotReport:
     """Lock (as :func:`lock_profiles`: up-to-date locks are kept) while downloading each file the resolver
     pins, then snapshot the locks written. Only the locks decide what is kept: downloads of candidates that
     were dropped are cancelled (finished ones stay as unreferenced blobs, harmless), and the snapshot checks
-    every locked blob and fetches whatever the early downloads did not bring."""
-    early = SpeculativeFetcher(
-        store, client, concurrency=settings.fetch.concurrency, retries=settings.fetch.retries, progress=progress
-    )
+    every locked blob and fetches whatever the early downloads did not bring.
+
+    The early downloads run in a child process (see :mod:`mirrorctl.fetch_worker` for why); ``in_process``
+    runs them on this event loop instead (for tests and measurements)."""
+    early: SpeculativeFetcher | ProcessFetcher
+    if in_process or store.root != settings.store_path:
+        early = SpeculativeFetcher(
+            store, client, concurrency=settings.fetch.concurrency, retries=settings.fetch.retries,
+            progress=progress,
+        )
+    else:
+        from mirrorctl.fetch_worker import ProcessFetcher
+
+        early = ProcessFetcher(settings)
     try:
         results = await lock_profiles(
             profiles, ecosystems, settings, client, progress, refresh=refresh, prefetch=early.submit

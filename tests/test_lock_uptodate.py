@@ -11,7 +11,14 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mirrorctl.cli.app import app
+from mirrorctl.config import load_settings
+from mirrorctl.ecosystems.base import FetchItem, load_ecosystems
+from mirrorctl.fetch_worker import ProcessFetcher
 from mirrorctl.lockfile import read_lock
+from mirrorctl.net import build_client
+from mirrorctl.profiles import load_profile
+from mirrorctl.progress import SILENT
+from mirrorctl.snapshot import lock_and_snapshot
 from mirrorctl.store import Store
 from tests.fixtures.upstream import (  # noqa: F401  (until tests/conftest.py registers the plugin)
     FixtureUpstream,
@@ -128,13 +135,12 @@ def test_check_refuses_refresh_and_snapshot(work: Path) -> None:
     assert not (work / "profiles" / "web.lock").exists() and not (work / "store" / "blobs").exists()
 
 
-def test_lock_snapshot_downloads_while_resolving(work: Path, pypi_upstream: FixtureUpstream) -> None:
-    out = ok("lock", "--snapshot", "web")
+def test_lock_snapshot_fills_the_store(work: Path, pypi_upstream: FixtureUpstream) -> None:
+    ok("lock", "--snapshot", "web")
     lock = read_lock(work / "profiles" / "web.lock")
     blobs = {sha for a in lock.artifacts for sha, _, _ in a.blobs()}
     assert len(blobs) == 4  # two wheels and their PEP 658 metadata files
     assert blobs <= stored(work)
-    assert "started while resolving: " in out
     files = {p: n for p, n in pypi_upstream.requests.items() if p.startswith("/files/")}
     # No file downloaded twice; a .metadata file is read by the resolver, then once more for the store.
     assert all(n == (2 if p.endswith(".metadata") else 1) for p, n in files.items()), files
@@ -173,14 +179,47 @@ def test_lock_snapshot_dropped_guess_is_harmless(work: Path, pypi_upstream: Fixt
     # ut-app alone suggests ut-lib 1.1 (the early guess); ut-pin's ut-lib<1.1 makes the resolver take 1.0.
     pypi_upstream.add(Dist("ut-pin", "1.0", requires=["ut-lib<1.1"]))
     (work / "profiles" / "web.toml").write_text(PROFILE.replace('"ut-app"]', '"ut-app", "ut-pin"]'))
-    out = ok("lock", "--snapshot", "web")
+    ok("lock", "--snapshot", "web")
     assert locked(work) == {"ut-app": "1.0", "ut-lib": "1.0", "ut-pin": "1.0"}
     lock = read_lock(work / "profiles" / "web.lock")
     assert {sha for a in lock.artifacts for sha, _, _ in a.blobs()} <= stored(work)
-    assert "started while resolving" in out
     pypi_upstream.log.clear()
     assert "downloaded 0 files" in ok("snapshot", "web") and pypi_upstream.log == []
     text = (work / "profiles" / "web.lock").read_bytes()
     (work / "profiles" / "web.lock").unlink()
     ok("lock", "web")
     assert (work / "profiles" / "web.lock").read_bytes() == text  # the same lock as without --snapshot
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+async def test_early_downloads_then_snapshot(work: Path, pypi_upstream: FixtureUpstream, in_process: bool) -> None:
+    # Called as a service so the early downloads can be seen: the fixture resolves faster than a child
+    # process starts, so here every file is handed over before the lock is written.
+    settings = load_settings(work / "mirrorctl.toml", cwd=work)
+    ecos = load_ecosystems()
+    profiles = [load_profile(work / "profiles" / "web.toml", ecos)]
+    async with build_client(settings, {}) as client:
+        report = await lock_and_snapshot(
+            profiles, ecos, settings, Store(settings.store_path), client, SILENT, in_process=in_process
+        )
+    lock = read_lock(work / "profiles" / "web.lock")
+    blobs = {sha for a in lock.artifacts for sha, _, _ in a.blobs()}
+    assert blobs <= stored(work)
+    assert report.early_failed == 0 and report.snapshot.artifacts == 2
+    if in_process:  # the child may lose every race to the parent's snapshot; in process, none is lost
+        assert report.early_files >= 2
+    files = {p: n for p, n in pypi_upstream.requests.items() if p.startswith("/files/")}
+    assert all(n == (2 if p.endswith(".metadata") else 1) for p, n in files.items()), files
+
+
+async def test_process_fetcher_stores_verified_files_only(work: Path, pypi_upstream: FixtureUpstream) -> None:
+    settings = load_settings(work / "mirrorctl.toml", cwd=work)
+    good, bad = (pypi_upstream.entry(n) for n in sorted(pypi_upstream.files) if n.startswith("ut_lib"))
+    pypi_upstream.tamper(bad.filename)
+    early = ProcessFetcher(settings)
+    for e in (good, bad):
+        early.submit(FetchItem(pypi_upstream.file_url(e.filename), e.filename, e.size, e.sha256, e.filename))
+    await early.wait()
+    assert (early.downloaded, early.failed) == (1, 1)
+    assert stored(work) == {good.sha256}
+    assert not list((work / "store" / "tmp").iterdir())  # the refused file left no .part
