@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--snapshot",
-                help="Also snapshot the locks into the store, downloading each file as soon as it is pinned.",
+                help="Also snapshot the locks into the store, downloading each file as soon as the resolver picks it.",
             ),
         ] = False,
     ) -> None:
