@@ -359,13 +359,22 @@ def devpi_listing(url: str, index: str) -> set[str]:
     return shas
 
 
-def devpi_delete_user(devpi: Path, url: str, user: str, password: str, home: Path) -> None:
-    """Remove a bench user and its indexes (devpi deletes a user's indexes with it)."""
+def devpi_delete_user(devpi: Path, url: str, user: str, password: str, home: Path) -> bool:
+    """Remove a bench user and its index. devpi refuses to delete a non-volatile index (or a user holding one),
+    so the index is made volatile first. Returns whether the user is gone."""
     env = clean_env(home)
-    clientdir = home / "devpi-cleanup"
-    base = [str(devpi), "--clientdir", str(clientdir)]
-    for args in (["use", url], ["login", user, "--password", password], ["user", "--delete", "-y", user]):
-        subprocess.run([*base, *args], env=env, capture_output=True, check=False)
+    base = [str(devpi), "--clientdir", str(home / f"devpi-cleanup-{user}")]
+    steps = (
+        ["use", url],
+        ["login", user, "--password", password],
+        ["index", f"{user}/bench", "volatile=True"],
+        ["-y", "index", "--delete", f"{user}/bench"],
+        ["user", "--delete", user],
+    )
+    for args in steps:  # "yes": devpi asks before deleting, even with -y for users
+        subprocess.run([*base, *args], env=env, input="yes\n", capture_output=True, text=True, check=False)
+    with httpx.Client(timeout=30) as client:
+        return client.get(f"{url}/{user}", headers={"Accept": "application/json"}).status_code == 404
 
 
 def devpi_upload(
@@ -600,8 +609,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     admin.clean([], own=[pulp_repo, pulp_loop_repo])
             except Exception as exc:  # clean-up must not hide the run's own error
                 say(f"clean-up of Pulp failed: {exc}")
-            for user in devpi_users:
-                devpi_delete_user(devpi, services["DEVPI_URL"], user, devpi_password, home)
+            left = [
+                u for u in devpi_users if not devpi_delete_user(devpi, services["DEVPI_URL"], u, devpi_password, home)
+            ]
+            if left:
+                say(f"clean-up of devpi left these users: {', '.join(left)}")
         if args.workdir is None:
             shutil.rmtree(base, ignore_errors=True)
     report.load_end = os.getloadavg()
