@@ -29,7 +29,7 @@ README_FILE = "README.txt"
 DEFAULT_INSTALL_DIR = Path("/etc/mirrorctl")
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:@%+=,~\[\]-]*$")
-_ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # npm also reads lowercase npm_config_*
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 

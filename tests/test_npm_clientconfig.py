@@ -150,3 +150,24 @@ def test_a_project_scope_registry_is_beyond_configuration(
     render_workspace_config(MIRROR, ws, {"npm": NpmEcosystem()}, install_dir=ws)
     env = {**env, **load_env_file(ws / "mirrorctl.env")}
     assert npm_config(project, env, "registry", "@own:registry") == [f"{MIRROR}/npm/", HOSTILE]
+
+
+def test_generated_env_beats_an_inherited_lowercase_npm_config_registry(
+    hostile_machine: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    """npm reads npm_config_* in any case and the spelling that comes last in the environment wins, so the env
+    file sets both spellings: sourcing it replaces an inherited lowercase npm_config_registry."""
+    env, project = hostile_machine
+    ws = tmp_path / "ws"
+    render_workspace_config(MIRROR, ws, {"npm": NpmEcosystem()}, install_dir=ws)
+    script = f'set -a; . "{ws / "mirrorctl.env"}"; set +a; exec "{NPM}" config get registry'
+    done = subprocess.run(
+        ["sh", "-c", script],
+        cwd=project,
+        env={**env, "npm_config_registry": HOSTILE},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{MIRROR}/npm/"

@@ -63,12 +63,15 @@ def client_config(mirror_url: str, *, endpoint: str | None = None) -> ClientConf
         "# for the machine-wide npmrc, whose registry and @scope:registry lines would otherwise apply.",
         *body,
     ]
-    env = {
+    upper = {
         "NPM_CONFIG_USERCONFIG": f"{INSTALL_DIR}/{NPMRC}",
         "NPM_CONFIG_GLOBALCONFIG": f"{INSTALL_DIR}/{GLOBAL_NPMRC}",
         # The environment beats a project's .npmrc: these hold even in a project that names another registry.
         **{"NPM_CONFIG_" + key.upper().replace("-", "_"): value for key, value in settings.items()},
     }
+    # npm reads npm_config_* in any case, and of two spellings the one that comes last in the environment
+    # wins: an inherited lowercase npm_config_registry could beat ours. Setting both spellings replaces it.
+    env = {**upper, **{key.lower(): value for key, value in upper.items()}}
     return ClientConfig(
         files={NPMRC: "\n".join(user) + "\n", GLOBAL_NPMRC: "\n".join(machine) + "\n"},
         env=env,
