@@ -83,9 +83,14 @@ def import_bundle(
     *,
     now: datetime,
     allow_rollback: bool = False,
+    repair: bool = False,
     progress: Progress = SILENT,
 ) -> ImportReport:
     """Verify ``path`` completely and serve it, or change nothing.
+
+    ``repair``: ``path`` must be the bundle being served; every stored blob it carries that does not verify
+    (missing, wrong size or wrong sha256: what ``mirrorctl verify`` names) is replaced by the bundle's verified
+    bytes, one atomic rename each. The served view does not change.
 
     Example: ``import_bundle(Path("web.bundle"), Store(root), keys, load_ecosystems(), now=now)``
     """
@@ -99,13 +104,23 @@ def import_bundle(
             + f"; local clock {format_time(now)}"
         )
         current = store.current_view()
-        if current is not None and current.bundle_id == manifest.bundle_id:
+        serving_it = current is not None and current.bundle_id == manifest.bundle_id
+        if repair and not serving_it:
+            raise UserError(
+                f"{path}: --repair takes the bundle being served "
+                f"({current.bundle_id if current else 'nothing is served yet'}); this is {manifest.bundle_id}",
+                hint="import it without --repair, or repair with the bundle that is served",
+            )
+        if serving_it and not repair:
             progress.note(f"bundle {manifest.bundle_id} is already being served; nothing to do")
             return _report(manifest, None, 0, 0, noop=True)
-        rollback = _check_history(store, manifest, allow_rollback, progress)
+        rollback = False if repair else _check_history(store, manifest, allow_rollback, progress)
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=store.tmp_dir))
         try:
-            to_stage = {f.path for f in manifest.files if not store.has_blob(f.sha256, f.size)}
+            if repair:  # every blob re-hashed: a same-size damaged blob must be found too
+                to_stage = {f.path for f in manifest.files if store.verify_blob(f.sha256, f.size) is not None}
+            else:
+                to_stage = {f.path for f in manifest.files if not store.has_blob(f.sha256, f.size)}
             _check_free_space(store, manifest, to_stage)
             staged: dict[str, FileEntry] = {}
 
@@ -137,12 +152,16 @@ def import_bundle(
 
             new_bytes = 0
             for i, (sha, entry) in enumerate(sorted(staged.items())):
-                if not store.has_blob(sha, entry.size):
-                    store.commit_blob(staging / sha, sha)
+                if repair or not store.has_blob(sha, entry.size):
+                    store.commit_blob(staging / sha, sha)  # replaces a damaged blob in one rename
                     new_bytes += entry.size
                 if i == 0:
                     _crash_point("blob-committed")
             _crash_point("blobs-committed")
+            if repair:
+                assert current is not None
+                progress.note(f"repaired {len(staged)} blob(s) of view {current.view_id}; the served view is unchanged")
+                return _report(manifest, current.view_id, len(staged), new_bytes, artifacts=len(current.artifacts))
 
             view = View(
                 view_id=Store.new_view_id(manifest.sequence),

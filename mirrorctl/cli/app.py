@@ -102,9 +102,10 @@ def _register_commands() -> None:
 
     for module in (cmd_init, cmd_lock, cmd_snapshot, cmd_key, cmd_bundle, cmd_import, cmd_serve, cmd_workspace):
         module.register(app)
-    from . import cmd_publish  # publish, targets check, history, rollback
+    from . import cmd_publish, cmd_verify  # publish, targets check, history, rollback; verify
 
     cmd_publish.register(app)
+    cmd_verify.register(app)
 
 
 _register_commands()

@@ -24,6 +24,13 @@ def import_cmd(
         bool,
         typer.Option("--allow-rollback", help="Accept a bundle older than the newest imported one (logged)."),
     ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="With the bundle being served: replace stored blobs that fail `mirrorctl verify` with its bytes.",
+        ),
+    ] = False,
 ) -> None:
     """Import a signed bundle: signature, every byte and every name checked; all or nothing.
 
@@ -47,10 +54,14 @@ def import_cmd(
             load_ecosystems(),
             now=datetime.now(UTC),
             allow_rollback=allow_rollback,
+            repair=repair,
             progress=progress,
         )
 
     report = run_sync(run, obj)
+    if repair:
+        typer.echo(f"repaired {report.new_blobs} blob(s) from bundle {report.bundle_id}; the served view is unchanged")
+        return
     if report.noop:
         typer.echo(f"bundle {report.bundle_id} is already served; nothing changed")
         return

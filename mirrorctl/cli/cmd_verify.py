@@ -1,0 +1,31 @@
+"""``mirrorctl verify``: re-hash the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mirrorctl.store import Store
+
+from .app import Ctx, run_async
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("verify")
+    def verify_cmd(
+        ctx: typer.Context,
+        everything: Annotated[
+            bool, typer.Option("--all", help="Check every stored blob, not only the served ones.")
+        ] = False,
+    ) -> None:
+        """Re-hash every blob the mirror serves (size, then sha256) and name each damaged one; exit 1 if any.
+
+        Example: mirrorctl verify
+        """
+        from mirrorctl.verify import verify_store
+
+        c: Ctx = ctx.obj
+        settings = c.settings()
+        report = run_async(lambda: verify_store(Store(settings.store_path), c.progress(), everything=everything), c)
+        typer.echo(f"OK: {report.checked} blobs, {report.bytes} bytes, all match their sha256")
