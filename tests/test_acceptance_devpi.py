@@ -9,8 +9,6 @@ UV_FIND_LINKS), on top of the machine's own pip settings: any leak changes what 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import textwrap
 import uuid
 from pathlib import Path
@@ -21,23 +19,26 @@ from packaging.utils import canonicalize_name
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
-from tests.conftest import skip_or_fail
-from tests.fixtures.netns_bridge import UnixToTcp
+from tests.fixtures.netns import (
+    BRIDGE,
+    netns_script,
+    python_client_env,
+    read_step,
+    require_netns,
+    run_in_netns,
+    tcp_bridges,
+    uv_present,
+)
 from tests.fixtures.services import DevpiService, devpi_service  # noqa: F401
 
 from .fixtures.store_content import closure_store, publish_view, wheel_artifact
 from .fixtures.wheels import Dist, build_wheel
-from .test_acceptance_netns import BASE_PYTHON, UV, _netns_available
 
 pytestmark = [pytest.mark.live, pytest.mark.netns]
 
-BRIDGE = Path(__file__).parent / "fixtures" / "netns_bridge.py"
-
-SCRIPT = textwrap.dedent(
-    """\
-    set -u
-    ip link set lo up
-    OUT="$1"
+SCRIPT = netns_script(
+    textwrap.dedent(
+        """\
     "$BASE_PYTHON" "$BRIDGE" "$PORT" "$SOCK" > "$OUT/bridge.log" 2>&1 &
     B=$!
     trap 'kill $B 2>/dev/null' EXIT
@@ -50,11 +51,6 @@ SCRIPT = textwrap.dedent(
     done
     echo $up > "$OUT/up"
     [ "$up" = 1 ] || exit 0
-    step() {
-        name="$1"; shift
-        timeout 180 "$@" > "$OUT/$name.log" 2>&1
-        echo $? > "$OUT/$name.rc"
-    }
     "$BASE_PYTHON" -m venv "$WORK/venv-pip" > "$OUT/venv-pip.log" 2>&1
     "$UV" venv --quiet --python "$BASE_PYTHON" "$WORK/venv-uv" > "$OUT/venv-uv.log" 2>&1
 
@@ -69,20 +65,15 @@ SCRIPT = textwrap.dedent(
     step uv-import "$WORK/venv-uv/bin/python" -c "import mctl_demo_app, mctl_demo_tool; print(mctl_demo_app.VALUE)"
     step uv-missing "$UV" pip install --python "$WORK/venv-uv/bin/python" mctl-demo-evil
     """
+    )
 )
-
-
-def _read(out: Path, name: str) -> tuple[int, str]:
-    return int((out / f"{name}.rc").read_text()), (out / f"{name}.log").read_text()
 
 
 def test_real_pip_and_uv_install_from_the_published_devpi_index(
     devpi_service: DevpiService,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    reason = _netns_available()
-    if reason:
-        skip_or_fail(reason)
+    require_netns(uv_present)
 
     # Content: the demo closure plus a second project that shares a dependency, as an import leaves it.
     store, arts = closure_store(tmp_path / "store", tmp_path / "build")
@@ -119,34 +110,19 @@ def test_real_pip_and_uv_install_from_the_published_devpi_index(
     port = urlsplit(devpi_service.url).port
     assert port is not None
     sock = tmp_path / "devpi.sock"
-    bridge = UnixToTcp(sock, ("127.0.0.1", port)).start()
     out = tmp_path / "out"
     out.mkdir()
     run_env = {
-        **os.environ,
-        "BASE_PYTHON": str(BASE_PYTHON),
-        "UV": str(UV),
+        **python_client_env(tmp_path, ws),
         "BRIDGE": str(BRIDGE),
         "PORT": str(port),
         "SOCK": str(sock),
         "INDEX": index_url,
-        "WORK": str(tmp_path),
-        "WS": str(ws),
         "PIP_FIND_LINKS": str(hostile),
         "UV_FIND_LINKS": str(hostile),
-        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
-        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
-        "PYTHONDONTWRITEBYTECODE": "1",
     }
-    run_env.pop("VIRTUAL_ENV", None)
-    script = tmp_path / "acceptance.sh"
-    script.write_text(SCRIPT)
-    try:
-        ran = subprocess.run(
-            ["unshare", "-n", "sh", str(script), str(out)], env=run_env, capture_output=True, text=True, timeout=900
-        )
-    finally:
-        bridge.stop()
+    with tcp_bridges((sock, port)):
+        ran = run_in_netns(tmp_path / "acceptance.sh", SCRIPT, out, run_env)
     assert ran.returncode == 0, ran.stderr
     assert (out / "up").read_text().strip() == "1", (out / "bridge.log").read_text()
 
@@ -158,13 +134,13 @@ def test_real_pip_and_uv_install_from_the_published_devpi_index(
         "mctl-demo-tool==0.9",
     }
     for client in ("pip", "uv"):
-        rc, log = _read(out, f"{client}-install")
+        rc, log = read_step(out, f"{client}-install")
         assert rc == 0, log
-        rc, log = _read(out, f"{client}-import")
+        rc, log = read_step(out, f"{client}-import")
         assert rc == 0 and log.strip() == "base", log
-        _, freeze = _read(out, f"{client}-freeze")
+        _, freeze = read_step(out, f"{client}-freeze")
         pins = [line.strip().split("==") for line in freeze.splitlines() if "==" in line]
         assert {f"{canonicalize_name(n)}=={v}" for n, v in pins} == expected, freeze
-        rc, log = _read(out, f"{client}-missing")
+        rc, log = read_step(out, f"{client}-missing")
         assert rc not in (0, 124), log
         assert "No matching distribution" in log or "not found in the package registry" in log, log

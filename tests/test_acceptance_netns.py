@@ -14,9 +14,6 @@ hostile local folders, which is exactly what must not happen).
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -25,7 +22,15 @@ from packaging.utils import canonicalize_name
 
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.workspace import render_workspace_config
-from tests.conftest import skip_or_fail
+from tests.fixtures.netns import (
+    VENV_BIN,
+    netns_script,
+    python_client_env,
+    read_timed_step,
+    require_netns,
+    run_in_netns,
+    uv_present,
+)
 
 from .fixtures.store_content import closure_store
 from .fixtures.wheels import Dist, build_wheel
@@ -33,22 +38,6 @@ from .fixtures.wheels import Dist, build_wheel
 pytestmark = pytest.mark.netns
 
 PORT = 18080  # a fresh namespace: nothing else listens there
-VENV_BIN = Path(sys.executable).parent
-BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
-UV = VENV_BIN / "uv"
-
-
-def _netns_available() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root for unshare -n"
-    if not shutil.which("unshare") or not shutil.which("ip"):
-        return "needs unshare and ip"
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=30)
-    if probe.returncode != 0:
-        return f"unshare -n does not work here: {probe.stderr.decode().strip()}"
-    if not UV.exists():
-        return f"no uv at {UV}"
-    return None
 
 
 def hostile_index(root: Path) -> Path:
@@ -65,19 +54,9 @@ def hostile_index(root: Path) -> Path:
     return root / "simple"
 
 
-SCRIPT = textwrap.dedent(
-    """\
-    set -u
-    ip link set lo up
-    OUT="$1"
-    step() {  # step NAME CMD...: run with a hard timeout; keep output, exit code and seconds taken
-        name="$1"; shift
-        start=$(date +%s)
-        timeout 180 "$@" > "$OUT/$name.log" 2>&1
-        echo $? > "$OUT/$name.rc"
-        echo $(( $(date +%s) - start )) > "$OUT/$name.secs"
-    }
-
+SCRIPT = netns_script(
+    textwrap.dedent(
+        """\
     "$MIRRORCTL" --config "$CONFIG" serve --host 127.0.0.1 --port "$PORT" > "$OUT/serve.log" 2>&1 &
     SERVER=$!
     trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
@@ -116,18 +95,12 @@ SCRIPT = textwrap.dedent(
     step uv-missing "$UV" pip install --python "$WORK/venv-uv/bin/python" mctl-demo-evil
     step uv-machine "$UV" pip install --python "$WORK/venv-uv/bin/python" "$MACHINE_ONLY"
     """
+    )
 )
 
 
-def read(out: Path, name: str) -> tuple[int, str, int]:
-    rc = int((out / f"{name}.rc").read_text())
-    return rc, (out / f"{name}.log").read_text(), int((out / f"{name}.secs").read_text())
-
-
 def test_real_pip_and_uv_install_only_from_the_mirror(tmp_path: Path) -> None:
-    reason = _netns_available()
-    if reason:
-        skip_or_fail(reason)
+    require_netns(uv_present)
 
     store, _ = closure_store(tmp_path / "store", tmp_path / "build")
     config = tmp_path / "mirrorctl.toml"
@@ -157,14 +130,10 @@ def test_real_pip_and_uv_install_only_from_the_mirror(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     env = {
-        **os.environ,
+        **python_client_env(tmp_path, ws),
         "MIRRORCTL": str(VENV_BIN / "mirrorctl"),
         "CONFIG": str(config),
         "PORT": str(PORT),
-        "BASE_PYTHON": str(BASE_PYTHON),
-        "UV": str(UV),
-        "WORK": str(tmp_path),
-        "WS": str(ws),
         "PROJECT": str(project),
         "MACHINE_ONLY": machine_only,
         # Hostile, on top of whatever the machine already sets:
@@ -173,33 +142,24 @@ def test_real_pip_and_uv_install_only_from_the_mirror(tmp_path: Path) -> None:
         "UV_INDEX": hostile_url,
         "UV_FIND_LINKS": str(hostile.parent / "files"),
         "XDG_CONFIG_DIRS": f"{xdg}:{os.environ.get('XDG_CONFIG_DIRS', '/etc/xdg')}",
-        # Private caches, so nothing from an earlier run is reused.
-        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
-        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
-        "PYTHONDONTWRITEBYTECODE": "1",
     }
-    env.pop("VIRTUAL_ENV", None)
-    script = tmp_path / "acceptance.sh"
-    script.write_text(SCRIPT)
-    done = subprocess.run(
-        ["unshare", "-n", "sh", str(script), str(out)], env=env, capture_output=True, text=True, timeout=900
-    )
+    done = run_in_netns(tmp_path / "acceptance.sh", SCRIPT, out, env)
     serve_log = (out / "serve.log").read_text() if (out / "serve.log").exists() else ""
     assert done.returncode == 0, done.stderr
     assert (out / "server-up").read_text().strip() == "1", serve_log
 
     # The premise: without the generated files the hostile sources are used.
-    rc, log, _ = read(out, "control-pip")
+    rc, log, _ = read_timed_step(out, "control-pip")
     assert rc == 0 and "mctl_demo_evil-1.0" in log, log
-    rc, log, _ = read(out, "control-uv")
+    rc, log, _ = read_timed_step(out, "control-uv")
     assert rc == 0 and "mctl-demo-evil==1.0" in log, log
 
     for client in ("pip", "uv"):
-        rc, log, _ = read(out, f"{client}-install")
+        rc, log, _ = read_timed_step(out, f"{client}-install")
         assert rc == 0, log
-        rc, log, _ = read(out, f"{client}-import")
+        rc, log, _ = read_timed_step(out, f"{client}-import")
         assert rc == 0 and log.strip() == "base", log
-        _, freeze, _ = read(out, f"{client}-freeze")
+        _, freeze, _ = read_timed_step(out, f"{client}-freeze")
         pins = [line.strip().split("==") for line in freeze.splitlines() if "==" in line]
         installed = {f"{canonicalize_name(name)}=={version}" for name, version in pins}
         # The mirror's mctl-demo-lib 2.1.0, not the hostile 9.0.0; the extra's package; not the marker's.
@@ -210,7 +170,7 @@ def test_real_pip_and_uv_install_only_from_the_mirror(tmp_path: Path) -> None:
             "mctl-demo-lib==2.1.0",
         }, freeze
         for missing in ("missing", "machine"):
-            rc, log, secs = read(out, f"{client}-{missing}")
+            rc, log, secs = read_timed_step(out, f"{client}-{missing}")
             assert rc not in (0, 124), log  # failed, and not by the timeout
             assert secs < 60, f"{client}-{missing} took {secs}s"
             assert "No matching distribution" in log or "not found in the package registry" in log, log
@@ -221,11 +181,9 @@ def test_real_pip_and_uv_install_only_from_the_mirror(tmp_path: Path) -> None:
     assert "mctl-demo-never" not in serve_log
 
 
-TRUSTED_SCRIPT = textwrap.dedent(
-    """\
-    set -u
-    OUT="$1"
-    ip link set lo up
+TRUSTED_SCRIPT = netns_script(
+    textwrap.dedent(
+        """\
     # A host name that is not "localhost", resolved to loopback by this mount namespace's own /etc/hosts:
     # to pip it is a remote host, yet no packet leaves the loopback-only network namespace.
     mount --bind "$HOSTS" /etc/hosts
@@ -239,23 +197,20 @@ TRUSTED_SCRIPT = textwrap.dedent(
     done
     "$BASE_PYTHON" -m venv "$WORK/venv" > "$OUT/venv.log" 2>&1
     set -a; . "$WS/mirrorctl.env"; set +a
-    env PIP_CONFIG_FILE=/dev/null PIP_TRUSTED_HOST= \
-        timeout 120 "$WORK/venv/bin/python" -m pip install mctl-demo-base > "$OUT/untrusted.log" 2>&1
-    echo $? > "$OUT/untrusted.rc"
-    timeout 120 "$WORK/venv/bin/python" -m pip install mctl-demo-base > "$OUT/pip.log" 2>&1
-    echo $? > "$OUT/pip.rc"
-    timeout 120 "$UV" pip install --python "$WORK/venv/bin/python" mctl-demo-lib > "$OUT/uv.log" 2>&1
-    echo $? > "$OUT/uv.rc"
+    step untrusted env PIP_CONFIG_FILE=/dev/null PIP_TRUSTED_HOST= \
+        "$WORK/venv/bin/python" -m pip install mctl-demo-base
+    step pip "$WORK/venv/bin/python" -m pip install mctl-demo-base
+    step uv "$UV" pip install --python "$WORK/venv/bin/python" mctl-demo-lib
     """
+    ),
+    step_timeout=120,
 )
 
 
 def test_plain_http_mirror_on_a_remote_host_name_is_trusted_by_the_generated_config(
     tmp_path: Path,
 ) -> None:
-    reason = _netns_available()
-    if reason:
-        skip_or_fail(reason)
+    require_netns(uv_present)
     addr = "mirror.internal"
     hosts = tmp_path / "hosts"
     hosts.write_text(f"127.0.0.1 localhost {addr}\n::1 localhost\n")
@@ -266,29 +221,15 @@ def test_plain_http_mirror_on_a_remote_host_name_is_trusted_by_the_generated_con
     render_workspace_config(f"http://{addr}:{PORT}", ws, {"pypi": PypiEcosystem()}, install_dir=ws)
     out = tmp_path / "out"
     out.mkdir()
-    script = tmp_path / "trusted.sh"
-    script.write_text(TRUSTED_SCRIPT)
     env = {
-        **os.environ,
+        **python_client_env(tmp_path, ws, isolated=False),
         "ADDR": addr,
         "HOSTS": str(hosts),
         "MIRRORCTL": str(VENV_BIN / "mirrorctl"),
         "CONFIG": str(config),
         "PORT": str(PORT),
-        "BASE_PYTHON": str(BASE_PYTHON),
-        "UV": str(UV),
-        "WORK": str(tmp_path),
-        "WS": str(ws),
-        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
-        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
     }
-    done = subprocess.run(
-        ["unshare", "-n", "-m", "sh", str(script), str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_in_netns(tmp_path / "trusted.sh", TRUSTED_SCRIPT, out, env, timeout=600, unshare=("-n", "-m"))
     assert done.returncode == 0, done.stderr
     untrusted = (out / "untrusted.log").read_text()
     # Without trusted-host pip ignores the mirror: the premise of writing it.

@@ -21,8 +21,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import pytest
 from mirrorctl.ecosystems.npm import NpmEcosystem
 from mirrorctl.store import Store
 from mirrorctl.workspace import render_workspace_config
-from tests.conftest import skip_or_fail
+from tests.fixtures.netns import VENV_BIN, netns_script, read_timed_step, require_netns, run_in_netns
 
 from .fixtures.npm_registry import PkgSpec
 from .fixtures.npm_store import npm_artifact
@@ -40,7 +38,6 @@ from .fixtures.store_content import publish_view
 pytestmark = pytest.mark.netns
 
 PORT = 18081
-VENV_BIN = Path(sys.executable).parent
 NPM = Path("/usr/bin/npm")
 PUBLIC_LOOKING = "https://registry.example.test/"
 DEAD = "http://127.0.0.1:9/"  # nothing listens there inside the namespace: a leak fails fast
@@ -67,34 +64,17 @@ PACKAGES = (
 )
 
 
-def _netns_available() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root for unshare -n"
-    if not shutil.which("unshare") or not shutil.which("ip"):
-        return "needs unshare and ip"
+def _npm_and_node() -> str | None:
     if not NPM.exists() or not shutil.which("node"):
         return f"needs the machine's npm at {NPM} and node"
     if NODE_ARCH is None:
         return f"no npm cpu name known for {platform.machine()}"
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=30)
-    if probe.returncode != 0:
-        return f"unshare -n does not work here: {probe.stderr.decode().strip()}"
     return None
 
 
-SCRIPT = textwrap.dedent(
-    """\
-    set -u
-    ip link set lo up
-    OUT="$1"
-    step() {  # step NAME CMD...: run with a hard timeout; keep output, exit code and seconds taken
-        name="$1"; shift
-        start=$(date +%s)
-        timeout 180 "$@" > "$OUT/$name.log" 2>&1
-        echo $? > "$OUT/$name.rc"
-        echo $(( $(date +%s) - start )) > "$OUT/$name.secs"
-    }
-
+SCRIPT = netns_script(
+    textwrap.dedent(
+        """\
     "$MIRRORCTL" --config "$CONFIG" serve --host 127.0.0.1 --port "$PORT" > "$OUT/serve.log" 2>&1 &
     SERVER=$!
     trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
@@ -125,18 +105,12 @@ SCRIPT = textwrap.dedent(
     export npm_config_cache="$WORK/cache-missing"
     step missing sh -c "cd '$WORK/p3' && npm install --no-progress mctl-missing"
     """
+    )
 )
 
 
-def read(out: Path, name: str) -> tuple[int, str, int]:
-    rc = int((out / f"{name}.rc").read_text())
-    return rc, (out / f"{name}.log").read_text(), int((out / f"{name}.secs").read_text())
-
-
 def test_real_npm_installs_only_from_the_mirror(tmp_path: Path) -> None:
-    reason = _netns_available()
-    if reason:
-        skip_or_fail(reason)
+    require_netns(_npm_and_node)
 
     store = Store(tmp_path / "store")
     publish_view(store, [npm_artifact(store, spec) for spec in PACKAGES])
@@ -167,20 +141,16 @@ def test_real_npm_installs_only_from_the_mirror(tmp_path: Path) -> None:
         "PROBE": f"require('http').get('http://127.0.0.1:{PORT}/healthz', "
         "r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))",
     }
-    script = tmp_path / "acceptance.sh"
-    script.write_text(SCRIPT)
-    done = subprocess.run(
-        ["unshare", "-n", "sh", str(script), str(out)], env=env, capture_output=True, text=True, timeout=900
-    )
+    done = run_in_netns(tmp_path / "acceptance.sh", SCRIPT, out, env)
     serve_log = (out / "serve.log").read_text() if (out / "serve.log").exists() else ""
     assert done.returncode == 0, done.stderr
     assert (out / "server-up").read_text().strip() == "1", serve_log
 
-    rc, log, _ = read(out, "config")
+    rc, log, _ = read_timed_step(out, "config")
     assert rc == 0 and log.split() == [f"http://127.0.0.1:{PORT}/npm/", "undefined"], log
 
     # npm install: the closure, from the mirror.
-    rc, log, _ = read(out, "install")
+    rc, log, _ = read_timed_step(out, "install")
     assert rc == 0, log + serve_log
     modules = tmp_path / "p1" / "node_modules"
     installed = {
@@ -197,7 +167,7 @@ def test_real_npm_installs_only_from_the_mirror(tmp_path: Path) -> None:
         "mctl-plugin": "1.0.0",
         "mctl-host": "2.1.0",  # the peer dependency, installed by npm within its range
     }, installed
-    rc, log, _ = read(out, "run")
+    rc, log, _ = read_timed_step(out, "run")
     assert rc == 0 and log.strip() == "left-1.2.0+liba", log
     lock = (tmp_path / "p1" / "package-lock.json").read_text()
     assert f"http://127.0.0.1:{PORT}/npm/@acme/liba/-/liba-1.0.0.tgz" in lock  # the hostile ~/.npmrc was not read
@@ -205,14 +175,14 @@ def test_real_npm_installs_only_from_the_mirror(tmp_path: Path) -> None:
     # npm ci of a lock made against another registry.
     lock2 = (tmp_path / "p2" / "package-lock.json").read_text()
     assert f"{PUBLIC_LOOKING}@acme/liba/-/liba-1.0.0.tgz" in lock2 and "127.0.0.1" not in lock2
-    rc, log, _ = read(out, "ci")
+    rc, log, _ = read_timed_step(out, "ci")
     assert rc == 0, log + serve_log
-    rc, log, _ = read(out, "ci-run")
+    rc, log, _ = read_timed_step(out, "ci-run")
     assert rc == 0 and log.strip() == "left-1.2.0+liba", log
     assert not (tmp_path / "p2" / "node_modules" / f"mctl-native-linux-{OTHER_ARCH}").exists()
 
     # A package the mirror does not carry: a 404, at once.
-    rc, log, secs = read(out, "missing")
+    rc, log, secs = read_timed_step(out, "missing")
     assert rc != 0, log
     assert "E404" in log and "mctl-missing" in log, log
     assert secs < 30, f"npm took {secs}s to give up on a missing package"

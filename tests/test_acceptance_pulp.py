@@ -11,8 +11,6 @@ UV_FIND_LINKS), on top of the machine's own pip settings: any leak changes what 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -24,24 +22,27 @@ from packaging.utils import canonicalize_name
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
-from tests.conftest import skip_or_fail
-from tests.fixtures.netns_bridge import UnixToTcp
+from tests.fixtures.netns import (
+    BRIDGE,
+    netns_script,
+    python_client_env,
+    read_step,
+    require_netns,
+    run_in_netns,
+    tcp_bridges,
+    uv_present,
+)
 from tests.fixtures.services import PulpService, pulp_service  # noqa: F401
 
 from .fixtures.store_content import closure_store, publish_view, wheel_artifact
 from .fixtures.wheels import Dist, build_wheel
-from .test_acceptance_netns import BASE_PYTHON, UV, _netns_available
 from .test_pulp_target import delete_repository
 
 pytestmark = [pytest.mark.live, pytest.mark.netns]
 
-BRIDGE = Path(__file__).parent / "fixtures" / "netns_bridge.py"
-
-SCRIPT = textwrap.dedent(
-    """\
-    set -u
-    ip link set lo up
-    OUT="$1"
+SCRIPT = netns_script(
+    textwrap.dedent(
+        """\
     "$BASE_PYTHON" "$BRIDGE" "$API_PORT" "$API_SOCK" > "$OUT/bridge-api.log" 2>&1 &
     B1=$!
     "$BASE_PYTHON" "$BRIDGE" "$CONTENT_PORT" "$CONTENT_SOCK" > "$OUT/bridge-content.log" 2>&1 &
@@ -56,11 +57,6 @@ SCRIPT = textwrap.dedent(
     done
     echo $up > "$OUT/up"
     [ "$up" = 1 ] || exit 0
-    step() {
-        name="$1"; shift
-        timeout 180 "$@" > "$OUT/$name.log" 2>&1
-        echo $? > "$OUT/$name.rc"
-    }
     # Only what workspace-config wrote.
     set -a; . "$WS/mirrorctl.env"; set +a
     IMPORT="import mctl_demo_app, mctl_demo_tool; print(mctl_demo_app.VALUE)"
@@ -82,11 +78,8 @@ SCRIPT = textwrap.dedent(
         step pip-freeze "$WORK/venv-back/bin/python" -m pip freeze
     fi
     """
+    )
 )
-
-
-def _read(out: Path, name: str) -> tuple[int, str]:
-    return int((out / f"{name}.rc").read_text()), (out / f"{name}.log").read_text()
 
 
 def _pins(freeze: str) -> set[str]:
@@ -106,9 +99,7 @@ def test_real_pip_and_uv_install_from_the_pulp_distribution_and_see_a_rollback(
     repo_name: str,
     tmp_path: Path,
 ) -> None:
-    reason = _netns_available()
-    if reason:
-        skip_or_fail(reason)
+    require_netns(uv_present)
 
     # Version 1: the demo closure plus a tool sharing a dependency. Version 2 adds a newer tool.
     mark = uuid.uuid4().hex  # new bytes for this run, so Pulp cannot answer from an earlier run's content
@@ -159,39 +150,20 @@ def test_real_pip_and_uv_install_from_the_pulp_distribution_and_see_a_rollback(
         out = tmp_path / f"out-{phase}"
         out.mkdir()
         socks = (tmp_path / f"api-{phase}.sock", tmp_path / f"content-{phase}.sock")
-        bridges = [
-            UnixToTcp(socks[0], ("127.0.0.1", api_port)).start(),
-            UnixToTcp(socks[1], ("127.0.0.1", content_port)).start(),
-        ]
         run_env = {
-            **os.environ,
+            **python_client_env(tmp_path, ws, caches=f"-{phase}"),
             "PHASE": phase,
-            "BASE_PYTHON": str(BASE_PYTHON),
-            "UV": str(UV),
             "BRIDGE": str(BRIDGE),
             "API_PORT": str(api_port),
             "API_SOCK": str(socks[0]),
             "CONTENT_PORT": str(content_port),
             "CONTENT_SOCK": str(socks[1]),
             "INDEX": index_url,
-            "WORK": str(tmp_path),
-            "WS": str(ws),
             "PIP_FIND_LINKS": str(hostile),
             "UV_FIND_LINKS": str(hostile),
-            "PIP_CACHE_DIR": str(tmp_path / f"pip-cache-{phase}"),
-            "UV_CACHE_DIR": str(tmp_path / f"uv-cache-{phase}"),
-            "PYTHONDONTWRITEBYTECODE": "1",
         }
-        run_env.pop("VIRTUAL_ENV", None)
-        script = tmp_path / "acceptance.sh"
-        script.write_text(SCRIPT)
-        try:
-            ran = subprocess.run(
-                ["unshare", "-n", "sh", str(script), str(out)], env=run_env, capture_output=True, text=True, timeout=900
-            )
-        finally:
-            for b in bridges:
-                b.stop()
+        with tcp_bridges((socks[0], api_port), (socks[1], content_port)):
+            ran = run_in_netns(tmp_path / "acceptance.sh", SCRIPT, out, run_env)
         assert ran.returncode == 0, ran.stderr
         assert (out / "up").read_text().strip() == "1", (out / "bridge-api.log").read_text()
         return out
@@ -205,19 +177,19 @@ def test_real_pip_and_uv_install_from_the_pulp_distribution_and_see_a_rollback(
         "mctl-demo-tool==1.0",
     }
     for client in ("pip", "uv"):
-        rc, log = _read(out, f"{client}-install")
+        rc, log = read_step(out, f"{client}-install")
         assert rc == 0, log
-        rc, log = _read(out, f"{client}-import")
+        rc, log = read_step(out, f"{client}-import")
         assert rc == 0 and log.strip() == "base", log
-        assert _pins(_read(out, f"{client}-freeze")[1]) == expected
-        rc, log = _read(out, f"{client}-missing")
+        assert _pins(read_step(out, f"{client}-freeze")[1]) == expected
+        rc, log = read_step(out, f"{client}-missing")
         assert rc not in (0, 124), log
         assert "No matching distribution" in log or "not found in the package registry" in log, log
 
     cli("rollback", "--to", "pulp", "--version", "1")
     out = run_in_namespace("rolled-back")
-    rc, log = _read(out, "pip-versions")
+    rc, log = read_step(out, "pip-versions")
     assert rc == 0 and "0.9" in log and "1.0" not in log, log
-    rc, log = _read(out, "pip-install")
+    rc, log = read_step(out, "pip-install")
     assert rc == 0, log
-    assert _pins(_read(out, "pip-freeze")[1]) == {"mctl-demo-base==1.5.0", "mctl-demo-tool==0.9"}
+    assert _pins(read_step(out, "pip-freeze")[1]) == {"mctl-demo-base==1.5.0", "mctl-demo-tool==0.9"}

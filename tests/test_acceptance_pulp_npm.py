@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -23,23 +22,28 @@ from typer.testing import CliRunner
 from mirrorctl.cli.app import app
 from mirrorctl.store import Store
 from tests.conftest import skip_or_fail
-from tests.fixtures.netns_bridge import UnixToTcp
+from tests.fixtures.netns import (
+    BASE_PYTHON,
+    BRIDGE,
+    netns_script,
+    read_step,
+    require_netns,
+    run_in_netns,
+    tcp_bridges,
+    uv_present,
+)
 from tests.fixtures.services import PulpService, pulp_service  # noqa: F401
 
 from .fixtures.store_content import publish_view
-from .test_acceptance_netns import BASE_PYTHON, _netns_available
 from .test_pulp_npm import Made, delete_npm_repository
 
 pytestmark = [pytest.mark.live, pytest.mark.netns]
 
-BRIDGE = Path(__file__).parent / "fixtures" / "netns_bridge.py"
 NPM = shutil.which("npm") or "/usr/bin/npm"
 
-SCRIPT = textwrap.dedent(
-    """\
-    set -u
-    ip link set lo up
-    OUT="$1"
+SCRIPT = netns_script(
+    textwrap.dedent(
+        """\
     "$BASE_PYTHON" "$BRIDGE" "$CONTENT_PORT" "$CONTENT_SOCK" > "$OUT/bridge.log" 2>&1 &
     B=$!
     trap 'kill $B 2>/dev/null' EXIT
@@ -51,13 +55,6 @@ SCRIPT = textwrap.dedent(
     done
     echo $up > "$OUT/up"
     [ "$up" = 1 ] || exit 0
-    step() {
-        name="$1"; shift
-        start=$(date +%s)
-        timeout 120 "$@" > "$OUT/$name.log" 2>&1
-        echo $? > "$OUT/$name.rc"
-        echo $(( $(date +%s) - start )) > "$OUT/$name.secs"
-    }
     # Only what workspace-config wrote (HOME elsewhere: no user npmrc could help).
     set -a; . "$WS/mirrorctl.env"; set +a
     export HOME="$WORK/home" npm_config_cache="$WORK/npm-cache"
@@ -69,6 +66,8 @@ SCRIPT = textwrap.dedent(
     step ci "$NPM" ci --loglevel http
     step missing "$NPM" install --loglevel http mctl-never-published
     """
+    ),
+    step_timeout=120,
 )
 
 
@@ -79,18 +78,12 @@ def repo_name(pulp_service: PulpService) -> Iterator[str]:  # noqa: F811
     delete_npm_repository(pulp_service, name)
 
 
-def _read(out: Path, name: str) -> tuple[int, str]:
-    return int((out / f"{name}.rc").read_text()), (out / f"{name}.log").read_text()
-
-
 def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
     pulp_service: PulpService,  # noqa: F811
     repo_name: str,
     tmp_path: Path,
 ) -> None:
-    reason = _netns_available()
-    if reason:
-        skip_or_fail(reason)
+    require_netns(uv_present)
     if not Path(NPM).exists():
         skip_or_fail("the real npm is not installed")
 
@@ -129,7 +122,6 @@ def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
     out = tmp_path / "out"
     out.mkdir()
     sock = tmp_path / "content.sock"
-    bridge = UnixToTcp(sock, ("127.0.0.1", port)).start()
     run_env = {
         **{k: v for k, v in os.environ.items() if not k.lower().startswith("npm_config_")},
         "BASE_PYTHON": str(BASE_PYTHON),
@@ -141,31 +133,25 @@ def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
         "WS": str(ws),
         "NPM": NPM,
     }
-    script = tmp_path / "acceptance.sh"
-    script.write_text(SCRIPT)
-    try:
-        ran = subprocess.run(
-            ["unshare", "-n", "sh", str(script), str(out)], env=run_env, capture_output=True, text=True, timeout=600
-        )
-    finally:
-        bridge.stop()
+    with tcp_bridges((sock, port)):
+        ran = run_in_netns(tmp_path / "acceptance.sh", SCRIPT, out, run_env, timeout=600)
     assert ran.returncode == 0, ran.stderr
     assert (out / "up").read_text().strip() == "1", (out / "bridge.log").read_text()
 
-    rc, log = _read(out, "install")
+    rc, log = read_step(out, "install")
     assert rc == 0, log
-    rc, log = _read(out, "require")
+    rc, log = read_step(out, "require")
     assert rc == 0 and "@mctl/top@1.0.0 mctl-mid@1.4.0 mctl-leaf@2.1.3" in log, log
     lock = json.loads((tmp_path / "proj" / "package-lock.json").read_text())
     pins = {k.removeprefix("node_modules/"): v["version"] for k, v in lock["packages"].items() if k}
     assert pins == {"@mctl/top": "1.0.0", "mctl-mid": "1.4.0", "mctl-leaf": "2.1.3"}
     assert all(v["resolved"].startswith(registry) and v["integrity"] for k, v in lock["packages"].items() if k)
 
-    rc, log = _read(out, "ci")
+    rc, log = read_step(out, "ci")
     assert rc == 0, log
     assert (tmp_path / "proj" / "node_modules" / "mctl-leaf" / "package.json").is_file()
 
-    rc, log = _read(out, "missing")
+    rc, log = read_step(out, "missing")
     assert rc not in (0, 124), log
     assert "E404" in log and "mctl-never-published" in log, log
     assert int((out / "missing.secs").read_text()) < 30, "a missing package must fail fast"

@@ -9,8 +9,6 @@ crossed in the bundle.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 import tomllib
@@ -20,11 +18,17 @@ import pytest
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
-from tests.conftest import skip_or_fail
+from tests.fixtures.netns import (
+    VENV_BIN,
+    netns_script,
+    python_client_env,
+    require_netns,
+    run_in_netns,
+    uv_present,
+)
 
 from .fixtures.upstream import FixtureUpstream, pypi_upstream_fixture  # noqa: F401 - fixture
 from .fixtures.wheels import Dist
-from .test_acceptance_netns import BASE_PYTHON, UV, VENV_BIN, _netns_available
 
 PORT = 18081
 # The native wheels are built for the Python that runs the clients (the venv's base interpreter).
@@ -59,11 +63,9 @@ python = ["{PYV}"]
 platforms = ["manylinux_2_28_x86_64", "manylinux_2_28_aarch64"]
 """
 
-SCRIPT = textwrap.dedent(
-    """\
-    set -u
-    ip link set lo up
-    OUT="$1"
+SCRIPT = netns_script(
+    textwrap.dedent(
+        """\
     "$MIRRORCTL" --config "$INSIDE/mirrorctl.toml" serve --port "$PORT" > "$OUT/serve.log" 2>&1 &
     SERVER=$!
     trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
@@ -75,15 +77,13 @@ SCRIPT = textwrap.dedent(
     "$BASE_PYTHON" -m venv "$WORK/venv-pip" > "$OUT/venv.log" 2>&1
     "$UV" venv --quiet --python "$BASE_PYTHON" "$WORK/venv-uv" >> "$OUT/venv.log" 2>&1
     set -a; . "$WS/mirrorctl.env"; set +a
-    timeout 180 "$WORK/venv-pip/bin/python" -m pip install "e2e-app[fast]" > "$OUT/pip.log" 2>&1
-    echo $? > "$OUT/pip.rc"
+    step pip "$WORK/venv-pip/bin/python" -m pip install "e2e-app[fast]"
     "$WORK/venv-pip/bin/python" -m pip freeze > "$OUT/pip.freeze" 2>&1
-    timeout 180 "$WORK/venv-pip/bin/python" -m pip install e2e-unwanted > "$OUT/unwanted.log" 2>&1
-    echo $? > "$OUT/unwanted.rc"
-    timeout 180 "$UV" pip install --python "$WORK/venv-uv/bin/python" "e2e-app[fast]" > "$OUT/uv.log" 2>&1
-    echo $? > "$OUT/uv.rc"
+    step unwanted "$WORK/venv-pip/bin/python" -m pip install e2e-unwanted
+    step uv "$UV" pip install --python "$WORK/venv-uv/bin/python" "e2e-app[fast]"
     "$WORK/venv-uv/bin/python" -c "import e2e_app, e2e_fast; print(e2e_app.VALUE)" > "$OUT/uv.import" 2>&1
     """
+    )
 )
 
 
@@ -96,9 +96,7 @@ def cli(*args: str) -> str:
 def test_profile_to_workspace_through_a_signed_bundle(
     tmp_path: Path, pypi_upstream: FixtureUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reason = _netns_available()
-    if reason:
-        skip_or_fail(reason)
+    require_netns(uv_present)
     for dist in DISTS:
         pypi_upstream.add(dist)
 
@@ -135,23 +133,13 @@ def test_profile_to_workspace_through_a_signed_bundle(
 
     out = tmp_path / "out"
     out.mkdir()
-    script = tmp_path / "inside.sh"
-    script.write_text(SCRIPT)
     env = {
-        **os.environ,
+        **python_client_env(tmp_path, ws, isolated=False),
         "MIRRORCTL": str(VENV_BIN / "mirrorctl"),
         "INSIDE": str(inside),
         "PORT": str(PORT),
-        "BASE_PYTHON": str(BASE_PYTHON),
-        "UV": str(UV),
-        "WORK": str(tmp_path),
-        "WS": str(ws),
-        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
-        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
     }
-    done = subprocess.run(
-        ["unshare", "-n", "sh", str(script), str(out)], env=env, capture_output=True, text=True, timeout=600
-    )
+    done = run_in_netns(tmp_path / "inside.sh", SCRIPT, out, env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert (out / "pip.rc").read_text().strip() == "0", (out / "pip.log").read_text()
     freeze = (out / "pip.freeze").read_text()

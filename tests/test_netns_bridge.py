@@ -8,16 +8,12 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.conftest import skip_or_fail
+from tests.fixtures.netns import require_netns, uv_present
 from tests.fixtures.netns_bridge import UnixToTcp
-
-from .test_acceptance_netns import _netns_available
 
 
 def test_one_port_reaches_the_host_and_nothing_else(tmp_path: Path) -> None:
-    reason = _netns_available()
-    if reason:
-        skip_or_fail(reason)
+    require_netns(uv_present)
     (tmp_path / "hello.txt").write_text("through the bridge\n")
 
     class Handler(http.server.SimpleHTTPRequestHandler):
