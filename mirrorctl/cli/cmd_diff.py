@@ -1,0 +1,56 @@
+"""``mirrorctl diff A B``: what a change adds, removes and upgrades, per ecosystem, for review."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from mirrorctl.ecosystems.base import load_ecosystems
+
+from .app import Ctx, run_sync
+
+
+class DiffFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+def diff_cmd(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(metavar="A", help="The old side: a *.lock, a *.bundle, view:<id>, or current.")],
+    b: Annotated[str, typer.Argument(metavar="B", help="The new side, same kinds as A.")],
+    fmt: Annotated[
+        DiffFormat, typer.Option("--format", help="text (default), markdown (for a change ticket), or json.")
+    ] = DiffFormat.text,
+) -> None:
+    """Show what changes from A to B per ecosystem: added, removed, upgraded, downgraded, with sizes.
+
+    A bundle is read only after it verifies with the [trust] keys. A difference is not a failure (exit 0);
+    a missing file, an unknown kind or a bundle that does not verify exits 2.
+
+    Example: mirrorctl diff current /media/usb/web-2026-03-01.bundle --format markdown
+    """
+    from mirrorctl.diff import RENDERERS, compute_diff, load_side
+
+    obj: Ctx = ctx.obj
+
+    settings = functools.cache(obj.settings)  # read mirrorctl.toml once, and only if a side needs it
+
+    def run() -> str:
+        now = datetime.now(UTC)
+        ecosystems = load_ecosystems()
+        old = load_side(a, settings, now=now, ecosystems=ecosystems)
+        new = load_side(b, settings, now=now, ecosystems=ecosystems)
+        return RENDERERS[fmt.value](compute_diff(old, new))
+
+    typer.echo(run_sync(run, obj), nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("diff")(diff_cmd)

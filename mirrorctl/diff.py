@@ -1,0 +1,395 @@
+"""``mirrorctl diff A B``: what changes between two sets of artifacts, per ecosystem, for change control.
+
+A side is one of:
+
+* a lock file (``*.lock``);
+* a bundle (``*.bundle``), only after it verifies completely with the trusted keys: an unverified bundle's
+  locks are the claims of whoever wrote the file, so they are never shown as fact;
+* a view of the store (``view:<id>``) or the view being served (``current``).
+
+Files are grouped per (ecosystem, project name), so a version bump of a project with four wheels is one change
+with four files. A file's size counts its companions (e.g. PEP 658 metadata): that is what crosses the gap.
+Version ordering comes from a small table per ecosystem (packaging for PyPI, node-semver for npm); an ecosystem
+not in the table, or a version its rules cannot parse, gives "changed" instead of a guessed up/down.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nodesemver
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from mirrorctl.config import Settings
+from mirrorctl.errors import BundleRefused, UserError
+from mirrorctl.lockfile import Artifact, merge_artifacts, read_lock
+from mirrorctl.store import Store
+
+KINDS = ("added", "removed", "upgraded", "downgraded", "changed")
+_SIGN = {"added": "+", "removed": "-", "upgraded": "^", "downgraded": "v", "changed": "~"}
+KIND_HELP = "a *.lock file, a *.bundle file (verified with [trust] keys), view:<id>, or current"
+
+
+# --- per-ecosystem rules: how names fold and versions order (no ecosystem module imported) ----------------------
+def _pypi_cmp(a: str, b: str) -> int | None:
+    try:
+        va, vb = Version(a), Version(b)
+    except InvalidVersion:
+        return None
+    return (va > vb) - (va < vb)
+
+
+def _npm_cmp(a: str, b: str) -> int | None:
+    try:
+        return int(nodesemver.compare(a, b, loose=True))
+    except (ValueError, TypeError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    fold: Callable[[str], str]  # the name two spellings of one project share
+    compare: Callable[[str, str], int | None]  # <0, 0, >0, or None when the order is unknown
+
+
+_RULES: Mapping[str, Rules] = {
+    "pypi": Rules(canonicalize_name, _pypi_cmp),
+    "npm": Rules(lambda n: n, _npm_cmp),
+}
+_DEFAULT_RULES = Rules(lambda n: n, lambda a, b: None)
+
+
+def rules_for(ecosystem: str) -> Rules:
+    return _RULES.get(ecosystem, _DEFAULT_RULES)
+
+
+# --- sides -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Side:
+    spec: str  # as the user wrote it
+    kind: str  # lock | bundle | view
+    label: str  # what the report calls it (a view id is resolved for ``current``)
+    artifacts: tuple[Artifact, ...]
+
+
+def load_side(
+    spec: str,
+    settings: Callable[[], Settings],
+    *,
+    now: datetime | None = None,
+    ecosystems: Mapping[str, Any] | None = None,
+) -> Side:
+    """Read one side. ``settings`` is called only for a bundle (trusted keys) or a view (the store).
+
+    Example: ``load_side("profiles/web.lock", lambda: settings)``
+    """
+    if spec == "current" or spec.startswith("view:"):
+        return _load_view(spec, Store(settings().store_path))
+    path = Path(spec)
+    if path.suffix not in (".lock", ".bundle"):
+        raise UserError(f"{spec}: unknown kind of diff side", hint=f"give {KIND_HELP}")
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    if not path.is_file():
+        raise UserError(f"{path}: is not a file")
+    if path.suffix == ".lock":
+        return Side(spec, "lock", spec, tuple(merge_artifacts([read_lock(path).artifacts])))
+    return _load_bundle(path, spec, settings(), now or datetime.now(UTC), ecosystems)
+
+
+def _load_bundle(
+    path: Path, spec: str, settings: Settings, now: datetime, ecosystems: Mapping[str, Any] | None
+) -> Side:
+    from mirrorctl.bundle.verify import verify_bundle
+    from mirrorctl.signing import load_trusted_keys
+
+    if not settings.trusted_keys:
+        where = f" in {settings.config_path}" if settings.config_path else ""
+        raise UserError(
+            f"{path}: cannot verify this bundle: no trusted keys configured{where}; "
+            "an unverified bundle's content is not shown",
+            hint='list the signing key\'s .pub file in mirrorctl.toml: [trust] keys = ["keys/mirrorctl.key.pub"]',
+        )
+    keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
+    try:
+        verified = verify_bundle(path, keys, now, ecosystems=ecosystems)
+    except BundleRefused as exc:
+        # For diff a bundle that does not verify is bad input, not a failed operation: exit 2, named.
+        raise UserError(
+            f"{exc.message}" if str(path) in exc.message else f"{path}: {exc.message}",
+            hint="diff reads a bundle only once it verifies; get an untouched copy or check [trust] keys",
+        ) from exc
+    return Side(spec, "bundle", spec, tuple(verified.artifacts))
+
+
+def _load_view(spec: str, store: Store) -> Side:
+    if spec == "current":
+        view_id = store.current_view_id()
+        if view_id is None:
+            raise UserError(f"current: {store.root} serves no view yet", hint="import a bundle first")
+    else:
+        view_id = spec.removeprefix("view:")
+        # The id becomes a folder name: refuse anything that could leave views/.
+        if not view_id or "/" in view_id or "\\" in view_id or view_id.startswith(".") or "\x00" in view_id:
+            raise UserError(f"{spec}: not a view id", hint="view ids are folder names under <store>/views/")
+    try:
+        view = store.load_view(view_id)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{store.root / 'views' / view_id / 'view.json'}: unreadable view ({exc})") from exc
+    label = spec if spec.startswith("view:") else f"current (view:{view_id})"
+    return Side(spec, "view", label, tuple(merge_artifacts([view.artifacts])))
+
+
+# --- comparison ------------------------------------------------------------------------------------------------
+def file_size(a: Artifact) -> int:
+    return a.size + sum(c.size for c in a.companions)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    ecosystem: str
+    name: str
+    kind: str  # one of KINDS
+    old_versions: tuple[str, ...]
+    new_versions: tuple[str, ...]
+    files: int  # files on the new side (the old side for a removal)
+    bytes_added: int  # files only on the new side
+    bytes_removed: int  # files only on the old side
+
+    @property
+    def net(self) -> int:
+        return self.bytes_added - self.bytes_removed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ecosystem": self.ecosystem, "name": self.name, "kind": self.kind,
+            "old-versions": list(self.old_versions), "new-versions": list(self.new_versions),
+            "files": self.files, "bytes-added": self.bytes_added, "bytes-removed": self.bytes_removed,
+            "bytes-net": self.net,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EcosystemDiff:
+    ecosystem: str
+    changes: tuple[Change, ...]
+    unchanged: int
+
+    def count(self, kind: str) -> int:
+        return sum(1 for c in self.changes if c.kind == kind)
+
+    @property
+    def bytes_added(self) -> int:
+        return sum(c.bytes_added for c in self.changes)
+
+    @property
+    def bytes_removed(self) -> int:
+        return sum(c.bytes_removed for c in self.changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    a: Side
+    b: Side
+    ecosystems: tuple[EcosystemDiff, ...]
+
+    @property
+    def bytes_added(self) -> int:
+        return sum(e.bytes_added for e in self.ecosystems)
+
+    @property
+    def bytes_removed(self) -> int:
+        return sum(e.bytes_removed for e in self.ecosystems)
+
+
+def _group(artifacts: Iterable[Artifact]) -> dict[tuple[str, str], list[Artifact]]:
+    groups: dict[tuple[str, str], list[Artifact]] = {}
+    for a in artifacts:
+        groups.setdefault((a.ecosystem, rules_for(a.ecosystem).fold(a.name)), []).append(a)
+    return groups
+
+
+def _sorted_versions(versions: Iterable[str], rules: Rules) -> tuple[str, ...]:
+    def cmp(x: str, y: str) -> int:
+        c = rules.compare(x, y)
+        return (x > y) - (x < y) if c is None else c  # an order for display only; the kind says "changed"
+
+    return tuple(sorted(set(versions), key=functools.cmp_to_key(cmp)))
+
+
+def _kind(old: Sequence[Artifact], new: Sequence[Artifact], rules: Rules) -> str:
+    if not old:
+        return "added"
+    if not new:
+        return "removed"
+    old_v, new_v = {a.version for a in old}, {a.version for a in new}
+    gone, came = old_v - new_v, new_v - old_v
+    if not gone or not came:
+        return "changed"  # same versions with other files, or a version added/dropped beside kept ones
+    orders = {rules.compare(x, y) for x in came for y in gone}
+    if None in orders:
+        return "changed"
+    if all(o > 0 for o in orders if o is not None):
+        return "upgraded"
+    if all(o < 0 for o in orders if o is not None):
+        return "downgraded"
+    return "changed"
+
+
+def compute_diff(a: Side, b: Side) -> Diff:
+    """Compare two sides: per ecosystem, one Change per project whose files differ, plus an unchanged count."""
+    old_groups, new_groups = _group(a.artifacts), _group(b.artifacts)
+    per_eco: dict[str, list[Change]] = {}
+    unchanged: dict[str, int] = {}
+    for key in sorted(old_groups.keys() | new_groups.keys()):
+        eco = key[0]
+        per_eco.setdefault(eco, [])
+        unchanged.setdefault(eco, 0)
+        old, new = old_groups.get(key, []), new_groups.get(key, [])
+        old_sha, new_sha = {x.sha256 for x in old}, {x.sha256 for x in new}
+        if old_sha == new_sha:
+            unchanged[eco] += 1
+            continue
+        rules = rules_for(eco)
+        name = (new or old)[0].name
+        per_eco[eco].append(
+            Change(
+                ecosystem=eco,
+                name=name,
+                kind=_kind(old, new, rules),
+                old_versions=_sorted_versions((x.version for x in old), rules),
+                new_versions=_sorted_versions((x.version for x in new), rules),
+                files=len(new) if new else len(old),
+                bytes_added=sum(file_size(x) for x in new if x.sha256 not in old_sha),
+                bytes_removed=sum(file_size(x) for x in old if x.sha256 not in new_sha),
+            )
+        )
+    order = {k: i for i, k in enumerate(KINDS)}
+    ecos = tuple(
+        EcosystemDiff(
+            eco,
+            tuple(sorted(changes, key=lambda c: (order[c.kind], rules_for(eco).fold(c.name), c.name))),
+            unchanged[eco],
+        )
+        for eco, changes in sorted(per_eco.items())
+    )
+    return Diff(a, b, ecos)
+
+
+# --- rendering -------------------------------------------------------------------------------------------------
+def human_size(n: int, *, signed: bool = False) -> str:
+    """Decimal units, as a ticket reader expects: 999 B, 1.5 kB, 12 kB, 3.4 MB."""
+    sign = ("-" if n < 0 else "+") if signed else ("-" if n < 0 else "")
+    v = float(abs(n))
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if v < 1000 or unit == "TB":
+            if unit == "B":
+                return f"{sign}{int(v)} B"
+            return f"{sign}{v:.1f} {unit}" if v < 10 else f"{sign}{v:.0f} {unit}"
+        v /= 1000
+    raise AssertionError("unreachable")
+
+
+def _versions(c: Change) -> str:
+    old, new = ", ".join(c.old_versions), ", ".join(c.new_versions)
+    if c.kind == "added":
+        return new
+    if c.kind == "removed":
+        return old
+    return old if old == new else f"{old} -> {new}"
+
+
+def _files(n: int) -> str:
+    return f"{n} file" + ("" if n == 1 else "s")
+
+
+def _summary(e: EcosystemDiff) -> str:
+    counts = ", ".join(f"{e.count(k)} {k}" for k in KINDS)
+    return (
+        f"{counts}, {e.unchanged} unchanged; {human_size(e.bytes_added, signed=True)}, "
+        f"-{human_size(e.bytes_removed)}, net {human_size(e.bytes_added - e.bytes_removed, signed=True)}"
+    )
+
+
+def render_text(d: Diff) -> str:
+    lines = [f"diff {d.a.label} -> {d.b.label}"]
+    if not d.ecosystems:
+        lines.append("both sides are empty")
+    for e in d.ecosystems:
+        lines.append(f"{e.ecosystem}: {_summary(e)}")
+        for c in e.changes:
+            lines.append(
+                f"  {_SIGN[c.kind]} {c.name} {_versions(c)} ({_files(c.files)}, {human_size(c.net, signed=True)})"
+            )
+    lines.append(
+        f"total: {human_size(d.bytes_added, signed=True)}, -{human_size(d.bytes_removed)}, "
+        f"net {human_size(d.bytes_added - d.bytes_removed, signed=True)}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    # Cell text from a lock is data: keep it from closing the cell or opening markup.
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
+
+
+def render_markdown(d: Diff) -> str:
+    out = [f"## Mirror change: `{_md(d.a.label)}` -> `{_md(d.b.label)}`", ""]
+    for e in d.ecosystems:
+        out += [f"### {_md(e.ecosystem)}", "", _summary(e), ""]
+        if e.changes:
+            out += ["| change | name | from | to | files | size |", "|---|---|---|---|--:|--:|"]
+            for c in e.changes:
+                out.append(
+                    f"| {c.kind} | {_md(c.name)} | {_md(', '.join(c.old_versions))} | "
+                    f"{_md(', '.join(c.new_versions))} | {c.files} | {human_size(c.net, signed=True)} |"
+                )
+            out.append("")
+    out.append(
+        f"**Total:** {human_size(d.bytes_added, signed=True)} added, {human_size(d.bytes_removed)} removed, "
+        f"net {human_size(d.bytes_added - d.bytes_removed, signed=True)}"
+    )
+    return "\n".join(out) + "\n"
+
+
+def diff_to_dict(d: Diff) -> dict[str, Any]:
+    return {
+        "a": {"spec": d.a.spec, "kind": d.a.kind, "label": d.a.label},
+        "b": {"spec": d.b.spec, "kind": d.b.kind, "label": d.b.label},
+        "ecosystems": {
+            e.ecosystem: {
+                "summary": {
+                    **{k: e.count(k) for k in KINDS},
+                    "unchanged": e.unchanged,
+                    "bytes-added": e.bytes_added,
+                    "bytes-removed": e.bytes_removed,
+                    "bytes-net": e.bytes_added - e.bytes_removed,
+                },
+                "changes": [c.to_dict() for c in e.changes],
+            }
+            for e in d.ecosystems
+        },
+        "totals": {
+            "bytes-added": d.bytes_added,
+            "bytes-removed": d.bytes_removed,
+            "bytes-net": d.bytes_added - d.bytes_removed,
+        },
+    }
+
+
+def render_json(d: Diff) -> str:
+    return json.dumps(diff_to_dict(d), indent=2, sort_keys=True) + "\n"
+
+
+RENDERERS: Mapping[str, Callable[[Diff], str]] = {
+    "text": render_text,
+    "markdown": render_markdown,
+    "json": render_json,
+}

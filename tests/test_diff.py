@@ -1,0 +1,291 @@
+"""`mirrorctl diff A B`: locks, verified bundles and store views compared per ecosystem, in three formats;
+every refusal exits 2 naming the side and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mirrorctl.cli.app import app
+from mirrorctl.config import Settings
+from mirrorctl.diff import Diff, compute_diff, human_size, load_side
+from mirrorctl.lockfile import Artifact, Companion, Lock, dump_lock
+from mirrorctl.store import Store, View
+from tests.fixtures.bundles import World, fingerprint, make_lock, make_world, read_members, write_members
+
+TARGET = "py3.11-manylinux_2_28_x86_64"
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "macosx_11_0_arm64", "win_amd64")
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pypi(name: str, version: str, filename: str, size: int, *, meta: int = 0) -> Artifact:
+    companions = (Companion(".metadata", meta, sha(filename + ".metadata")),) if meta else ()
+    return Artifact("pypi", name, version, filename, size, sha(filename), (TARGET,), companions=companions)
+
+
+def npm(name: str, version: str, size: int) -> Artifact:
+    return Artifact("npm", name, version, f"{name}-{version}.tgz", size, sha(f"npm/{name}-{version}"), ("linux-x64",))
+
+
+def requests_wheels(version: str, size: int) -> list[Artifact]:
+    return [
+        pypi("requests", version, f"requests-{version}-cp311-cp311-{p}.whl", size) for p in PLATFORMS
+    ]
+
+
+OLD = [
+    *requests_wheels("2.31.0", 100_000),
+    pypi("six", "1.16.0", "six-1.16.0-py2.py3-none-any.whl", 11_053),
+    pypi("idna", "3.10", "idna-3.10-py3-none-any.whl", 70_442, meta=1_000),
+    pypi("Chardet", "5.10.0", "chardet-5.10.0-py3-none-any.whl", 200_000),
+    npm("left-pad", "1.9.0", 2_000),
+    npm("lodash", "4.17.21", 300_000),
+]
+NEW = [
+    *requests_wheels("2.32.3", 103_000),
+    pypi("idna", "3.10", "idna-3.10-py3-none-any.whl", 70_442, meta=1_000),
+    pypi("urllib3", "2.2.2", "urllib3-2.2.2-py3-none-any.whl", 121_000, meta=500),
+    pypi("chardet", "5.9.0", "chardet-5.9.0-py3-none-any.whl", 199_000),
+    npm("left-pad", "1.10.0", 2_500),
+    npm("lodash", "4.17.21", 300_000),
+]
+
+
+def write_lock(path: Path, artifacts: list[Artifact]) -> Path:
+    lock = Lock(path.stem, "sha256:" + "0" * 64, (f"pypi:{TARGET}", "npm:linux-x64"), tuple(artifacts))
+    path.write_text(dump_lock(lock, source=f"profiles/{path.stem}.toml"))
+    return path
+
+
+def cli(*args: str, cwd: Path) -> tuple[int, str]:
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args))
+    finally:
+        os.chdir(old)
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def locks(tmp_path: Path) -> tuple[Path, Path]:
+    return write_lock(tmp_path / "old.lock", OLD), write_lock(tmp_path / "new.lock", NEW)
+
+
+def test_locks_text(locks: tuple[Path, Path], tmp_path: Path) -> None:
+    code, out = cli("diff", "old.lock", "new.lock", cwd=tmp_path)
+    assert code == 0, out
+    assert out == (
+        "diff old.lock -> new.lock\n"
+        "npm: 0 added, 0 removed, 1 upgraded, 0 downgraded, 0 changed, 1 unchanged; +2.5 kB, -2.0 kB, net +500 B\n"
+        "  ^ left-pad 1.9.0 -> 1.10.0 (1 file, +500 B)\n"
+        "pypi: 1 added, 1 removed, 1 upgraded, 1 downgraded, 0 changed, 1 unchanged; "
+        "+732 kB, -611 kB, net +121 kB\n"
+        "  + urllib3 2.2.2 (1 file, +122 kB)\n"
+        "  - six 1.16.0 (1 file, -11 kB)\n"
+        "  ^ requests 2.31.0 -> 2.32.3 (4 files, +12 kB)\n"
+        "  v chardet 5.10.0 -> 5.9.0 (1 file, -1.0 kB)\n"
+        "total: +735 kB, -613 kB, net +122 kB\n"
+    )
+
+
+def test_locks_markdown_exact(locks: tuple[Path, Path], tmp_path: Path) -> None:
+    code, out = cli("diff", "old.lock", "new.lock", "--format", "markdown", cwd=tmp_path)
+    assert code == 0, out
+    assert out == (
+        "## Mirror change: `old.lock` -> `new.lock`\n"
+        "\n"
+        "### npm\n"
+        "\n"
+        "0 added, 0 removed, 1 upgraded, 0 downgraded, 0 changed, 1 unchanged; +2.5 kB, -2.0 kB, net +500 B\n"
+        "\n"
+        "| change | name | from | to | files | size |\n"
+        "|---|---|---|---|--:|--:|\n"
+        "| upgraded | left-pad | 1.9.0 | 1.10.0 | 1 | +500 B |\n"
+        "\n"
+        "### pypi\n"
+        "\n"
+        "1 added, 1 removed, 1 upgraded, 1 downgraded, 0 changed, 1 unchanged; +732 kB, -611 kB, net +121 kB\n"
+        "\n"
+        "| change | name | from | to | files | size |\n"
+        "|---|---|---|---|--:|--:|\n"
+        "| added | urllib3 |  | 2.2.2 | 1 | +122 kB |\n"
+        "| removed | six | 1.16.0 |  | 1 | -11 kB |\n"
+        "| upgraded | requests | 2.31.0 | 2.32.3 | 4 | +12 kB |\n"
+        "| downgraded | chardet | 5.10.0 | 5.9.0 | 1 | -1.0 kB |\n"
+        "\n"
+        "**Total:** +735 kB added, 613 kB removed, net +122 kB\n"
+    )
+
+
+def test_locks_json(locks: tuple[Path, Path], tmp_path: Path) -> None:
+    code, out = cli("diff", "old.lock", "new.lock", "--format", "json", cwd=tmp_path)
+    assert code == 0, out
+    doc = json.loads(out)
+    pypi_eco = doc["ecosystems"]["pypi"]
+    assert pypi_eco["summary"] == {
+        "added": 1, "removed": 1, "upgraded": 1, "downgraded": 1, "changed": 0, "unchanged": 1,
+        "bytes-added": 4 * 103_000 + 121_500 + 199_000,
+        "bytes-removed": 4 * 100_000 + 11_053 + 200_000,
+        "bytes-net": 4 * 3_000 + 121_500 - 11_053 - 1_000,
+    }
+    req = next(c for c in pypi_eco["changes"] if c["name"] == "requests")
+    assert req == {
+        "ecosystem": "pypi", "name": "requests", "kind": "upgraded", "old-versions": ["2.31.0"],
+        "new-versions": ["2.32.3"], "files": 4, "bytes-added": 412_000, "bytes-removed": 400_000,
+        "bytes-net": 12_000,
+    }
+    assert [c["kind"] for c in doc["ecosystems"]["npm"]["changes"]] == ["upgraded"]
+    assert doc["a"] == {"spec": "old.lock", "kind": "lock", "label": "old.lock"}
+    # Deterministic: the same input gives the same bytes.
+    assert cli("diff", "old.lock", "new.lock", "--format", "json", cwd=tmp_path)[1] == out
+
+
+def test_same_lock_is_no_change(locks: tuple[Path, Path], tmp_path: Path) -> None:
+    code, out = cli("diff", "new.lock", "new.lock", cwd=tmp_path)
+    assert code == 0
+    assert "pypi: 0 added, 0 removed, 0 upgraded, 0 downgraded, 0 changed, 4 unchanged" in out
+    assert "total: +0 B, -0 B, net +0 B" in out
+
+
+def test_same_version_other_files_is_changed(tmp_path: Path) -> None:
+    extra = pypi("requests", "2.31.0", "requests-2.31.0-py3-none-any.whl", 50_000)
+    write_lock(tmp_path / "a.lock", requests_wheels("2.31.0", 100_000))
+    write_lock(tmp_path / "b.lock", [*requests_wheels("2.31.0", 100_000), extra])
+    d = _diff_locks(tmp_path)
+    (change,) = d.ecosystems[0].changes
+    assert (change.kind, change.files, change.net) == ("changed", 5, 50_000)
+
+
+def test_unknown_ecosystem_order_is_changed_not_guessed(tmp_path: Path) -> None:
+    def go(v: str) -> Artifact:
+        return Artifact("gomod", "example.test/mod", v, f"mod-{v}.zip", 10, sha(v))
+
+    write_lock(tmp_path / "a.lock", [go("v1.2.0")])
+    write_lock(tmp_path / "b.lock", [go("v1.10.0")])
+    d = _diff_locks(tmp_path)
+    assert d.ecosystems[0].changes[0].kind == "changed"
+
+
+def test_human_size() -> None:
+    assert [human_size(n) for n in (0, 999, 1_000, 12_345, 3_400_000)] == ["0 B", "999 B", "1.0 kB", "12 kB", "3.4 MB"]
+    assert human_size(-1_500, signed=True) == "-1.5 kB" and human_size(0, signed=True) == "+0 B"
+
+
+def _no_settings() -> Settings:
+    raise AssertionError("a lock side must not read settings")
+
+
+def _diff_locks(tmp_path: Path) -> Diff:
+    old, new = (load_side(str(tmp_path / name), _no_settings) for name in ("a.lock", "b.lock"))
+    return compute_diff(old, new)
+
+
+# --- bundles ---------------------------------------------------------------------------------------------------
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    w = make_world(tmp_path / "w")
+    w.locks = [make_lock("web", w.artifacts)]
+    (tmp_path / "mirrorctl.toml").write_text(
+        f'[store]\npath = "inside"\n[trust]\nkeys = ["{w.key.public_path}"]\n'
+    )
+    write_lock(tmp_path / "old.lock", w.artifacts[:1])
+    return w
+
+
+def test_bundle_side_verified(world: World, tmp_path: Path) -> None:
+    bundle = world.export("web.bundle")
+    code, out = cli("diff", "old.lock", str(bundle), "--format", "json", cwd=tmp_path)
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["b"]["kind"] == "bundle"
+    added = [c["name"] for c in doc["ecosystems"]["pypi"]["changes"] if c["kind"] == "added"]
+    assert added == ["beta", "gamma"] and doc["ecosystems"]["pypi"]["summary"]["unchanged"] == 1
+
+
+def test_tampered_bundle_refused(world: World, tmp_path: Path) -> None:
+    bundle = world.export("web.bundle")
+    members = read_members(bundle)
+    i = next(i for i, (m, _) in enumerate(members) if m.name.startswith("blobs/"))
+    info, data = members[i]
+    members[i] = (info, bytes([data[0] ^ 1]) + data[1:])
+    write_members(bundle, members)
+    before, store_before = bundle.read_bytes(), fingerprint(world.inside)
+    code, out = cli("diff", "old.lock", str(bundle), cwd=tmp_path)
+    assert code == 2, out
+    assert str(bundle) in out.replace("\n", "") and "does not match its sha256" in out.replace("\n", "")
+    assert "diff" not in out.split("error:")[0]  # nothing was rendered before the refusal
+    assert bundle.read_bytes() == before and fingerprint(world.inside) == store_before
+
+
+def test_bundle_without_trusted_keys_refused(world: World, tmp_path: Path) -> None:
+    bundle = world.export("web.bundle")
+    (tmp_path / "mirrorctl.toml").write_text('[store]\npath = "inside"\n')
+    code, out = cli("diff", "old.lock", str(bundle), cwd=tmp_path)
+    flat = out.replace("\n", "")
+    assert code == 2 and str(bundle) in flat and "no trusted keys configured" in flat and "[trust] keys" in flat
+    assert "beta" not in flat  # the unverified content is not shown
+
+
+def test_bundle_signed_by_other_key_refused(world: World, tmp_path: Path) -> None:
+    from mirrorctl.signing import generate_key
+
+    other = generate_key(tmp_path / "other.key")
+    (tmp_path / "mirrorctl.toml").write_text(f'[store]\npath = "inside"\n[trust]\nkeys = ["{other.public_path}"]\n')
+    bundle = world.export("web.bundle")
+    code, out = cli("diff", str(bundle), "old.lock", cwd=tmp_path)
+    assert code == 2 and "unknown key" in out.replace("\n", "")
+
+
+# --- views -----------------------------------------------------------------------------------------------------
+def _view(store: Store, view_id: str, artifacts: list[Artifact], seq: int) -> None:
+    created = "2026-03-01T12:00:00Z"
+    store.write_view(View(view_id, f"bundle-{seq}", seq, "lineage", created, {"web": "x"}, tuple(artifacts)))
+
+
+def test_views_and_current(tmp_path: Path) -> None:
+    (tmp_path / "mirrorctl.toml").write_text('[store]\npath = "store"\n')
+    store = Store(tmp_path / "store")
+    _view(store, "v1", OLD, 1)
+    _view(store, "v2", NEW, 2)
+    store.switch_current("v2")
+    code, out = cli("diff", "view:v1", "current", cwd=tmp_path)
+    assert code == 0, out
+    assert out.startswith("diff view:v1 -> current (view:v2)\n")
+    assert "  ^ requests 2.31.0 -> 2.32.3 (4 files, +12 kB)\n" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("missing.lock", "new.lock"), "missing.lock: file not found"),
+        (("old.lock", "gone.bundle"), "gone.bundle: file not found"),
+        (("old.lock", "notes.txt"), "notes.txt: unknown kind of diff side"),
+        (("old.lock", "view:../../etc"), "view:../../etc: not a view id"),
+        (("view:nope", "old.lock"), "view.json: view not found"),
+        (("current", "old.lock"), "serves no view yet"),
+        (("broken.lock", "old.lock"), "broken.lock: lock is not valid TOML"),
+    ],
+)
+def test_refusals_exit_2(locks: tuple[Path, Path], tmp_path: Path, args: tuple[str, str], expected: str) -> None:
+    (tmp_path / "mirrorctl.toml").write_text('[store]\npath = "store"\n')
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "broken.lock").write_text("not = [toml")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out = cli("diff", *args, cwd=tmp_path)
+    assert code == 2, out
+    assert expected in out.replace("\n", "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, not even a store
+
+
+def test_help_has_example() -> None:
+    result = CliRunner().invoke(app, ["diff", "--help"])
+    assert result.exit_code == 0 and "Example: mirrorctl diff" in result.output
