@@ -29,10 +29,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mirrorctl import audit
 from mirrorctl.config import Settings
 from mirrorctl.errors import IntegrityError, MirrorctlError, UserError
 from mirrorctl.lockfile import Artifact, parse_lock
-from mirrorctl.progress import Progress
+from mirrorctl.progress import SILENT, Progress
 from mirrorctl.store import Store, View
 from mirrorctl.targets.base import PublishedVersion, PublishResult, PublishTarget, TargetCheck
 
@@ -171,7 +172,14 @@ async def publish(
         )
 
     started = time.monotonic()
-    await verify_blobs(store, [a for arts in work.values() for a in arts], progress)
+    try:
+        await verify_blobs(store, [a for arts in work.values() for a in arts], progress)
+    except MirrorctlError as exc:  # a damaged store refuses the publish: worth a line in the audit journal
+        audit.record(
+            store, "publish", progress, target=name, **{"view-id": view.view_id, "bundle-id": view.bundle_id},
+            result="refused", error=exc.message,
+        )
+        raise
     progress.note(f"verified {sum(len(a) for a in work.values())} artifact(s) in {time.monotonic() - started:.1f}s")
 
     results: list[PublishResult] = []
@@ -198,6 +206,15 @@ async def publish(
                 profiles=tuple(profiles or sorted(view.profiles)),
                 results=record,
                 ok=len(results) == len(work),
+            )
+        for eco, rec in record.items():  # one audit entry per ecosystem: target, version, changed, result
+            audit.record(
+                store, "publish", progress,
+                target=name, ecosystem=eco, version=rec.get("version"), changed=rec.get("changed"),
+                **{"view-id": view.view_id, "bundle-id": view.bundle_id},
+                artifacts=rec.get("artifacts"),
+                result="failed" if "error" in rec else "ok",
+                **({"error": rec["error"]} if "error" in rec else {}),
             )
     return results
 
@@ -241,7 +258,15 @@ async def rollback(
     """Serve an earlier version again where the target keeps versions; the journal records it."""
     _check_ecosystem(target, ecosystem)
     name = target_name or target_name_of(target)
-    result = await target.rollback(ecosystem, version)
+    try:
+        result = await target.rollback(ecosystem, version)
+    except MirrorctlError as exc:
+        audit.record(
+            store, "rollback", SILENT, target=name, ecosystem=ecosystem, version=version,
+            result="failed", error=exc.message,
+        )
+        raise
+    audit.record(store, "rollback", SILENT, target=name, ecosystem=ecosystem, version=version, result="ok")
     append_journal(
         store,
         name,

@@ -28,7 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from mirrorctl.errors import BundleRefused, UserError
+from mirrorctl import audit
+from mirrorctl.errors import BundleRefused, MirrorctlError, UserError
 from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.signing import TrustedKey
@@ -94,6 +95,39 @@ def import_bundle(
 
     Example: ``import_bundle(Path("web.bundle"), Store(root), keys, load_ecosystems(), now=now)``
     """
+    # Every outcome goes to the audit journal (outside the served view, so a refusal still changes nothing
+    # that is served); the refusal itself is raised unchanged.
+    event = "import-repair" if repair else "import"
+    try:
+        report = _import_bundle(
+            path, store, trusted_keys, ecosystems,
+            now=now, allow_rollback=allow_rollback, repair=repair, progress=progress,
+        )
+    except Exception as exc:
+        result = "refused" if isinstance(exc, MirrorctlError) else "failed"
+        message = exc.message if isinstance(exc, MirrorctlError) else f"{type(exc).__name__}: {exc}"
+        audit.record(store, event, progress, bundle=path.name, result=result, error=message)
+        raise
+    audit.record(
+        store, event, progress,
+        bundle=path.name, **{"bundle-id": report.bundle_id, "view-id": report.view_id},
+        sequence=report.sequence, lineage=report.lineage, rollback=report.rollback,
+        result="noop" if report.noop else "ok",
+    )
+    return report
+
+
+def _import_bundle(
+    path: Path,
+    store: Store,
+    trusted_keys: Sequence[TrustedKey],
+    ecosystems: Mapping[str, ArtifactValidator],
+    *,
+    now: datetime,
+    allow_rollback: bool,
+    repair: bool,
+    progress: Progress,
+) -> ImportReport:
     with store.exclusive(), BundleReader(path, trusted_keys) as reader:
         _remove_stale_staging(store)
         manifest, signer = reader.read_manifest(now)

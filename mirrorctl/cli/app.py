@@ -106,6 +106,9 @@ def _register_commands() -> None:
 
     cmd_publish.register(app)
     cmd_verify.register(app)
+    from . import cmd_audit  # audit verify, audit show
+
+    cmd_audit.register(app)
     from . import cmd_diff  # diff A B: review a change
 
     cmd_diff.register(app)
