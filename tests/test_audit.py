@@ -224,3 +224,28 @@ def test_cli_help_has_examples() -> None:
     for args in (["audit"], ["audit", "verify"], ["audit", "show"]):
         result = CliRunner().invoke(app, [*args, "--help"])
         assert result.exit_code == 0 and "Example: mirrorctl audit" in result.output, args
+
+
+# --- publish and rollback (the fake target of tests/test_publish.py) ---------------------------------------------
+from tests.test_publish import FakeTarget, _settings, two_profiles  # noqa: E402, F401
+
+
+async def test_publish_and_rollback_are_recorded(two_profiles) -> None:  # noqa: F811
+    from mirrorctl.errors import TargetError
+    from mirrorctl.progress import SILENT
+    from mirrorctl.publish import publish, rollback
+
+    store, _ = two_profiles
+    await publish(_settings(store), store, FakeTarget(), None, SILENT, target_name="internal")
+    with pytest.raises(TargetError):
+        await publish(_settings(store), store, FakeTarget(fail="server said no"), None, SILENT)
+    with pytest.raises(TargetError):
+        await rollback(store, FakeTarget(), "pypi", 1)
+    entries = audit.last_entries(store)
+    assert [(e["event"], e["result"]) for e in entries] == [
+        ("publish", "ok"), ("publish", "failed"), ("rollback", "failed")
+    ]
+    assert (entries[0]["target"], entries[0]["ecosystem"], entries[0]["changed"]) == ("internal", "pypi", True)
+    assert entries[0]["bundle-id"] == "bundle-1" and entries[1]["error"] == "server said no"
+    assert entries[2]["version"] == 1 and "no versions" in entries[2]["error"]
+    assert audit.verify(store).entries == 3
