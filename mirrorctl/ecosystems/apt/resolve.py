@@ -1,0 +1,268 @@
+"""The apt closure for one architecture, from verified Packages stanzas.
+
+The aim is the set ``apt-get install`` would download on a system with an empty dpkg status, so the choices follow
+apt's defaults: the candidate of a package is its highest version (or the pinned one); in an or-group the first
+satisfiable alternative wins unless one is already chosen; a virtual package is satisfied through Provides, and a
+versioned dependency only by a versioned Provides. Conflicts and Breaks are not evaluated (apt would only remove
+or refuse, never add, because of them), and Recommends are not followed (the closure is ``--no-install-recommends``).
+
+Versions are compared with :class:`debian.debian_support.Version` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from debian.deb822 import Packages
+from debian.debian_support import Version
+
+from mirrorctl.errors import ResolutionError
+
+_PRIORITY_ORDER = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
+
+Relation = dict  # one alternative as python-debian parses it: name, archqual, version, arch, restrictions
+
+
+@dataclass(frozen=True)
+class BinaryPackage:
+    """One Packages stanza, reduced to what resolution and the lock need."""
+
+    name: str
+    version: Version
+    architecture: str
+    multi_arch: str
+    priority: str
+    essential: bool
+    filename: str
+    size: int
+    sha256: str
+    depends: tuple[tuple[Relation, ...], ...]
+    provides: tuple[tuple[str, Version | None], ...]
+
+    @classmethod
+    def from_stanza(cls, stanza: Packages) -> BinaryPackage:
+        relations = stanza.relations
+        groups = [tuple(g) for g in relations["pre-depends"] or []] + [tuple(g) for g in relations["depends"] or []]
+        provides = tuple(
+            (alt["name"], Version(alt["version"][1]) if alt["version"] and alt["version"][0] == "=" else None)
+            for group in relations["provides"] or []
+            for alt in group
+        )
+        return cls(
+            name=stanza["Package"],
+            version=Version(stanza["Version"]),
+            architecture=stanza.get("Architecture", "all"),
+            multi_arch=stanza.get("Multi-Arch", "no"),
+            priority=stanza.get("Priority", "optional"),
+            essential=stanza.get("Essential", "no") == "yes",
+            filename=stanza.get("Filename", ""),
+            size=int(stanza.get("Size", "0")),
+            sha256=stanza.get("SHA256", ""),
+            depends=tuple(groups),
+            provides=provides,
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedPackage:
+    """One line of the future lock: what to fetch and how to check it."""
+
+    name: str
+    version: str
+    architecture: str
+    filename: str
+    size: int
+    sha256: str
+
+
+def _satisfies(version: Version, constraint: tuple[str, str] | None) -> bool:
+    if constraint is None:
+        return True
+    op, wanted = constraint
+    other = Version(wanted)
+    if op == "<<":
+        return version < other
+    if op == "<=":
+        return version <= other
+    if op == "=":
+        return version == other
+    if op == ">=":
+        return version >= other
+    if op == ">>":
+        return version > other
+    raise ResolutionError(f"unknown version operator {op!r} in a dependency on {wanted}")
+
+
+def _format(alt: Relation) -> str:
+    name = alt["name"] + (f":{alt['archqual']}" if alt.get("archqual") else "")
+    if alt.get("version"):
+        return f"{name} ({alt['version'][0]} {alt['version'][1]})"
+    return name
+
+
+class _Universe:
+    """The packages installable on one architecture, by name and by what they provide."""
+
+    def __init__(self, packages: Iterable[BinaryPackage], arch: str, pins: Mapping[str, str]) -> None:
+        self.arch = arch
+        self.by_name: dict[str, list[BinaryPackage]] = {}
+        for pkg in packages:
+            if pkg.architecture in (arch, "all"):
+                self.by_name.setdefault(pkg.name, []).append(pkg)
+        self.candidates: dict[str, BinaryPackage] = {}
+        for name, versions in self.by_name.items():
+            if name in pins:
+                pinned = [p for p in versions if p.version == Version(pins[name])]
+                if pinned:
+                    self.candidates[name] = pinned[0]
+                continue
+            self.candidates[name] = max(versions, key=lambda p: p.version)
+        for name, pin in pins.items():
+            if name not in self.candidates:
+                have = ", ".join(sorted(str(p.version) for p in self.by_name.get(name, []))) or "none"
+                raise ResolutionError(
+                    f"pin {name}={pin} cannot be met on {arch}: available versions {have}",
+                    hint="change or drop the pin in the profile",
+                )
+        # Only candidates provide: apt considers the candidate version, not every version in the index.
+        self.providers: dict[str, list[tuple[BinaryPackage, Version | None]]] = {}
+        for cand in self.candidates.values():
+            for virtual, pversion in cand.provides:
+                self.providers.setdefault(virtual, []).append((cand, pversion))
+
+    def arch_ok(self, alt: Relation, pkg: BinaryPackage) -> bool:
+        qual = alt.get("archqual")
+        if qual is None or qual in ("native", self.arch):
+            return True
+        if qual == "any":
+            # ":any" is only satisfied by Multi-Arch: allowed (foreign packages satisfy every architecture anyway).
+            return pkg.multi_arch in ("allowed", "foreign")
+        return False
+
+    def matches(self, alt: Relation, pkg: BinaryPackage) -> bool:
+        """Whether the (already chosen) ``pkg`` satisfies the alternative, directly or through Provides."""
+        if not self.arch_ok(alt, pkg):
+            return False
+        if pkg.name == alt["name"] and _satisfies(pkg.version, alt.get("version")):
+            return True
+        for virtual, pversion in pkg.provides:
+            if virtual != alt["name"]:
+                continue
+            if alt.get("version") is None or (pversion is not None and _satisfies(pversion, alt["version"])):
+                return True
+        return False
+
+    def already_satisfied(self, alt: Relation, chosen: Mapping[str, BinaryPackage]) -> bool:
+        real = chosen.get(alt["name"])
+        if real is not None and self.matches(alt, real):
+            return True
+        return any(
+            chosen.get(p.name) is p and self.matches(alt, p) for p, _ in self.providers.get(alt["name"], [])
+        )
+
+    def choose(self, alt: Relation, chosen: Mapping[str, BinaryPackage]) -> BinaryPackage | None:
+        """A package to satisfy a not-yet-satisfied alternative: the real candidate first, then a provider."""
+        if alt.get("arch") and not any(r.enabled == (r.arch == self.arch) for r in alt["arch"]):
+            return None
+        real = self.candidates.get(alt["name"])
+        if real is not None and real.name not in chosen and self.matches(alt, real):
+            return real
+        providers = [
+            p for p, _ in self.providers.get(alt["name"], []) if p.name not in chosen and self.matches(alt, p)
+        ]
+        if not providers:
+            return None
+        # Deterministic stand-in for apt's provider scoring: higher priority, then name.
+        return min(providers, key=lambda p: (_PRIORITY_ORDER.get(p.priority, 5), p.name))
+
+
+def resolve(
+    stanzas: Iterable[Packages | BinaryPackage],
+    requested: Iterable[str],
+    *,
+    arch: str,
+    pins: Mapping[str, str] | None = None,
+    essential: bool = False,
+) -> list[ResolvedPackage]:
+    """The closure of ``requested`` on ``arch``, sorted by name.
+
+    Example: ``resolve(parse_packages(index), ["git", "curl"], arch="amd64", pins={"curl": "7.88.1-10"})``
+    """
+    packages = [s if isinstance(s, BinaryPackage) else BinaryPackage.from_stanza(s) for s in stanzas]
+    universe = _Universe(packages, arch, pins or {})
+    chosen: dict[str, BinaryPackage] = {}
+    why: dict[str, str | None] = {}  # package -> the package that pulled it in, for error chains
+    queue: list[BinaryPackage] = []
+
+    def chain(name: str | None) -> str:
+        parts: list[str] = []
+        while name is not None:
+            parts.append(name)
+            name = why.get(name)
+        return " <- ".join(parts)
+
+    def add(pkg: BinaryPackage, parent: str | None) -> None:
+        chosen[pkg.name] = pkg
+        why[pkg.name] = parent
+        queue.append(pkg)
+
+    for root in requested:
+        pkg = universe.candidates.get(root)
+        if pkg is None:
+            providers = sorted({p.name for p, _ in universe.providers.get(root, [])})
+            if len(providers) == 1:
+                pkg = universe.candidates[providers[0]]
+            elif providers:
+                raise ResolutionError(
+                    f"{root} is a virtual package on {arch}, provided by {', '.join(providers)}",
+                    hint="name one of the providers in the profile",
+                )
+            else:
+                raise ResolutionError(
+                    f"package {root} does not exist for architecture {arch}",
+                    hint="check the name, the components and the architectures of the profile",
+                )
+        if pkg.name not in chosen:
+            add(pkg, None)
+    if essential:
+        for cand in sorted(universe.candidates.values(), key=lambda p: p.name):
+            if (cand.essential or cand.priority == "required") and cand.name not in chosen:
+                add(cand, None)
+
+    while queue:
+        pkg = queue.pop(0)
+        for group in pkg.depends:
+            if any(universe.already_satisfied(alt, chosen) for alt in group):
+                continue
+            picked: BinaryPackage | None = None
+            for alt in group:
+                picked = universe.choose(alt, chosen)
+                if picked is not None:
+                    break
+            if picked is None:
+                wanted = " | ".join(_format(alt) for alt in group)
+                raise ResolutionError(
+                    f"{pkg.name} {pkg.version} on {arch} depends on {wanted}, which cannot be satisfied "
+                    f"(chain: {chain(pkg.name)})",
+                    hint=_unsatisfied_hint(group, universe, chosen),
+                )
+            add(picked, pkg.name)
+
+    return [
+        ResolvedPackage(p.name, str(p.version), p.architecture, p.filename, p.size, p.sha256)
+        for p in sorted(chosen.values(), key=lambda p: p.name)
+    ]
+
+
+def _unsatisfied_hint(group: tuple[Relation, ...], universe: _Universe, chosen: Mapping[str, BinaryPackage]) -> str:
+    notes = []
+    for alt in group:
+        name = alt["name"]
+        if name in chosen:
+            notes.append(f"{name} {chosen[name].version} is already chosen")
+        elif name in universe.candidates:
+            notes.append(f"candidate {name} is {universe.candidates[name].version}")
+        elif name not in universe.providers:
+            notes.append(f"no package or provider named {name} on {universe.arch}")
+    return "; ".join(notes) or "no alternative is available"
