@@ -146,3 +146,14 @@ def test_conflicting_version_of_chosen_package_is_refused() -> None:
                 stanza("lib", "1.0"), stanza("lib", "2.0"))
     with pytest.raises(ResolutionError, match=r"tool 1.0 on amd64 depends on lib \(>= 2.0\)"):
         resolve(idx, ["app"], arch="amd64", pins={"lib": "1.0"})
+
+
+def test_recommends_followed_only_on_request_and_never_fatal() -> None:
+    idx = index(
+        stanza("app", recommends="helper | fallback, absent (>= 1)"),
+        stanza("helper", recommends="deep"),
+        stanza("fallback"),
+        stanza("deep"),
+    )
+    assert set(names(resolve(idx, ["app"], arch="amd64"))) == {"app"}
+    assert set(names(resolve(idx, ["app"], arch="amd64", recommends=True))) == {"app", "helper", "deep"}

@@ -4,7 +4,8 @@ The aim is the set ``apt-get install`` would download on a system with an empty 
 apt's defaults: the candidate of a package is its highest version (or the pinned one); in an or-group the first
 satisfiable alternative wins unless one is already chosen; a virtual package is satisfied through Provides, and a
 versioned dependency only by a versioned Provides. Conflicts and Breaks are not evaluated (apt would only remove
-or refuse, never add, because of them), and Recommends are not followed (the closure is ``--no-install-recommends``).
+or refuse, never add, because of them). Recommends are followed only on request (``recommends=True``), as soft
+dependencies: installed when satisfiable, skipped otherwise.
 
 Versions are compared with :class:`debian.debian_support.Version` only.
 """
@@ -38,6 +39,7 @@ class BinaryPackage:
     size: int
     sha256: str
     depends: tuple[tuple[Relation, ...], ...]
+    recommends: tuple[tuple[Relation, ...], ...]
     provides: tuple[tuple[str, Version | None], ...]
 
     @classmethod
@@ -60,6 +62,7 @@ class BinaryPackage:
             size=int(stanza.get("Size", "0")),
             sha256=stanza.get("SHA256", ""),
             depends=tuple(groups),
+            recommends=tuple(tuple(g) for g in relations["recommends"] or []),
             provides=provides,
         )
 
@@ -184,8 +187,12 @@ def resolve(
     arch: str,
     pins: Mapping[str, str] | None = None,
     essential: bool = False,
+    recommends: bool = False,
 ) -> list[ResolvedPackage]:
     """The closure of ``requested`` on ``arch``, sorted by name.
+
+    ``recommends=True`` follows Recommends as apt does by default (``APT::Install-Recommends``); the default is
+    the ``--no-install-recommends`` closure.
 
     Example: ``resolve(parse_packages(index), ["git", "curl"], arch="amd64", pins={"curl": "7.88.1-10"})``
     """
@@ -232,7 +239,8 @@ def resolve(
 
     while queue:
         pkg = queue.pop(0)
-        for group in pkg.depends:
+        soft = pkg.recommends if recommends else ()
+        for group, required in [(g, True) for g in pkg.depends] + [(g, False) for g in soft]:
             if any(universe.already_satisfied(alt, chosen) for alt in group):
                 continue
             picked: BinaryPackage | None = None
@@ -240,6 +248,8 @@ def resolve(
                 picked = universe.choose(alt, chosen)
                 if picked is not None:
                     break
+            if picked is None and not required:
+                continue  # apt installs a Recommends only when it can; an unmet one is not an error
             if picked is None:
                 wanted = " | ".join(_format(alt) for alt in group)
                 raise ResolutionError(
