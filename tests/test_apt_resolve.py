@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mirrorctl.ecosystems.apt.release import parse_packages
+from mirrorctl.ecosystems.apt.release import parse_packages, read_stanzas
 from mirrorctl.ecosystems.apt.resolve import resolve
-from mirrorctl.errors import ResolutionError
+from mirrorctl.errors import IntegrityError, ResolutionError
 
 
 def stanza(name: str, version: str = "1.0", arch: str = "amd64", **fields: str) -> str:
@@ -157,3 +157,21 @@ def test_recommends_followed_only_on_request_and_never_fatal() -> None:
     )
     assert set(names(resolve(idx, ["app"], arch="amd64"))) == {"app"}
     assert set(names(resolve(idx, ["app"], arch="amd64", recommends=True))) == {"app", "helper", "deep"}
+
+
+def test_fast_reader_gives_the_same_closure_as_deb822() -> None:
+    text = "\n".join([
+        stanza("app", depends="liba (>= 1.2),\n libb | libc", description="an app\n more text\n .\n end"),
+        stanza("liba", "1.1"), stanza("liba", "1.10"), stanza("libc"),
+    ]).encode()
+    fast = read_stanzas(text)
+    assert fast[0]["Description"] == "an app\n more text\n .\n end"
+    assert resolve(fast, ["app"], arch="amd64") == resolve(parse_packages(text), ["app"], arch="amd64")
+    assert names(resolve(fast, ["app"], arch="amd64")) == {"app": "1.0", "liba": "1.10", "libc": "1.0"}
+
+
+def test_fast_reader_refuses_malformed_index() -> None:
+    with pytest.raises(IntegrityError, match=r"Packages index: malformed line 'garbage without colon'"):
+        read_stanzas(b"Package: a\nVersion: 1\ngarbage without colon\n")
+    with pytest.raises(IntegrityError, match=r"a stanza without Package or Version"):
+        read_stanzas(b"Package: a\nArchitecture: all\n")

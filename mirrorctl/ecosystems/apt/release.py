@@ -176,5 +176,35 @@ def check_index(release: VerifiedRelease, path: str, data: bytes) -> bytes:
 
 
 def parse_packages(text: bytes) -> list[Packages]:
-    """The stanzas of a verified Packages index."""
+    """The stanzas of a verified Packages index as ``debian.deb822.Packages`` (full fidelity, slow: ~15 s for a
+    63,000-stanza index). Resolution should use :func:`read_stanzas`."""
     return list(Packages.iter_paragraphs(text.decode("utf-8").splitlines(keepends=True), use_apt_pkg=False))
+
+
+def read_stanzas(text: bytes) -> list[dict[str, str]]:
+    """The stanzas of a verified Packages index as plain field mappings, fast enough for the lock's hot path.
+
+    deb822 paragraphs are separated by blank lines; a line starting with space or tab continues the previous field.
+    Relation fields and versions are still parsed by python-debian (in :mod:`.resolve`), only when needed. Measured
+    on a 50 MB bookworm amd64 index: about 1.3 s here against about 15 s for :func:`parse_packages`.
+    """
+    stanzas: list[dict[str, str]] = []
+    for block in text.decode("utf-8").split("\n\n"):
+        fields: dict[str, str] = {}
+        key: str | None = None
+        for line in block.split("\n"):
+            if not line or line.startswith("#"):
+                continue
+            if line[0] in " \t":
+                if key is not None:
+                    fields[key] += "\n" + line
+                continue
+            key, sep, value = line.partition(":")
+            if not sep:
+                raise IntegrityError(f"Packages index: malformed line {line[:80]!r}", hint="the index is not deb822")
+            fields[key] = value.strip()
+        if fields:
+            if "Package" not in fields or "Version" not in fields:
+                raise IntegrityError(f"Packages index: a stanza without Package or Version: {block[:80]!r}")
+            stanzas.append(fields)
+    return stanzas

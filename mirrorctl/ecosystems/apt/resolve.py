@@ -12,58 +12,80 @@ Versions are compared with :class:`debian.debian_support.Version` only.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from debian.deb822 import Packages
+from debian.deb822 import Packages, PkgRelation
 from debian.debian_support import Version
 
 from mirrorctl.errors import ResolutionError
 
 _PRIORITY_ORDER = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
 
-Relation = dict  # one alternative as python-debian parses it: name, archqual, version, arch, restrictions
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    # One alternative as python-debian parses it: name, archqual, version, arch, restrictions.
+    Relation: TypeAlias = PkgRelation.ParsedRelation
 
 
-@dataclass(frozen=True)
+@functools.lru_cache(maxsize=65536)
+def _relations(field: str) -> tuple[tuple[Relation, ...], ...]:
+    # The same relation strings ("libc6 (>= 2.34)") recur across thousands of stanzas; parse each once.
+    if not field.strip():
+        return ()
+    return tuple(tuple(group) for group in PkgRelation.parse_relations(field))
+
+
 class BinaryPackage:
-    """One Packages stanza, reduced to what resolution and the lock need."""
+    """One Packages stanza, reduced to what resolution and the lock need.
 
-    name: str
-    version: Version
-    architecture: str
-    multi_arch: str
-    priority: str
-    essential: bool
-    filename: str
-    size: int
-    sha256: str
-    depends: tuple[tuple[Relation, ...], ...]
-    recommends: tuple[tuple[Relation, ...], ...]
-    provides: tuple[tuple[str, Version | None], ...]
+    Relations and versions are parsed lazily: a suite has tens of thousands of stanzas and a closure touches a few
+    hundred, so parsing every Depends line up front would dominate a lock.
+    """
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        self._fields = fields
+        self.name: str = fields["Package"]
+        self.version_text: str = fields["Version"]
+        self.architecture: str = fields.get("Architecture", "all")
+        self.multi_arch: str = fields.get("Multi-Arch", "no")
+        self.priority: str = fields.get("Priority", "optional")
+        self.essential: bool = fields.get("Essential", "no") == "yes"
+        self.filename: str = fields.get("Filename", "")
+        self.size: int = int(fields.get("Size", "0"))
+        self.sha256: str = fields.get("SHA256", "")
 
     @classmethod
-    def from_stanza(cls, stanza: Packages) -> BinaryPackage:
-        relations = stanza.relations
-        groups = [tuple(g) for g in relations["pre-depends"] or []] + [tuple(g) for g in relations["depends"] or []]
-        provides = tuple(
+    def from_stanza(cls, stanza: Mapping[str, str]) -> BinaryPackage:
+        """From a ``debian.deb822.Packages`` stanza or any mapping of its fields."""
+        return cls(stanza)
+
+    def __repr__(self) -> str:
+        return f"BinaryPackage({self.name} {self.version_text} {self.architecture})"
+
+    @functools.cached_property
+    def version(self) -> Version:
+        return Version(self.version_text)
+
+    @functools.cached_property
+    def depends(self) -> tuple[tuple[Relation, ...], ...]:
+        """Pre-Depends first, then Depends: both must hold before the package is usable."""
+        return _relations(self._fields.get("Pre-Depends", "")) + _relations(self._fields.get("Depends", ""))
+
+    @functools.cached_property
+    def recommends(self) -> tuple[tuple[Relation, ...], ...]:
+        return _relations(self._fields.get("Recommends", ""))
+
+    @functools.cached_property
+    def provides(self) -> tuple[tuple[str, Version | None], ...]:
+        """Provided names with their version; only ``(= v)`` is a valid versioned Provides."""
+        return tuple(
             (alt["name"], Version(alt["version"][1]) if alt["version"] and alt["version"][0] == "=" else None)
-            for group in relations["provides"] or []
+            for group in _relations(self._fields.get("Provides", ""))
             for alt in group
-        )
-        return cls(
-            name=stanza["Package"],
-            version=Version(stanza["Version"]),
-            architecture=stanza.get("Architecture", "all"),
-            multi_arch=stanza.get("Multi-Arch", "no"),
-            priority=stanza.get("Priority", "optional"),
-            essential=stanza.get("Essential", "no") == "yes",
-            filename=stanza.get("Filename", ""),
-            size=int(stanza.get("Size", "0")),
-            sha256=stanza.get("SHA256", ""),
-            depends=tuple(groups),
-            recommends=tuple(tuple(g) for g in relations["recommends"] or []),
-            provides=provides,
         )
 
 
@@ -99,9 +121,8 @@ def _satisfies(version: Version, constraint: tuple[str, str] | None) -> bool:
 
 def _format(alt: Relation) -> str:
     name = alt["name"] + (f":{alt['archqual']}" if alt.get("archqual") else "")
-    if alt.get("version"):
-        return f"{name} ({alt['version'][0]} {alt['version'][1]})"
-    return name
+    constraint = alt.get("version")
+    return f"{name} ({constraint[0]} {constraint[1]})" if constraint else name
 
 
 class _Universe:
@@ -120,7 +141,8 @@ class _Universe:
                 if pinned:
                     self.candidates[name] = pinned[0]
                 continue
-            self.candidates[name] = max(versions, key=lambda p: p.version)
+            # Most names have one version; only compare (and so parse versions) when there is a choice.
+            self.candidates[name] = versions[0] if len(versions) == 1 else max(versions, key=lambda p: p.version)
         for name, pin in pins.items():
             if name not in self.candidates:
                 have = ", ".join(sorted(str(p.version) for p in self.by_name.get(name, []))) or "none"
@@ -166,7 +188,8 @@ class _Universe:
 
     def choose(self, alt: Relation, chosen: Mapping[str, BinaryPackage]) -> BinaryPackage | None:
         """A package to satisfy a not-yet-satisfied alternative: the real candidate first, then a provider."""
-        if alt.get("arch") and not any(r.enabled == (r.arch == self.arch) for r in alt["arch"]):
+        restrictions = alt.get("arch")
+        if restrictions and not any(r.enabled == (r.arch == self.arch) for r in restrictions):
             return None
         real = self.candidates.get(alt["name"])
         if real is not None and real.name not in chosen and self.matches(alt, real):
@@ -181,7 +204,7 @@ class _Universe:
 
 
 def resolve(
-    stanzas: Iterable[Packages | BinaryPackage],
+    stanzas: Iterable[Packages | Mapping[str, str] | BinaryPackage],
     requested: Iterable[str],
     *,
     arch: str,
@@ -260,7 +283,7 @@ def resolve(
             add(picked, pkg.name)
 
     return [
-        ResolvedPackage(p.name, str(p.version), p.architecture, p.filename, p.size, p.sha256)
+        ResolvedPackage(p.name, p.version_text, p.architecture, p.filename, p.size, p.sha256)
         for p in sorted(chosen.values(), key=lambda p: p.name)
     ]
 
