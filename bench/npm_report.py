@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from machine import host_facts
 from pypi_report import Run, fmt_runs, med, table, verdict
 
 TARGET_RATIO = 0.5  # issue 4, item 9: both platforms in at most 0.5x npm's lock + ci for linux-x64
@@ -337,26 +336,8 @@ def notes(r: Results) -> list[str]:
 
 
 def machine(r: Results) -> list[tuple[str, str]]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = "unknown"
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    os_name = platform.platform()
-    osr = Path("/etc/os-release")
-    if osr.exists():
-        found = re.search(r'^PRETTY_NAME="?([^"\n]*)', osr.read_text(), re.M)
-        if found:
-            os_name = f"{found.group(1)} (kernel {platform.release()})"
     return [
-        ("CPUs (nproc)", str(len(os.sched_getaffinity(0)))),
-        ("CPU model", cpu),
-        ("memory", mem),
-        ("OS", os_name),
+        *host_facts(),
         ("node / npm (baseline)", f"{r.node} / {r.npm}"),
         ("Python (mirrorctl)", f"{platform.python_implementation()} {platform.python_version()}"),
         ("mirrorctl commit at start", r.code_version),

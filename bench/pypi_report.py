@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from machine import host_facts
 
 ROOT = Path(__file__).resolve().parents[1]
 PARALLEL = 16
@@ -283,27 +283,9 @@ def verdict(value: float, limit: float, unit: str, allowed: str = "") -> str:
 
 
 def machine(r: Results) -> list[tuple[str, str]]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = "unknown"
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    os_name = platform.platform()
-    osr = Path("/etc/os-release")
-    if osr.exists():
-        found = re.search(r'^PRETTY_NAME="?([^"\n]*)', osr.read_text(), re.M)
-        if found:
-            os_name = f"{found.group(1)} (kernel {platform.release()})"
     pip_v = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True).stdout.split()
     return [
-        ("CPUs (nproc)", str(len(os.sched_getaffinity(0)))),
-        ("CPU model", cpu),
-        ("memory", mem),
-        ("OS", os_name),
+        *host_facts(),
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("pip (baseline)", pip_v[1] if len(pip_v) > 1 else "?"),
         ("httpx", httpx.__version__),
