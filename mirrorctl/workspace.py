@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from mirrorctl.ecosystems.base import INSTALL_DIR, Ecosystem
+from mirrorctl.ecosystems.base import INSTALL_DIR, Ecosystem, ServedContent
 from mirrorctl.errors import UserError
 from mirrorctl.store import atomic_write
 
@@ -125,11 +125,13 @@ def render_workspace_config(
     install_dir: Path = DEFAULT_INSTALL_DIR,
     *,
     endpoints: Mapping[str, str] | None = None,
+    content: ServedContent | None = None,
 ) -> list[Path]:
     """Write every ecosystem's client files, ``mirrorctl.env`` and ``README.txt`` into ``out_dir``.
 
     ``endpoints`` (ecosystem -> URL): content published to a target (devpi, Pulp); only those ecosystems are
     configured, each at its exact endpoint, and ``mirror_url`` is the target's URL.
+    ``content``: the inside store's served content, for ecosystems whose config depends on it (apt's keyring).
     Everything is rendered and checked before the first write; each file is written atomically.
     Example: ``render_workspace_config("http://mirror.internal:8080", Path("ws"), load_ecosystems())``
     """
@@ -149,9 +151,10 @@ def render_workspace_config(
     env: dict[str, tuple[str, str]] = {}  # key -> (value, ecosystem)
     usage: list[str] = []
     for name in sorted(ecosystems):
-        # Without endpoints, call as before: adapters written against the older signature keep working.
         adapter = ecosystems[name]
-        cfg = adapter.client_config(base, endpoint=endpoints[name]) if endpoints else adapter.client_config(base)
+        cfg = adapter.client_config(base, endpoint=endpoints[name] if endpoints else None, content=content)
+        if not cfg.files and not cfg.env:
+            continue  # nothing of this ecosystem is served (e.g. no apt content): nothing to configure
         for rel, text in cfg.files.items():
             p = _relative_file(rel, name)
             if p in files:

@@ -124,7 +124,7 @@ class FakeEcosystem:
     def __init__(self, name: str, files: dict[str, str], env: dict[str, str]) -> None:
         self.name, self._files, self._env = name, files, env
 
-    def client_config(self, mirror_url: str) -> ClientConfig:
+    def client_config(self, mirror_url: str, *, endpoint: str | None = None, content: Any = None) -> ClientConfig:
         return ClientConfig(self._files, self._env, f"{self.name} uses {mirror_url}")
 
     def __getattr__(self, item: str) -> Any:  # the rest of the Protocol is not used here

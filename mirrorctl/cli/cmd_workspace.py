@@ -65,7 +65,13 @@ def register(app: typer.Typer) -> None:
         base_url = mirror_url
 
         def go() -> None:
-            render_workspace_config(base_url, out, load_ecosystems(), install_dir, endpoints=endpoints)
+            from mirrorctl.serve.app import StoreContent
+            from mirrorctl.store import Store
+
+            content = StoreContent(Store(c.settings().store_path))
+            render_workspace_config(
+                base_url, out, load_ecosystems(), install_dir, endpoints=endpoints, content=content
+            )
             typer.echo(usage_line(out, install_dir))
 
         run_sync(go, c)

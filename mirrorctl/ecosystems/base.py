@@ -103,6 +103,10 @@ class ServedContent(Protocol):
         """The view being served now (None before the first import). Cheap; call it per request."""
         ...
 
+    def keys_dir(self) -> Path:
+        """The inside's own serving keys (e.g. ``<store>/keys/apt`` for the apt archive key); never carried."""
+        ...
+
 
 # In ClientConfig env values (and file texts), stands for the folder where the workspace installs the files
 # (``mirrorctl workspace-config --install-dir``), e.g. ``{"PIP_CONFIG_FILE": INSTALL_DIR + "/pip.conf"}``.
@@ -154,10 +158,16 @@ class Ecosystem(Protocol):
         """An ASGI app mounted at ``/<name>`` that serves the current view to the real client."""
         ...
 
-    def client_config(self, mirror_url: str, *, endpoint: str | None = None) -> ClientConfig:
+    def client_config(
+        self, mirror_url: str, *, endpoint: str | None = None, content: ServedContent | None = None
+    ) -> ClientConfig:
         """Config that makes the real client resolve only from the mirror: ``mirror_url`` + ``/<name>`` as laid
         out by ``serve_app``, or, for content published elsewhere (Pulp, devpi), the exact ``endpoint`` the
-        client must use (for PyPI, the simple index URL)."""
+        client must use (for PyPI, the simple index URL).
+
+        ``content``: the inside store's current content, when known, for ecosystems whose config depends on
+        what is served or on the inside's keys (apt: suites, components, architectures, the archive keyring).
+        An ecosystem with nothing served may return an empty ClientConfig."""
         ...
 
     def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:

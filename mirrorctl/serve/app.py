@@ -76,6 +76,9 @@ class StoreContent:
                 self._cache.popitem(last=False)
         return served
 
+    def keys_dir(self) -> Path:
+        return self.store.root / "keys"
+
 
 async def _store_error(request: Request, exc: Exception) -> Response:
     """A store that cannot be read (a damaged view, a missing blob): a 503 that names the problem."""

@@ -65,7 +65,9 @@ class PypiEcosystem:
 
         return make_app(content)
 
-    def client_config(self, mirror_url: str, *, endpoint: str | None = None) -> ClientConfig:
+    def client_config(
+        self, mirror_url: str, *, endpoint: str | None = None, content: ServedContent | None = None
+    ) -> ClientConfig:
         from .clientconfig import client_config
 
         return client_config(mirror_url, endpoint=endpoint)
