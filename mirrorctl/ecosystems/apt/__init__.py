@@ -1,15 +1,32 @@
-"""apt (Debian) ecosystem: groundwork, not registered as an ecosystem yet.
+"""apt (Debian) ecosystem. Being built; registered as entry point ``apt`` once lock, serve and config exist.
 
-Planned adapter (``AptEcosystem``, entry point ``apt`` in ``mirrorctl.ecosystems.v1``):
+The adapter (``AptEcosystem``, entry point ``apt`` in ``mirrorctl.ecosystems.v1``):
 
-* profile: suite, components, architectures, packages with optional version pins, an opt-in ``essential`` flag;
+* profile ``[apt]``: suite, components, architectures, packages with optional version pins (``curl=7.88.1-10``),
+  an opt-in ``essential`` flag (the suite's Essential/required set, for base images), ``recommends``;
 * lock: fetch ``dists/<suite>/InRelease``, verify it with the configured keyring (:mod:`.release`), fetch each
   ``Packages`` index, check it against the Release SHA256 lines, then resolve the closure per architecture
-  (:mod:`.resolve`); the lock records package, version, architecture, pool filename, size and sha256;
+  (:mod:`.resolve`);
 * snapshot: each .deb checked against the index sha256;
 * serve / publish: a repository signed with the internal archive key (InRelease, Packages per component and
   architecture, by-hash, pool), published into Pulp with pulp_deb;
 * workspace-config: a deb822 ``.sources`` file with ``Signed-By`` pointing at the exported internal keyring.
 
-What exists now: :mod:`.release` (signature and index checks) and :mod:`.resolve` (the closure).
+The lock artifact (the contract between lock, snapshot, serve and publish)::
+
+    ecosystem = "apt"
+    name = "curl"                        # Package
+    version = "7.88.1-10+deb12u5"        # Version, exactly as the index has it (epoch included)
+    filename = "curl_7.88.1-10+deb12u5_amd64.deb"   # basename of the index's Filename
+    size, sha256                          # Size and SHA256 of the index stanza (checked again at snapshot)
+    targets = ["amd64"]                   # the profile architectures whose closure needs it
+    [artifacts.attrs]
+    architecture = "amd64"               # the package's own Architecture (``all`` for arch-independent ones)
+    suite = "bookworm"                   # the upstream suite (served under the same name)
+    component = "main"
+    pool = "pool/main/c/curl/curl_7.88.1-10+deb12u5_amd64.deb"   # the index's Filename, served at this path
+
+The served Packages stanzas are rebuilt from each .deb's own control file (as dpkg-scanpackages and pulp_deb
+do), so nothing but the verified .deb has to cross the gap. The inside's archive key lives under
+``ServedContent.keys_dir() / "apt"``.
 """
