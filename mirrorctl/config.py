@@ -10,6 +10,10 @@ Example::
     username-env = "PYPI_USER"         # credentials only by environment-variable reference
     password-env = "PYPI_PASSWORD"
 
+    [upstreams.apt]
+    url = "http://deb.mirror.internal/debian/"
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"   # apt only: what InRelease must be signed by
+
     [fetch]
     concurrency = 16
     retries = 4
@@ -55,6 +59,9 @@ class Upstream:
     username_env: str | None = None
     password_env: str | None = None
     token_env: str | None = None
+    # apt: the OpenPGP keyring that vouches for the upstream's InRelease (apt's Signed-By), e.g.
+    # ``keyring = "/usr/share/keyrings/upstream-archive-keyring.gpg"``; relative to mirrorctl.toml.
+    keyring: Path | None = None
 
     def auth(self, environ: Mapping[str, str]) -> tuple[str, str] | None:
         if self.username_env and self.password_env:
@@ -151,7 +158,7 @@ class Settings:
 _TOP_KEYS = {"store", "profiles", "upstreams", "fetch", "signing", "trust", "serve", "targets"}
 _TARGET_KEYS = {"kind", "url", "username-env", "password-env", "token-env", "content-url", "repositories"}
 TARGET_KINDS = ("pulp", "devpi")
-_UPSTREAM_KEYS = {"url", "username-env", "password-env", "token-env"}
+_UPSTREAM_KEYS = {"url", "username-env", "password-env", "token-env", "keyring"}
 
 
 def find_config_path(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
@@ -215,7 +222,10 @@ def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
         for key in ("username-env", "password-env", "token-env"):
             if key in up and not isinstance(up[key], str):
                 raise UserError(f"{path}: upstreams.{eco}.{key} must be the name of an environment variable")
-        upstreams[eco] = Upstream(eco, url, up.get("username-env"), up.get("password-env"), up.get("token-env"))
+        keyring = rel(up["keyring"], f"upstreams.{eco}.keyring") if "keyring" in up else None
+        upstreams[eco] = Upstream(
+            eco, url, up.get("username-env"), up.get("password-env"), up.get("token-env"), keyring=keyring
+        )
 
     fetch_t = table("fetch")
     _no_unknown(fetch_t, {"concurrency", "retries", "timeout", "http2"}, path, "fetch.")

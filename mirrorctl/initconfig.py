@@ -39,6 +39,7 @@ def init_config(
     if path.exists() and not force:
         raise UserError(f"{path}: already exists", hint="pass --force to overwrite it, or edit it by hand")
     upstreams: dict[str, tuple[str, str]] = {}
+    keyrings: dict[str, str] = {}  # apt: the keyring the local client trusts for that upstream
     missing: list[str] = []
     for name, eco in sorted(ecosystems.items()):
         if overrides and name in overrides:
@@ -49,6 +50,8 @@ def init_config(
             missing.append(name)
         else:
             upstreams[name] = (found.url, found.source)
+            if found.keyring:
+                keyrings[name] = found.keyring
     for name in overrides or {}:
         if name not in ecosystems:
             raise UserError(f"--upstream {name}=...: unknown ecosystem", hint=f"known: {', '.join(sorted(ecosystems))}")
@@ -70,6 +73,8 @@ def init_config(
             }
         else:
             ups[name] = {"url": url}
+        if name in keyrings:
+            ups[name]["keyring"] = keyrings[name]
         upstreams[name] = (url, upstreams[name][1])
     doc["upstreams"] = ups
     doc["fetch"] = {"concurrency": 16, "retries": 4, "timeout": 60}

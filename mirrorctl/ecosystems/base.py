@@ -128,6 +128,7 @@ class ClientConfig:
 class DiscoveredUpstream:
     url: str
     source: str  # where it was found, e.g. "pip config (global.index-url)"
+    keyring: str | None = None  # apt: the keyring the client trusts for it (Signed-By), written as upstreams.*.keyring
 
 
 @runtime_checkable
