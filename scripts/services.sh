@@ -7,6 +7,7 @@
 #   bash scripts/services.sh status    # what runs, and whether it answers
 #   bash scripts/services.sh reset     # stop, then delete all service data (not the venvs): the next start is fresh
 #   bash scripts/services.sh lock      # re-pin scripts/services/*-requirements.txt from the *.in files
+#   bash scripts/services.sh signing   # (part of start) the pulp_deb signing service mirrorctl-archive, on its own
 #
 # Everything lives under .services/ (venvs, database cluster, Pulp storage, devpi data, secrets, logs, pids).
 # Settings (environment): SERVICES_DIR, SERVICES_PG_PORT (54329), SERVICES_PULP_API_PORT (24817),
@@ -356,6 +357,59 @@ start_devpi() {
     --port "$DEVPI_PORT" --offline-mode --secretfile "$secretfile" --outside-url "$DEVPI_URL"
 }
 
+# ---------------------------------------------------------------------------------------------------- apt signing
+
+# pulp_deb signs each Release through a "signing service": a script Pulp's workers run with a gpg key. This makes
+# the key (once, under .services/pulp-signing/gnupg), registers the service APT_SIGNING_SERVICE with the class
+# deb:AptReleaseSigningService (again only when missing or registered with another key), exports the public
+# keyring workspaces trust, and adds the facts to .services/env. Needs a running Pulp; `start` runs it, and
+# `bash scripts/services.sh signing` runs it alone against the running services.
+APT_SIGNING_SERVICE=${SERVICES_APT_SIGNING_SERVICE:-mirrorctl-archive}
+SIGN_DIR=$SVC/pulp-signing
+
+cmd_signing() {
+  [ -s "$SVC/env" ] || die "no $SVC/env: start the services first ('bash scripts/services.sh start')"
+  local home=$SIGN_DIR/gnupg fpr wrapper=$SIGN_DIR/apt-sign keyring=$SIGN_DIR/archive-keyring.gpg registered
+  mkdir -p "$home" && chmod 700 "$SIGN_DIR" "$home"
+  local gpg=(gpg --batch --homedir "$home")
+  fpr=$("${gpg[@]}" --with-colons --list-secret-keys 2>/dev/null | awk -F: '/^fpr:/ {print $10; exit}')
+  if [ -z "$fpr" ]; then
+    say "signing: creating the archive key for $APT_SIGNING_SERVICE"
+    "${gpg[@]}" --passphrase '' --quick-generate-key \
+      "mirrorctl internal archive ($APT_SIGNING_SERVICE) <archive@mirror.internal>" ed25519 sign never \
+      >>"$LOGS/signing.log" 2>&1 || die "gpg could not create the signing key (see $LOGS/signing.log)"
+    fpr=$("${gpg[@]}" --with-colons --list-secret-keys | awk -F: '/^fpr:/ {print $10; exit}')
+  fi
+  "${gpg[@]}" --export "$fpr" >"$keyring.tmp" 2>>"$LOGS/signing.log" && mv "$keyring.tmp" "$keyring"
+  # Pulp's workers do not run with this GNUPGHOME: the registered script is a wrapper that sets it.
+  printf '#!/bin/sh\nGNUPGHOME=%q exec %q "$@"\n' "$home" "$HERE/apt-sign.sh" >"$wrapper.tmp"
+  chmod 700 "$wrapper.tmp" && mv "$wrapper.tmp" "$wrapper"
+
+  registered=$(curl -sf -u "admin:$(secret pulp-admin)" \
+    "$API_URL/pulp/api/v3/signing-services/?name=$APT_SIGNING_SERVICE&fields=pubkey_fingerprint" \
+    | "$PYTHON" -c 'import json,sys; r=json.load(sys.stdin)["results"]; print(r[0]["pubkey_fingerprint"] if r else "")') \
+    || die "cannot ask Pulp at $API_URL for its signing services"
+  if [ "$registered" != "$fpr" ]; then
+    if [ -n "$registered" ]; then
+      say "signing: $APT_SIGNING_SERVICE has key $registered, not $fpr: registering it again"
+      "${PULP_ENV[@]}" "$PULP_VENV/bin/pulpcore-manager" remove-signing-service "$APT_SIGNING_SERVICE" \
+        >>"$LOGS/signing.log" 2>&1 || die "could not remove the old $APT_SIGNING_SERVICE (see $LOGS/signing.log)"
+    fi
+    say "signing: registering $APT_SIGNING_SERVICE (deb:AptReleaseSigningService, key $fpr)"
+    "${PULP_ENV[@]}" "$PULP_VENV/bin/pulpcore-manager" add-signing-service "$APT_SIGNING_SERVICE" "$wrapper" "$fpr" \
+      --class deb:AptReleaseSigningService --home "$home" >>"$LOGS/signing.log" 2>&1 \
+      || die "pulpcore-manager add-signing-service failed (see $LOGS/signing.log)"
+  fi
+  # The facts go into .services/env (replacing earlier ones), atomically like write_env.
+  {
+    grep -v '^export PULP_APT_SIGNING_' "$SVC/env"
+    printf 'export %s=%q\n' PULP_APT_SIGNING_SERVICE "$APT_SIGNING_SERVICE" PULP_APT_SIGNING_FINGERPRINT "$fpr" \
+      PULP_APT_SIGNING_KEYRING "$keyring" PULP_APT_SIGNING_GNUPGHOME "$home"
+  } >"$SVC/env.tmp"
+  chmod 600 "$SVC/env.tmp" && mv "$SVC/env.tmp" "$SVC/env"
+  say "signing: $APT_SIGNING_SERVICE ready (key $fpr, public keyring $keyring)"
+}
+
 # ---------------------------------------------------------------------------------------------------- commands
 
 write_env() {  # write_env KEY=VALUE...: the shell-sourceable summary the tests and mirrorctl read
@@ -395,6 +449,7 @@ cmd_start() {
     DEVPI_URL="$DEVPI_URL" DEVPI_ROOT_PASSWORD="$(secret devpi-root)" DEVPI_CLIENT="$DEVPI_VENV/bin/devpi" \
     DEVPI_CLIENT_VERSION="$client" POSTGRESQL_VERSION="$(pg_version | awk '{print $2}')" \
     "${versions[@]}"
+  cmd_signing
   run_hooks
   say "all services healthy in $((SECONDS - t0))s; settings in $SVC/env"
 }
@@ -443,5 +498,6 @@ case ${1:-} in
   status) cmd_status ;;
   reset) cmd_reset ;;
   lock) cmd_lock ;;
-  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  signing) cmd_signing ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
