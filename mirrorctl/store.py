@@ -6,6 +6,7 @@ Layout under the store root::
     tmp/                          partial downloads and staging; never served, safe to delete when idle
     views/<view-id>/view.json     an immutable description of one served state (what was imported)
     current -> views/<view-id>    the served view; switched atomically with one rename of a symlink
+    channels/<name> -> ../views/<view-id>   named channels (dev, prod, ...), switched the same way
     state/                        small bookkeeping files (export sequence numbers, ...)
     .lock                         an flock held by whoever changes views (imports are serialized)
 
@@ -32,6 +33,7 @@ from mirrorctl.errors import IntegrityError, UserError
 from mirrorctl.lockfile import Artifact
 
 _CHUNK = 1024 * 1024
+CURRENT = "current"  # the default channel: what an import switches and a plain `mirrorctl serve` serves
 
 
 def fsync_dir(path: Path) -> None:
@@ -184,6 +186,49 @@ class Store:
         os.symlink(Path("views") / view_id, tmp)
         os.replace(tmp, self._current_link)
         fsync_dir(self.root)
+
+    # --- channels: named links to views, switched like ``current`` (history in mirrorctl/channels.py) --------
+    def channel_link(self, name: str) -> Path:
+        """The link of channel ``name``; the channel ``current`` is the store's ``current`` link itself."""
+        return self._current_link if name == CURRENT else self.root / "channels" / name
+
+    def channel_view_id(self, name: str) -> str | None:
+        try:
+            return Path(os.readlink(self.channel_link(name))).name
+        except FileNotFoundError:
+            return None
+
+    def channel_names(self) -> list[str]:
+        """``current`` (when something was imported) and every channel under ``channels/``, sorted."""
+        names = [CURRENT] if os.path.lexists(self._current_link) else []
+        folder = self.root / "channels"
+        if folder.is_dir():
+            names += sorted(p.name for p in folder.iterdir() if p.is_symlink() and not p.name.startswith("."))
+        return names
+
+    def switch_channel(self, name: str, view_id: str) -> None:
+        """Point channel ``name`` at ``view_id``: one atomic rename of a symlink, like ``switch_current``."""
+        if name == CURRENT:
+            self.switch_current(view_id)
+            return
+        if not (self.root / "views" / view_id / "view.json").exists():
+            raise UserError(f"view {view_id} does not exist in {self.root}")
+        folder = self.root / "channels"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.{secrets.token_hex(6)}"
+        os.symlink(Path("..") / "views" / view_id, tmp)
+        os.replace(tmp, folder / name)
+        fsync_dir(folder)
+
+    def view_ids(self) -> list[str]:
+        """Every view on disk (with its view.json), oldest first: ids start with their UTC creation time."""
+        folder = self.root / "views"
+        if not folder.is_dir():
+            return []
+        found = [p for p in folder.iterdir() if not p.name.startswith(".") and (p / "view.json").is_file()]
+        # Same second: the view.json written later is the newer one (ids then only differ by sequence/random).
+        found.sort(key=lambda p: (p.name[:16], (p / "view.json").stat().st_mtime_ns, p.name))
+        return [p.name for p in found]
 
     @staticmethod
     def new_view_id(sequence: int) -> str:

@@ -1,0 +1,134 @@
+"""``mirrorctl gc`` and ``snapshots prune``: remove snapshots and blobs nothing retained needs, and only those.
+
+Retained snapshots: every snapshot a channel (``current`` included) points at, every snapshot a channel's
+rollback history names (so ``rollback --channel`` never finds its blobs gone), and the ``keep`` most recent (all of
+them when ``keep`` is None, the default). Retained blobs: every blob a retained snapshot needs (artifacts,
+companions, profile locks, the bundle's files) plus every blob the given lock files name (outside, the
+profiles' locks: what the next ``bundle export`` will read).
+
+Everything runs under the store's exclusive lock, so an import staging or committing blobs at the same time
+waits (and its blobs are then referenced by its view before gc looks). Snapshot folders are removed first, then
+blobs: a crash in between leaves only unreferenced blobs, which the next gc removes. A snapshot or lock that
+cannot be read stops gc before anything is deleted.
+
+Example: ``report = collect(Store(root), keep=5, dry_run=True, lock_files=[Path("profiles/web.lock")])``
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mirrorctl import audit
+from mirrorctl.channels import retained_by_channels, view_blobs
+from mirrorctl.errors import MirrorctlError, UserError
+from mirrorctl.lockfile import read_lock
+from mirrorctl.progress import SILENT, Progress
+from mirrorctl.store import Store
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    dry_run: bool
+    snapshots_kept: tuple[str, ...]
+    snapshots_removed: tuple[str, ...]
+    blobs_kept: int
+    bytes_kept: int
+    blobs_removed: int
+    bytes_removed: int
+
+
+def _stored_blobs(store: Store) -> dict[str, int]:
+    """sha256 -> size of every blob file; anything else under blobs/ is left alone."""
+    out: dict[str, int] = {}
+    base = store.root / "blobs" / "sha256"
+    if not base.is_dir():
+        return out
+    for shard in base.iterdir():
+        if not shard.is_dir():
+            continue
+        for f in shard.iterdir():
+            if _SHA.match(f.name) and f.name[:2] == shard.name and f.is_file():
+                out[f.name] = f.stat().st_size
+    return out
+
+
+def plan_snapshots(store: Store, keep: int | None) -> tuple[list[str], list[str]]:
+    """(kept, removable) snapshot ids, oldest first."""
+    if keep is not None and keep < 0:
+        raise UserError(f"--keep {keep}: must be 0 or more")
+    ids = store.view_ids()
+    if keep is None:
+        return ids, []
+    kept = retained_by_channels(store) | set(ids[len(ids) - keep :] if keep else [])
+    return [i for i in ids if i in kept], [i for i in ids if i not in kept]
+
+
+def collect(
+    store: Store,
+    *,
+    keep: int | None = None,
+    dry_run: bool = False,
+    lock_files: Sequence[Path] = (),
+    blobs: bool = True,
+    progress: Progress = SILENT,
+) -> GcReport:
+    """Remove unretained snapshots (only with ``keep``), then (with ``blobs``) every blob no retained snapshot
+    and no lock in ``lock_files`` needs. ``dry_run``: report what would go, change nothing."""
+    try:
+        with store.exclusive():
+            report = _collect_locked(store, keep, dry_run, lock_files, blobs)
+    except MirrorctlError as exc:
+        if not dry_run:
+            audit.record(store, "gc", progress, result="refused", error=exc.message)
+        raise
+    if not dry_run:
+        audit.record(
+            store, "gc", progress, keep=keep, **{
+                "snapshots-removed": list(report.snapshots_removed),
+                "blobs-removed": report.blobs_removed,
+                "bytes-removed": report.bytes_removed,
+            },
+            result="ok",
+        )
+    return report
+
+
+def _collect_locked(
+    store: Store, keep: int | None, dry_run: bool, lock_files: Sequence[Path], blobs: bool
+) -> GcReport:
+    kept_ids, removable = plan_snapshots(store, keep)
+    referenced: set[str] = set()
+    for view_id in kept_ids:
+        referenced.update(view_blobs(store, store.load_view(view_id)))
+    for path in lock_files:  # a lock that cannot be read stops gc: its blobs might be needed
+        for art in read_lock(path).artifacts:
+            referenced.update(sha for sha, _, _ in art.blobs())
+    stored = _stored_blobs(store) if blobs else {}
+    doomed = {sha: size for sha, size in stored.items() if sha not in referenced}
+    if not dry_run:
+        for view_id in removable:
+            # One rename takes the snapshot out of views/ at once; the copy in tmp/ is then deleted at leisure.
+            src = store.root / "views" / view_id
+            trash = store.tmp_dir / f"gc-{view_id}-{secrets.token_hex(4)}"
+            os.replace(src, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        for sha in sorted(doomed):
+            store.blob_path(sha).unlink(missing_ok=True)
+    kept_blobs = {sha: size for sha, size in stored.items() if sha not in doomed}
+    return GcReport(
+        dry_run=dry_run,
+        snapshots_kept=tuple(kept_ids),
+        snapshots_removed=tuple(removable),
+        blobs_kept=len(kept_blobs),
+        bytes_kept=sum(kept_blobs.values()),
+        blobs_removed=len(doomed),
+        bytes_removed=sum(doomed.values()),
+    )
