@@ -29,13 +29,15 @@ from pathlib import Path
 from typing import IO
 
 from mirrorctl import audit
+from mirrorctl.channels import switch_locked, validate_channel_name
 from mirrorctl.errors import BundleRefused, MirrorctlError, UserError
 from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.signing import TrustedKey
-from mirrorctl.store import Store, View, atomic_write
+from mirrorctl.store import CURRENT, Store, View, atomic_write
 
-from .manifest import FileEntry, Manifest, format_time
+from .delta import check_delta_base
+from .manifest import KIND_DELTA, FileEntry, Manifest, format_time
 from .verify import ArtifactValidator, BundleReader, check_contents
 
 IMPORT_STATE = "import"
@@ -86,8 +88,11 @@ def import_bundle(
     allow_rollback: bool = False,
     repair: bool = False,
     progress: Progress = SILENT,
+    channels: Sequence[str] = (),
 ) -> ImportReport:
     """Verify ``path`` completely and serve it, or change nothing.
+
+    ``channels``: besides ``current``, point these channels (mirrorctl/channels.py) at the imported snapshot.
 
     ``repair``: ``path`` must be the bundle being served; every stored blob it carries that does not verify
     (missing, wrong size or wrong sha256: what ``mirrorctl verify`` names) is replaced by the bundle's verified
@@ -99,9 +104,11 @@ def import_bundle(
     # that is served); the refusal itself is raised unchanged.
     event = "import-repair" if repair else "import"
     try:
+        for channel in channels:
+            validate_channel_name(channel)
         report = _import_bundle(
             path, store, trusted_keys, ecosystems,
-            now=now, allow_rollback=allow_rollback, repair=repair, progress=progress,
+            now=now, allow_rollback=allow_rollback, repair=repair, progress=progress, channels=channels,
         )
     except Exception as exc:
         result = "refused" if isinstance(exc, MirrorctlError) else "failed"
@@ -112,7 +119,7 @@ def import_bundle(
         store, event, progress,
         bundle=path.name, **{"bundle-id": report.bundle_id, "view-id": report.view_id},
         sequence=report.sequence, lineage=report.lineage, rollback=report.rollback,
-        result="noop" if report.noop else "ok",
+        result="noop" if report.noop else "ok", **({"channels": list(channels)} if channels else {}),
     )
     return report
 
@@ -127,6 +134,7 @@ def _import_bundle(
     allow_rollback: bool,
     repair: bool,
     progress: Progress,
+    channels: Sequence[str] = (),
 ) -> ImportReport:
     with store.exclusive(), BundleReader(path, trusted_keys) as reader:
         _remove_stale_staging(store)
@@ -147,8 +155,13 @@ def _import_bundle(
             )
         if serving_it and not repair:
             progress.note(f"bundle {manifest.bundle_id} is already being served; nothing to do")
+            for channel in channels:  # the same bundle with --channel: point the channel at what is served
+                assert current is not None
+                switch_locked(store, channel, current.view_id, action="import")
             return _report(manifest, None, 0, 0, noop=True)
         rollback = False if repair else _check_history(store, manifest, allow_rollback, progress)
+        if manifest.kind == KIND_DELTA and not repair:  # its base must be here; refused before staging
+            check_delta_base(store, manifest, lineage_history(store, manifest.lineage))
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=store.tmp_dir))
         try:
             if repair:  # every blob re-hashed: a same-size damaged blob must be found too
@@ -213,7 +226,9 @@ def _import_bundle(
             atomic_write(view_dir / "bundle-manifest.json.sig", reader.signed[1])
             store.write_view(view)
             _crash_point("view-written")
-            store.switch_current(view.view_id)  # the commit point
+            switch_locked(store, CURRENT, view.view_id, action="import")  # the commit point (+ rollback history)
+            for channel in channels:
+                switch_locked(store, channel, view.view_id, action="import")
             _crash_point("switched")
             _record_history(store, manifest)
             _crash_point("recorded")

@@ -31,6 +31,10 @@ def import_cmd(
             help="With the bundle being served: replace stored blobs that fail `mirrorctl verify` with its bytes.",
         ),
     ] = False,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option("--channel", help="Also point this channel (e.g. dev) at the new snapshot; repeatable."),
+    ] = None,
 ) -> None:
     """Import a signed bundle: signature, every byte and every name checked; all or nothing.
 
@@ -56,6 +60,7 @@ def import_cmd(
             allow_rollback=allow_rollback,
             repair=repair,
             progress=progress,
+            channels=tuple(channel or ()),
         )
 
     report = run_sync(run, obj)
@@ -63,13 +68,17 @@ def import_cmd(
         typer.echo(f"repaired {report.new_blobs} blob(s) from bundle {report.bundle_id}; the served view is unchanged")
         return
     if report.noop:
-        typer.echo(f"bundle {report.bundle_id} is already served; nothing changed")
+        typer.echo(
+            f"bundle {report.bundle_id} is already served; nothing changed"
+            + (f" but channel(s) {', '.join(channel)} now point at it" if channel else "")
+        )
         return
     typer.echo(
         f"imported bundle {report.bundle_id} (lineage {report.lineage}, sequence {report.sequence}"
         + (", ROLLBACK" if report.rollback else "")
         + f"): profiles {', '.join(report.profiles)}; {report.artifacts} artifacts, "
         f"{report.new_blobs} new blobs ({report.new_bytes} bytes); serving view {report.view_id}"
+        + "".join(f"; channel {name} -> {report.view_id}" for name in channel or ())
     )
 
 
