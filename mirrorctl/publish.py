@@ -2,7 +2,8 @@
 
 The service chooses *what* to publish and proves it intact; the target decides *how* the server takes it:
 
-1. the artifacts of the store's current view (what the last import committed), filtered to the named profiles
+1. the artifacts of the store's current view (what the last import committed) or of a channel's snapshot,
+   filtered to the named profiles
    through the locks the view records (kept as blobs);
 2. per ecosystem the target supports (others are named in a note and left out);
 3. every blob of the set (artifacts and companions) verified, size then sha256, *before* anything is sent: one
@@ -145,13 +146,16 @@ async def publish(
     progress: Progress,
     *,
     target_name: str | None = None,
+    view: View | None = None,
 ) -> list[PublishResult]:
-    """Publish the current view (or the named profiles of it) to ``target``; one result per ecosystem.
+    """Publish the current view, or ``view`` (a channel's snapshot), or the named profiles of it, to ``target``;
+    one result per ecosystem.
 
-    Example: ``await publish(settings, store, target, ["web"], SILENT)``
+    Example: ``await publish(settings, store, target, ["web"], SILENT, view=channel_view(store, "prod"))``
     """
     name = target_name or target_name_of(target)
-    view = current_view(store)
+    if view is None:
+        view = current_view(store)
     chosen = select_artifacts(store, view, profiles)
     by_eco: dict[str, list[Artifact]] = {}
     for art in chosen:

@@ -112,6 +112,10 @@ def _register_commands() -> None:
     from . import cmd_diff  # diff A B: review a change
 
     cmd_diff.register(app)
+    from . import cmd_channel, cmd_gc, cmd_snapshots  # snapshots list/show/prune; promote, channels; gc
+
+    for extra in (cmd_snapshots, cmd_channel, cmd_gc):
+        extra.register(app)
 
 
 _register_commands()

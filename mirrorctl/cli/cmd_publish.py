@@ -10,12 +10,13 @@ import typer
 
 from mirrorctl import publish as service
 from mirrorctl.config import Settings
+from mirrorctl.errors import UserError
 from mirrorctl.net import build_client
 from mirrorctl.progress import Progress
 from mirrorctl.store import Store
 from mirrorctl.targets.base import PublishedVersion, PublishResult, PublishTarget, TargetCheck, make_target
 
-from .app import Ctx, run_async
+from .app import Ctx, fail, run_async, run_sync
 
 T = TypeVar("T")
 
@@ -56,21 +57,36 @@ def publish_cmd(
     profiles: Annotated[
         list[str] | None, typer.Argument(help="Profiles of the imported view to publish (default: all).")
     ] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", help="Publish the snapshot this channel points at (default: the current view)."),
+    ] = None,
 ) -> None:
-    """Publish what the store serves (its current view, or the named profiles of it) into a target.
+    """Publish what the store serves (its current view, a channel's snapshot, or the named profiles of it)
+    into a target.
 
     Every blob is verified first; one bad blob and nothing is sent. Idempotent: publishing the same content
     again sends nothing. Each publish is recorded in the store's journal (see `mirrorctl history`).
 
     Example: mirrorctl publish --to devpi web data-science
+
+    Example: mirrorctl publish --channel prod --to pulp
     """
     c: Ctx = ctx.obj
     settings = c.settings()
     store = Store(settings.store_path)
     progress: Progress = c.progress()
+    view = None
+    if channel is not None:
+        from mirrorctl.channels import channel_view
+
+        name = channel
+        view = run_sync(lambda: channel_view(store, name), c)
     results = run_async(
         with_target(
-            settings, to, lambda t: service.publish(settings, store, t, profiles or None, progress, target_name=to)
+            settings,
+            to,
+            lambda t: service.publish(settings, store, t, profiles or None, progress, target_name=to, view=view),
         ),
         c,
     )
@@ -131,21 +147,54 @@ def history_cmd(ctx: typer.Context, to: ToOption, ecosystem: EcosystemOption = "
 
 def rollback_cmd(
     ctx: typer.Context,
-    to: ToOption,
-    version: Annotated[int, typer.Option("--version", help="The version to serve again (see `history`).")],
+    to: Annotated[
+        str | None, typer.Option("--to", help="A target: a [targets.NAME] table of mirrorctl.toml (needs --version).")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option("--version", help="With --to: the version to serve again (see `history`).")
+    ] = None,
     ecosystem: EcosystemOption = "pypi",
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", help="Instead of --to: point this channel back at its previous snapshot."),
+    ] = None,
 ) -> None:
-    """Serve an earlier published version again (Pulp: the distribution points back at it).
+    """Serve something earlier again: a target's earlier published version (--to), or a channel's previous
+    snapshot (--channel). Give exactly one of the two.
 
-    devpi keeps no versions and refuses: publish the earlier snapshot into a fresh index instead.
+    --to: Pulp's distribution points back at the version; devpi keeps no versions and refuses (publish the
+    earlier snapshot into a fresh index instead).
+
+    --channel: the channel points at the snapshot it pointed at before its last promote (or import, for
+    current), in one atomic switch; nothing is deleted and the newer snapshot stays listed.
 
     Example: mirrorctl rollback --to pulp --version 3
+
+    Example: mirrorctl rollback --channel prod
     """
     c: Ctx = ctx.obj
+    if (to is None) == (channel is None):
+        raise fail(UserError("rollback: give exactly one of --to TARGET (with --version) and --channel NAME"))
     settings = c.settings()
     store = Store(settings.store_path)
+    if channel is not None:
+        if version is not None:
+            raise fail(UserError("rollback --channel: --version is for --to TARGET; a channel goes back one step"))
+        from mirrorctl import channels
+
+        name = channel
+        done = run_sync(lambda: channels.rollback(store, name, c.progress()), c)
+        typer.echo(f"channel {name}: now {done.view_id} (was {done.previous}); nothing was deleted")
+        return
+    if version is None:
+        raise fail(UserError("rollback --to: --version is required (see `mirrorctl history --to TARGET`)"))
+    assert to is not None
+    target_name, number = to, version
     v = run_async(
-        with_target(settings, to, lambda t: service.rollback(store, t, ecosystem, version, target_name=to)), c
+        with_target(
+            settings, target_name, lambda t: service.rollback(store, t, ecosystem, number, target_name=target_name)
+        ),
+        c,
     )
     typer.echo(f"{to}: {v.ecosystem} {v.repository} now serves version {v.version} ({v.artifacts} artifacts)")
 

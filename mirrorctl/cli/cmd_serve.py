@@ -1,4 +1,4 @@
-"""``mirrorctl serve``: the embedded mirror over the store's current view."""
+"""``mirrorctl serve``: the embedded mirror over the store's current view, or over one or several channels."""
 
 from __future__ import annotations
 
@@ -29,12 +29,26 @@ def register(app: typer.Typer) -> None:
         access_log: Annotated[
             bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
         ] = True,
+        channel: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--channel",
+                help="Serve this channel (default: current, what the last import switched). Repeat it to serve "
+                "several, each under /<channel>/<ecosystem>/.",
+            ),
+        ] = None,
     ) -> None:
         """Serve the imported packages to pip, uv and the other clients; never fetches from upstream.
 
-        The served view follows each `mirrorctl import` at once. With nothing imported yet, indexes are empty.
+        The served view follows each `mirrorctl import` (or, with --channel, each promote and rollback of that
+        channel) at the next request. With nothing imported yet, indexes are empty.
+
+        One channel (or none) keeps the layout /<ecosystem>/ (e.g. /pypi/simple/). Several channels
+        (--channel dev --channel prod) serve each under its name: /dev/pypi/simple/, /prod/pypi/simple/.
 
         Example: mirrorctl serve --host 0.0.0.0 --port 8080
+
+        Example: mirrorctl serve --channel dev --channel prod
         """
         c: Ctx = ctx.obj
         settings = c.settings()
@@ -46,4 +60,5 @@ def register(app: typer.Typer) -> None:
             access_log=access_log,
         )
         store = Store(settings.store_path)
-        run_async(lambda: serve(store, load_ecosystems(), options, c.progress()), c)
+        channels = list(channel or ())
+        run_async(lambda: serve(store, load_ecosystems(), options, c.progress(), channels), c)

@@ -34,6 +34,13 @@ def register(app: typer.Typer) -> None:
             Path,
             typer.Option("--install-dir", help="Where the workspace will hold the files; written into the env file."),
         ] = DEFAULT_INSTALL_DIR,
+        channel: Annotated[
+            str | None,
+            typer.Option(
+                "--channel",
+                help="With --mirror-url, for a server run with several --channel: point at /<channel>/ of it.",
+            ),
+        ] = None,
     ) -> None:
         """Write pip.conf, uv.toml (and each ecosystem's client files) plus mirrorctl.env into a folder.
 
@@ -45,11 +52,23 @@ def register(app: typer.Typer) -> None:
 
         Example: mirrorctl workspace-config --mirror-url http://mirror.internal:8080 --out ws/
 
+        With --channel the files point at that channel of a server that serves several
+        (`mirrorctl serve --channel dev --channel prod`): --mirror-url plus /<channel>. A server that serves one
+        channel keeps the plain layout: leave --channel out.
+
         Example: mirrorctl workspace-config --target devpi --out ws/
+
+        Example: mirrorctl workspace-config --mirror-url http://mirror.internal:8080 --channel prod --out ws/
         """
         c: Ctx = ctx.obj
         if (mirror_url is None) == (target is None):
             raise fail(UserError("workspace-config: give exactly one of --mirror-url and --target"))
+        if channel is not None:
+            from mirrorctl.channels import validate_channel_name
+
+            if target is not None:
+                raise fail(UserError("workspace-config: --channel goes with --mirror-url (a served channel)"))
+            run_sync(lambda: validate_channel_name(channel), c)
         endpoints: dict[str, str] | None = None
         if target is not None:
             settings = c.settings()
@@ -62,13 +81,13 @@ def register(app: typer.Typer) -> None:
             endpoints = run_async(with_target(settings, name, endpoints_of), c)
             mirror_url = settings.target(name).url
         assert mirror_url is not None
-        base_url = mirror_url
+        base_url = mirror_url if channel is None else f"{mirror_url.rstrip('/')}/{channel}"
 
         def go() -> None:
             from mirrorctl.serve.app import StoreContent
             from mirrorctl.store import Store
 
-            content = StoreContent(Store(c.settings().store_path))
+            content = StoreContent(Store(c.settings().store_path), channel or "current")
             render_workspace_config(
                 base_url, out, load_ecosystems(), install_dir, endpoints=endpoints, content=content
             )

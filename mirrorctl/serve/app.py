@@ -1,9 +1,10 @@
-"""The embedded mirror: one ASGI app over the store's current view, one sub-app per ecosystem.
+"""The embedded mirror: one ASGI app over a channel of the store (``current`` by default), one sub-app per
+ecosystem; with several channels, one such app per channel under ``/<channel>/``.
 
 Nothing here talks to anything but the store on disk: no database, no upstream. Each request asks
-:meth:`StoreContent.current` which view ``current`` points at *now* (one readlink), so an import's atomic
-switch is seen by the next request, and a request that already holds a view keeps it to the end: a reader
-sees the old view or the new one, never a mix.
+:meth:`StoreContent.current` which view the channel's link points at *now* (one readlink), so an import's,
+promote's or rollback's atomic switch is seen by the next request, and a request that already holds a view
+keeps it to the end: a reader sees the old view or the new one, never a mix.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import MirrorctlError
 from mirrorctl.lockfile import Artifact
-from mirrorctl.store import Store, View
+from mirrorctl.store import CURRENT, Store, View
 
 # Views parsed and kept in memory; the current one and the one before it are enough for readers that straddle
 # a switch. A view is immutable, so a cached one is never stale.
@@ -52,15 +53,17 @@ class StoreView:
 
 
 class StoreContent:
-    """A :class:`~mirrorctl.ecosystems.base.ServedContent`: whatever ``current`` points at, per call."""
+    """A :class:`~mirrorctl.ecosystems.base.ServedContent`: whatever the channel's link (``current`` by
+    default) points at, per call."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, channel: str = CURRENT) -> None:
         self.store = store
+        self.channel = channel
         self._cache: OrderedDict[str, StoreView] = OrderedDict()
         self._lock = threading.Lock()  # sync endpoints run in a thread pool
 
     def current(self) -> StoreView | None:
-        view_id = self.store.current_view_id()
+        view_id = self.store.channel_view_id(self.channel)
         if view_id is None:
             return None
         with self._lock:
@@ -87,16 +90,9 @@ async def _store_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(text + "\n", status_code=503)
 
 
-def create_app(store: Store, ecosystems: Mapping[str, Ecosystem]) -> Starlette:
-    """The mirror: ``/healthz``, ``/`` (what is served, as JSON) and each ecosystem's app at ``/<name>``.
-
-    Example: ``uvicorn.Server(uvicorn.Config(create_app(Store(path), load_ecosystems()), port=8080))``
-    """
-    content = StoreContent(store)
+def _channel_routes(content: StoreContent, ecosystems: Mapping[str, Ecosystem]) -> list[BaseRoute]:
+    """``/`` (what the channel serves, as JSON) and each ecosystem's app at ``/<name>``."""
     names = sorted(ecosystems)
-
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok\n")
 
     async def status(request: Request) -> Response:
         served = await anyio.to_thread.run_sync(content.current)
@@ -116,8 +112,40 @@ def create_app(store: Store, ecosystems: Mapping[str, Ecosystem]) -> Starlette:
             }
         )
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/", status)]
+    routes: list[BaseRoute] = [Route("/", status)]
     routes += [Mount(f"/{name}", app=ecosystems[name].serve_app(content)) for name in names]
+    return routes
+
+
+async def _healthz(request: Request) -> Response:
+    return PlainTextResponse("ok\n")
+
+
+def create_app(
+    store: Store, ecosystems: Mapping[str, Ecosystem], channels: Sequence[str] | None = None
+) -> Starlette:
+    """The mirror: ``/healthz``, ``/`` (what is served, as JSON) and each ecosystem's app at ``/<name>``.
+
+    ``channels``: None or one name serves that channel (``current`` by default) in this layout. Several names
+    serve each under ``/<channel>/`` (``/<channel>/`` status, ``/<channel>/<ecosystem>/``), and ``/`` lists them.
+
+    Example: ``uvicorn.Server(uvicorn.Config(create_app(Store(path), load_ecosystems()), port=8080))``
+    """
+    chosen = list(dict.fromkeys(channels or [CURRENT]))
+    if len(chosen) == 1:
+        content = StoreContent(store, chosen[0])
+        routes: list[BaseRoute] = [Route("/healthz", _healthz), *_channel_routes(content, ecosystems)]
+        app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error})
+        app.state.content = content
+        return app
+    contents = {name: StoreContent(store, name) for name in chosen}
+
+    async def index(request: Request) -> Response:
+        views = {name: await anyio.to_thread.run_sync(store.channel_view_id, name) for name in chosen}
+        return JSONResponse({"channels": views, "ecosystems": sorted(ecosystems)})
+
+    routes = [Route("/healthz", _healthz), Route("/", index)]
+    routes += [Mount(f"/{name}", routes=_channel_routes(c, ecosystems)) for name, c in contents.items()]
     app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error})
-    app.state.content = content
+    app.state.contents = contents
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import uvicorn
@@ -11,7 +11,7 @@ import uvicorn
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import UserError
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store
+from mirrorctl.store import CURRENT, Store
 
 from .app import create_app
 
@@ -50,20 +50,43 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def check_channels(store: Store, channels: Sequence[str]) -> list[str]:
+    """The channels to serve (``current`` when none), each valid and existing (``current`` may be empty)."""
+    from mirrorctl.channels import require_channel, validate_channel_name
+
+    chosen = list(dict.fromkeys(channels or [CURRENT]))
+    for name in chosen:
+        validate_channel_name(name)
+        if name != CURRENT:
+            require_channel(store, name)
+    return chosen
+
+
 async def serve(
-    store: Store, ecosystems: Mapping[str, Ecosystem], options: ServeOptions, progress: Progress
+    store: Store,
+    ecosystems: Mapping[str, Ecosystem],
+    options: ServeOptions,
+    progress: Progress,
+    channels: Sequence[str] = (),
 ) -> None:
-    """Serve until interrupted. Never reaches upstream; an empty store serves empty indexes."""
-    app = create_app(store, ecosystems)
+    """Serve until interrupted. Never reaches upstream; an empty store serves empty indexes.
+
+    ``channels``: one serves that channel at ``/<ecosystem>/``; several serve each at ``/<channel>/<ecosystem>/``."""
+    chosen = check_channels(store, channels)
+    app = create_app(store, ecosystems, chosen)
     sock = bind(options.host, options.port)
     url = base_url(options.host, sock.getsockname()[1])  # the real port when --port 0 asked for any
-    view_id = store.current_view_id()
-    what = (
-        f"serving view {view_id}"
-        if view_id
-        else "nothing imported yet: serving empty indexes until `mirrorctl import` switches a view in"
-    )
-    paths = ", ".join(f"{name} at {url}/{name}/" for name in sorted(ecosystems))
+    if len(chosen) == 1:
+        view_id = store.channel_view_id(chosen[0])
+        what = (
+            (f"serving view {view_id}" if chosen[0] == CURRENT else f"serving channel {chosen[0]} (view {view_id})")
+            if view_id
+            else "nothing imported yet: serving empty indexes until `mirrorctl import` switches a view in"
+        )
+        paths = ", ".join(f"{name} at {url}/{name}/" for name in sorted(ecosystems))
+    else:
+        what = "serving channels " + ", ".join(f"{c} (view {store.channel_view_id(c)})" for c in chosen)
+        paths = ", ".join(f"{c}: {url}/{c}/<ecosystem>/" for c in chosen)
     progress.note(f"mirrorctl serve: {url}/ from {store.root}; {what}; {paths}")
     config = uvicorn.Config(
         app,

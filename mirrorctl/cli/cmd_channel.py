@@ -1,0 +1,87 @@
+"""``mirrorctl promote SNAPSHOT --channel NAME`` and ``mirrorctl channels list|history``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mirrorctl.store import Store
+
+from .app import Ctx, run_sync
+
+channels_app = typer.Typer(
+    help=(
+        "Channels (current, dev, staging, prod, ...): named pointers to snapshots, switched atomically by "
+        "`mirrorctl promote` and `mirrorctl rollback --channel`.\n\nExample: mirrorctl channels list"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def promote_cmd(
+    ctx: typer.Context,
+    snapshot: Annotated[str, typer.Argument(help="A snapshot id or unique prefix (see `mirrorctl snapshots list`).")],
+    channel: Annotated[str, typer.Option("--channel", help="The channel to point at it (created if new).")],
+) -> None:
+    """Point a channel at a snapshot in one atomic switch; servers of that channel see it at the next request.
+
+    Refuses an unknown snapshot, or one with blobs missing from the store (naming them). The channel's previous
+    snapshot is remembered: `mirrorctl rollback --channel NAME` goes back to it. Recorded in the audit journal.
+
+    Example: mirrorctl promote 20261127T153000Z --channel prod
+    """
+    from mirrorctl import channels
+
+    c: Ctx = ctx.obj
+    settings = c.settings()
+    store = Store(settings.store_path)
+    done = run_sync(lambda: channels.promote(store, snapshot, channel, c.progress()), c)
+    if not done.changed:
+        typer.echo(f"channel {channel} already points at {done.view_id}; nothing changed")
+    else:
+        typer.echo(f"channel {channel}: now {done.view_id}" + (f" (was {done.previous})" if done.previous else ""))
+
+
+@channels_app.command("list")
+def list_cmd(ctx: typer.Context) -> None:
+    """List the channels, the snapshot each points at and how many rollback steps each has.
+
+    Example: mirrorctl channels list
+    """
+    from mirrorctl import channels
+
+    c: Ctx = ctx.obj
+    settings = c.settings()
+    store = Store(settings.store_path)
+    targets = run_sync(lambda: channels.channel_targets(store), c)
+    if not targets:
+        typer.echo(f"no channels in {settings.store_path} yet")
+    for name, view_id in sorted(targets.items()):
+        steps = len(channels.history(store, name)["previous"])
+        typer.echo(f"{name}  {view_id}  {steps} rollback step(s)")
+
+
+@channels_app.command("history")
+def history_cmd(
+    ctx: typer.Context, channel: Annotated[str, typer.Argument(help="The channel, e.g. prod.")]
+) -> None:
+    """Every switch of a channel (import, promote, rollback): when, who, from which snapshot to which.
+
+    Example: mirrorctl channels history prod
+    """
+    from mirrorctl import channels
+
+    c: Ctx = ctx.obj
+    settings = c.settings()
+    store = Store(settings.store_path)
+    run_sync(lambda: channels.require_channel(store, channel), c)
+    for e in channels.history(store, channel)["log"]:
+        typer.echo(f"{e['when']}  {e['who']}  {e['action']}  {e.get('from') or '-'} -> {e['to']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("promote")(promote_cmd)
+    app.add_typer(channels_app, name="channels")
