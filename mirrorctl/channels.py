@@ -12,7 +12,8 @@ Each channel keeps a small history in ``state/channel-<name>.json``::
 ``previous`` is a stack: a promote (or an import, for ``current``) pushes the id the channel pointed at before,
 and ``rollback`` pops it. The stack is written *before* the link is switched, so a crash between the two leaves
 an entry equal to the channel's own target, which rollback skips. The last :data:`HISTORY_KEEP` entries are
-kept; every snapshot they name is retained by ``mirrorctl gc`` (a rollback never finds its blobs gone).
+kept; every snapshot they name is retained by ``mirrorctl gc`` (a rollback never finds its blobs gone) unless
+``gc --keep-history N`` first shortens every channel's history to N steps.
 
 Every promote and rollback, done or refused, is appended to the audit journal.
 
@@ -209,12 +210,24 @@ def rollback_targets(store: Store) -> dict[str, list[str]]:
     return out
 
 
-def retained_by_channels(store: Store) -> set[str]:
-    """Snapshots that a channel points at, or that a channel's rollback could go back to."""
+def retained_by_channels(store: Store, history_steps: int | None = None) -> set[str]:
+    """Snapshots that a channel points at, or that a channel's rollback could go back to (within its last
+    ``history_steps`` steps when given)."""
     kept = set(channel_targets(store).values())
     for ids in rollback_targets(store).values():
-        kept.update(ids)
+        kept.update(ids if history_steps is None else ids[len(ids) - history_steps :] if history_steps else [])
     return kept
+
+
+def trim_history(store: Store, steps: int) -> None:
+    """Keep only the last ``steps`` rollback steps of every channel (the caller holds ``store.exclusive()``)."""
+    for name, ids in rollback_targets(store).items():
+        if len(ids) > steps:
+            doc = history(store, name)
+            store.write_state(
+                _state_name(name),
+                {"channel": name, "previous": ids[len(ids) - steps :] if steps else [], "log": doc["log"]},
+            )
 
 
 # --- the services -------------------------------------------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 Retained snapshots: every snapshot a channel (``current`` included) points at, every snapshot a channel's
 rollback history names (so ``rollback --channel`` never finds its blobs gone), and the ``keep`` most recent (all of
-them when ``keep`` is None, the default). Retained blobs: every blob a retained snapshot needs (artifacts,
-companions, profile locks, the bundle's files) plus every blob the given lock files name (outside, the
-profiles' locks: what the next ``bundle export`` will read).
+them when ``keep`` is None, the default); ``history_steps`` shortens the rollback histories first. Retained blobs:
+every blob a retained snapshot needs (artifacts, companions, profile locks, the bundle's files) plus every blob the
+given lock files name (outside, the profiles' locks: what the next ``bundle export`` will read).
 
 Everything runs under the store's exclusive lock, so an import staging or committing blobs at the same time
 waits (and its blobs are then referenced by its view before gc looks). Snapshot folders are removed first, then
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mirrorctl import audit
-from mirrorctl.channels import retained_by_channels, view_blobs
+from mirrorctl.channels import retained_by_channels, trim_history, view_blobs
 from mirrorctl.errors import MirrorctlError, UserError
 from mirrorctl.lockfile import read_lock
 from mirrorctl.progress import SILENT, Progress
@@ -60,14 +60,17 @@ def _stored_blobs(store: Store) -> dict[str, int]:
     return out
 
 
-def plan_snapshots(store: Store, keep: int | None) -> tuple[list[str], list[str]]:
+def plan_snapshots(
+    store: Store, keep: int | None, history_steps: int | None = None
+) -> tuple[list[str], list[str]]:
     """(kept, removable) snapshot ids, oldest first."""
-    if keep is not None and keep < 0:
-        raise UserError(f"--keep {keep}: must be 0 or more")
+    for flag, value in (("--keep", keep), ("--keep-history", history_steps)):
+        if value is not None and value < 0:
+            raise UserError(f"{flag} {value}: must be 0 or more")
     ids = store.view_ids()
     if keep is None:
         return ids, []
-    kept = retained_by_channels(store) | set(ids[len(ids) - keep :] if keep else [])
+    kept = retained_by_channels(store, history_steps) | set(ids[len(ids) - keep :] if keep else [])
     return [i for i in ids if i in kept], [i for i in ids if i not in kept]
 
 
@@ -78,13 +81,15 @@ def collect(
     dry_run: bool = False,
     lock_files: Sequence[Path] = (),
     blobs: bool = True,
+    history_steps: int | None = None,
     progress: Progress = SILENT,
 ) -> GcReport:
     """Remove unretained snapshots (only with ``keep``), then (with ``blobs``) every blob no retained snapshot
-    and no lock in ``lock_files`` needs. ``dry_run``: report what would go, change nothing."""
+    and no lock in ``lock_files`` needs. ``history_steps``: first shorten every channel's rollback history to
+    that many steps (only with ``keep``). ``dry_run``: report what would go, change nothing."""
     try:
         with store.exclusive():
-            report = _collect_locked(store, keep, dry_run, lock_files, blobs)
+            report = _collect_locked(store, keep, dry_run, lock_files, blobs, history_steps)
     except MirrorctlError as exc:
         if not dry_run:
             audit.record(store, "gc", progress, result="refused", error=exc.message)
@@ -92,6 +97,7 @@ def collect(
     if not dry_run:
         audit.record(
             store, "gc", progress, keep=keep, **{
+                "keep-history": history_steps,
                 "snapshots-removed": list(report.snapshots_removed),
                 "blobs-removed": report.blobs_removed,
                 "bytes-removed": report.bytes_removed,
@@ -102,9 +108,11 @@ def collect(
 
 
 def _collect_locked(
-    store: Store, keep: int | None, dry_run: bool, lock_files: Sequence[Path], blobs: bool
+    store: Store, keep: int | None, dry_run: bool, lock_files: Sequence[Path], blobs: bool, history_steps: int | None
 ) -> GcReport:
-    kept_ids, removable = plan_snapshots(store, keep)
+    if history_steps is not None and keep is None:
+        raise UserError("--keep-history goes with --keep: without --keep every snapshot is kept anyway")
+    kept_ids, removable = plan_snapshots(store, keep, history_steps)
     referenced: set[str] = set()
     for view_id in kept_ids:
         referenced.update(view_blobs(store, store.load_view(view_id)))
@@ -114,6 +122,8 @@ def _collect_locked(
     stored = _stored_blobs(store) if blobs else {}
     doomed = {sha: size for sha, size in stored.items() if sha not in referenced}
     if not dry_run:
+        if history_steps is not None:
+            trim_history(store, history_steps)
         for view_id in removable:
             # One rename takes the snapshot out of views/ at once; the copy in tmp/ is then deleted at leisure.
             src = store.root / "views" / view_id

@@ -29,6 +29,14 @@ def gc_cmd(
             "--keep", min=0, help="Also remove snapshots older than the N most recent (default: keep every snapshot)."
         ),
     ] = None,
+    keep_history: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-history",
+            min=0,
+            help="With --keep: first shorten every channel's rollback history to N steps (default: keep it all).",
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be removed.")] = False,
     lock: Annotated[
         list[Path] | None,
@@ -38,8 +46,9 @@ def gc_cmd(
     """Remove blobs that no retained snapshot needs, and only those; report counts and bytes.
 
     Retained: snapshots a channel (current included) points at or could roll back to, and the --keep most recent
-    (all by default). Blobs named by every *.lock in the profiles folder (outside: what the next bundle export
-    reads) and by each --lock file are kept too. Runs under the store's lock: an import waits. Audited.
+    (all by default); --keep-history N lets rollbacks reach only N steps back, so older snapshots can go. Blobs
+    named by every *.lock in the profiles folder (outside: what the next bundle export reads) and by each --lock
+    file are kept too. Runs under the store's lock: an import waits. Recorded in the audit journal.
 
     Example: mirrorctl gc --keep 5 --dry-run
     """
@@ -51,7 +60,10 @@ def gc_cmd(
     locks = sorted(settings.profiles_dir.glob("*.lock")) if settings.profiles_dir.is_dir() else []
     locks += list(lock or ())
     report = run_sync(
-        lambda: collect(store, keep=keep, dry_run=dry_run, lock_files=locks, progress=c.progress()), c
+        lambda: collect(
+            store, keep=keep, dry_run=dry_run, lock_files=locks, history_steps=keep_history, progress=c.progress()
+        ),
+        c,
     )
     verb = "would remove" if dry_run else "removed"
     typer.echo(
