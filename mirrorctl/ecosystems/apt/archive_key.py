@@ -226,7 +226,7 @@ class ArchiveKey:
         before = {k["fingerprint"] for k in _primary_keys(_colons(home, secret=True, timeout=self.timeout))}
         _run_gpg(
             home,
-            ["--passphrase", "", "--pinentry-mode", "loopback", "--quick-generate-key", uid, algorithm, "sign",
+            ["--yes", "--passphrase", "", "--pinentry-mode", "loopback", "--quick-generate-key", uid, algorithm, "sign",
              expire],
             timeout=max(self.timeout, 300.0),  # rsa4096 may take a while on a quiet machine
             what="generating a key",
