@@ -116,6 +116,9 @@ def _register_commands() -> None:
 
     for extra in (cmd_snapshots, cmd_channel, cmd_gc):
         extra.register(app)
+    from . import cmd_archive_key  # archive-key generate/import/rotate/export/show: the apt signing key
+
+    cmd_archive_key.register(app)
 
 
 _register_commands()
