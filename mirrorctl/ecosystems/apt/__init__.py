@@ -1,4 +1,4 @@
-"""apt (Debian) ecosystem. Being built; registered as entry point ``apt`` once lock, serve and config exist.
+"""apt (Debian) ecosystem; registered as entry point ``apt`` once lock, serve and config exist.
 
 The adapter (``AptEcosystem``, entry point ``apt`` in ``mirrorctl.ecosystems.v1``):
 
@@ -30,3 +30,72 @@ The served Packages stanzas are rebuilt from each .deb's own control file (as dp
 do), so nothing but the verified .deb has to cross the gap. The inside's archive key lives under
 ``ServedContent.keys_dir() / "apt"``.
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mirrorctl.ecosystems.base import (
+    ASGIApp,
+    ClientConfig,
+    DiscoveredUpstream,
+    FetchContext,
+    FetchItem,
+    ProfileSource,
+    ResolveContext,
+    ServedContent,
+)
+from mirrorctl.lockfile import Artifact
+
+
+class AptEcosystem:
+    """Modules: spec.py (``[apt]`` table, grammar checks), release.py (InRelease, index hashes), resolve.py (the
+    closure), lock.py (lock and check_lock), fetchplan.py (pool URLs), discover.py (the machine's apt sources),
+    serve.py and clientconfig.py (the served repository and the workspace's sources)."""
+
+    name = "apt"
+
+    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> Any:
+        from .spec import parse_spec
+
+        return parse_spec(table, source)
+
+    async def resolve(self, spec: Any, ctx: ResolveContext) -> list[Artifact]:
+        from .lock import resolve_spec
+
+        return await resolve_spec(spec, ctx)
+
+    def check_lock(self, spec: Any, artifacts: Sequence[Artifact]) -> list[str]:
+        from .lock import check_lock
+
+        return check_lock(spec, artifacts)
+
+    async def fetch_plan(self, artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
+        from .fetchplan import fetch_plan
+
+        return await fetch_plan(artifacts, ctx)
+
+    def validate_artifact(self, artifact: Artifact) -> None:
+        from .spec import validate_artifact
+
+        validate_artifact(artifact)
+
+    def serve_app(self, content: ServedContent) -> ASGIApp:
+        from .serve import serve_app  # type: ignore[import-not-found,unused-ignore]
+
+        app: ASGIApp = serve_app(content)
+        return app
+
+    def client_config(
+        self, mirror_url: str, *, endpoint: str | None = None, content: ServedContent | None = None
+    ) -> ClientConfig:
+        from .clientconfig import client_config  # type: ignore[import-not-found,unused-ignore]
+
+        config: ClientConfig = client_config(mirror_url, endpoint=endpoint, content=content)
+        return config
+
+    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
+        from .discover import discover_upstream
+
+        return discover_upstream(environ)

@@ -1,0 +1,272 @@
+"""``mirrorctl lock`` for apt: the signed suite, its verified Packages indexes, and the closure per architecture.
+
+Order of trust (see :mod:`.release`): ``dists/<suite>/InRelease`` is verified with gpgv against the upstream's
+configured keyring (``[upstreams.apt] keyring``) before anything in it is read; each ``Packages`` index is then
+checked against the Release SHA256 line for the exact file fetched (``.xz`` preferred, then ``.gz``, then plain,
+as the Release lists them); only then are stanzas parsed and resolved. The lock records each .deb's Size and
+SHA256 from the verified index, so ``mirrorctl snapshot`` can check every download without trusting the mirror.
+
+An ``Architecture: all`` package needed by several architectures is one artifact with all of them as targets.
+Nothing is written when anything fails: the caller writes the lock only after every ecosystem resolved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from mirrorctl.ecosystems.base import FetchItem, ResolveContext
+from mirrorctl.errors import IntegrityError, ProfileError, ResolutionError, UserError
+from mirrorctl.lockfile import Artifact
+from mirrorctl.net import is_transient, network_error, redact
+
+from .release import VerifiedRelease, check_index, read_stanzas, verify_inrelease
+from .resolve import BinaryPackage, ResolvedPackage, resolve
+from .spec import AptSpec, validate_artifact
+
+# Preference among the forms a Release may list for one index: smallest transfer first.
+INDEX_FORMS = (".xz", ".gz", "")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Where a lock spent its time (seconds), for the benchmark: fetch, verify+decompress+parse, resolve."""
+
+    fetch: float = 0.0
+    parse: float = 0.0
+    resolve: float = 0.0
+
+
+# The last lock's timings (bench/apt_bench.py reads them); not part of any result.
+last_timings = Timings()
+
+
+def base_url(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def deb_url(upstream_url: str, pool: str) -> str:
+    return base_url(upstream_url) + pool
+
+
+def fetch_item(a: Artifact, upstream_url: str) -> FetchItem:
+    pool = str(a.attrs["pool"])
+    return FetchItem(deb_url(upstream_url, pool), a.filename, a.size, a.sha256, label(a))
+
+
+def label(a: Artifact) -> str:
+    return f"apt {a.name} {a.version} {a.attrs.get('architecture', '?')} ({a.filename})"
+
+
+async def _get(client: httpx.AsyncClient, url: str, what: str, retries: int) -> bytes:
+    """GET with the usual retries on transient failures; errors name ``what`` and the (redacted) URL."""
+    attempt = 0
+    while True:
+        try:
+            resp = await client.get(url, headers={"Accept-Encoding": "identity"})
+            resp.raise_for_status()
+            return resp.content
+        except httpx.HTTPError as exc:
+            if attempt >= retries or not is_transient(exc):
+                raise network_error(exc, what) from exc
+        attempt += 1
+        await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 10.0))
+
+
+def pick_index(release: VerifiedRelease, component: str, arch: str, spec: AptSpec) -> str:
+    """The Release path of the index to fetch for (component, arch); refuses what the suite does not offer."""
+    stem = f"{component}/binary-{arch}/Packages"
+    for suffix in INDEX_FORMS:
+        if stem + suffix in release.entries:
+            return stem + suffix
+    if release.architectures and arch not in release.architectures:
+        raise ProfileError(
+            f"{spec.origin('arch:' + arch)}: suite {spec.suite!r} has no architecture {arch!r}",
+            hint="the signed Release offers: " + " ".join(release.architectures),
+        )
+    if release.components and component not in release.components:
+        raise ProfileError(
+            f"apt.components: suite {spec.suite!r} has no component {component!r}",
+            hint="the signed Release offers: " + " ".join(release.components),
+        )
+    raise IntegrityError(
+        f"suite {spec.suite!r}: the signed Release lists no Packages index for {component}/binary-{arch}",
+        hint="check the suite, components and architectures of the profile against the upstream",
+    )
+
+
+def _packages_for(
+    release: VerifiedRelease, indexes: Sequence[tuple[str, str, bytes]]
+) -> tuple[list[BinaryPackage], dict[str, str]]:
+    """Verified, parsed stanzas of one architecture's indexes, and the component each pool file came from."""
+    packages: list[BinaryPackage] = []
+    component_of: dict[str, str] = {}
+    for component, path, data in indexes:
+        for fields in read_stanzas(check_index(release, path, data)):
+            pkg = BinaryPackage(fields)
+            packages.append(pkg)
+            component_of.setdefault(pkg.filename, component)
+    return packages, component_of
+
+
+def _resolve_arch(spec: AptSpec, arch: str, packages: list[BinaryPackage]) -> list[ResolvedPackage]:
+    try:
+        result = resolve(
+            packages, spec.packages, arch=arch, pins=spec.pins, essential=spec.essential, recommends=spec.recommends
+        )
+    except ResolutionError as exc:
+        named = [spec.origin(p) for p in spec.packages if f"package {p} " in exc.message or f"pin {p}=" in exc.message]
+        where = f" (named at {named[0]})" if named else ""
+        raise ResolutionError(f"apt suite {spec.suite!r}: {exc.message}{where}", hint=exc.hint) from exc
+    names = {p.name for p in result}
+    for root in spec.packages:
+        if root not in names:
+            # A virtual name with one provider resolves, but the lock records real packages only, and
+            # `lock --check` must find every profile entry in it: ask for the provider by name.
+            providers = sorted({p.name for p in packages if p.architecture in (arch, "all")
+                                and any(v == root for v, _ in p.provides)})
+            raise ResolutionError(
+                f"apt suite {spec.suite!r}: {root} ({spec.origin(root)}) is a virtual package on {arch}, "
+                f"provided by {', '.join(providers)}",
+                hint="name the package that provides it instead",
+            )
+    return result
+
+
+async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
+    """Fetch, verify, parse and resolve; one Artifact per .deb with the architectures that need it."""
+    global last_timings
+    upstream = ctx.upstream
+    if upstream.keyring is None:
+        raise UserError(
+            f"upstreams.{upstream.ecosystem}: no keyring configured to verify {redact(upstream.url)}",
+            hint='add keyring = "/path/to/archive-keyring.gpg" (the Signed-By of the upstream) under '
+            f"[upstreams.{upstream.ecosystem}] in mirrorctl.toml",
+        )
+    base = base_url(upstream.url)
+    retries = ctx.fetch.retries
+    task = ctx.progress.task(f"apt {spec.suite}: InRelease and Packages indexes")
+    started = time.monotonic()
+    try:
+        inrelease = await _get(ctx.client, f"{base}dists/{spec.suite}/InRelease", f"apt suite {spec.suite} InRelease",
+                               retries)
+        release = await asyncio.to_thread(
+            verify_inrelease, inrelease, upstream.keyring, suite=spec.suite, fingerprints=spec.fingerprints
+        )
+        wanted = [(c, a, pick_index(release, c, a, spec)) for a in spec.architectures for c in spec.components]
+        bodies = await asyncio.gather(
+            *(_get(ctx.client, f"{base}dists/{spec.suite}/{path}", f"apt suite {spec.suite} index {path}", retries)
+              for _, _, path in wanted)
+        )
+        fetched = time.monotonic()
+    finally:
+        task.close()
+
+    resolved: dict[str, list[ResolvedPackage]] = {}
+    components: dict[str, str] = {}
+    parse_s = resolve_s = 0.0
+    for arch in spec.architectures:
+        indexes = [(c, path, body) for (c, a, path), body in zip(wanted, bodies, strict=True) if a == arch]
+        t0 = time.monotonic()
+        packages, component_of = await asyncio.to_thread(_packages_for, release, indexes)
+        t1 = time.monotonic()
+        resolved[arch] = await asyncio.to_thread(_resolve_arch, spec, arch, packages)
+        resolve_s += time.monotonic() - t1
+        parse_s += t1 - t0
+        for pkg in resolved[arch]:
+            components.setdefault(pkg.filename, component_of.get(pkg.filename, spec.components[0]))
+        del packages
+    last_timings = Timings(fetched - started, parse_s, resolve_s)
+    artifacts = merge_architectures(spec, resolved, components)
+    if ctx.prefetch is not None:
+        for a in artifacts:
+            ctx.prefetch(fetch_item(a, upstream.url))
+    ctx.progress.note(
+        f"apt {spec.suite}: {len(artifacts)} packages for {', '.join(spec.architectures)} "
+        f"(signed by {release.signer_fingerprint})"
+    )
+    return artifacts
+
+
+def merge_architectures(
+    spec: AptSpec, resolved: Mapping[str, Sequence[ResolvedPackage]], components: Mapping[str, str]
+) -> list[Artifact]:
+    """One Artifact per pool file; an arch-all package needed by several architectures lists them all."""
+    by_file: dict[str, tuple[ResolvedPackage, set[str]]] = {}
+    for arch, packages in resolved.items():
+        for pkg in packages:
+            where = f"apt {pkg.name} {pkg.version} {pkg.architecture} in suite {spec.suite!r}"
+            if not pkg.sha256 or len(pkg.sha256) != 64 or not pkg.filename or pkg.size <= 0:
+                raise IntegrityError(f"{where}: the index lists no Filename, Size and SHA256 for it",
+                                     hint="mirrorctl only mirrors packages a signed index vouches for by SHA256")
+            seen = by_file.get(pkg.filename)
+            if seen is None:
+                by_file[pkg.filename] = (pkg, {arch})
+                continue
+            if (seen[0].sha256, seen[0].size) != (pkg.sha256, pkg.size):
+                raise IntegrityError(
+                    f"{where}: {pkg.filename} is listed with two different digests by the indexes of the suite",
+                    hint="the upstream is inconsistent; try again later or use another mirror",
+                )
+            seen[1].add(arch)
+    artifacts = [
+        Artifact(
+            ecosystem="apt",
+            name=pkg.name,
+            version=pkg.version,
+            filename=posixpath.basename(filename),
+            size=pkg.size,
+            sha256=pkg.sha256.lower(),
+            targets=tuple(sorted(arches)),
+            attrs={
+                "architecture": pkg.architecture,
+                "suite": spec.suite,
+                "component": components.get(filename, spec.components[0]),
+                "pool": filename,
+            },
+        )
+        for filename, (pkg, arches) in sorted(by_file.items())
+    ]
+    for a in artifacts:
+        try:
+            validate_artifact(a)
+        except IntegrityError as exc:
+            raise IntegrityError(f"suite {spec.suite!r}: the index lists {exc.message}", hint=exc.hint) from exc
+    return artifacts
+
+
+def check_lock(spec: AptSpec, artifacts: Sequence[Artifact]) -> list[str]:
+    """Why the apt part of a lock no longer matches the profile (empty when it does). Reads no network."""
+    problems: list[str] = []
+    arches = set(spec.architectures)
+    by_arch: dict[str, dict[str, Artifact]] = {a: {} for a in spec.architectures}
+    for art in artifacts:
+        if art.attrs.get("suite") != spec.suite:
+            problems.append(f"apt {art.name} {art.version} is from suite {art.attrs.get('suite')!r}, "
+                            f"the profile names {spec.suite!r}")
+        if art.attrs.get("component") not in spec.components:
+            problems.append(f"apt {art.name} {art.version} is from component {art.attrs.get('component')!r}, "
+                            f"not one of the profile's {', '.join(spec.components)}")
+        extra = set(art.targets) - arches
+        if extra or not art.targets:
+            problems.append(f"apt {art.name} {art.version} targets {', '.join(sorted(extra)) or 'nothing'}, "
+                            f"not the profile's architectures {', '.join(spec.architectures)}")
+        for t in art.targets:
+            if t in by_arch:
+                by_arch[t][art.name] = art
+    for arch, names in by_arch.items():
+        for name in spec.packages:
+            if name not in names:
+                problems.append(f"apt {name} ({spec.origin(name)}) is not locked for {arch}")
+            pin = spec.pins.get(name)
+            if pin is not None and name in names and names[name].version != pin:
+                problems.append(f"apt {name} is locked at {names[name].version} for {arch}, the profile pins {pin}")
+    if problems:
+        problems.append("run `mirrorctl lock` to resolve again")
+    return problems
+

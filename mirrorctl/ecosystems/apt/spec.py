@@ -1,0 +1,200 @@
+"""The ``[apt]`` profile table -> :class:`AptSpec`, and the grammar checks import applies to apt artifacts.
+
+Example profile table::
+
+    [apt]
+    suite = "bookworm"                        # as the upstream names it under dists/
+    components = ["main"]                     # default ["main"]
+    architectures = ["amd64", "arm64"]        # default ["amd64"]
+    packages = ["build-essential", "git", "curl=7.88.1-10+deb12u5"]   # name, or name=version (a pin)
+    essential = false                         # true: also the suite's Essential/required set (base images)
+    recommends = false                        # true: follow Recommends as apt does by default
+    fingerprints = ["B8B80B5B623EAB6AD8775C45B7C5D7D6350947F8"]   # optional: only these keys may sign
+
+Names follow Debian policy (lowercase letters, digits, ``+ - .``, at least two characters, starting with a
+letter or digit); pinned versions are checked with python-debian's Debian version grammar.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from debian.debian_support import Version
+
+from mirrorctl.ecosystems.base import ProfileSource
+from mirrorctl.errors import BundleRefused, ProfileError
+from mirrorctl.lockfile import Artifact
+
+_KEYS = ("suite", "components", "architectures", "packages", "essential", "recommends", "fingerprints")
+
+# Debian's release and ports architectures (dpkg's names); "all" is a package property, never a target.
+DEBIAN_ARCHITECTURES = (
+    "alpha", "amd64", "arm64", "armel", "armhf", "hppa", "hurd-amd64", "hurd-i386", "i386", "ia64", "loong64",
+    "m68k", "mips64el", "mipsel", "powerpc", "ppc64", "ppc64el", "riscv64", "s390x", "sh4", "sparc64", "x32",
+)
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+# Suites may be nested (``bookworm/updates`` on old archives) but never climb out of dists/.
+_SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~+-]*(?:/[A-Za-z0-9][A-Za-z0-9._~+-]*)*$")
+_COMPONENT = _SUITE
+_FINGERPRINT = re.compile(r"^(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$")
+
+_NAME_HINT = "Debian package names are lowercase letters, digits and + - . (at least two characters)"
+_PKG_HINT = 'write e.g. packages = ["git", "curl=7.88.1-10+deb12u5"]'
+
+
+@dataclass(frozen=True, slots=True)
+class AptSpec:
+    suite: str
+    components: tuple[str, ...]
+    architectures: tuple[str, ...]
+    packages: tuple[str, ...]  # names, in profile order, without pins
+    pins: Mapping[str, str] = field(default_factory=dict)  # name -> exact version
+    essential: bool = False
+    recommends: bool = False
+    fingerprints: tuple[str, ...] | None = None
+    # Where each package / architecture was named, for messages ("profiles/base.toml: apt.packages[2] (line 5)").
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def target_ids(self) -> list[str]:
+        return list(self.architectures)
+
+    def origin(self, key: str) -> str:
+        return self.origins.get(key, "the profile")
+
+
+def valid_package_name(name: object) -> bool:
+    return isinstance(name, str) and len(name) <= 128 and bool(_PACKAGE.match(name))
+
+
+def valid_version(version: object) -> bool:
+    """A Debian version (``[epoch:]upstream[-revision]``) as python-debian parses it, upstream starting with a
+    digit (policy 5.6.12; dpkg warns otherwise and no archive ships one)."""
+    if not isinstance(version, str) or not version or len(version) > 256:
+        return False
+    try:
+        parsed = Version(version)
+    except ValueError:
+        return False
+    upstream = parsed.upstream_version or ""
+    return upstream[:1].isdigit() and not any(c.isspace() for c in version)
+
+
+def parse_spec(table: Mapping[str, Any], source: ProfileSource) -> AptSpec:
+    """Validate the ``[apt]`` table; every refusal names file, field and line (ProfileError, exit 2)."""
+    for key in table:
+        if key not in _KEYS:
+            raise ProfileError(f"{source.ref(key)}: unknown key {key!r}", hint=f"[apt] accepts: {', '.join(_KEYS)}")
+    suite = table.get("suite")
+    if not isinstance(suite, str) or not _SUITE.match(suite) or ".." in suite:
+        raise ProfileError(
+            f"{source.ref('suite')}: " + ("missing" if suite is None else f"{suite!r} is not a suite name"),
+            hint='name the suite as the upstream has it under dists/, e.g. suite = "bookworm"',
+        )
+    origins: dict[str, str] = {}
+    components = _strings(table, "components", source, ["main"])
+    for i, comp in enumerate(components):
+        if not _COMPONENT.match(comp) or ".." in comp:
+            raise ProfileError(f"{source.ref('components', i)}: {comp!r} is not a component name",
+                               hint='e.g. components = ["main", "contrib"]')
+    architectures = _strings(table, "architectures", source, ["amd64"])
+    for i, arch in enumerate(architectures):
+        if arch not in DEBIAN_ARCHITECTURES:
+            raise ProfileError(
+                f"{source.ref('architectures', i)}: unknown architecture {arch!r}",
+                hint="Debian architectures: " + ", ".join(DEBIAN_ARCHITECTURES),
+            )
+        origins[f"arch:{arch}"] = str(source.ref("architectures", i))
+    packages: list[str] = []
+    pins: dict[str, str] = {}
+    for i, item in enumerate(_strings(table, "packages", source, None)):
+        where = source.ref("packages", i)
+        name, sep, version = item.strip().partition("=")
+        if not valid_package_name(name):
+            raise ProfileError(f"{where}: {name!r} is not a Debian package name", hint=f"{_NAME_HINT}; {_PKG_HINT}")
+        if sep and not valid_version(version):
+            raise ProfileError(
+                f"{where}: pin {item!r}: {version!r} is not a Debian version",
+                hint="a pin is name=version exactly as the index lists it, e.g. curl=7.88.1-10+deb12u5",
+            )
+        if name in origins:
+            raise ProfileError(f"{where}: {name!r} is listed twice (also at {origins[name]})", hint="keep one entry")
+        origins[name] = str(where)
+        packages.append(name)
+        if sep:
+            pins[name] = version
+    flags = {}
+    for key in ("essential", "recommends"):
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            raise ProfileError(f"{source.ref(key)}: must be true or false, got {value!r}")
+        flags[key] = value
+    fingerprints: tuple[str, ...] | None = None
+    if "fingerprints" in table:
+        fprs = _strings(table, "fingerprints", source, None)
+        for i, fpr in enumerate(fprs):
+            if not _FINGERPRINT.match(fpr.replace(" ", "")):
+                raise ProfileError(
+                    f"{source.ref('fingerprints', i)}: {fpr!r} is not an OpenPGP fingerprint",
+                    hint="40 (v4) or 64 (v6) hex digits, as `gpg --with-colons --fingerprint` prints them",
+                )
+        fingerprints = tuple(f.replace(" ", "").upper() for f in fprs)
+    return AptSpec(
+        suite=suite,
+        components=tuple(dict.fromkeys(components)),
+        architectures=tuple(dict.fromkeys(architectures)),
+        packages=tuple(packages),
+        pins=pins,
+        essential=flags["essential"],
+        recommends=flags["recommends"],
+        fingerprints=fingerprints,
+        origins=origins,
+    )
+
+
+def _strings(table: Mapping[str, Any], key: str, source: ProfileSource, default: list[str] | None) -> list[str]:
+    value = table.get(key)
+    if value is None:
+        if default is not None:
+            return default
+        raise ProfileError(f"{source.ref(key)}: missing", hint=_PKG_HINT if key == "packages" else None)
+    if not isinstance(value, list) or not value:
+        raise ProfileError(f"{source.ref(key)}: must be a non-empty list of strings")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ProfileError(f"{source.ref(key, i)}: must be a string, got {item!r}")
+    return list(value)
+
+
+def validate_artifact(artifact: Artifact) -> None:
+    """Refuse a locked/imported apt artifact outside the grammar: a bad package name or version, a filename that
+    is not the basename of its pool path, or a pool path that could leave the pool (it becomes a served path)."""
+    label = f"apt artifact {artifact.name!r} {artifact.version!r} ({artifact.filename!r})"
+    if not valid_package_name(artifact.name):
+        raise BundleRefused(f"{label}: {artifact.name!r} is not a Debian package name", hint=_NAME_HINT)
+    if not valid_version(artifact.version):
+        raise BundleRefused(f"{label}: {artifact.version!r} is not a Debian version")
+    pool = artifact.attrs.get("pool")
+    if not isinstance(pool, str) or not pool.startswith("pool/"):
+        raise BundleRefused(f"{label}: attrs.pool must be a path under pool/, got {pool!r}",
+                            hint="the bundle was altered or built wrongly; do not import it")
+    parts = pool.split("/")
+    if ".." in parts or "." in parts or "" in parts or "\\" in pool or posixpath.normpath(pool) != pool:
+        raise BundleRefused(f"{label}: attrs.pool {pool!r} is not a plain path under pool/",
+                            hint="the bundle was altered or built wrongly; do not import it")
+    if parts[-1] != artifact.filename or not artifact.filename.endswith(".deb"):
+        raise BundleRefused(f"{label}: the filename must be the .deb basename of attrs.pool ({pool!r})",
+                            hint="the bundle was altered or built wrongly; do not import it")
+    for key in ("architecture", "suite", "component"):
+        value = artifact.attrs.get(key)
+        if not isinstance(value, str) or not _SUITE.match(value) or ".." in value:
+            raise BundleRefused(f"{label}: attrs.{key} is missing or malformed ({value!r})")
+    arch = artifact.attrs["architecture"]
+    if arch != "all" and arch not in DEBIAN_ARCHITECTURES:
+        raise BundleRefused(f"{label}: attrs.architecture {arch!r} is not a Debian architecture")
+    for target in artifact.targets:
+        if target not in DEBIAN_ARCHITECTURES:
+            raise BundleRefused(f"{label}: target {target!r} is not a Debian architecture")
