@@ -1,0 +1,250 @@
+"""Channels: promote, rollback --channel, serving channels (one, several), and every refusal."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mirrorctl import audit
+from mirrorctl.bundle.importer import import_bundle
+from mirrorctl.channels import history, promote, rollback, validate_channel_name
+from mirrorctl.cli.app import app
+from mirrorctl.errors import IntegrityError, UserError
+from mirrorctl.progress import SILENT
+from mirrorctl.serve.runner import check_channels
+from mirrorctl.store import Store
+from tests.fixtures.bundles import ECOSYSTEMS, NOW, fingerprint
+from tests.fixtures.snapshots import Snapshots, client, project_names, two_snapshots
+
+FULL = {"alpha", "beta", "gamma"}
+DROPPED = {"alpha", "beta"}
+
+
+@pytest.fixture
+def snaps(tmp_path: Path) -> Snapshots:
+    return two_snapshots(tmp_path)
+
+
+def events(store: Store) -> list[dict]:
+    return [e for e in audit.last_entries(store) if e["event"] in ("promote", "rollback", "gc")]
+
+
+def test_promote_points_the_channel_and_remembers_the_one_before(snaps: Snapshots) -> None:
+    store = snaps.store
+    done = promote(store, snaps.first[:23], "prod", SILENT)  # a unique prefix is enough
+    assert done.view_id == snaps.first and done.previous is None and done.changed
+    link = store.root / "channels" / "prod"
+    assert link.is_symlink() and os.readlink(link) == f"../views/{snaps.first}"
+    assert (link / "view.json").is_file()
+    promote(store, snaps.second, "prod", SILENT)
+    assert store.channel_view_id("prod") == snaps.second
+    assert history(store, "prod")["previous"] == [snaps.first]
+    again = promote(store, snaps.second, "prod", SILENT)
+    assert not again.changed and history(store, "prod")["previous"] == [snaps.first]
+    assert store.current_view_id() == snaps.second  # current is not touched by a promote of prod
+    recorded = events(store)
+    assert [(e["event"], e["channel"], e["view-id"], e["result"]) for e in recorded] == [
+        ("promote", "prod", snaps.first, "ok"),
+        ("promote", "prod", snaps.second, "ok"),
+        ("promote", "prod", snaps.second, "noop"),
+    ]
+    audit.verify(store)
+
+
+def test_rollback_goes_back_and_loses_nothing(snaps: Snapshots) -> None:
+    store = snaps.store
+    promote(store, snaps.first, "prod", SILENT)
+    promote(store, snaps.second, "prod", SILENT)
+    blobs_before = sorted(p.name for p in (store.root / "blobs").rglob("*") if p.is_file())
+    done = rollback(store, "prod", SILENT)
+    assert (done.view_id, done.previous) == (snaps.first, snaps.second)
+    assert store.channel_view_id("prod") == snaps.first
+    assert sorted(p.name for p in (store.root / "blobs").rglob("*") if p.is_file()) == blobs_before
+    assert snaps.second in store.view_ids()  # the newer snapshot stays, and can be promoted again
+    assert history(store, "prod")["previous"] == []
+    assert [e["action"] for e in history(store, "prod")["log"]] == ["promote", "promote", "rollback"]
+    promote(store, snaps.second, "prod", SILENT)
+    assert store.channel_view_id("prod") == snaps.second
+    e = events(store)[-2]
+    assert (e["event"], e["channel"], e["view-id"], e["from"], e["result"]) == (
+        "rollback", "prod", snaps.first, snaps.second, "ok"
+    )
+
+
+def test_rollback_of_current_undoes_the_last_import(snaps: Snapshots) -> None:
+    store = snaps.store
+    assert history(store, "current")["previous"] == [snaps.first]  # import recorded the step
+    rollback(store, "current", SILENT)
+    assert store.current_view_id() == snaps.first
+    # Importing the newer bundle again serves it again (a new snapshot of the same bundle).
+    report = import_bundle(
+        snaps.world.root / "2.bundle", store, snaps.world.trusted, ECOSYSTEMS, now=NOW
+    )
+    assert report.view_id and store.current_view_id() == report.view_id
+
+
+def test_rollback_skips_an_entry_left_by_a_crash_before_the_switch(snaps: Snapshots) -> None:
+    store = snaps.store
+    promote(store, snaps.first, "prod", SILENT)
+    promote(store, snaps.second, "prod", SILENT)
+    # As if a promote crashed after writing history (pushing `second`) but before switching the link.
+    doc = store.read_state("channel-prod")
+    store.write_state("channel-prod", {**doc, "previous": [*doc["previous"], snaps.second]})
+    assert rollback(store, "prod", SILENT).view_id == snaps.first
+
+
+def test_import_with_channel_points_it_too(tmp_path: Path) -> None:
+    snaps = two_snapshots(tmp_path)
+    store = snaps.store
+    world = snaps.world
+    report = import_bundle(
+        world.export("3.bundle"), store, world.trusted, ECOSYSTEMS, now=NOW, channels=["dev"]
+    )
+    assert store.channel_view_id("dev") == report.view_id == store.current_view_id()
+    # The same bundle again is a no-op for current, but still points a new channel at what is served.
+    again = import_bundle(
+        world.root / "3.bundle", store, world.trusted, ECOSYSTEMS, now=NOW, channels=["staging"]
+    )
+    assert again.noop and store.channel_view_id("staging") == report.view_id
+
+
+def test_import_with_a_bad_channel_name_changes_nothing(snaps: Snapshots) -> None:
+    before = fingerprint(snaps.store)
+    world = snaps.world
+    with pytest.raises(UserError, match="channel name 'Prod!' is not allowed"):
+        import_bundle(world.export("3.bundle"), snaps.store, world.trusted, ECOSYSTEMS, now=NOW, channels=["Prod!"])
+    assert fingerprint(snaps.store) == before
+
+
+async def test_a_served_channel_follows_promote_and_rollback_at_the_next_request(snaps: Snapshots) -> None:
+    store = snaps.store
+    promote(store, snaps.first, "prod", SILENT)
+    async with client(store, ["prod"]) as c:  # one channel: the plain layout
+        assert await project_names(c) == FULL
+        assert (await c.get("/")).json()["view-id"] == snaps.first
+        promote(store, snaps.second, "prod", SILENT)
+        assert await project_names(c) == DROPPED
+        rollback(store, "prod", SILENT)
+        assert await project_names(c) == FULL
+    async with client(store) as c:  # no channel: current, as before
+        assert await project_names(c) == DROPPED
+
+
+async def test_several_channels_each_under_its_name(snaps: Snapshots) -> None:
+    store = snaps.store
+    promote(store, snaps.first, "prod", SILENT)
+    promote(store, snaps.second, "dev", SILENT)
+    async with client(store, ["dev", "prod"]) as c:
+        assert await project_names(c, "/dev") == DROPPED
+        assert await project_names(c, "/prod") == FULL
+        assert (await c.get("/prod/pypi/simple/gamma/")).status_code == 200
+        assert (await c.get("/dev/pypi/simple/gamma/")).status_code == 404
+        assert (await c.get("/pypi/simple/")).status_code == 404  # no unprefixed layout then
+        assert (await c.get("/")).json()["channels"] == {"dev": snaps.second, "prod": snaps.first}
+        assert (await c.get("/dev/")).json()["view-id"] == snaps.second
+        assert (await c.get("/healthz")).text == "ok\n"
+        promote(store, snaps.second, "prod", SILENT)
+        assert await project_names(c, "/prod") == DROPPED
+
+
+# --- refusals: each names the problem and changes nothing -----------------------------------------------------
+
+
+def test_refusals_name_the_problem_and_change_nothing(snaps: Snapshots) -> None:
+    store = snaps.store
+    promote(store, snaps.first, "prod", SILENT)
+    before = fingerprint(store)
+    links = {n: store.channel_view_id(n) for n in store.channel_names()}
+
+    with pytest.raises(UserError, match=r"no channel 'staging' \(channels: current, prod\)"):
+        rollback(store, "staging", SILENT)
+    with pytest.raises(UserError, match="no snapshot 'nosuch'"):
+        promote(store, "nosuch", "prod", SILENT)
+    with pytest.raises(UserError, match="is ambiguous"):
+        promote(store, snaps.first[:4], "prod", SILENT)  # both snapshots start with the year
+    with pytest.raises(UserError, match="channel name 'Prod' is not allowed"):
+        promote(store, snaps.second, "Prod", SILENT)
+    with pytest.raises(UserError, match="channel name '../x' is not allowed"):
+        promote(store, snaps.second, "../x", SILENT)
+    with pytest.raises(UserError, match="channel name 'healthz' is not allowed"):
+        validate_channel_name("healthz")
+    with pytest.raises(UserError, match="channel prod: no earlier snapshot to go back to"):
+        rollback(store, "prod", SILENT)
+    with pytest.raises(UserError, match="no channel 'staging'"):
+        check_channels(store, ["prod", "staging"])
+
+    assert fingerprint(store) == before
+    assert {n: store.channel_view_id(n) for n in store.channel_names()} == links
+    refused = [e for e in events(store) if e["result"] == "refused"]
+    assert len(refused) == 6 and all(e["error"] for e in refused)  # audited, validate/check are not actions
+
+
+def test_promote_refuses_a_snapshot_with_missing_blobs_naming_them(snaps: Snapshots) -> None:
+    store = snaps.store
+    gamma = snaps.world.artifacts[2]
+    store.blob_path(gamma.sha256).unlink()
+    before = fingerprint(store)
+    with pytest.raises(IntegrityError) as exc:
+        promote(store, snaps.first, "prod", SILENT)
+    assert gamma.filename in exc.value.message and gamma.sha256 in exc.value.message
+    assert "channel prod not changed" in exc.value.message
+    assert store.channel_view_id("prod") is None and fingerprint(store) == before
+
+
+# --- the CLI ---------------------------------------------------------------------------------------------------
+
+
+def cli(root: Path, *args: str) -> tuple[int, str]:
+    (root / "mirrorctl.toml").write_text('[store]\npath = "inside"\n')
+    old = Path.cwd()
+    os.chdir(root)
+    try:
+        result = CliRunner().invoke(app, list(args))
+    finally:
+        os.chdir(old)
+    return result.exit_code, result.output.replace("\n", " ")
+
+
+def test_cli_promote_rollback_and_channels(snaps: Snapshots) -> None:
+    root = snaps.world.root
+    code, out = cli(root, "promote", snaps.first[:23], "--channel", "prod")
+    assert code == 0 and f"channel prod: now {snaps.first}" in out, out
+    code, out = cli(root, "promote", snaps.second, "--channel", "prod")
+    assert code == 0 and f"(was {snaps.first})" in out
+    code, out = cli(root, "channels", "list")
+    assert code == 0 and f"prod  {snaps.second}  1 rollback step(s)" in out
+    code, out = cli(root, "rollback", "--channel", "prod")
+    assert code == 0 and f"channel prod: now {snaps.first} (was {snaps.second})" in out
+    code, out = cli(root, "channels", "history", "prod")
+    assert code == 0 and out.count("promote") == 2 and "rollback" in out
+
+
+def test_cli_rollback_takes_exactly_one_form(snaps: Snapshots) -> None:
+    root = snaps.world.root
+    before = fingerprint(snaps.store)
+    for args in ([], ["--to", "pulp", "--channel", "prod"]):
+        code, out = cli(root, "rollback", *args)
+        assert code == 2 and "exactly one of --to TARGET (with --version) and --channel NAME" in out, out
+    code, out = cli(root, "rollback", "--channel", "current", "--version", "3")
+    assert code == 2 and "--version is for --to TARGET" in out
+    code, out = cli(root, "rollback", "--to", "pulp")
+    assert code == 2 and "--version is required" in out
+    code, out = cli(root, "rollback", "--channel", "nope")
+    assert code == 2 and "no channel 'nope'" in out
+    assert fingerprint(snaps.store) == before
+
+
+def test_cli_help_has_examples() -> None:
+    for args, text in (
+        (["promote"], "Example: mirrorctl promote"),
+        (["channels", "list"], "Example: mirrorctl channels list"),
+        (["rollback"], "Example: mirrorctl rollback --channel prod"),
+        (["serve"], "--channel dev --channel prod"),
+        (["publish"], "Example: mirrorctl publish --channel prod --to pulp"),
+        (["workspace-config"], "--channel prod"),
+    ):
+        result = CliRunner().invoke(app, [*args, "--help"])
+        assert result.exit_code == 0 and text in result.output, (args, result.output)
