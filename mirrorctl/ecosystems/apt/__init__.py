@@ -1,4 +1,4 @@
-"""apt (Debian) ecosystem; registered as entry point ``apt`` once lock, serve and config exist.
+"""apt (Debian) ecosystem, registered as entry point ``apt``.
 
 The adapter (``AptEcosystem``, entry point ``apt`` in ``mirrorctl.ecosystems.v1``):
 
@@ -82,18 +82,16 @@ class AptEcosystem:
         validate_artifact(artifact)
 
     def serve_app(self, content: ServedContent) -> ASGIApp:
-        from .serve import serve_app  # type: ignore[import-not-found,unused-ignore]
+        from .serve import serve_app
 
-        app: ASGIApp = serve_app(content)
-        return app
+        return serve_app(content)
 
     def client_config(
         self, mirror_url: str, *, endpoint: str | None = None, content: ServedContent | None = None
     ) -> ClientConfig:
-        from .clientconfig import client_config  # type: ignore[import-not-found,unused-ignore]
+        from .clientconfig import client_config
 
-        config: ClientConfig = client_config(mirror_url, endpoint=endpoint, content=content)
-        return config
+        return client_config(mirror_url, endpoint=endpoint, content=content)
 
     def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
         from .discover import discover_upstream
