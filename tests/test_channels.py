@@ -248,3 +248,56 @@ def test_cli_help_has_examples() -> None:
     ):
         result = CliRunner().invoke(app, [*args, "--help"])
         assert result.exit_code == 0 and text in result.output, (args, result.output)
+
+
+# --- publish, workspace-config and serve of a channel ---------------------------------------------------------
+
+
+async def test_publish_takes_a_channels_snapshot(snaps: Snapshots) -> None:
+    from mirrorctl.channels import channel_view
+    from mirrorctl.publish import publish
+    from tests.test_publish import FakeTarget, _settings
+
+    store = snaps.store
+    promote(store, snaps.first, "prod", SILENT)
+    target = FakeTarget()
+    await publish(_settings(store), store, target, None, SILENT, view=channel_view(store, "prod"))
+    await publish(_settings(store), store, target, None, SILENT)  # default: the current view
+    (_, prod_files), (_, current_files) = target.calls
+    gamma = snaps.world.artifacts[2].filename
+    assert gamma in prod_files and gamma not in current_files
+    before = fingerprint(store)
+    with pytest.raises(UserError, match="no channel 'staging'"):
+        channel_view(store, "staging")
+    assert fingerprint(store) == before
+
+
+def test_cli_workspace_config_for_a_channel(snaps: Snapshots) -> None:
+    root = snaps.world.root
+    code, out = cli(
+        root, "workspace-config", "--mirror-url", "http://mirror.internal:8080", "--channel", "prod", "--out", "ws"
+    )
+    assert code == 0, out
+    assert "index-url = http://mirror.internal:8080/prod/pypi/simple/" in (root / "ws" / "pip.conf").read_text()
+    for args, message in (
+        (["--target", "devpi", "--channel", "prod"], "--channel goes with --mirror-url"),
+        (["--mirror-url", "http://mirror.internal:8080", "--channel", "Prod"], "channel name 'Prod' is not allowed"),
+    ):
+        code, out = cli(root, "workspace-config", *args, "--out", "ws2")
+        assert code == 2 and message in out, out
+    assert not (root / "ws2").exists()
+
+
+def test_cli_serve_refuses_an_unknown_channel(snaps: Snapshots) -> None:
+    import subprocess
+    import sys
+
+    root = snaps.world.root
+    (root / "mirrorctl.toml").write_text('[store]\npath = "inside"\n')
+    mirrorctl = str(Path(sys.executable).parent / "mirrorctl")
+    proc = subprocess.run(
+        [mirrorctl, "--config", str(root / "mirrorctl.toml"), "serve", "--port", "0", "--channel", "current",
+         "--channel", "prod"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2 and "no channel 'prod' (channels: current)" in proc.stderr, proc.stderr
