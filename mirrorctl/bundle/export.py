@@ -3,20 +3,25 @@
 The bundle is written to a temp file beside ``out`` and renamed into place only when complete and synced,
 so no half-written bundle ever carries the real name. Blobs are streamed (memory stays flat) and re-hashed on
 the way: a blob that rotted in the store stops the export instead of crossing the gap.
+
+``since`` (the inside's state file, :mod:`.state`) makes a *delta*: complete locks, SBOM and manifest, but only
+the blobs the state does not list with the same size; the others are listed in the manifest as ``expected``.
+``chunk_size`` writes the bundle as parts plus an index (:mod:`.chunks`) instead of one file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import secrets
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from mirrorctl import __version__
 from mirrorctl.errors import IntegrityError, UserError
@@ -24,12 +29,17 @@ from mirrorctl.lockfile import Artifact, Lock, merge_artifacts
 from mirrorctl.progress import SILENT, Progress, ProgressTask
 from mirrorctl.signing import key_id, load_private_key, sign
 from mirrorctl.store import Store, fsync_dir
+from mirrorctl.trust import outgoing_statements
 
+from .chunks import PartWriter
 from .manifest import (
+    KIND_DELTA,
+    KIND_FULL,
     MANIFEST_NAME,
     PROFILE_NAME,
     SBOM_NAME,
     SIGNATURE_NAME,
+    DeltaBase,
     FileEntry,
     Manifest,
     ProfileEntry,
@@ -40,6 +50,9 @@ from .manifest import (
     sorted_files,
 )
 from .sbom import build_sbom
+
+if TYPE_CHECKING:
+    from .state import InsideState
 
 EXPORT_STATE = "export"
 _CHUNK = 1024 * 1024
@@ -57,8 +70,14 @@ class ExportReport:
     expires: str | None
     profiles: tuple[str, ...]
     artifacts: int
-    blobs: int
-    size: int  # bytes of the bundle file
+    blobs: int  # blobs carried in the bundle
+    size: int  # bytes of the bundle (all parts together when chunked)
+    kind: str = KIND_FULL
+    expected_blobs: int = 0  # deltas: blobs left out because the inside has them
+    carried_bytes: int = 0  # bytes of the blobs carried
+    base_state: str | None = None  # deltas: the state file's digest
+    index: Path | None = None  # chunked: the parts index
+    parts: tuple[Path, ...] = ()  # chunked: the parts, in order
 
 
 def last_exported_sequence(store: Store, lineage: str) -> int:
@@ -74,9 +93,11 @@ def export_bundle(
     sequence: int | None = None,
     expires: datetime | None = None,
     now: datetime | None = None,
+    since: InsideState | None = None,
+    chunk_size: int | None = None,
     progress: Progress = SILENT,
 ) -> ExportReport:
-    """Write a signed bundle of ``locks`` to ``out``.
+    """Write a signed bundle of ``locks`` to ``out`` (a delta against ``since``; in parts of ``chunk_size``).
 
     Example: ``export_bundle([("web", lock, lock_bytes)], Store(root), Path("keys/k"), Path("web.bundle"))``.
     """
@@ -94,7 +115,8 @@ def export_bundle(
             f"profile listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}"
         )
     private = load_private_key(signing_key_path)
-    lineage = key_id(private.public_key())
+    # After `mirrorctl key rotate` a new key continues its lineage; every bundle carries the key statements.
+    lineage, statements = outgoing_statements(store, key_id(private.public_key()))
     created = (now or datetime.now(UTC)).replace(microsecond=0)
     if expires is not None and expires <= created:
         raise UserError(
@@ -109,8 +131,15 @@ def export_bundle(
     for a in artifacts:
         for sha, size, _ in a.blobs():
             blobs[sha] = size
+    base = _delta_base(since, lineage, sequence) if since is not None else None
+    # A delta leaves out what the inside has with the same size; those need not be in this store either.
+    expected = {sha: size for sha, size in blobs.items() if since is not None and since.blobs.get(sha) == size}
+    carried = {sha: size for sha, size in blobs.items() if sha not in expected}
     missing = [
-        (sha, size, fn) for a in artifacts for sha, size, fn in a.blobs() if not store.has_blob(sha, size)
+        (sha, size, fn)
+        for a in artifacts
+        for sha, size, fn in a.blobs()
+        if sha in carried and not store.has_blob(sha, size)
     ]
     if missing:
         listed = ", ".join(f"{fn} (sha256 {sha[:12]}…)" for sha, _, fn in missing[:5])
@@ -122,6 +151,8 @@ def export_bundle(
 
     with store.exclusive():
         seq = sequence if sequence is not None else last_exported_sequence(store, lineage) + 1
+        if base is not None and sequence is None:
+            seq = max(seq, base.sequence + 1)  # the delta continues the lineage the inside has
         bundle_id = new_bundle_id()
         sbom = build_sbom(
             artifacts,
@@ -130,11 +161,11 @@ def export_bundle(
             tool_version=__version__,
             profiles=names,
         )
-        small: dict[str, bytes] = {SBOM_NAME: sbom}
+        small: dict[str, bytes] = {SBOM_NAME: sbom, **statements}
         for name, _, lock_bytes in locks:
             small[lock_member(name)] = lock_bytes
         entries = [FileEntry(p, len(b), hashlib.sha256(b).hexdigest()) for p, b in small.items()]
-        entries += [FileEntry(blob_member(sha), size, sha) for sha, size in blobs.items()]
+        entries += [FileEntry(blob_member(sha), size, sha) for sha, size in carried.items()]
         files = sorted_files(entries)
         by_path = {f.path: f for f in files}
         manifest = Manifest(
@@ -151,6 +182,9 @@ def export_bundle(
                 for name in sorted(names)
             },
             files=files,
+            kind=KIND_DELTA if base is not None else KIND_FULL,
+            base=base,
+            expected=sorted_files([FileEntry(blob_member(sha), size, sha) for sha, size in expected.items()]),
         )
         manifest_bytes = manifest.to_bytes()
         signature = sign(private, manifest_bytes)
@@ -160,16 +194,30 @@ def export_bundle(
             raise UserError(f"{out}: is a directory", hint="give a file name, e.g. --out web.bundle")
         if not out.parent.is_dir():
             raise UserError(f"{out.parent}: directory does not exist")
-        tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.partial")
-        try:
-            _write_tar(
-                tmp, manifest_bytes, signature, files, small, store, int(created.timestamp()), progress
-            )
-            os.replace(tmp, out)
-            fsync_dir(out.parent)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        mtime = int(created.timestamp())
+        index: Path | None = None
+        parts: tuple[Path, ...] = ()
+        if chunk_size is not None:
+            writer = PartWriter(out, chunk_size)
+            try:
+                _write_tar(writer, out.parent, manifest_bytes, signature, files, small, store, mtime, progress)
+                index = writer.commit(bundle_id=bundle_id, signature=signature)
+            except BaseException:
+                writer.abort()
+                raise
+            parts = tuple(out.with_name(p.name) for p in writer.parts)
+            size = writer.tell()
+        else:
+            tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.partial")
+            try:
+                with _open_new(tmp) as raw:
+                    _write_tar(raw, out.parent, manifest_bytes, signature, files, small, store, mtime, progress)
+                os.replace(tmp, out)
+                fsync_dir(out.parent)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            size = out.stat().st_size
         state = store.read_state(EXPORT_STATE)
         lineages = dict(state.get("lineages", {}))
         lineages[lineage] = max(int(lineages.get(lineage, 0)), seq)
@@ -184,9 +232,41 @@ def export_bundle(
         expires=format_time(expires) if expires else None,
         profiles=tuple(sorted(names)),
         artifacts=len(artifacts),
-        blobs=len(blobs),
-        size=out.stat().st_size,
+        blobs=len(carried),
+        size=size,
+        kind=manifest.kind,
+        expected_blobs=len(expected),
+        carried_bytes=sum(carried.values()),
+        base_state=since.digest if since is not None else None,
+        index=index,
+        parts=parts,
     )
+
+
+def _delta_base(since: InsideState, lineage: str, sequence: int | None) -> DeltaBase:
+    rec = since.lineages.get(lineage)
+    where = since.path or "the state file"
+    if rec is None or rec.bundle_id is None:
+        known = ", ".join(sorted(since.lineages)) or "none"
+        raise UserError(
+            f"{where}: the inside has imported nothing signed by this key (lineage {lineage}; "
+            f"lineages it has: {known}), so a delta cannot continue it",
+            hint="export a full bundle (without --since) for the first import of this lineage",
+        )
+    if sequence is not None and sequence <= rec.sequence:
+        raise UserError(
+            f"--sequence {sequence} does not continue lineage {lineage}: the inside is at sequence {rec.sequence}",
+            hint=f"use a sequence above {rec.sequence}, or leave --sequence out",
+        )
+    return DeltaBase(since.digest, lineage, rec.sequence, rec.bundle_id)
+
+
+@contextlib.contextmanager
+def _open_new(path: Path) -> Iterator[BinaryIO]:
+    with open(path, "xb") as raw:
+        yield raw
+        raw.flush()
+        os.fsync(raw.fileno())
 
 
 def _refuse_name_collisions(artifacts: Sequence[Artifact]) -> None:
@@ -205,7 +285,8 @@ def _refuse_name_collisions(artifacts: Sequence[Artifact]) -> None:
 
 
 def _write_tar(
-    tmp: Path,
+    raw: BinaryIO | PartWriter,
+    folder: Path,
     manifest_bytes: bytes,
     signature: bytes,
     files: Sequence[FileEntry],
@@ -217,7 +298,7 @@ def _write_tar(
     total = sum(f.size for f in files) + len(manifest_bytes) + len(signature)
     task = progress.task("writing bundle", total, unit="bytes")
     try:
-        with open(tmp, "xb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
             for name, data in ((MANIFEST_NAME, manifest_bytes), (SIGNATURE_NAME, signature)):
                 tar.addfile(_info(name, len(data), mtime), io.BytesIO(data))
                 task.advance(len(data))
@@ -239,12 +320,9 @@ def _write_tar(
                         f"{store.blob_path(f.sha256)}: stored blob does not match its digest",
                         hint="delete it and run `mirrorctl snapshot` again to fetch it afresh",
                     )
-            tar.close()
-            raw.flush()
-            os.fsync(raw.fileno())
     except OSError as exc:
         raise UserError(
-            f"{tmp.parent}: cannot write the bundle ({exc.strerror or exc})",
+            f"{folder}: cannot write the bundle ({exc.strerror or exc})",
             hint="check free space and permissions where --out points",
         ) from exc
     finally:

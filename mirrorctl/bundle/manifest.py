@@ -4,6 +4,7 @@ A bundle is an uncompressed tar whose members come in this order::
 
     manifest.json            canonical JSON (sorted keys, no spaces), signed
     manifest.json.sig        raw 64-byte Ed25519 signature over manifest.json
+    keys/<statement>.json    key rotation/revocation statements and their .sig, if any (mirrorctl/trust.py)
     sbom.cdx.json            CycloneDX SBOM, one component per artifact
     locks/<profile>.lock     the lock of each profile carried
     blobs/sha256/<hex>       every artifact file and companion, named by its digest
@@ -11,6 +12,13 @@ A bundle is an uncompressed tar whose members come in this order::
 ``manifest.json`` lists every member after the signature with its size and sha256; nothing unlisted is
 accepted and nothing listed may be missing. Member names are restricted to exactly the three shapes above,
 so a name that is valid in the manifest can never be a path outside the staging folder.
+
+A *delta* bundle (``kind`` = ``"delta"``) has the same members but carries only the blobs the inside lacks.
+Its manifest adds ``base`` (the inside state it was made against: the state file's sha256, and the lineage's
+sequence and bundle id that state recorded) and ``expected`` (every blob of the view that is *not* carried,
+with size and sha256: the importer requires each in its store). ``files`` + ``expected`` list every blob of the
+view. A full bundle never has these two fields, so its bytes are exactly those of format-version 1 as before;
+an older reader refuses a delta on the unknown fields (and on its kind) instead of importing half a view.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from mirrorctl.errors import BundleRefused
 FORMAT = "mirrorctl-bundle"
 FORMAT_VERSION = 1
 KIND_FULL = "full"
+KIND_DELTA = "delta"
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.json.sig"
 SBOM_NAME = "sbom.cdx.json"
@@ -38,6 +47,7 @@ MAX_SBOM_SIZE = 256 * 1024 * 1024
 PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # the same grammar as profiles.py
 _LOCK_PATH = re.compile(r"^locks/([a-z0-9][a-z0-9_-]{0,63})\.lock$")
 _BLOB_PATH = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+_KEYS_PATH = re.compile(r"^keys/(rotation|revocation)-[1-9][0-9]{0,5}\.json(\.sig)?$")  # = trust.MEMBER
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -54,8 +64,12 @@ _TOP_KEYS = {
     "mirrorctl-version",
     "profiles",
     "files",
+    "base",
+    "expected",
 }
-_REQUIRED = _TOP_KEYS - {"expires"}
+_DELTA_KEYS = {"base", "expected"}
+_REQUIRED = _TOP_KEYS - {"expires"} - _DELTA_KEYS
+_BASE_KEYS = {"state-sha256", "lineage", "sequence", "bundle-id"}
 
 
 def lock_member(profile: str) -> str:
@@ -104,6 +118,24 @@ class ProfileEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class DeltaBase:
+    """What a delta was made against: the inside's state file (its sha256) and what it said of the lineage."""
+
+    state_sha256: str
+    lineage: str
+    sequence: int
+    bundle_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state-sha256": self.state_sha256,
+            "lineage": self.lineage,
+            "sequence": self.sequence,
+            "bundle-id": self.bundle_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     bundle_id: str
     lineage: str
@@ -114,6 +146,8 @@ class Manifest:
     profiles: Mapping[str, ProfileEntry]
     files: tuple[FileEntry, ...]
     kind: str = KIND_FULL
+    base: DeltaBase | None = None  # deltas only
+    expected: tuple[FileEntry, ...] = ()  # deltas only: blobs of the view not carried, required in the store
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, no insignificant whitespace, ASCII only. These bytes are signed."""
@@ -134,6 +168,10 @@ class Manifest:
         }
         if self.expires is not None:
             doc["expires"] = format_time(self.expires)
+        if self.kind == KIND_DELTA:  # a full bundle keeps exactly the format-version 1 fields
+            assert self.base is not None
+            doc["base"] = self.base.to_dict()
+            doc["expected"] = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.expected]
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
     def file(self, path: str) -> FileEntry | None:
@@ -180,8 +218,16 @@ def parse_manifest(data: bytes) -> Manifest:
             f"(expected {FORMAT_VERSION})",
             hint="import it with the mirrorctl version that wrote it",
         )
-    if doc["kind"] != KIND_FULL:
-        raise BundleRefused(f"manifest.json: kind {doc['kind']!r} is not supported (expected {KIND_FULL!r})")
+    kind = doc["kind"]
+    if kind not in (KIND_FULL, KIND_DELTA):
+        raise BundleRefused(
+            f"manifest.json: kind {kind!r} is not supported (expected {KIND_FULL!r} or {KIND_DELTA!r})"
+        )
+    present_delta = sorted(_DELTA_KEYS & set(doc))
+    if kind == KIND_FULL and present_delta:
+        raise BundleRefused(f"manifest.json: a full bundle cannot have {', '.join(present_delta)}")
+    if kind == KIND_DELTA and present_delta != sorted(_DELTA_KEYS):
+        raise BundleRefused("manifest.json: a delta bundle must have both base and expected")
     bundle_id = doc["bundle-id"]
     try:
         if not isinstance(bundle_id, str) or str(uuid.UUID(bundle_id)) != bundle_id:
@@ -205,6 +251,16 @@ def parse_manifest(data: bytes) -> Manifest:
         m = _LOCK_PATH.match(f.path)
         if m and m.group(1) not in profiles:
             raise BundleRefused(f"manifest.json: {f.path} is listed but no profile refers to it")
+    base: DeltaBase | None = None
+    expected: tuple[FileEntry, ...] = ()
+    if kind == KIND_DELTA:
+        base = _parse_base(doc["base"], lineage)
+        expected = _parse_files(doc["expected"], "expected")
+        for f in expected:
+            if blob_digest(f.path) is None:
+                raise BundleRefused(f"manifest.json: expected lists {f.path!r}; only blobs can be expected")
+            if f.path in by_path:
+                raise BundleRefused(f"manifest.json: {f.path} is both carried (files) and expected")
     return Manifest(
         bundle_id=bundle_id,
         lineage=lineage,
@@ -214,21 +270,40 @@ def parse_manifest(data: bytes) -> Manifest:
         mirrorctl_version=version,
         profiles=profiles,
         files=files,
+        kind=kind,
+        base=base,
+        expected=expected,
     )
 
 
-def _parse_files(raw: Any) -> tuple[FileEntry, ...]:
+def _parse_base(raw: Any, lineage: str) -> DeltaBase:
+    if not isinstance(raw, dict) or set(raw) != _BASE_KEYS:
+        raise BundleRefused(f"manifest.json: base must be an object with exactly {', '.join(sorted(_BASE_KEYS))}")
+    state, base_lineage, seq, bundle_id = raw["state-sha256"], raw["lineage"], raw["sequence"], raw["bundle-id"]
+    if not isinstance(state, str) or not _SHA256.match(state):
+        raise BundleRefused("manifest.json: base.state-sha256 must be 64 lowercase hex digits")
+    if base_lineage != lineage:
+        # A delta continues the lineage that signs it; a base of another lineage says nothing about this one.
+        raise BundleRefused(f"manifest.json: base.lineage {base_lineage!r} is not the bundle's lineage {lineage}")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise BundleRefused(f"manifest.json: base.sequence must be a non-negative integer, got {seq!r}")
+    if not isinstance(bundle_id, str) or len(bundle_id) > 64:
+        raise BundleRefused("manifest.json: base.bundle-id must be a bundle id")
+    return DeltaBase(state, lineage, seq, bundle_id)
+
+
+def _parse_files(raw: Any, field: str = "files") -> tuple[FileEntry, ...]:
     if not isinstance(raw, list):
-        raise BundleRefused("manifest.json: files must be a list")
+        raise BundleRefused(f"manifest.json: {field} must be a list")
     files: list[FileEntry] = []
     seen: set[str] = set()
     for i, item in enumerate(raw):
-        where = f"manifest.json: files[{i}]"
+        where = f"manifest.json: {field}[{i}]"
         if not isinstance(item, dict) or set(item) != {"path", "size", "sha256"}:
             raise BundleRefused(f"{where}: must be an object with exactly path, size and sha256")
         path, size, sha = item["path"], item["size"], item["sha256"]
         if not isinstance(path, str) or not (
-            path == SBOM_NAME or _LOCK_PATH.match(path) or _BLOB_PATH.match(path)
+            path == SBOM_NAME or _LOCK_PATH.match(path) or _BLOB_PATH.match(path) or _KEYS_PATH.match(path)
         ):
             raise BundleRefused(
                 f"{where}: member name {path!r} is not allowed",
@@ -272,6 +347,8 @@ def sorted_files(entries: Sequence[FileEntry]) -> tuple[FileEntry, ...]:
     """Members in bundle order: the SBOM, then locks, then blobs (each group by name)."""
 
     def rank(f: FileEntry) -> tuple[int, str]:
+        if f.path.startswith("keys/"):  # first: the importer reads them before it can check the signature
+            return (-1, f.path)
         return (0 if f.path == SBOM_NAME else 1 if f.path.startswith("locks/") else 2, f.path)
 
     return tuple(sorted(entries, key=rank))

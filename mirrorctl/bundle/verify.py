@@ -85,12 +85,13 @@ class BundleReader:
         self.path = path
         self._trusted = trusted_keys
         try:
-            self._headers = open(path, "rb")
+            # path.open, not open(path): a chunked bundle (bundle/chunks.py) opens as its concatenated parts.
+            self._headers = path.open("rb")
         except FileNotFoundError:
             raise UserError(f"{path}: bundle not found") from None
         except IsADirectoryError:
             raise UserError(f"{path}: is a directory, not a bundle") from None
-        self._data = open(path, "rb")
+        self._data = path.open("rb")
         try:
             self._tar = tarfile.open(fileobj=self._headers, mode="r:")
         except tarfile.TarError as exc:
@@ -277,8 +278,10 @@ def check_contents(
     lock_bytes: Mapping[str, bytes],
     ecosystems: Mapping[str, ArtifactValidator] | None,
 ) -> dict[str, Lock]:
-    """Parse each lock, validate its artifacts, and check the bundle holds exactly the blobs they need."""
-    listed = {f.path: f for f in manifest.files}
+    """Parse each lock, validate its artifacts, and check the bundle holds exactly the blobs they need.
+
+    For a delta, the blobs it expects from the inside's store count as listed (the importer checks they are there)."""
+    listed = {f.path: f for f in (*manifest.files, *manifest.expected)}
     locks: dict[str, Lock] = {}
     needed: set[str] = set()
     for name, entry in sorted(manifest.profiles.items()):

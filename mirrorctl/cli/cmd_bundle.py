@@ -19,6 +19,7 @@ from .app import Ctx, run_sync
 
 if TYPE_CHECKING:  # the bundle code (and cryptography) loads only when a bundle command runs
     from mirrorctl.bundle.export import ExportReport, LockInput
+    from mirrorctl.bundle.state import InsideState
     from mirrorctl.bundle.verify import VerifiedManifest
 
 bundle_app = typer.Typer(
@@ -68,10 +69,30 @@ def export(
         float | None,
         typer.Option("--expires-in", help="Refuse to import after this many DAYS.", metavar="DAYS"),
     ] = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            "--since",
+            help="The inside's state file (`mirrorctl state export`): write a delta of only the blobs it lacks.",
+            metavar="STATE",
+        ),
+    ] = None,
+    chunk_size: Annotated[
+        str | None,
+        typer.Option(
+            "--chunk-size",
+            help="Write FILE.part0001, ... of at most this size (K, M, G suffixes) and an index FILE.parts.json.",
+            metavar="SIZE",
+        ),
+    ] = None,
 ) -> None:
     """Write a signed bundle of the profiles' locks and every blob they need (run snapshot first).
 
+    With --since, a delta: complete locks, SBOM and manifest, but only the blobs the inside does not hold.
+
     Example: mirrorctl bundle export --out web.bundle --expires-in 30 web
+
+    Example: mirrorctl bundle export --since inside.state --chunk-size 4G --out /media/usb/web.bundle web
     """
     obj: Ctx = ctx.obj
     settings = obj.settings()
@@ -90,6 +111,13 @@ def export(
             raise UserError(f"--expires-in must be a positive number of days, got {expires_in}")
         now = datetime.now(UTC).replace(microsecond=0)
         expires = now + timedelta(days=expires_in) if expires_in is not None else None
+        size = parse_size(chunk_size) if chunk_size is not None else None
+        base = None
+        if since is not None:
+            from mirrorctl.signing import load_public_key
+
+            base = read_state(since, [load_public_key(k) for k in settings.trusted_keys])
+            _describe_state(base)
         return export_bundle(
             collect_locks(settings, list(profiles or [])),
             Store(settings.store_path),
@@ -98,36 +126,70 @@ def export(
             sequence=sequence,
             expires=expires,
             now=now,
+            since=base,
+            chunk_size=size,
             progress=progress,
         )
 
+    from mirrorctl.bundle.chunks import parse_size
+    from mirrorctl.bundle.state import read_state
+
     report = run_sync(run, obj)
+    where = f"{report.index} + {len(report.parts)} part(s)" if report.index else str(report.path)
     typer.echo(
-        f"wrote {report.path} ({report.size} bytes): bundle {report.bundle_id}, lineage {report.lineage}, "
+        f"wrote {where} ({report.size} bytes): {report.kind} bundle {report.bundle_id}, lineage {report.lineage}, "
         f"sequence {report.sequence}, profiles {', '.join(report.profiles)}, {report.artifacts} artifacts, "
         f"{report.blobs} blobs" + (f", expires {report.expires}" if report.expires else "")
+    )
+    if report.base_state is not None:
+        typer.echo(
+            f"  delta: carries {report.blobs} blob(s) ({report.carried_bytes} bytes); "
+            f"{report.expected_blobs} expected from the inside (state {report.base_state})"
+        )
+
+
+def _describe_state(state: InsideState) -> None:
+    signer = (
+        f"signed by {state.signer}" + (" (a [trust] key here)" if state.signer_trusted else " (not a [trust] key here)")
+        if state.signer
+        else "unsigned"
+    )
+    typer.echo(
+        f"base: state {state.digest} ({signer}), written {state.created:%Y-%m-%dT%H:%M:%SZ}, "
+        f"{len(state.blobs)} blobs; it only decides what to leave out",
+        err=True,
     )
 
 
 @bundle_app.command("verify")
 def verify(
     ctx: typer.Context,
-    bundle: Annotated[Path, typer.Argument(help="The bundle file to check (nothing is imported).")],
+    bundle: Annotated[
+        Path, typer.Argument(help="The bundle file, or a chunked bundle's index or any part (nothing is imported).")
+    ],
+    from_dirs: Annotated[
+        list[Path] | None,
+        typer.Option("--from", help="A folder holding parts of a chunked bundle; repeatable, any order."),
+    ] = None,
 ) -> None:
     """Check a bundle's signature against [trust] keys, every member's size and sha256, and its locks.
 
     Example: mirrorctl bundle verify /media/usb/web.bundle
+
+    Example: mirrorctl bundle verify /media/a/web.bundle.parts.json --from /media/b
     """
     obj: Ctx = ctx.obj
     settings = obj.settings()
     progress = obj.progress()
 
     def run() -> VerifiedManifest:
+        from mirrorctl.bundle.chunks import resolve_bundle
         from mirrorctl.bundle.verify import verify_bundle
         from mirrorctl.signing import load_trusted_keys
 
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
-        return verify_bundle(bundle, keys, datetime.now(UTC), ecosystems=load_ecosystems(), progress=progress)
+        source = resolve_bundle(bundle, list(from_dirs or ()), progress=progress)
+        return verify_bundle(source, keys, datetime.now(UTC), ecosystems=load_ecosystems(), progress=progress)
 
     from mirrorctl.bundle.manifest import format_time
 
@@ -141,6 +203,11 @@ def verify(
     typer.echo(f"  expires    {format_time(m.expires) if m.expires else 'never'}")
     typer.echo(f"  profiles   {', '.join(sorted(m.profiles))}")
     typer.echo(f"  artifacts  {len(v.artifacts)} in {len(m.files)} files, {m.total_size} bytes")
+    if m.base is not None:
+        typer.echo(
+            f"  delta      against state {m.base.state_sha256} (sequence {m.base.sequence}); "
+            f"{len(m.expected)} blob(s) expected from the inside store, checked at import"
+        )
 
 
 def register(app: typer.Typer) -> None:

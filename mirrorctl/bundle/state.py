@@ -1,0 +1,252 @@
+"""The inside's *state file*: what an inside store holds, so the outside can leave those blobs out of a delta.
+
+``mirrorctl state export --out FILE`` (inside) writes a gzip-compressed JSON envelope::
+
+    {"payload": {...}, "payload-sha256": "<hex>", "signature": null | {"key-id", "public-key", "ed25519"}}
+
+``payload`` (canonical JSON: sorted keys, no spaces, ASCII) holds ``format`` ``mirrorctl-state``,
+``format-version`` 1, ``created``, ``lineages`` (per signing lineage the last imported sequence and bundle id)
+and ``blobs``: ``[[sha256, size], ...]`` sorted, every blob a view on disk references that is present with that
+size. Its sha256 is *the state's digest*: the outside shows it and every delta records it in ``base``.
+
+Trust model. The outside uses a state file only to decide which blobs to leave out. A wrong or lying state can
+only make the delta fail at import (a blob it leaves out is not in the store: refused, naming the blobs, nothing
+changed); it can never make the inside accept a byte that its signed manifest does not vouch for, because the
+inside checks the delta exactly like a full bundle, plus each left-out blob against its own store. So the
+signature is optional: with ``[signing] key`` set inside, the payload is signed with it (the outside then shows
+the key id, and whether that key is one of its ``[trust] keys``); without, the digest is what a person compares.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from mirrorctl.errors import UserError
+from mirrorctl.signing import TrustedKey, key_id, load_private_key, sign
+from mirrorctl.store import Store, View, atomic_write
+
+from .importer import IMPORT_STATE, lineage_history
+from .manifest import format_time, parse_time
+
+FORMAT = "mirrorctl-state"
+FORMAT_VERSION = 1
+MAX_STATE_SIZE = 256 * 1024 * 1024  # uncompressed; ~2.5 million blobs
+
+
+@dataclass(frozen=True, slots=True)
+class LineageRecord:
+    sequence: int
+    bundle_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InsideState:
+    """A parsed state file. ``digest`` is the sha256 of the canonical payload; ``signer`` the key id, if signed."""
+
+    created: datetime
+    lineages: Mapping[str, LineageRecord]
+    blobs: Mapping[str, int]  # sha256 -> size
+    digest: str
+    signer: str | None = None
+    signer_trusted: bool = False
+    path: Path | None = None
+
+
+def _canonical(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _view_blobs(store: Store) -> dict[str, int]:
+    # Every view on disk counts: gc removes the views it no longer retains, so what is left is retained.
+    # Only blobs present with their size are listed: one missing or cut short must travel again.
+    blobs: dict[str, int] = {}
+    views = store.root / "views"
+    if not views.is_dir():
+        return blobs
+    for folder in sorted(views.iterdir()):
+        path = folder / "view.json"
+        if folder.name.startswith(".") or not path.is_file():
+            continue
+        view = View.from_json(path.read_bytes(), str(path))
+        for artifact in view.artifacts:
+            for sha, size, _ in artifact.blobs():
+                if sha not in blobs and store.has_blob(sha, size):
+                    blobs[sha] = size
+    return blobs
+
+
+def _lineages(store: Store) -> dict[str, LineageRecord]:
+    names = set(store.read_state(IMPORT_STATE).get("lineages", {}))
+    current = store.current_view()
+    if current is not None:
+        names.add(current.lineage)
+    out: dict[str, LineageRecord] = {}
+    for lineage in sorted(names):
+        seq, bundle_id = lineage_history(store, lineage)
+        if seq >= 0:
+            out[lineage] = LineageRecord(seq, bundle_id)
+    return out
+
+
+def build_state(store: Store, now: datetime) -> dict[str, Any]:
+    """The payload describing ``store`` (read under its lock by the caller, so no import is half-way)."""
+    lineages = _lineages(store)
+    return {
+        "format": FORMAT,
+        "format-version": FORMAT_VERSION,
+        "created": format_time(now),
+        "lineages": {
+            name: {"sequence": rec.sequence, "bundle-id": rec.bundle_id} for name, rec in lineages.items()
+        },
+        "blobs": [[sha, size] for sha, size in sorted(_view_blobs(store).items())],
+    }
+
+
+def export_state(store: Store, out: Path, *, signing_key: Path | None, now: datetime | None = None) -> InsideState:
+    """Write the state file of ``store`` to ``out`` (atomically); sign it if ``signing_key`` is given.
+
+    Example: ``export_state(Store(root), Path("inside.state"), signing_key=None)``
+    """
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    out = out.absolute()
+    if out.is_dir():
+        raise UserError(f"{out}: is a directory", hint="give a file name, e.g. --out inside.state")
+    if not out.parent.is_dir():
+        raise UserError(f"{out.parent}: directory does not exist")
+    private = load_private_key(signing_key) if signing_key is not None else None
+    with store.exclusive():
+        payload = build_state(store, now)
+    data = _canonical(payload)
+    digest = hashlib.sha256(data).hexdigest()
+    signature: dict[str, str] | None = None
+    signer = None
+    if private is not None:
+        raw_pub = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        signer = key_id(private.public_key())
+        signature = {
+            "key-id": signer,
+            "public-key": base64.b64encode(raw_pub).decode(),
+            "ed25519": base64.b64encode(sign(private, data)).decode(),
+        }
+    envelope = {"payload": payload, "payload-sha256": digest, "signature": signature}
+    # mtime=0: the same state gives the same bytes.
+    atomic_write(out, gzip.compress(_canonical(envelope), mtime=0))
+    return _parse_payload(payload, digest, signer, False, out)
+
+
+def read_state(path: Path, trusted_keys: tuple[TrustedKey, ...] | list[TrustedKey] = ()) -> InsideState:
+    """Parse a state file strictly. A bad digest or signature is refused (the file is damaged); an unknown signer
+    is only reported (see the trust model above).
+
+    Example: ``read_state(Path("inside.state"), load_trusted_keys(settings.trusted_keys))``
+    """
+    try:
+        compressed = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(
+            f"{path}: state file not found", hint="run `mirrorctl state export --out FILE` inside"
+        ) from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, not a state file") from None
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(compressed)) as gz:
+            raw = gz.read(MAX_STATE_SIZE + 1)
+        if len(raw) > MAX_STATE_SIZE:
+            raise UserError(f"{path}: state file is larger than {MAX_STATE_SIZE} bytes uncompressed")
+        envelope = json.loads(raw.decode("utf-8"))
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(
+            f"{path}: not a mirrorctl state file ({exc})", hint="write it with `mirrorctl state export` inside"
+        ) from None
+    if not isinstance(envelope, dict) or set(envelope) != {"payload", "payload-sha256", "signature"}:
+        raise UserError(f"{path}: not a mirrorctl state file (expected payload, payload-sha256, signature)")
+    payload = envelope["payload"]
+    digest = hashlib.sha256(_canonical(payload)).hexdigest()
+    if envelope["payload-sha256"] != digest:
+        raise UserError(
+            f"{path}: payload does not match its payload-sha256 (damaged or edited state file)",
+            hint="export the state inside again and carry the new file",
+        )
+    signer, trusted = None, False
+    sig = envelope["signature"]
+    if sig is not None:
+        signer, trusted = _check_signature(path, sig, _canonical(payload), trusted_keys)
+    return _parse_payload(payload, digest, signer, trusted, path)
+
+
+def _check_signature(
+    path: Path, sig: Any, data: bytes, trusted_keys: tuple[TrustedKey, ...] | list[TrustedKey]
+) -> tuple[str, bool]:
+    try:
+        if not isinstance(sig, dict) or set(sig) != {"key-id", "public-key", "ed25519"}:
+            raise ValueError("signature must have exactly key-id, public-key and ed25519")
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(sig["public-key"], validate=True))
+        if key_id(public) != sig["key-id"]:
+            raise ValueError("key-id is not the public key's id")
+        public.verify(base64.b64decode(sig["ed25519"], validate=True), data)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise UserError(
+            f"{path}: the state file's signature does not verify ({exc or 'bad signature'})",
+            hint="the file was damaged or edited after it was written; export the state inside again",
+        ) from None
+    return sig["key-id"], any(k.key_id == sig["key-id"] for k in trusted_keys)
+
+
+def _parse_payload(payload: Any, digest: str, signer: str | None, trusted: bool, path: Path) -> InsideState:
+    where = f"{path}: payload"
+    if not isinstance(payload, dict) or set(payload) != {"format", "format-version", "created", "lineages", "blobs"}:
+        raise UserError(f"{where}: expected exactly format, format-version, created, lineages, blobs")
+    if payload["format"] != FORMAT or payload["format-version"] != FORMAT_VERSION:
+        raise UserError(
+            f"{where}: format {payload['format']!r} version {payload['format-version']!r} is not "
+            f"{FORMAT!r} version {FORMAT_VERSION}",
+            hint="export the state with a mirrorctl version that matches this one",
+        )
+    created = parse_time(payload["created"], "created")
+    lineages: dict[str, LineageRecord] = {}
+    raw_lineages = payload["lineages"]
+    if not isinstance(raw_lineages, dict):
+        raise UserError(f"{where}.lineages must be an object")
+    for name, rec in raw_lineages.items():
+        if (
+            not isinstance(rec, dict)
+            or set(rec) != {"sequence", "bundle-id"}
+            or not isinstance(rec["sequence"], int)
+            or isinstance(rec["sequence"], bool)
+            or not (rec["bundle-id"] is None or isinstance(rec["bundle-id"], str))
+        ):
+            raise UserError(f"{where}.lineages.{name}: expected sequence (integer) and bundle-id")
+        lineages[name] = LineageRecord(rec["sequence"], rec["bundle-id"])
+    blobs: dict[str, int] = {}
+    raw_blobs = payload["blobs"]
+    if not isinstance(raw_blobs, list):
+        raise UserError(f"{where}.blobs must be a list")
+    for i, item in enumerate(raw_blobs):
+        ok = (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and len(item[0]) == 64
+            and all(c in "0123456789abcdef" for c in item[0])
+            and isinstance(item[1], int)
+            and not isinstance(item[1], bool)
+            and item[1] >= 0
+        )
+        if not ok:
+            raise UserError(f"{where}.blobs[{i}]: expected [sha256, size]")
+        blobs[item[0]] = item[1]
+    return InsideState(created, lineages, blobs, digest, signer, trusted, path)
+

@@ -1,0 +1,226 @@
+"""Delta bundles: only the blobs the inside lacks travel; the base must be present at import, else nothing changes."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import tarfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from mirrorctl.bundle.export import export_bundle
+from mirrorctl.bundle.importer import import_bundle
+from mirrorctl.bundle.manifest import parse_manifest
+from mirrorctl.bundle.state import export_state, read_state
+from mirrorctl.bundle.verify import verify_bundle
+from mirrorctl.errors import BundleRefused, UserError
+from mirrorctl.lockfile import Artifact
+from mirrorctl.signing import generate_key, load_public_key
+from mirrorctl.store import Store
+from tests.fixtures.bundles import (
+    ECOSYSTEMS,
+    NOW,
+    World,
+    add_dists,
+    fingerprint,
+    make_lock,
+    make_world,
+    read_members,
+    resign,
+    staging_dirs,
+    write_members,
+)
+from tests.fixtures.wheels import Dist
+
+
+def _bump(world: World) -> list[Artifact]:
+    """gamma 0.3 -> 0.4 in profile data; returns the new artifacts."""
+    new = add_dists(world.outside, world.root / "work2", [Dist("gamma", "0.4")])
+    web = world.artifacts[:2]
+    data = [world.artifacts[1], *new]
+    world.locks = [make_lock("web", web), make_lock("data", data)]
+    return new
+
+
+def _full_then_state(world: World) -> Path:
+    full = world.export("full.bundle")
+    import_bundle(full, world.inside, world.trusted, ECOSYSTEMS, now=NOW)
+    state = world.root / "inside.state"
+    export_state(world.inside, state, signing_key=None, now=NOW)
+    return state
+
+
+def _blob_members(bundle: Path) -> set[str]:
+    with tarfile.open(bundle, "r:") as tar:
+        return {n.removeprefix("blobs/sha256/") for n in tar.getnames() if n.startswith("blobs/")}
+
+
+def test_delta_carries_only_new_blobs_and_imports_after_full(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    state_file = _full_then_state(world)
+    new = _bump(world)
+    state = read_state(state_file)
+    delta = world.export("delta.bundle", since=state)
+
+    new_blobs = {sha for a in new for sha, _, _ in a.blobs()}
+    assert _blob_members(delta) == new_blobs
+    manifest = parse_manifest(read_members(delta)[0][1])
+    assert manifest.kind == "delta" and manifest.sequence == 2
+    assert manifest.base is not None and manifest.base.state_sha256 == state.digest
+    assert manifest.base.sequence == 1 and manifest.base.lineage == world.key.key_id
+    all_blobs = {sha: size for name, lock, _ in world.locks for a in lock.artifacts for sha, size, _ in a.blobs()}
+    listed = {f.sha256: f.size for f in (*manifest.files, *manifest.expected) if f.path.startswith("blobs/")}
+    assert listed == all_blobs  # every blob of the view, with its size: carried or expected
+    assert {f.sha256 for f in manifest.expected} == set(all_blobs) - new_blobs
+    assert {p for p in manifest.profiles} == {"web", "data"}  # complete metadata: every lock travels
+
+    verified = verify_bundle(delta, world.trusted, NOW, ecosystems=ECOSYSTEMS)  # no store needed to verify
+    assert {(a.name, a.version) for a in verified.artifacts} == {("alpha", "1.0"), ("beta", "2.1"), ("gamma", "0.4")}
+
+    report = import_bundle(delta, world.inside, world.trusted, ECOSYSTEMS, now=NOW)
+    assert report.new_blobs == len(new_blobs) + 2 and report.sequence == 2  # + the SBOM and the changed data.lock
+    view = world.inside.current_view()
+    assert view is not None and view.bundle_id == manifest.bundle_id
+    served = {(a.name, a.version) for a in view.artifacts}
+    assert served == {("alpha", "1.0"), ("beta", "2.1"), ("gamma", "0.4")}
+    assert not world.inside.missing_blobs(view.artifacts)
+    # The same delta again is a no-op, as for a full bundle.
+    before = fingerprint(world.inside)
+    assert import_bundle(delta, world.inside, world.trusted, ECOSYSTEMS, now=NOW).noop
+    assert fingerprint(world.inside) == before
+
+
+def test_base_missing_refused_naming_blobs_store_unchanged(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    state_file = _full_then_state(world)
+    _bump(world)
+    delta = world.export("delta.bundle", since=read_state(state_file))
+    lost = world.artifacts[0]  # alpha's wheel vanished from the inside store after the state was taken
+    world.inside.blob_path(lost.sha256).unlink()
+    before = fingerprint(world.inside)
+    with pytest.raises(BundleRefused) as exc:
+        import_bundle(delta, world.inside, world.trusted, ECOSYSTEMS, now=NOW)
+    msg = exc.value.message
+    assert "1 of the" in msg and lost.sha256[:16] in msg and f"({lost.size} bytes)" in msg
+    assert read_state(state_file).digest[:16] in msg and "sequence 1" in msg
+    assert fingerprint(world.inside) == before and not staging_dirs(world.inside)
+
+
+def test_delta_against_another_store_or_lineage_refused(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    state_file = _full_then_state(world)
+    _bump(world)
+    delta = world.export("delta.bundle", since=read_state(state_file))
+
+    # A second inside that trusts both keys but only ever imported bundles of another lineage.
+    other_key = generate_key(tmp_path / "keys" / "other.key")
+    trusted = [*world.trusted, load_public_key(other_key.public_path)]
+    stranger = Store(tmp_path / "stranger")
+    other = tmp_path / "other.bundle"
+    export_bundle(world.locks, world.outside, other_key.private_path, other, now=NOW)
+    import_bundle(other, stranger, trusted, ECOSYSTEMS, now=NOW)
+    before = fingerprint(stranger)
+    with pytest.raises(BundleRefused) as exc:
+        import_bundle(delta, stranger, trusted, ECOSYSTEMS, now=NOW)
+    assert f"has imported nothing of lineage {world.key.key_id}" in exc.value.message
+    assert fingerprint(stranger) == before  # even though every blob is there
+
+    # A third inside of the same lineage, but at sequence 1 with a different bundle: not the state's store.
+    twin = Store(tmp_path / "twin")
+    twin_bundle = world.export("twin.bundle", sequence=1)
+    import_bundle(twin_bundle, twin, world.trusted, ECOSYSTEMS, now=NOW)
+    before = fingerprint(twin)
+    with pytest.raises(BundleRefused) as exc:
+        import_bundle(delta, twin, world.trusted, ECOSYSTEMS, now=NOW)
+    assert "the state file does not describe this store" in exc.value.message
+    assert fingerprint(twin) == before
+
+
+def test_export_refuses_a_state_without_the_lineage(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    state = world.root / "empty.state"
+    export_state(world.inside, state, signing_key=None, now=NOW)  # nothing imported yet
+    with pytest.raises(UserError) as exc:
+        world.export("delta.bundle", since=read_state(state))
+    assert "imported nothing signed by this key" in exc.value.message and "full bundle" in (exc.value.hint or "")
+    assert not (world.root / "delta.bundle").exists()
+
+
+def test_manifest_edited_expected_list_refused(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    state_file = _full_then_state(world)
+    _bump(world)
+    members = read_members(world.export("delta.bundle", since=read_state(state_file)))
+    # A holder of the key drops one expected blob: the locks still need it, so verification names it.
+    edited = resign(members, world.key.private_path, lambda doc: doc["expected"].pop(0))
+    bad = write_members(world.root / "bad.bundle", edited)
+    with pytest.raises(BundleRefused, match="is not in the bundle"):
+        verify_bundle(bad, world.trusted, NOW, ecosystems=ECOSYSTEMS)
+
+
+def _old_reader() -> ModuleType:
+    path = Path(__file__).parent / "fixtures" / "manifest_v1_reader.py"
+    spec = importlib.util.spec_from_file_location("manifest_v1_reader", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_format_version_1_readers_read_full_and_refuse_delta(tmp_path: Path) -> None:
+    old = _old_reader()
+    world = make_world(tmp_path)
+    state_file = _full_then_state(world)
+    full_bytes = read_members(world.root / "full.bundle")[0][1]
+    assert old.parse_manifest(full_bytes).to_bytes() == full_bytes  # byte-compatible full bundles
+    assert b'"base"' not in full_bytes and b'"expected"' not in full_bytes
+    _bump(world)
+    delta_bytes = read_members(world.export("delta.bundle", since=read_state(state_file)))[0][1]
+    with pytest.raises(BundleRefused, match="unknown field"):
+        old.parse_manifest(delta_bytes)
+    doc = json.loads(delta_bytes)  # and even without the new fields, the kind alone is refused
+    del doc["base"], doc["expected"]
+    with pytest.raises(BundleRefused, match="kind 'delta' is not supported"):
+        old.parse_manifest(json.dumps(doc).encode())
+
+
+def _synthetic_world(root: Path, count: int, bump_files: int, bump_size: int) -> tuple[World, list[Artifact]]:
+    """``count`` small artifacts (a realistic lock, SBOM and manifest) and one project bumped to big wheels."""
+    world = make_world(root, dists=())
+
+    def artifact(name: str, version: str, size: int, tag: str) -> Artifact:
+        data = os.urandom(size)
+        sha = hashlib.sha256(data).hexdigest()
+        tmp = world.outside.tmp_dir / sha
+        tmp.write_bytes(data)
+        world.outside.commit_blob(tmp, sha)
+        return Artifact("pypi", name, version, f"{name}-{version}-{tag}.whl", size, sha,
+                        ("py3.11-manylinux_2_28_x86_64",))  # fmt: skip
+
+    old = [artifact(f"proj{i:03d}", "1.0", 2000 + i * 37, "py3-none-any") for i in range(count)]
+    world.locks = [make_lock("big", old)]
+    new = [
+        artifact("proj000", "1.1", bump_size, f"cp311-cp311-manylinux_2_28_{arch}")
+        for arch in ("x86_64", "aarch64", "ppc64le", "s390x")[:bump_files]
+    ]
+    world.artifacts = [*new, *old[1:]]
+    return world, new
+
+
+def test_overhead_under_one_percent_on_a_synthetic_profile(tmp_path: Path) -> None:
+    world, new = _synthetic_world(tmp_path, count=200, bump_files=4, bump_size=6 * 1024 * 1024)
+    state_file = _full_then_state(world)
+    world.locks = [make_lock("big", world.artifacts)]
+    delta = world.export("delta.bundle", since=read_state(state_file))
+    new_bytes = sum(a.size for a in new)
+    overhead = delta.stat().st_size - new_bytes
+    assert _blob_members(delta) == {a.sha256 for a in new}
+    assert 0 < overhead < new_bytes / 100, f"overhead {overhead} bytes for {new_bytes} bytes of new artifacts"
+    report = import_bundle(delta, world.inside, world.trusted, ECOSYSTEMS, now=NOW)
+    assert report.artifacts == 203 and report.new_bytes >= new_bytes  # + the new locks and SBOM
