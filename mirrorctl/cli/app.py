@@ -112,6 +112,9 @@ def _register_commands() -> None:
     from . import cmd_diff  # diff A B: review a change
 
     cmd_diff.register(app)
+    from . import cmd_state  # state export: what the inside holds, for delta bundles
+
+    cmd_state.register(app)
     from . import cmd_channel, cmd_gc, cmd_snapshots  # snapshots list/show/prune; promote, channels; gc
 
     for extra in (cmd_snapshots, cmd_channel, cmd_gc):

@@ -35,24 +35,31 @@ def import_cmd(
         list[str] | None,
         typer.Option("--channel", help="Also point this channel (e.g. dev) at the new snapshot; repeatable."),
     ] = None,
+    from_dirs: Annotated[
+        list[Path] | None,
+        typer.Option("--from", help="A folder holding parts of a chunked bundle; repeatable, any order."),
+    ] = None,
 ) -> None:
     """Import a signed bundle: signature, every byte and every name checked; all or nothing.
 
     Needs [trust] keys in mirrorctl.toml. The same bundle again is a no-op; an older one is refused.
 
     Example: mirrorctl import /media/usb/web-2026-03-01.bundle
+
+    Example: mirrorctl import /media/a/web.bundle.parts.json --from /media/b   (a chunked bundle)
     """
     obj: Ctx = ctx.obj
     settings = obj.settings()
     progress = obj.progress()
 
     def run() -> ImportReport:
+        from mirrorctl.bundle.chunks import resolve_bundle
         from mirrorctl.bundle.importer import import_bundle
         from mirrorctl.signing import load_trusted_keys
 
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
         return import_bundle(
-            bundle,
+            resolve_bundle(bundle, list(from_dirs or ()), progress=progress),  # parts: located and checked
             Store(settings.store_path),
             keys,
             load_ecosystems(),
