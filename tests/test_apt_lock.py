@@ -13,8 +13,6 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mirrorctl.cli.app import app
-from mirrorctl.ecosystems.apt import AptEcosystem
-from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
 from mirrorctl.lockfile import Artifact, read_lock
 from mirrorctl.store import Store
 from tests.fixtures.apt_upstream import (  # noqa: F401  (fixtures used by name)
@@ -37,17 +35,8 @@ packages = [
 CLOSURE = {"app", "base-essential", "data-common", "init-helper", "libfoo", "postfix-lite"}
 
 
-def with_apt() -> dict[str, Ecosystem]:
-    # apt joins the entry points once its serve and client config exist; until then the CLI gets it here.
-    ecos = load_ecosystems()
-    ecos.setdefault("apt", AptEcosystem())
-    return ecos
-
-
 @pytest.fixture
 def work(tmp_path: Path, apt_upstream: FixtureAptUpstream, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for module in ("cmd_lock", "cmd_snapshot"):
-        monkeypatch.setattr(f"mirrorctl.cli.{module}.load_ecosystems", with_apt)
     monkeypatch.chdir(tmp_path)
     write_config(tmp_path, apt_upstream)
     (tmp_path / "profiles").mkdir()

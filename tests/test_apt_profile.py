@@ -15,7 +15,7 @@ from mirrorctl.config import load_settings
 from mirrorctl.ecosystems.apt import AptEcosystem
 from mirrorctl.ecosystems.apt.discover import discover_upstream
 from mirrorctl.ecosystems.apt.spec import AptSpec, validate_artifact
-from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
+from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import BundleRefused, ProfileError
 from mirrorctl.initconfig import init_config
 from mirrorctl.lockfile import Artifact
@@ -104,12 +104,6 @@ def test_refusals_name_file_field_line(tmp_path: Path, text: str, message: str) 
 
 
 def test_refusal_through_the_cli_exits_2_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def with_apt() -> dict[str, Ecosystem]:
-        ecos = load_ecosystems()
-        ecos.setdefault("apt", AptEcosystem())
-        return ecos
-
-    monkeypatch.setattr("mirrorctl.cli.cmd_lock.load_ecosystems", with_apt)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mirrorctl.toml").write_text('[upstreams.apt]\nurl = "http://127.0.0.1:9/debian/"\nkeyring = "k"\n')
     (tmp_path / "profiles").mkdir()
