@@ -103,6 +103,7 @@ class TargetSettings:
     token_env: str | None = None
     content_url: str | None = None  # Pulp: the content app's origin, when it differs from url
     repositories: Mapping[str, str] = field(default_factory=dict)
+    apt_signing_service: str | None = None  # Pulp: the pulp_deb signing service that signs apt Release files
 
     def credentials(self, environ: Mapping[str, str]) -> tuple[str, str] | None:
         return Upstream(f"targets.{self.name}", self.url, self.username_env, self.password_env).auth(environ)
@@ -156,7 +157,8 @@ class Settings:
 
 
 _TOP_KEYS = {"store", "profiles", "upstreams", "fetch", "signing", "trust", "serve", "targets"}
-_TARGET_KEYS = {"kind", "url", "username-env", "password-env", "token-env", "content-url", "repositories"}
+_TARGET_KEYS = {"kind", "url", "username-env", "password-env", "token-env", "content-url", "repositories",
+                "apt-signing-service"}
 TARGET_KINDS = ("pulp", "devpi")
 _UPSTREAM_KEYS = {"url", "username-env", "password-env", "token-env", "keyring"}
 
@@ -300,7 +302,15 @@ def _parse_target(name: str, t: Any, path: Path) -> TargetSettings:
         token_env=t.get("token-env"),
         content_url=urls["content-url"],
         repositories=dict(repos),
+        apt_signing_service=_optional_name(t, "apt-signing-service", path, where),
     )
+
+
+def _optional_name(t: Mapping[str, Any], key: str, path: Path, where: str) -> str | None:
+    value = t.get(key)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise UserError(f"{path}: {where}.{key} must be a non-empty name, got {value!r}")
+    return value
 
 
 def _no_unknown(table: Mapping[str, Any], allowed: set[str], path: Path, prefix: str) -> None:

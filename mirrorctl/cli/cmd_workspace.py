@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +11,7 @@ import typer
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import UserError
 from mirrorctl.publish import target_name_of
+from mirrorctl.store import atomic_write
 from mirrorctl.targets.base import PublishTarget
 from mirrorctl.workspace import DEFAULT_INSTALL_DIR, render_workspace_config, usage_line
 
@@ -70,13 +71,18 @@ def register(app: typer.Typer) -> None:
                 raise fail(UserError("workspace-config: --channel goes with --mirror-url (a served channel)"))
             run_sync(lambda: validate_channel_name(channel), c)
         endpoints: dict[str, str] | None = None
+        trust: dict[str, str] = {}  # files a target adds so workspaces trust it (Pulp apt: the signing key)
         if target is not None:
             settings = c.settings()
             name = target
             ecosystems = load_ecosystems()
 
-            def endpoints_of(t: PublishTarget) -> Awaitable[dict[str, str]]:
-                return _endpoints(t, settings.target(name).repositories, ecosystems)
+            async def endpoints_of(t: PublishTarget) -> dict[str, str]:
+                found = await _endpoints(t, settings.target(name).repositories, ecosystems)
+                files = getattr(t, "trust_files", None)  # optional target hook (PulpTarget.trust_files)
+                for eco in sorted(found):
+                    trust.update(await files(eco) if files else {})
+                return found
 
             endpoints = run_async(with_target(settings, name, endpoints_of), c)
             mirror_url = settings.target(name).url
@@ -91,6 +97,8 @@ def register(app: typer.Typer) -> None:
             render_workspace_config(
                 base_url, out, load_ecosystems(), install_dir, endpoints=endpoints, content=content
             )
+            for rel, text in sorted(trust.items()):
+                atomic_write(out / rel, text.encode())
             typer.echo(usage_line(out, install_dir))
 
         run_sync(go, c)

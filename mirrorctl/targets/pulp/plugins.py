@@ -24,8 +24,9 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from mirrorctl.config import TargetSettings
 from mirrorctl.errors import TargetError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.store import Store
@@ -174,6 +175,48 @@ class PythonPlugin:
         return f"{api_origin.rstrip('/')}/pypi/{base_path}/simple/"
 
 
+@runtime_checkable
+class StructuredPulpPlugin(PulpPlugin, Protocol):
+    """A plugin whose versions hold, beside the file units, units that place them (pulp_deb: components,
+    architectures, package-component links; see deb.py). PulpTarget adds and removes them in the same
+    ``modify`` as the files, so the one new version is complete."""
+
+    async def prepare(self, api: PulpApi) -> None:
+        """Refuse before anything changes (e.g. a missing signing service)."""
+        ...
+
+    def structure_keys(self, files: Sequence[PublishFile]) -> set[tuple[str, str]]:
+        """Natural keys of the placement units these files need."""
+        ...
+
+    async def version_structure(
+        self, api: PulpApi, version_href: str, units: Mapping[tuple[str, str], str]
+    ) -> dict[tuple[str, str], str]:
+        """Natural key -> href of the placement units a version holds (``units``: its file units)."""
+        ...
+
+    async def ensure_structure(
+        self,
+        api: PulpApi,
+        files: Mapping[tuple[str, str], PublishFile],
+        units: Mapping[tuple[str, str], str],
+        held: Mapping[tuple[str, str], str],
+    ) -> dict[tuple[str, str], str]:
+        """Natural key -> href of every placement unit the files need (found or created; ``units``: the file
+        units' hrefs, ``held``: what the base version holds)."""
+        ...
+
+
+from .deb import DebPlugin  # noqa: E402  (deb.py builds on PublishFile above)
 from .npm import NpmFilePlugin  # noqa: E402  (npm.py builds on PublishFile above)
 
 PLUGINS: dict[str, PulpPlugin] = {p.ecosystem: p for p in (PythonPlugin(), NpmFilePlugin())}
+
+
+def plugins_for(settings: TargetSettings) -> dict[str, PulpPlugin]:
+    """The plugins of one target: the shared ones, plus apt (pulp_deb) when the target names an apt repository
+    (it needs the target's signing service, so it is made per target)."""
+    found = dict(PLUGINS)
+    if "apt" in settings.repositories:
+        found["apt"] = DebPlugin(settings.name, settings.apt_signing_service)
+    return found

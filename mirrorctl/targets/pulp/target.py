@@ -33,7 +33,7 @@ from mirrorctl.store import Store
 from mirrorctl.targets.base import PublishedVersion, PublishResult, TargetCheck
 
 from .api import PulpApi
-from .plugins import PLUGINS, PublishFile, PulpPlugin
+from .plugins import PublishFile, PulpPlugin, StructuredPulpPlugin, plugins_for
 
 UPLOAD_CONCURRENCY = 8
 _ERRORS_SHOWN = 20
@@ -48,12 +48,13 @@ class PulpTarget:
         client: httpx.AsyncClient,
         environ: Mapping[str, str],
         *,
-        plugins: Mapping[str, PulpPlugin] = PLUGINS,
+        plugins: Mapping[str, PulpPlugin] | None = None,
         upload_concurrency: int = UPLOAD_CONCURRENCY,
         task_timeout: float | None = None,
     ) -> None:
         self.settings = settings
-        self.plugins = dict(plugins)
+        # apt (pulp_deb) only where the target names an apt repository: see plugins_for.
+        self.plugins = dict(plugins if plugins is not None else plugins_for(settings))
         self.ecosystems = frozenset(self.plugins)
         self.upload_concurrency = max(1, upload_concurrency)
         self.api = PulpApi(settings, client, environ, **({"task_timeout": task_timeout} if task_timeout else {}))
@@ -155,11 +156,16 @@ class PulpTarget:
         plugin = self._plugin(ecosystem)
         name = self._repo_name(ecosystem)
         endpoint = self.endpoint(ecosystem)
+        structured = plugin if isinstance(plugin, StructuredPulpPlugin) else None
+        if structured:
+            await structured.prepare(self.api)  # refusals before anything changes
         wanted = {f.key: f for f in await plugin.files(artifacts, store, endpoint)}
         repo, dist = await self._ensure(plugin, ecosystem)
         base_href = str(repo["latest_version_href"])
         base_number = _version_number(base_href)
         current = await self._version_units(plugin, base_href)
+        held = await structured.version_structure(self.api, base_href, current) if structured else {}
+        placed = structured.structure_keys(list(wanted.values())) if structured else set()
 
         def result(uploaded: int, present: int, removed: int, version: int, changed: bool) -> PublishResult:
             return PublishResult(
@@ -174,7 +180,8 @@ class PulpTarget:
                 time.monotonic() - started,
             )
 
-        if set(current) == set(wanted) and await plugin.served_version(self.api, dist) == base_href:
+        same = set(current) == set(wanted) and set(held) == placed
+        if same and await plugin.served_version(self.api, dist) == base_href:
             progress.note(f"{name}: version {base_number} already serves these {len(wanted)} files")
             return result(0, len(wanted), 0, base_number, False)
 
@@ -185,16 +192,23 @@ class PulpTarget:
         hrefs = dict(existing)
         hrefs.update(await self._upload_all(plugin, to_upload, store, progress))
         add = [hrefs[a.sha256] for a in missing]
+        unplaced: list[str] = []
+        if structured:  # the placement units (pulp_deb) change in the same modify as the files
+            units = {key: current.get(key) or hrefs[f.sha256] for key, f in wanted.items()}
+            need = await structured.ensure_structure(self.api, wanted, units, held)
+            add += [h for k, h in need.items() if k not in held]
+            unplaced = [h for k, h in held.items() if k not in need]
 
-        if add or to_remove:
+        if add or to_remove or unplaced:
             what = f"making a new version of repository {name!r}"
-            body = {"base_version": base_href, "add_content_units": add, "remove_content_units": to_remove}
+            remove = to_remove + unplaced
+            body = {"base_version": base_href, "add_content_units": add, "remove_content_units": remove}
             task = await self.api.run_task("POST", str(repo["pulp_href"]) + "modify/", body, what=what)
             made = [h for h in task.get("created_resources", []) if "/versions/" in h]
             version_href = made[0] if made else base_href  # no change in content: Pulp makes no version
         else:
             version_href = base_href  # the set is the latest version's; only the distribution lags
-        await self._verify(plugin, name, version_href, wanted)
+        await self._verify(plugin, name, version_href, wanted, placed if structured else None)
         await self.api.run_task(
             "PATCH",
             str(dist["pulp_href"]),
@@ -257,11 +271,21 @@ class PulpTarget:
         return done
 
     async def _verify(
-        self, plugin: PulpPlugin, name: str, version_href: str, wanted: Mapping[tuple[str, str], PublishFile]
+        self,
+        plugin: PulpPlugin,
+        name: str,
+        version_href: str,
+        wanted: Mapping[tuple[str, str], PublishFile],
+        placed: set[tuple[str, str]] | None = None,
     ) -> None:
-        have = set(await self._version_units(plugin, version_href))
+        units = await self._version_units(plugin, version_href)
+        have = set(units)
         lacking = sorted(f"{f} (sha256 {s})" for f, s in set(wanted) - have)
         extra = sorted(f"{f} (sha256 {s})" for f, s in have - set(wanted))
+        if placed is not None and isinstance(plugin, StructuredPulpPlugin):
+            held = set(await plugin.version_structure(self.api, version_href, units))
+            lacking += sorted(f"{kind} {what}" for kind, what in placed - held)
+            extra += sorted(f"{kind} {what}" for kind, what in held - placed)
         if lacking or extra:
             parts = ([f"lacks {', '.join(lacking[:10])}"] if lacking else []) + (
                 [f"also holds {', '.join(extra[:10])}"] if extra else []
@@ -344,6 +368,13 @@ class PulpTarget:
             True,
             chosen.details,
         )
+
+    async def trust_files(self, ecosystem: str) -> dict[str, str]:
+        """Files (path relative to the workspace folder -> text) a workspace needs, beside the client config,
+        to trust what this target serves for ``ecosystem``; for apt the signing service's public key (written
+        by ``mirrorctl workspace-config --target`` at deb.WORKSPACE_KEYRING, for the sources' Signed-By)."""
+        files = getattr(self._plugin(ecosystem), "trust_files", None)
+        return dict(await files(self.api)) if files else {}
 
     def endpoint(self, ecosystem: str) -> str:
         return self._plugin(ecosystem).endpoint(self.api.origin, self.content_origin, self._repo_name(ecosystem))
