@@ -6,8 +6,9 @@ keys (``[trust] keys``). A signature is the raw 64-byte Ed25519 signature over t
 
     openssl pkeyutl -verify -pubin -inkey mirrorctl.key.pub -rawin -in manifest.json -sigfile manifest.json.sig
 
-A key is named by its *key id*: the first 16 hex digits of sha256 over the raw 32-byte public key. The key id
-is also a bundle's *lineage*: sequence numbers (rollback protection) are counted per key id.
+A key is named by its *key id*: the first 16 hex digits of sha256 over the raw 32-byte public key. A key's
+id is also the name of the *lineage* it starts: sequence numbers (rollback protection) are counted per lineage.
+A lineage outlives its first key: a rotation (:mod:`mirrorctl.trust`) binds a new key to the same lineage.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ class TrustedKey:
     key_id: str
     public_key: Ed25519PublicKey
     path: Path
+    # The lineage this key signs for, when a rotation bound it to an older key's lineage; None: its own id.
+    bound_lineage: str | None = None
+
+    @property
+    def lineage(self) -> str:
+        return self.bound_lineage or self.key_id
 
     def verifies(self, data: bytes, signature: bytes) -> bool:
         try:
@@ -149,6 +156,38 @@ def load_public_key(path: Path) -> TrustedKey:
     if not isinstance(key, Ed25519PublicKey):
         raise UserError(f"{path}: is a {type(key).__name__}, not an Ed25519 public key")
     return TrustedKey(key_id(key), key, path)
+
+
+def public_pem(public_key: Ed25519PublicKey) -> str:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+def public_key_from_pem(data: bytes, where: str) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM bytes; UserError naming ``where`` otherwise."""
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{where}: not a PEM public key ({exc})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise UserError(f"{where}: is a {type(key).__name__}, not an Ed25519 public key")
+    return key
+
+
+def load_any_public_key(path: Path) -> TrustedKey:
+    """The public key of ``path``, which may hold a private key (its public half is taken) or a public key.
+
+    Example: ``load_any_public_key(Path("keys/new.key"))`` and ``load_any_public_key(Path("keys/new.key.pub"))``
+    name the same key."""
+    try:
+        head = path.read_bytes()[:64]
+    except FileNotFoundError:
+        raise UserError(f"{path}: key not found", hint="make one with `mirrorctl key generate --out PATH`") from None
+    if b"PRIVATE KEY" in head:
+        private = load_private_key(path)
+        return TrustedKey(key_id(private.public_key()), private.public_key(), path)
+    return load_public_key(path)
 
 
 def load_trusted_keys(paths: Iterable[Path], *, config: Path | None = None) -> list[TrustedKey]:

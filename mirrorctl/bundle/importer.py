@@ -18,6 +18,7 @@ bundle file is only ever opened for reading.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -35,6 +36,7 @@ from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.signing import TrustedKey
 from mirrorctl.store import CURRENT, Store, View, atomic_write
+from mirrorctl.trust_gate import TrustGate
 
 from .delta import check_delta_base
 from .manifest import KIND_DELTA, FileEntry, Manifest, format_time
@@ -58,6 +60,7 @@ class ImportReport:
     new_bytes: int
     noop: bool = False
     rollback: bool = False
+    warnings: tuple[str, ...] = ()  # trust decisions to print loudly: expiry override, rotation, revocation
 
 
 def _crash_point(step: str) -> None:
@@ -89,8 +92,12 @@ def import_bundle(
     repair: bool = False,
     progress: Progress = SILENT,
     channels: Sequence[str] = (),
+    accept_expired_until: datetime | None = None,
 ) -> ImportReport:
     """Verify ``path`` completely and serve it, or change nothing.
+
+    ``accept_expired_until``: an expired bundle is accepted while the local clock is not past this time;
+    logged loudly and in the audit journal (mirrorctl/trust_gate.py).
 
     ``channels``: besides ``current``, point these channels (mirrorctl/channels.py) at the imported snapshot.
 
@@ -109,6 +116,7 @@ def import_bundle(
         report = _import_bundle(
             path, store, trusted_keys, ecosystems,
             now=now, allow_rollback=allow_rollback, repair=repair, progress=progress, channels=channels,
+            accept_expired_until=accept_expired_until,
         )
     except Exception as exc:
         result = "refused" if isinstance(exc, MirrorctlError) else "failed"
@@ -135,10 +143,17 @@ def _import_bundle(
     repair: bool,
     progress: Progress,
     channels: Sequence[str] = (),
+    accept_expired_until: datetime | None = None,
 ) -> ImportReport:
-    with store.exclusive(), BundleReader(path, trusted_keys) as reader:
+    # The trust gate reads the key statements a bundle carries; a rotation brings the key that signs it.
+    with (
+        store.exclusive(),
+        TrustGate(store, trusted_keys, path, now=now, accept_expired_until=accept_expired_until) as gate,
+        BundleReader(path, gate.keys) as reader,
+    ):
         _remove_stale_staging(store)
-        manifest, signer = reader.read_manifest(now)
+        manifest, signer = reader.read_manifest(now, accept_expired_until=accept_expired_until)
+        gate.check(manifest, signer, progress)  # lineage bound to its key, revocations, expiry override
         progress.note(
             f"bundle {manifest.bundle_id}: lineage {manifest.lineage} (key {signer.path}), sequence "
             f"{manifest.sequence}, created {format_time(manifest.created)}, "
@@ -231,13 +246,15 @@ def _import_bundle(
                 switch_locked(store, channel, view.view_id, action="import")
             _crash_point("switched")
             _record_history(store, manifest)
+            gate.commit(manifest, signer, progress)  # rotations and revocations it carried, audited
             _crash_point("recorded")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         progress.note(f"now serving view {view.view_id} ({len(view.artifacts)} artifacts)")
-        return _report(
+        report = _report(
             manifest, view.view_id, len(staged), new_bytes, artifacts=len(view.artifacts), rollback=rollback
         )
+        return dataclasses.replace(report, warnings=tuple(gate.warnings))
 
 
 def _report(

@@ -139,7 +139,11 @@ class BundleReader:
             remaining -= len(chunk)
             yield chunk
 
-    def read_manifest(self, now: datetime) -> tuple[Manifest, TrustedKey]:
+    def read_manifest(
+        self, now: datetime, *, accept_expired_until: datetime | None = None
+    ) -> tuple[Manifest, TrustedKey]:
+        """``accept_expired_until``: an expired bundle passes while the local clock is not past it (the
+        importer logs that loudly, mirrorctl/trust_gate.py); without it, ``expires < now`` is refused."""
         first = self._next()
         if first is None or first.name != MANIFEST_NAME or not _is_plain_file(first):
             found = "nothing" if first is None else repr(first.name)
@@ -159,17 +163,25 @@ class BundleReader:
         if signer is None:
             raise self._signature_problem(manifest_bytes)
         manifest = parse_manifest(manifest_bytes)
-        if manifest.lineage != signer.key_id:
+        if manifest.lineage != signer.lineage:  # a key's own id, or the lineage a rotation bound it to
             raise BundleRefused(
                 f"{self.path}: manifest claims lineage {manifest.lineage} "
                 f"but is signed by key {signer.key_id}"
+                + (f", which signs for lineage {signer.lineage}" if signer.lineage != signer.key_id else "")
             )
         if manifest.expires is not None and manifest.expires < now:
-            raise BundleRefused(
-                f"{self.path}: bundle expired at {format_time(manifest.expires)} "
-                f"(local clock says {format_time(now)})",
-                hint="export a fresh bundle outside; if this machine's clock is wrong, fix the clock",
-            )
+            if accept_expired_until is None or now > accept_expired_until:
+                past = (
+                    f"; --accept-expired-until {format_time(accept_expired_until)} is past as well"
+                    if accept_expired_until is not None
+                    else ""
+                )
+                raise BundleRefused(
+                    f"{self.path}: bundle expired at {format_time(manifest.expires)} "
+                    f"(local clock says {format_time(now)}){past}",
+                    hint="export a fresh bundle outside; if this machine's clock is wrong, fix the clock, or "
+                    "accept it on purpose (logged): mirrorctl import --accept-expired-until TIME",
+                )
         self._manifest = manifest
         self.signed = (manifest_bytes, signature)
         return manifest, signer

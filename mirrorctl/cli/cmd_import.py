@@ -12,6 +12,7 @@ from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.store import Store
 
 from .app import Ctx, run_sync
+from .render import err_console
 
 if TYPE_CHECKING:
     from mirrorctl.bundle.importer import ImportReport
@@ -31,6 +32,15 @@ def import_cmd(
             help="With the bundle being served: replace stored blobs that fail `mirrorctl verify` with its bytes.",
         ),
     ] = False,
+    accept_expired_until: Annotated[
+        str | None,
+        typer.Option(
+            "--accept-expired-until",
+            metavar="TIME",
+            help="Accept an expired bundle while the local clock is before TIME (UTC, 2026-03-05T00:00:00Z); "
+            "printed and written to the audit journal.",
+        ),
+    ] = None,
     channel: Annotated[
         list[str] | None,
         typer.Option("--channel", help="Also point this channel (e.g. dev) at the new snapshot; repeatable."),
@@ -46,6 +56,8 @@ def import_cmd(
 
     Example: mirrorctl import /media/usb/web-2026-03-01.bundle
 
+    Example: mirrorctl import --accept-expired-until 2026-03-05T18:00:00Z /media/usb/web.bundle   (clock drift)
+
     Example: mirrorctl import /media/a/web.bundle.parts.json --from /media/b   (a chunked bundle)
     """
     obj: Ctx = ctx.obj
@@ -56,7 +68,9 @@ def import_cmd(
         from mirrorctl.bundle.chunks import resolve_bundle
         from mirrorctl.bundle.importer import import_bundle
         from mirrorctl.signing import load_trusted_keys
+        from mirrorctl.trust import parse_time
 
+        until = parse_time(accept_expired_until, "--accept-expired-until") if accept_expired_until else None
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
         return import_bundle(
             resolve_bundle(bundle, list(from_dirs or ()), progress=progress),  # parts: located and checked
@@ -65,12 +79,15 @@ def import_cmd(
             load_ecosystems(),
             now=datetime.now(UTC),
             allow_rollback=allow_rollback,
+            accept_expired_until=until,
             repair=repair,
             progress=progress,
             channels=tuple(channel or ()),
         )
 
     report = run_sync(run, obj)
+    for warning in report.warnings:  # expiry overridden, key rotated or revoked: never quietly
+        err_console.print(f"WARNING: {warning}", style="bold yellow", markup=False, soft_wrap=True)
     if repair:
         typer.echo(f"repaired {report.new_blobs} blob(s) from bundle {report.bundle_id}; the served view is unchanged")
         return
