@@ -384,8 +384,8 @@ def resolve_bundle(path: Path, search: Sequence[Path] = (), *, progress: Progres
         return path
     wanted = bundle_name + INDEX_SUFFIX
     for folder in _folders(path, search):
-        if (folder / wanted).is_file():
-            return open_chunked(folder / wanted, search, progress=progress)
+        if (folder / wanted).is_file():  # parts are looked for beside the named one too
+            return open_chunked(folder / wanted, [path.parent, *search], progress=progress)
     if m:
         folders = ", ".join(str(f) for f in _folders(path, search))
         raise UserError(
