@@ -1,8 +1,13 @@
 """Acceptance for npm in Pulp: `mirrorctl publish --to` fills a pulp_file repository with the static registry
 layout, `mirrorctl workspace-config --target` writes the npm config, and the machine's real npm, inside a
-loopback-only network namespace that reaches only Pulp's content app (one port bridged in, the same port),
-installs a scoped package with a dependency chain, `npm ci` reinstalls from the lock it wrote, and a package
-that was never published fails fast with a 404.
+loopback-only network namespace that reaches only Pulp's content app (one port bridged in, the same port):
+
+* installs a scoped package with a dependency chain; `npm ci` reinstalls from the lock it wrote;
+* `npm ci` of a project whose package-lock.json was made against the public registry (every ``resolved`` on
+  ``https://registry.example.test/<name>/-/<file>``, written here by hand from the artifacts), in a project
+  whose own .npmrc names a dead registry, a scope and ``replace-registry-host=never``: installs from Pulp;
+* refusals: the same lock with one integrity from other bytes fails with EINTEGRITY and installs nothing; a
+  lock naming a package that was never published fails fast with a 404, as does `npm install` of one.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
+from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_DIR
+from mirrorctl.lockfile import Artifact
 from mirrorctl.store import Store
 from tests.conftest import skip_or_fail
 from tests.fixtures.netns import (
@@ -40,6 +47,30 @@ from .test_pulp_npm import Made, delete_npm_repository
 pytestmark = [pytest.mark.live, pytest.mark.netns]
 
 NPM = shutil.which("npm") or "/usr/bin/npm"
+PUBLIC_LOOKING = "https://registry.example.test/"
+DEAD = "http://127.0.0.1:9/"  # nothing listens there inside the namespace: a leak fails fast
+
+
+def public_project(root: Path, locked: list[tuple[Artifact, dict[str, str]]], wanted: list[str]) -> None:
+    """A project with a package-lock.json v3 as npm makes it against the public registry: ``resolved`` at
+    ``<registry>/<name>/-/<basename>-<version>.tgz``, integrity from the artifacts (each with its dependencies);
+    ``wanted`` are the root's dependencies. Its own .npmrc is hostile."""
+    root.mkdir()
+    versions = {a.name: a.version for a, _ in locked}
+    deps = {name: f"^{versions[name]}" for name in wanted}
+    (root / "package.json").write_text(json.dumps({"name": root.name, "version": "1.0.0", "dependencies": deps}))
+    packages: dict[str, object] = {"": {"name": root.name, "version": "1.0.0", "dependencies": deps}}
+    for a, requires in locked:
+        packages[f"node_modules/{a.name}"] = {
+            "version": a.version,
+            "resolved": f"{PUBLIC_LOOKING}{a.name}/-/{a.filename}",
+            "integrity": a.attrs["integrity"],
+            **({"dependencies": requires} if requires else {}),
+        }
+    lock = {"name": root.name, "version": "1.0.0", "lockfileVersion": 3, "requires": True, "packages": packages}
+    (root / "package-lock.json").write_text(json.dumps(lock, indent=2) + "\n")
+    (root / ".npmrc").write_text(f"registry={DEAD}\nreplace-registry-host=never\nscope=@dead\n")
+
 
 SCRIPT = netns_script(
     textwrap.dedent(
@@ -49,7 +80,7 @@ SCRIPT = netns_script(
     trap 'kill $B 2>/dev/null' EXIT
     up=0
     for i in $(seq 100); do
-        if "$BASE_PYTHON" -c "import urllib.request as u; u.urlopen('${REGISTRY}mctl-leaf', timeout=2)" 2>/dev/null
+        if "$BASE_PYTHON" -c "import urllib.request as u; u.urlopen('${PROBE}', timeout=2)" 2>/dev/null
         then up=1; break; fi
         sleep 0.1
     done
@@ -65,6 +96,12 @@ SCRIPT = netns_script(
     rm -rf node_modules "$WORK/npm-cache"
     step ci "$NPM" ci --loglevel http
     step missing "$NPM" install --loglevel http mctl-never-published
+    # Locks made against the public registry (written by the test); a fresh cache for each.
+    for p in public tampered absent; do
+        mkdir -p "$WORK/$p-cache"
+        cd "$WORK/$p" && npm_config_cache="$WORK/$p-cache" step "ci-$p" "$NPM" ci --loglevel http
+    done
+    cd "$WORK/public" && step public-require node -e "console.log(require('@mctl/top'), require('mctl-leaf'))"
     """
     ),
     step_timeout=120,
@@ -111,6 +148,33 @@ def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
         return done.output
 
     cli("-q", "publish", "--to", "pulp")
+    top, _, mid, leaf, other_leaf = arts
+    chain = [(top, {"mctl-mid": "^1.0.0"}), (mid, {"mctl-leaf": "~2.1.0"}), (leaf, {})]
+    public_project(tmp_path / "public", chain, ["@mctl/top"])
+    forged = Artifact(
+        leaf.ecosystem,
+        leaf.name,
+        leaf.version,
+        leaf.filename,
+        leaf.size,
+        leaf.sha256,
+        (),
+        {
+            "integrity": other_leaf.attrs["integrity"]  # valid SRI, other bytes
+        },
+    )
+    public_project(tmp_path / "tampered", [*chain[:2], (forged, {})], ["@mctl/top"])
+    never = Artifact(
+        "npm",
+        "mctl-never-published",
+        "1.0.0",
+        "mctl-never-published-1.0.0.tgz",
+        1,
+        "0" * 64,
+        (),
+        {"integrity": leaf.attrs["integrity"]},
+    )
+    public_project(tmp_path / "absent", [*chain, (never, {})], ["@mctl/top", "mctl-never-published"])
     ws = tmp_path / "ws"
     cli("workspace-config", "--target", "pulp", "--out", str(ws), "--install-dir", str(ws))
     registry = f"{pulp_service.content_url}/pulp/content/{repo_name}/"
@@ -129,6 +193,7 @@ def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
         "CONTENT_PORT": str(port),
         "CONTENT_SOCK": str(sock),
         "REGISTRY": registry,
+        "PROBE": registry + PACKUMENT_DIR + "mctl-leaf",
         "WORK": str(tmp_path),
         "WS": str(ws),
         "NPM": NPM,
@@ -155,3 +220,21 @@ def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
     assert rc not in (0, 124), log
     assert "E404" in log and "mctl-never-published" in log, log
     assert int((out / "missing.secs").read_text()) < 30, "a missing package must fail fast"
+
+    # npm ci of the public-registry lock: every tarball from Pulp at the public layout, nothing else asked.
+    rc, log = read_step(out, "ci-public")
+    assert rc == 0, log
+    for a in (top, mid, leaf):
+        assert f"GET 200 {registry}{a.name}/-/{a.filename}" in log, log
+    assert "registry.example.test" not in log and "127.0.0.1:9/" not in log, log
+    rc, log = read_step(out, "public-require")
+    assert rc == 0 and "@mctl/top@1.0.0 mctl-leaf@2.1.3" in log, log
+
+    rc, log = read_step(out, "ci-tampered")
+    assert rc not in (0, 124) and "EINTEGRITY" in log, log
+    assert not (tmp_path / "tampered" / "node_modules" / "mctl-leaf").exists()
+
+    rc, log = read_step(out, "ci-absent")
+    assert rc not in (0, 124) and "404" in log and "mctl-never-published" in log, log
+    assert int((out / "ci-absent.secs").read_text()) < 30, "a package never published must fail fast"
+    assert not (tmp_path / "absent" / "node_modules" / "mctl-never-published").exists()

@@ -16,7 +16,7 @@ import pytest
 
 from mirrorctl.ecosystems.base import INSTALL_DIR
 from mirrorctl.ecosystems.npm import NpmEcosystem
-from mirrorctl.ecosystems.npm.clientconfig import client_config, registry_url
+from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_SCOPE, client_config, registry_url
 from mirrorctl.workspace import render_workspace_config
 from tests.conftest import skip_or_fail
 
@@ -47,6 +47,19 @@ def test_endpoint_replaces_the_mirror_layout() -> None:
     assert "registry=http://pulp.internal/pulp/content/npm/\n" in cfg.files["npmrc"]
     assert cfg.env["NPM_CONFIG_REGISTRY"] == "http://pulp.internal/pulp/content/npm/"
     assert "/npm/npm/" not in cfg.files["npmrc"]
+
+
+def test_an_endpoint_reads_packuments_through_the_packument_scope() -> None:
+    """A published (static) registry: tarballs at <endpoint><name>/-/, packuments under <endpoint>-/packuments/."""
+    cfg = client_config(MIRROR, endpoint="http://pulp.internal/pulp/content/npm/")
+    for name in ("npmrc", "npmrc-global"):
+        lines = cfg.files[name].splitlines()
+        assert f"scope={PACKUMENT_SCOPE}" in lines
+        assert f"{PACKUMENT_SCOPE}:registry=http://pulp.internal/pulp/content/npm/-/packuments/" in lines
+    assert cfg.env["NPM_CONFIG_SCOPE"] == cfg.env["npm_config_scope"] == PACKUMENT_SCOPE
+    # The embedded mirror serves packuments and tarballs under one path: no scope there.
+    plain = client_config(MIRROR)
+    assert "scope" not in plain.files["npmrc"].replace("@scope", "") and "NPM_CONFIG_SCOPE" not in plain.env
 
 
 def test_registry_url_keeps_a_path_prefix() -> None:
@@ -138,6 +151,19 @@ def test_generated_config_wins_over_user_machine_and_project_files(
         "@acme:registry": "undefined",
         "@corp:registry": "undefined",
     }
+
+
+def test_with_an_endpoint_npm_picks_the_packument_scope_over_a_project_scope(
+    hostile_machine: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    env, project = hostile_machine
+    (project / ".npmrc").write_text(f"registry={HOSTILE}\nscope=@hostile\n@hostile:registry={HOSTILE}\n")
+    endpoint = "http://pulp.internal/pulp/content/npm/"
+    ws = tmp_path / "ws"
+    render_workspace_config(MIRROR, ws, {"npm": NpmEcosystem()}, install_dir=ws, endpoints={"npm": endpoint})
+    env = {**env, **load_env_file(ws / "mirrorctl.env")}
+    got = npm_config(project, env, "registry", "scope", f"{PACKUMENT_SCOPE}:registry")
+    assert got == [endpoint, PACKUMENT_SCOPE, endpoint + "-/packuments/"]
 
 
 def test_a_project_scope_registry_is_beyond_configuration(

@@ -1,4 +1,5 @@
-"""npm published into the real Pulp as a static registry in pulp_file (mirrorctl/targets/pulp/npm.py).
+"""npm published into the real Pulp as a static registry in pulp_file (mirrorctl/targets/pulp/npm.py): tarballs
+at the public layout ``<name>/-/<file>``, packuments under ``-/packuments/``.
 
 Each test publishes into its own repository (random name) tarballs whose bytes are new to Pulp (a random mark
 in a file of the package), so "uploaded" counts mean what they say even against a long-lived Pulp.
@@ -20,12 +21,12 @@ import httpx
 import pytest
 
 from mirrorctl.config import TargetSettings
+from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_DIR
 from mirrorctl.errors import TargetError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import SilentProgress
 from mirrorctl.store import Store
 from mirrorctl.targets.pulp import PulpTarget
-from mirrorctl.targets.pulp.npm import TARBALL_DIR
 from tests.fixtures.npm_registry import PkgSpec, build_tarball, sri_sha512
 from tests.fixtures.services import PulpService, pulp_service  # noqa: F401
 from tests.fixtures.store_content import put_blob
@@ -108,9 +109,13 @@ def get(url: str) -> httpx.Response:
         return c.get(url)
 
 
+def packument_url(target: PulpTarget, name: str) -> str:
+    """Where npm asks for a packument (``@scope%2fname``) with the workspace config of a Pulp endpoint."""
+    return target.endpoint("npm") + PACKUMENT_DIR + name.replace("/", "%2f")
+
+
 def packument(target: PulpTarget, name: str) -> dict[str, Any]:
-    """The packument as npm asks for it (``@scope%2fname``), from the content app."""
-    resp = get(target.endpoint("npm") + name.replace("/", "%2f"))
+    resp = get(packument_url(target, name))
     assert resp.status_code == 200, (resp.status_code, resp.text[:200])
     return dict(json.loads(resp.content))
 
@@ -150,9 +155,10 @@ async def test_first_publish_serves_full_packuments_and_a_republish_changes_noth
     v = doc["versions"]["1.0.0"]
     assert v["dependencies"] == {"mctl-leaf": "^1.0.0"} and v["bin"] == {"top": "bin/top.js"}
     assert v["dist"]["integrity"] == top.attrs["integrity"] and v["dist"]["shasum"] == top.attrs["shasum"]
-    assert v["dist"]["tarball"] == f"{target.endpoint('npm')}{TARBALL_DIR}/@mctl/top/-/top-1.0.0.tgz"
+    # The public registry's tarball path: where npm ci goes for a lock made against the public registry.
+    assert v["dist"]["tarball"] == f"{target.endpoint('npm')}@mctl/top/-/top-1.0.0.tgz"
     # %2F as well, and the tarball is byte-identical.
-    assert get(target.endpoint("npm") + "@mctl%2Ftop").status_code == 200
+    assert get(packument_url(target, "@mctl/top").replace("%2f", "%2F")).status_code == 200
     tarball = get(v["dist"]["tarball"])
     assert tarball.status_code == 200 and hashlib.sha256(tarball.content).hexdigest() == top.sha256
 
@@ -160,7 +166,11 @@ async def test_first_publish_serves_full_packuments_and_a_republish_changes_noth
     assert sorted(leaf["versions"]) == ["1.0.0", "2.0.0-beta.1"]
     assert leaf["dist-tags"]["latest"] == "1.0.0"  # a prerelease is never latest while a release exists
     assert leaf["versions"]["2.0.0-beta.1"]["deprecated"] == "try 1.x"
-    assert get(target.endpoint("npm") + "mctl-absent").status_code == 404
+    assert get(packument_url(target, "mctl-absent")).status_code == 404
+    assert get(packument_url(target, "@mctl/absent")).status_code == 404
+    assert get(f"{target.endpoint('npm')}mctl-absent/-/mctl-absent-1.0.0.tgz").status_code == 404
+    plain = get(f"{target.endpoint('npm')}mctl-leaf/-/mctl-leaf-1.0.0.tgz")
+    assert plain.status_code == 200 and hashlib.sha256(plain.content).hexdigest() == leaf1.sha256
 
     again = await publish(target, arts, made.store)
     assert not again.changed and again.version == 1 and again.uploaded == 0

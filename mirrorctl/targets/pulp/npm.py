@@ -1,28 +1,37 @@
-"""npm into Pulp as a static registry layout in pulp_file: one packument file per package, plus the tarballs.
+"""npm into Pulp as a static registry layout in pulp_file: the tarballs at the public layout, one packument
+file per package beside them.
 
 Why not pulp_npm (0.10.2, read and tried on Pulp 3.123.1): its ``Package`` stores only name and version, and
 its content handler builds a packument with ``versions{v:{_id, dist:{tarball}}}`` and ``dist-tags.latest``
 only: no dependencies, no integrity, no shasum. npm 11 resolves from the full packument, so a fresh
 ``npm install`` from it would not see a single transitive dependency and could not check a tarball.
 
-The layout, and why it is not ``<name>/-/<file>`` (pulp_file, pass-through publications):
+The layout (one pulp_file repository and distribution; the endpoint is the distribution's URL):
 
-* packument of ``name`` at relative path ``name``; of ``@scope/name`` at ``@scope/name``. npm asks for
-  ``<registry>/@scope%2fname``; Pulp's content app (aiohttp) decodes ``%2f``/``%2F`` before matching, so the
-  unit at ``@scope/name`` answers it (tried: both spellings and ``/@scope/name`` get the same file).
-* tarballs at ``-/tarballs/<name>/-/<basename>-<version>.tgz``: pulp_file refuses a repository version where
-  one path is a prefix directory of another ("The path for file 'x' overlaps: x/-/x-1.0.0.tgz"), and even
-  if it did not, a directory at ``x/`` makes the content app answer ``x`` with a redirect to an HTML listing.
-  ``-`` is never a package name (npm reserves ``/-/`` for registry endpoints). ``dist.tarball`` is absolute,
-  so npm fetches the tarballs wherever they are.
-* packuments are served as ``application/octet-stream`` (no extension); npm parses the body as JSON
-  whatever the type (tried with npm 11).
+* tarballs at ``<name>/-/<basename>-<version>.tgz`` (``@scope/name/-/name-1.0.0.tgz``): the public layout, so
+  that ``npm ci`` of a package-lock.json made against the public registry finds them where
+  ``replace-registry-host`` sends it (``<registry>/<name>/-/<file>``);
+* packuments at ``-/packuments/<name>`` (``-/packuments/@scope/name``), read by npm through a scope registry
+  (npm/clientconfig.py ``PACKUMENT_DIR``; the workspace config says why that reaches every package).
+  ``-`` is never a package name, and Pulp's content app (aiohttp) decodes ``%2f``/``%2F`` before matching,
+  so ``-/packuments/@scope%2fname`` answers with the unit at ``-/packuments/@scope/name`` (tried).
 
-A packument carries, for each version, what ``mirrorctl serve`` serves (npm/serve.py ``version_document``:
-the tarball's own package.json read by npm/manifest.py, ``_id``, ``dist`` {tarball, integrity, shasum,
-fileCount, unpackedSize}, ``deprecated`` from the lock); ``dist-tags.latest`` is the highest release (the
-highest version when there are only prereleases). The bytes are deterministic (sorted keys, no timestamps),
-so an unchanged set makes the same packuments and a republish changes nothing.
+Why packuments cannot sit at ``<name>`` (pulpcore 3.123.1 ``content/handler.py`` ``_match_and_stream``, read
+and tried): pulp_file refuses a version where one path is a prefix directory of another ("The path for file
+'x' overlaps: x/-/x-1.0.0.tgz"); and a packument at ``<name>/index.html`` is not served for ``<name>``: the
+content app looks for ``<name>/index.html`` among the publication's *published artifacts* (a pulp_file
+publication is pass-through and has none but its manifest), finds none, lists the directory instead, answers
+``<name>`` with a 301 to ``<name>/`` and that with an HTML listing. Only distributions that serve a repository
+version directly (``SERVE_FROM_PUBLICATION = False``: pulp_npm, pulp_maven) serve ``<name>/index.html`` for
+``<name>``, and those take only their own content types. Distribution base paths may not nest either, and
+pulp_file has no pull-through (its remote lacks ``get_remote_artifact_content_type``).
+
+Packuments are served as ``application/octet-stream`` (no extension); npm parses the body as JSON whatever the
+type (tried with npm 11). A packument carries, for each version, what ``mirrorctl serve`` serves
+(npm/serve.py ``version_document``: the tarball's own package.json read by npm/manifest.py, ``_id``, ``dist``
+{tarball, integrity, shasum, fileCount, unpackedSize}, ``deprecated`` from the lock); ``dist-tags.latest`` is
+the highest release (the highest version when there are only prereleases). The bytes are deterministic
+(sorted keys, no timestamps), so an unchanged set makes the same packuments and a republish changes nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from urllib.parse import quote
 
 import nodesemver
 
+from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_DIR
 from mirrorctl.ecosystems.npm.manifest import read_tarball_info
 from mirrorctl.ecosystems.npm.serve import version_document
 from mirrorctl.errors import TargetError
@@ -49,11 +59,15 @@ from .api import PulpApi
 from .plugins import PublishFile
 
 CONTENT_PATH_PREFIX = "/pulp/content/"  # Pulp's default CONTENT_PATH_PREFIX
-TARBALL_DIR = "-/tarballs"
 
 
 def tarball_path(name: str, filename: str) -> str:
-    return f"{TARBALL_DIR}/{name}/-/{filename}"
+    """The public registry's tarball path, where npm ci looks after ``replace-registry-host``."""
+    return f"{name}/-/{filename}"
+
+
+def packument_path(name: str) -> str:
+    return PACKUMENT_DIR + name
 
 
 def _sri_and_sha1(path: Path) -> tuple[str, str]:
@@ -75,7 +89,7 @@ def _latest(ordered: Sequence[str]) -> str:
 
 
 def version_object(artifact: Artifact, path: Path, registry_url: str) -> dict[str, Any]:
-    """The version entry ``mirrorctl serve`` serves (npm/serve.py ``version_document``), tarball under TARBALL_DIR."""
+    """The version entry ``mirrorctl serve`` serves (npm/serve.py ``version_document``), tarball in this layout."""
     label = f"npm {artifact.name} {artifact.version} ({artifact.filename})"
     info = read_tarball_info(path, where=label)
     manifest = info.manifest
@@ -84,7 +98,7 @@ def version_object(artifact: Artifact, path: Path, registry_url: str) -> dict[st
             f"{label}: the tarball's package.json says {manifest.get('name')}@{manifest.get('version')}",
             hint="the lock and the tarball disagree; run `mirrorctl verify` and lock again",
         )
-    doc = version_document(artifact, info, registry_url + TARBALL_DIR + "/", corgi=False)
+    doc = version_document(artifact, info, registry_url, corgi=False)
     dist = doc["dist"]
     if not dist.get("integrity") or not dist.get("shasum"):  # a lock always has both; computed otherwise
         integrity, shasum = _sri_and_sha1(path)
@@ -118,7 +132,7 @@ def registry_files(artifacts: Sequence[Artifact], store: Store, registry_url: st
         files.append(PublishFile(rel, a.sha256, a.size, a))
     for name, versions in sorted(by_name.items()):
         data = render_packument(name, versions)
-        files.append(PublishFile(name, hashlib.sha256(data).hexdigest(), len(data), None, data))
+        files.append(PublishFile(packument_path(name), hashlib.sha256(data).hexdigest(), len(data), None, data))
     return files
 
 
