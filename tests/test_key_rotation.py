@@ -264,3 +264,24 @@ def test_openssl_verifies_a_rotation_statement(world: World) -> None:
     path = out / "keys" / "rotation-1.json"
     path.write_bytes(path.read_bytes().replace(b'"index":1', b'"index":2'))
     assert subprocess.run(cmd, cwd=out, capture_output=True, text=True).returncode != 0
+
+
+def test_bundle_verify_judges_like_import(world: World) -> None:
+    """`bundle verify` uses the store's trust state too: the rotated-in key verifies, the old key is refused."""
+    from typer.testing import CliRunner
+
+    from mirrorctl.cli.app import app
+
+    a, b = world.key, new_key(world, "b")
+    trust.rotate(world.outside, a.private_path, b.private_path, now=NOW)
+    cfg = world.root / "inside.toml"
+    cfg.write_text(f'[store]\npath = "inside"\n[trust]\nkeys = ["{a.public_path}"]\n')
+    first = export_with(world, b, "1.bundle")
+    ok = CliRunner().invoke(app, ["--config", str(cfg), "bundle", "verify", str(first)])
+    assert ok.exit_code == 0 and f"signed by  {b.key_id}" in ok.output, ok.output
+    imp(world, first)
+    before = everything(world.inside)
+    rogue = export_with(world, a, "rogue.bundle", store=side_store(world, "o2"), sequence=9)
+    bad = CliRunner().invoke(app, ["--config", str(cfg), "bundle", "verify", str(rogue)])
+    assert bad.exit_code == 1 and "rotated away" in bad.output.replace("\n", "")
+    assert everything(world.inside) == before

@@ -186,10 +186,16 @@ def verify(
         from mirrorctl.bundle.chunks import resolve_bundle
         from mirrorctl.bundle.verify import verify_bundle
         from mirrorctl.signing import load_trusted_keys
+        from mirrorctl.trust_gate import TrustGate
 
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
         source = resolve_bundle(bundle, list(from_dirs or ()), progress=progress)
-        return verify_bundle(source, keys, datetime.now(UTC), ecosystems=load_ecosystems(), progress=progress)
+        now = datetime.now(UTC)
+        # As import judges it: keys that rotations brought into the store, revocations; nothing is written.
+        gate = TrustGate(Store(settings.store_path), keys, source, now=now)
+        verified = verify_bundle(source, gate.keys, now, ecosystems=load_ecosystems(), progress=progress)
+        gate.check(verified.manifest, verified.signer, progress)
+        return verified
 
     from mirrorctl.bundle.manifest import format_time
 
