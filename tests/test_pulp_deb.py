@@ -174,21 +174,6 @@ def gpgv(keyring: Path, *files: Path) -> subprocess.CompletedProcess[str]:
 # ----------------------------------------------------------------------------------------------- tests
 
 
-def test_apt_is_offered_only_when_the_target_names_an_apt_repository(pulp_service: PulpService) -> None:
-    plain = TargetSettings(name="pulp", kind="pulp", url=pulp_service.url, repositories={"pypi": "x"})
-    with_apt = TargetSettings(name="pulp", kind="pulp", url=pulp_service.url, repositories={"apt": "team-apt"})
-    client = httpx.AsyncClient()
-    try:
-        assert "apt" not in PulpTarget(plain, client, {}).ecosystems
-        t = PulpTarget(with_apt, client, {})
-        assert "apt" in t.ecosystems
-        assert t.endpoint("apt") == f"{pulp_service.url}/pulp/content/team-apt/"
-    finally:
-        import asyncio
-
-        asyncio.run(client.aclose())
-
-
 async def test_publish_is_structured_signed_and_a_republish_changes_nothing(
     target: PulpTarget, debs: Debs, pulp_service: PulpService, repo_name: str, tmp_path: Path
 ) -> None:
@@ -313,3 +298,16 @@ async def test_an_artifact_without_the_contract_attrs_is_refused_before_pulp_is_
     with pytest.raises(TargetError, match=r"mctl-noattrs 1\.0 .*attrs\.component"):
         await publish(target, [bad], debs.store)
     assert repository(pulp_service, repo_name) is None
+
+
+async def test_targets_check_names_a_missing_signing_service(
+    pulp_service: PulpService, repo_name: str, client: httpx.AsyncClient
+) -> None:
+    good = PulpTarget(
+        deb_settings(pulp_service, repo_name, signing_service_name(pulp_service)), client, environ(pulp_service)
+    )
+    assert (await good.check()).ok
+    bad = PulpTarget(deb_settings(pulp_service, repo_name, "mctl-no-such-service"), client, environ(pulp_service))
+    found = await bad.check()
+    assert not found.ok
+    assert any("no signing service 'mctl-no-such-service'" in p for p in found.problems), found.problems

@@ -132,6 +132,11 @@ class PulpTarget:
                     f"plugin {plugin.component!r} (for {ecosystem}) is not installed in Pulp: install "
                     f"pulp-{plugin.component} beside pulpcore, run `pulpcore-manager migrate`, restart Pulp"
                 )
+            elif isinstance(plugin, StructuredPulpPlugin):
+                try:
+                    await plugin.prepare(api)  # apt: the signing service exists
+                except TargetError as exc:
+                    problems.append(f"{exc.message}; {exc.hint}" if exc.hint else exc.message)
         if not (status.get("database_connection") or {}).get("connected"):
             problems.append("Pulp has no database connection: check PostgreSQL and DATABASES in Pulp's settings")
         if not status.get("online_workers"):

@@ -1,0 +1,44 @@
+"""Offline parts of apt publishing into Pulp: the target's apt-signing-service key and when apt is offered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mirrorctl.config import parse_settings
+from mirrorctl.errors import UserError
+from mirrorctl.targets.pulp import PulpTarget
+from mirrorctl.targets.pulp.deb import DebPlugin
+
+
+def _target_table(**extra: object) -> dict[str, object]:
+    return {"targets": {"pulp": {"kind": "pulp", "url": "http://pulp.internal:24817", **extra}}}
+
+
+def test_apt_signing_service_is_read_from_the_target_table(tmp_path: Path) -> None:
+    table = _target_table(repositories={"apt": "team-apt"}, **{"apt-signing-service": "mirrorctl-archive"})
+    settings = parse_settings(table, tmp_path / "mirrorctl.toml")
+    assert settings.target("pulp").apt_signing_service == "mirrorctl-archive"
+    assert parse_settings(_target_table(), tmp_path / "m.toml").target("pulp").apt_signing_service is None
+
+
+@pytest.mark.parametrize("value", ["", "  ", 3])
+def test_a_bad_apt_signing_service_is_refused_naming_the_key(tmp_path: Path, value: object) -> None:
+    with pytest.raises(UserError, match=r"targets\.pulp\.apt-signing-service must be a non-empty name"):
+        parse_settings(_target_table(**{"apt-signing-service": value}), tmp_path / "mirrorctl.toml")
+
+
+async def test_apt_is_offered_only_when_the_target_names_an_apt_repository(tmp_path: Path) -> None:
+    plain = parse_settings(_target_table(repositories={"pypi": "x"}), tmp_path / "m.toml").target("pulp")
+    with_apt = parse_settings(
+        _target_table(repositories={"apt": "team-apt"}, **{"content-url": "http://pulp.internal:24816"}),
+        tmp_path / "m.toml",
+    ).target("pulp")
+    async with httpx.AsyncClient() as client:
+        assert "apt" not in PulpTarget(plain, client, {}).ecosystems
+        target = PulpTarget(with_apt, client, {})
+        assert "apt" in target.ecosystems and isinstance(target.plugins["apt"], DebPlugin)
+        # apt's URIs: the distribution root on the content app; apt appends dists/<suite>/ and pool paths.
+        assert target.endpoint("apt") == "http://pulp.internal:24816/pulp/content/team-apt/"
