@@ -285,3 +285,14 @@ def test_bundle_verify_judges_like_import(world: World) -> None:
     bad = CliRunner().invoke(app, ["--config", str(cfg), "bundle", "verify", str(rogue)])
     assert bad.exit_code == 1 and "rotated away" in bad.output.replace("\n", "")
     assert everything(world.inside) == before
+
+
+def test_rotation_in_a_chunked_bundle(world: World) -> None:
+    """The statements are read from the front of the bundle through the parts, like every other member."""
+    from mirrorctl.bundle.chunks import resolve_bundle
+
+    a, b = world.key, new_key(world, "b")
+    trust.rotate(world.outside, a.private_path, b.private_path, now=NOW)
+    export_with(world, b, "web.bundle", chunk_size=4096)
+    report = imp(world, resolve_bundle(world.root / "web.bundle.parts.json"))
+    assert report.lineage == a.key_id and trust_state(world.inside)["lineages"][a.key_id]["key"] == b.key_id
