@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import hashlib
 import io
-import json
 import os
 import re
 import secrets
@@ -43,6 +42,7 @@ from .metacache import MetadataCache, PageCache, ParsedPageCache, UrlCache
 from .records import (  # noqa: F401 - re-exported: the resolver and tests import them from here
     _PARSER_VERSION,
     CoreMetadata,
+    FileFilter,
     FileRecord,
     WheelFilter,
     _memoized,
@@ -77,6 +77,7 @@ class IndexClient:
         lazy_wheels: bool = True,
         wheel_ok: WheelFilter | None = None,
         filter_key: str = "",
+        sdists: bool = True,
     ) -> None:
         self._client = client
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
@@ -86,8 +87,10 @@ class IndexClient:
         self._backoff = backoff
         self._store = store
         self._lazy_wheels = lazy_wheels
-        self._wheel_ok = _memoized(wheel_ok) if wheel_ok else None
-        self._filter_key = filter_key  # names what wheel_ok keeps (e.g. the target ids), for the parse cache
+        # sdists=False: a profile that never takes an sdist; its pages' sdists are not even parsed
+        self._wheel_ok = FileFilter(wheel_ok, sdists=sdists) if wheel_ok or not sdists else None
+        # names what wheel_ok keeps (e.g. the target ids), for the parse cache
+        self._filter_key = f"{filter_key};sdists={sdists}"
         cache_root = store.root / "cache" if store is not None else None
         self._meta_cache = MetadataCache(cache_root / "pypi-metadata") if cache_root else None
         self._page_cache = PageCache(cache_root / "pypi-pages") if cache_root else None
@@ -96,6 +99,7 @@ class IndexClient:
         self.url_cache = UrlCache(cache_root / "pypi-urls", self.base_url) if cache_root else None
         self._pages: dict[str, asyncio.Task[list[FileRecord]]] = {}
         self._metadata: dict[str, asyncio.Task[CoreMetadata]] = {}
+        self._writes: set[asyncio.Future[None]] = set()  # cache writes in flight (see _write_later)
         self.downloads = 0  # whole files fetched only for their metadata (no PEP 658, no usable Range)
         self.range_reads = 0  # wheels whose METADATA was read with Range requests
         self.cache_hits = 0  # metadata taken from the store (cache or a stored file), no request
@@ -127,6 +131,14 @@ class IndexClient:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*self._pages.values(), *self._metadata.values(), return_exceptions=True)
+        await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    def _write_later(self, write: Callable[[], None]) -> None:
+        """Run a cache write (best effort, file I/O) off the event loop, which the resolver threads wait on;
+        :meth:`close` waits for it."""
+        fut = asyncio.get_running_loop().run_in_executor(None, write)
+        self._writes.add(fut)
+        fut.add_done_callback(self._writes.discard)
 
     async def _fetch_page(self, name: NormalizedName) -> list[FileRecord]:
         url = self.project_url(name)
@@ -149,7 +161,8 @@ class IndexClient:
             if self._page_cache and ("etag" in resp.headers or "last-modified" in resp.headers):
                 keep = {k: resp.headers[k] for k in ("etag", "last-modified") if k in resp.headers}
                 keep |= {"content-type": ctype, "page-url": str(resp.url)}
-                self._page_cache.put(url, keep, resp.content)
+                page_cache, body = self._page_cache, resp.content
+                self._write_later(lambda: page_cache.put(url, keep, body))
             return ctype, str(resp.url), resp.content
 
         got = await self._retrying(get, f"pypi project page {name}")
@@ -166,14 +179,15 @@ class IndexClient:
             with contextlib.suppress(ValueError, TypeError, InvalidVersion, InvalidWheelFilename):
                 return _rows_to_records(rows)
         records = self._parse_page(name, *got)
-        self._parsed_cache.put(url, h.hexdigest(), [_to_row(r) for r in records])
+        parsed_cache, digest = self._parsed_cache, h.hexdigest()
+        self._write_later(lambda: parsed_cache.put(url, digest, [_to_row(r) for r in records]))
         return records
 
     def _parse_page(self, name: str, ctype: str, page_url: str, body: bytes) -> list[FileRecord]:
         ctype = ctype.split(";")[0].strip().lower()
         if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
             try:
-                return parse_json_page(json.loads(body), page_url, self._wheel_ok)
+                return parse_json_page(body, page_url, self._wheel_ok)
             except (ValueError, AttributeError) as exc:
                 raise NetworkError(
                     f"pypi project page {name}: unreadable JSON from {redact(page_url)}"
@@ -194,7 +208,7 @@ class IndexClient:
             stored = await asyncio.to_thread(_read_metadata, self._store.blob_path(sha), record)
             self.cache_hits += 1
             if cache and cache.get(sha) != stored:  # replaces what a Range read may have cached
-                cache.put(sha, stored)
+                self._write_later(lambda: cache.put(sha, stored))
             return parse_core_metadata(stored, False)
         cached = cache.get(sha) if cache and sha else None
         if cached is not None:
@@ -207,7 +221,7 @@ class IndexClient:
         if raw is None:
             raw = await self._whole_metadata(record)
         if cache and sha:
-            cache.put(sha, raw)
+            self._write_later(lambda: cache.put(sha, raw))
         return parse_core_metadata(raw, False)
 
     async def _pep658_metadata(self, record: FileRecord) -> CoreMetadata:
@@ -223,7 +237,7 @@ class IndexClient:
                 hint="the upstream is inconsistent or tampered with; do not lock from it",
             )
         if cache and sha and record.metadata_sha256:
-            cache.put(sha, raw)
+            self._write_later(lambda: cache.put(sha, raw))
         return parse_core_metadata(raw, True)
 
     async def _lazy_metadata(self, record: FileRecord) -> bytes:

@@ -23,6 +23,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 _MAGIC = b"mirrorctl-cache-v1 "
 
 
@@ -115,8 +117,8 @@ class ParsedPageCache:
         if data is None:
             return None
         try:
-            doc = json.loads(data)
-        except ValueError:
+            doc = msgspec.json.decode(data)
+        except msgspec.DecodeError:
             return None
         if not isinstance(doc, dict) or doc.get("digest") != digest or not isinstance(doc.get("rows"), list):
             return None
@@ -124,7 +126,8 @@ class ParsedPageCache:
 
     def put(self, url: str, digest: str, rows: list[list[Any]]) -> None:
         with contextlib.suppress(OSError):
-            _write(self._path(url), json.dumps({"digest": digest, "rows": rows}).encode())
+            # msgspec: the same JSON as json.dumps, several times faster (tens of thousands of rows)
+            _write(self._path(url), msgspec.json.encode({"digest": digest, "rows": rows}))
 
 
 class UrlCache:

@@ -5,7 +5,9 @@ cache keeps. Written for speed: a big project's page lists tens of thousands of 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from functools import lru_cache
@@ -13,6 +15,7 @@ from html.parser import HTMLParser
 from typing import Any, NamedTuple
 from urllib.parse import urldefrag, urljoin
 
+import msgspec
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
@@ -60,28 +63,80 @@ def _python_ok(requires_python: str, full_version: str) -> bool:
 WheelFilter = Callable[[frozenset[Tag]], bool]
 
 
+class FileFilter:
+    """What a page's parse keeps: wheels whose tags ``wheel_ok`` accepts (decided once per distinct tag
+    string, before the wheel's name and version are read), and sdists unless ``sdists`` is False (a profile
+    that never takes sdists: they would only be parsed to be ignored)."""
+
+    def __init__(self, wheel_ok: WheelFilter | None = None, *, sdists: bool = True) -> None:
+        self._ok = wheel_ok
+        self.sdists = sdists
+        self._by_tags: dict[frozenset[Tag], bool] = {}  # tag sets are shared objects (_wheel_tags): cheap keys
+        self._by_str: dict[str, frozenset[Tag] | None] = {}
+
+    def __call__(self, tags: frozenset[Tag]) -> bool:
+        ok = self._by_tags.get(tags)
+        if ok is None:
+            ok = self._by_tags[tags] = self._ok is None or self._ok(tags)
+        return ok
+
+    def wheel_tags(self, tag_string: str) -> frozenset[Tag] | None:
+        """The tags of a wheel's tag string ("cp312-cp312-manylinux_2_17_x86_64"), None when refused;
+        raises InvalidWheelFilename as packaging does."""
+        try:
+            return self._by_str[tag_string]
+        except KeyError:
+            pass
+        tags = _wheel_tags(tag_string)
+        kept = self._by_str[tag_string] = tags if self(tags) else None
+        return kept
+
+
 def _parse_wheel(
-    filename: str, wheel_ok: WheelFilter | None = None
+    filename: str, wheel_ok: WheelFilter | FileFilter | None = None
 ) -> tuple[NormalizedName, Version, frozenset[Tag]] | None:
-    """``parse_wheel_filename``, with its two costly halves cached: a big project lists thousands of wheels
-    but only a few hundred versions and a few dozen tag sets. Each half is still parsed by packaging (a
-    synthetic filename per half), so what is accepted or refused is exactly what packaging says. None when
-    ``wheel_ok`` refuses the tags (checked first: most wheels of big projects are for other platforms)."""
+    """``parse_wheel_filename``, with its costly parts cached: a big project lists thousands of wheels but
+    only a few hundred versions, one name and a few dozen tag sets. Each part is still parsed by packaging
+    (the name and tags through a synthetic filename, the version by ``Version`` as packaging does), so what
+    is accepted or refused is exactly what packaging says. None when ``wheel_ok`` refuses the tags (checked
+    first: most wheels of big projects are for other platforms)."""
     parts = filename[:-4].rsplit("-", 3)
     if len(parts) != 4:
         parse_wheel_filename(filename)  # raises the precise error
         raise InvalidWheelFilename(filename)
-    tags = _wheel_tags("-".join(parts[1:]))
-    if wheel_ok is not None and not wheel_ok(tags):
-        return None
+    tag_string = filename[len(parts[0]) + 1 : -4]
+    if isinstance(wheel_ok, FileFilter):
+        found = wheel_ok.wheel_tags(tag_string)
+        if found is None:
+            return None
+        tags = found
+    else:
+        tags = _wheel_tags(tag_string)
+        if wheel_ok is not None and not wheel_ok(tags):
+            return None
     name, version = _wheel_head(parts[0])
     return name, version, tags
 
 
 @lru_cache(maxsize=16384)
 def _wheel_head(head: str) -> tuple[NormalizedName, Version]:
-    name, version, _build, _tags = parse_wheel_filename(f"{head}-py3-none-any.whl")
-    return name, version
+    name_part, sep, version_part = head.partition("-")
+    if not sep or "-" in version_part:  # a build tag (or a malformed name): packaging reads the whole head
+        name, version, _build, _tags = parse_wheel_filename(f"{head}-py3-none-any.whl")
+        return name, version
+    # As parse_wheel_filename does for a filename without build tag: the name checked and normalized, then
+    # Version(version part), an invalid one refusing the file.
+    return _wheel_name(name_part), _version(version_part)
+
+
+@lru_cache(maxsize=1024)
+def _wheel_name(name_part: str) -> NormalizedName:
+    return parse_wheel_filename(f"{name_part}-0-py3-none-any.whl")[0]
+
+
+@lru_cache(maxsize=16384)
+def _version(text: str) -> Version:
+    return Version(text)
 
 
 @lru_cache(maxsize=4096)
@@ -106,7 +161,7 @@ def parse_file(
     requires_python: str | None,
     yanked: bool,
     metadata: Any,
-    wheel_ok: WheelFilter | None = None,
+    wheel_ok: WheelFilter | FileFilter | None = None,
     parsed: tuple[NormalizedName, Version, frozenset[Tag]] | None = None,
 ) -> FileRecord | None:
     """A file record, or None for files that are neither wheels nor sdists (eggs, .exe, bad names), and for
@@ -119,23 +174,15 @@ def parse_file(
             name, version, tags = parsed
             kind = "wheel"
         elif filename.endswith((".tar.gz", ".zip")):
+            if isinstance(wheel_ok, FileFilter) and not wheel_ok.sdists:
+                return None
             name, version = parse_sdist_filename(filename)
             tags, kind = frozenset(), "sdist"
         else:
             return None
     except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
         return None
-    meta_hash: str | None = None
-    offered = False
-    if isinstance(metadata, dict):
-        offered = True
-        meta_hash = metadata.get("sha256")
-    elif isinstance(metadata, str) and metadata not in ("", "false"):
-        offered = True
-        algo, _, value = metadata.partition("=")
-        meta_hash = value if algo == "sha256" and value else None
-    elif metadata is True:
-        offered = True
+    meta_hash, offered = _metadata_offer(metadata)
     return FileRecord(
         filename,
         url,
@@ -150,6 +197,16 @@ def parse_file(
         meta_hash,
         offered,
     )
+
+
+def _metadata_offer(metadata: Any) -> tuple[str | None, bool]:
+    """(sha256 of the PEP 658/714 metadata file, whether it is offered) from a page's metadata field."""
+    if isinstance(metadata, dict):
+        return metadata.get("sha256"), True
+    if isinstance(metadata, str) and metadata not in ("", "false"):
+        algo, _, value = metadata.partition("=")
+        return (value if algo == "sha256" and value else None), True
+    return None, metadata is True
 
 
 class _LinkParser(HTMLParser):
@@ -173,7 +230,44 @@ class _LinkParser(HTMLParser):
             self._current = None
 
 
-def parse_json_page(doc: Any, page_url: str, wheel_ok: WheelFilter | None = None) -> list[FileRecord]:
+class _JsonHashes(msgspec.Struct):
+    sha256: Any = None  # other algorithms are skipped unread
+
+
+class _JsonFile(msgspec.Struct):
+    """The fields of a PEP 691 file entry that mirrorctl reads; the others are skipped without being built.
+    ``Any`` where the lenient reader below checks the type itself, so both read a page alike."""
+
+    filename: str
+    url: str
+    hashes: _JsonHashes = msgspec.field(default_factory=_JsonHashes)
+    size: Any = None
+    requires_python: Any = msgspec.field(default=None, name="requires-python")
+    yanked: Any = False
+    core_metadata: Any = msgspec.field(default=msgspec.UNSET, name="core-metadata")
+    dist_info_metadata: Any = msgspec.field(default=False, name="dist-info-metadata")
+
+
+class _JsonPage(msgspec.Struct):
+    files: list[_JsonFile] = msgspec.field(default_factory=list)
+
+
+_PAGE_DECODER = msgspec.json.Decoder(_JsonPage)
+
+
+def parse_json_page(
+    doc: Any, page_url: str, wheel_ok: WheelFilter | FileFilter | None = None
+) -> list[FileRecord]:
+    """The files of a PEP 691 page: ``doc`` is the page's bytes, or the decoded JSON document.
+
+    Bytes are decoded straight into the few fields used (a big project's page is megabytes of JSON; most
+    of it is never read); a page that does not fit that shape (a field of an unexpected type) is read by the
+    lenient reader instead, which skips what it cannot use, so the result is the same either way."""
+    if isinstance(doc, bytes | bytearray):
+        try:
+            return _records_from_structs(_PAGE_DECODER.decode(doc).files, page_url, wheel_ok)
+        except msgspec.DecodeError:  # ValidationError included: an odd shape, or not JSON msgspec reads
+            doc = json.loads(doc)  # raises ValueError for a body that is not JSON at all
     # Written for speed (exact type checks, one lookup per key): pages of big projects list 5,000+ files.
     files = []
     for f in doc.get("files", []):
@@ -204,10 +298,61 @@ def parse_json_page(doc: Any, page_url: str, wheel_ok: WheelFilter | None = None
             requires_python=requires_python if type(requires_python) is str else None,
             yanked=yanked is not False and yanked is not None,
             metadata=f["core-metadata"] if "core-metadata" in f else f.get("dist-info-metadata", False),
+            wheel_ok=wheel_ok,
             parsed=parsed,
         )
         if rec:
             files.append(rec)
+    return files
+
+
+_NO_TAGS: frozenset[Tag] = frozenset()
+
+
+def _records_from_structs(
+    entries: Sequence[_JsonFile], page_url: str, wheel_ok: WheelFilter | FileFilter | None
+) -> list[FileRecord]:
+    """:func:`parse_json_page`'s lenient loop and :func:`parse_file` in one, over decoded entries: the same
+    checks, in the same order, without a call per file."""
+    keep_sdists = not isinstance(wheel_ok, FileFilter) or wheel_ok.sdists
+    files = []
+    for f in entries:
+        filename = f.filename
+        try:
+            if filename.endswith(".whl"):
+                parsed = _parse_wheel(filename, wheel_ok)
+                if parsed is None:
+                    continue
+                name, version, tags = parsed
+                kind = "wheel"
+            elif filename.endswith((".tar.gz", ".zip")):
+                if not keep_sdists:
+                    continue
+                name, version = parse_sdist_filename(filename)
+                tags, kind = _NO_TAGS, "sdist"
+            else:
+                continue
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            continue
+        sha256, size, requires_python, yanked = f.hashes.sha256, f.size, f.requires_python, f.yanked
+        metadata = f.core_metadata if f.core_metadata is not msgspec.UNSET else f.dist_info_metadata
+        meta_hash, offered = _metadata_offer(metadata)
+        files.append(
+            FileRecord(
+                filename,
+                _absolute(page_url, f.url),
+                name,
+                version,
+                kind,
+                tags,
+                sha256 if type(sha256) is str else None,
+                size if type(size) is int else None,
+                requires_python if type(requires_python) is str and requires_python else None,
+                yanked is not False and yanked is not None,
+                meta_hash,
+                offered,
+            )
+        )
     return files
 
 
@@ -218,7 +363,9 @@ def _absolute(page_url: str, url: str) -> str:
     return url if url.startswith(("https://", "http://")) else urljoin(page_url, url)
 
 
-def parse_html_page(text: str, page_url: str, wheel_ok: WheelFilter | None = None) -> list[FileRecord]:
+def parse_html_page(
+    text: str, page_url: str, wheel_ok: WheelFilter | FileFilter | None = None
+) -> list[FileRecord]:
     parser = _LinkParser()
     parser.feed(text)
     files = []
@@ -245,8 +392,14 @@ def parse_html_page(text: str, page_url: str, wheel_ok: WheelFilter | None = Non
     return files
 
 
+_HEADERS_END = re.compile(rb"\n\r?\n")
+
+
 def parse_core_metadata(raw: bytes, from_pep658: bool) -> CoreMetadata:
-    headers = BytesHeaderParser().parsebytes(raw)
+    # Only the header block goes to the parser: it stops there anyway, but would first split the whole body
+    # (a long README) into lines. Cut just after the blank line, so the parser sees the same end of headers.
+    end = _HEADERS_END.search(raw)
+    headers = BytesHeaderParser().parsebytes(raw[: end.end()] if end else raw)
     reqs = []
     for line in headers.get_all("Requires-Dist") or []:
         try:
@@ -257,7 +410,7 @@ def parse_core_metadata(raw: bytes, from_pep658: bool) -> CoreMetadata:
     return CoreMetadata(tuple(reqs), str(rp) if rp else None, raw, from_pep658)
 
 
-_PARSER_VERSION = "2"  # bump when parsing changes what a record holds, or the row layout
+_PARSER_VERSION = "3"  # bump when parsing changes what a record holds, or the row layout
 
 
 def _to_row(r: FileRecord) -> list[Any]:
@@ -282,13 +435,5 @@ def _rows_to_records(rows: list[list[Any]]) -> list[FileRecord]:
     return out
 
 
-def _memoized(wheel_ok: WheelFilter) -> WheelFilter:
-    seen: dict[frozenset[Tag], bool] = {}  # tag sets are shared objects (_wheel_tags): cheap keys
-
-    def check(tags: frozenset[Tag]) -> bool:
-        ok = seen.get(tags)
-        if ok is None:
-            ok = seen[tags] = wheel_ok(tags)
-        return ok
-
-    return check
+def _memoized(wheel_ok: WheelFilter) -> FileFilter:
+    return FileFilter(wheel_ok)

@@ -389,6 +389,7 @@ async def resolve_spec(spec: PypiSpec, ctx: ResolveContext) -> list[Artifact]:
         # wheels that install on none of the targets are never candidates: not even kept in memory
         wheel_ok=lambda tags: any(t.tag_priority(tags) is not None for t in targets),
         filter_key=",".join(sorted(t.id for t in targets)),
+        sdists=spec.sdist != "never",  # never a candidate: not parsed at all
     )
     try:
         return await resolve_with_index(spec, index, ctx)
