@@ -113,6 +113,7 @@ async def test_real_apt_get_verifies_pulps_signature_and_downloads_the_closure(
 
     rc, log = read_step(out, "update-good")
     assert rc == 0 and "W:" not in log and "Err:" not in log, log
+    assert f"{SUITE} InRelease" in log, log  # the clearsigned Release, verified against Signed-By only
     rc, log = read_step(out, "install-good")
     assert rc == 0, log
     fetched = set((out / "archives-good.txt").read_text().split()) - {"lock", "partial"}
