@@ -42,3 +42,10 @@ async def test_apt_is_offered_only_when_the_target_names_an_apt_repository(tmp_p
         assert "apt" in target.ecosystems and isinstance(target.plugins["apt"], DebPlugin)
         # apt's URIs: the distribution root on the content app; apt appends dists/<suite>/ and pool paths.
         assert target.endpoint("apt") == "http://pulp.internal:24816/pulp/content/team-apt/"
+
+
+def test_the_keyring_workspace_config_writes_is_the_one_the_apt_sources_name() -> None:
+    from mirrorctl.ecosystems.apt.clientconfig import KEYRING
+    from mirrorctl.targets.pulp.deb import WORKSPACE_KEYRING
+
+    assert WORKSPACE_KEYRING == KEYRING

@@ -37,9 +37,10 @@ from .plugins import PublishFile
 
 CONTENT_PATH_PREFIX = "/pulp/content/"  # Pulp's default CONTENT_PATH_PREFIX
 LOOKUPS_AT_ONCE = 4  # concurrent lookups and small create tasks: the API and the workers are few
-# Where `mirrorctl workspace-config --target` writes the signing service's key (relative to --out), so the
-# apt sources can name it in Signed-By as {install_dir}/<this path>.
-WORKSPACE_KEYRING = "apt/pulp-archive-keyring.asc"
+# Where `mirrorctl workspace-config --target` writes the signing service's key (relative to --out): the file the
+# apt client config's Signed-By names (ecosystems/apt/clientconfig.py KEYRING; a test keeps them equal), written
+# after the client config, so for a Pulp target it holds Pulp's key rather than the inside's serving key.
+WORKSPACE_KEYRING = "mirrorctl-archive-keyring.asc"
 ADD_SERVICE_HINT = (
     "register it on the Pulp host: pulpcore-manager add-signing-service {name} /path/to/apt-sign.sh <key "
     "fingerprint> --class deb:AptReleaseSigningService --home <GNUPGHOME with the key> (see "
