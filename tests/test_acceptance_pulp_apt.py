@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from mirrorctl.cli.app import app
 from mirrorctl.progress import SilentProgress
 from mirrorctl.targets.pulp import PulpTarget
 from mirrorctl.targets.pulp.deb import WORKSPACE_KEYRING
@@ -79,23 +81,36 @@ async def test_real_apt_get_verifies_pulps_signature_and_downloads_the_closure(
     result = await target.publish("apt", arts, debs.store, SilentProgress())
     assert result.changed and result.uploaded == len(arts)
 
-    # What workspace-config --target writes: the signing service's key, named by Signed-By.
+    # The "good" workspace uses only what `mirrorctl workspace-config --target pulp` writes: the sources (with the
+    # suites of the store's view) and the signing service's key, named by Signed-By.
     trust = await target.trust_files("apt")
     assert set(trust) == {WORKSPACE_KEYRING} and "BEGIN PGP PUBLIC KEY BLOCK" in trust[WORKSPACE_KEYRING]
     work = tmp_path / "work"
-    keyrings = {"good": work / "good" / "pulp-archive-keyring.asc", "wrong": work / "wrong" / "other.asc"}
-    keyrings["good"].parent.mkdir(parents=True)
-    keyrings["good"].write_text(trust[WORKSPACE_KEYRING])
-    keyrings["wrong"].parent.mkdir(parents=True)
+    ws = work / "good"
+    config = tmp_path / "mirrorctl.toml"
+    config.write_text(
+        f'[store]\npath = "{debs.store.root}"\n\n[targets.pulp]\nkind = "pulp"\nurl = "{pulp_service.url}"\n'
+        f'content-url = "{pulp_service.content_url}"\nusername-env = "T_PULP_USER"\n'
+        f'password-env = "T_PULP_PASSWORD"\nrepositories = {{ apt = "{repo_name}" }}\n'
+        f'apt-signing-service = "{signing_service_name(pulp_service)}"\n'
+    )
+    done = await asyncio.to_thread(
+        CliRunner().invoke, app,
+        ["--config", str(config), "workspace-config", "--target", "pulp", "--out", str(ws), "--install-dir", str(ws)],
+        env=environ(pulp_service),
+    )
+    assert done.exit_code == 0, done.output
+    assert (ws / WORKSPACE_KEYRING).read_text() == trust[WORKSPACE_KEYRING]
+    assert not (debs.store.root / "keys" / "apt").exists()  # Pulp signs: no inside archive key was needed
+    sources = (ws / "sources.list.d" / "mirrorctl.sources").read_text()
+    assert f"URIs: {target.endpoint('apt')}" in sources and f"Signed-By: {ws / WORKSPACE_KEYRING}" in sources
+    (work / "sources-good").symlink_to(ws / "sources.list.d")
     other = await asyncio.to_thread(TestKey.create, tmp_path / "gnupg-other", "not the archive key")
-    keyrings["wrong"].write_bytes(other.public_keyring(armor=True))
-    for ws, keyring in keyrings.items():
-        sources = work / f"sources-{ws}"
-        sources.mkdir()
-        (sources / "mirrorctl.sources").write_text(
-            f"Types: deb\nURIs: {target.endpoint('apt')}\nSuites: {SUITE}\nComponents: main\n"
-            f"Architectures: amd64\nSigned-By: {keyring}\n"
-        )
+    (work / "wrong").mkdir()
+    (work / "wrong" / "other.asc").write_bytes(other.public_keyring(armor=True))
+    (work / "sources-wrong").mkdir()
+    wrong = sources.replace(str(ws / WORKSPACE_KEYRING), str(work / "wrong" / "other.asc"))
+    (work / "sources-wrong" / "mirrorctl.sources").write_text(wrong)
 
     port = urlsplit(pulp_service.content_url).port
     assert port

@@ -99,7 +99,8 @@ def client_config(
     """The files and environment for apt; empty when nothing apt is served (workspace-config then skips apt).
 
     ``endpoint``: a repository published elsewhere (a Pulp distribution's base URL) instead of ``/apt/``.
-    Raises UserError when apt content is served but no archive key exists yet.
+    Raises UserError when apt content is served by `mirrorctl serve` but no archive key exists yet; with an
+    ``endpoint`` the keyring file comes from the target instead.
     """
     if content is None:
         return _EMPTY
@@ -109,14 +110,15 @@ def client_config(
     uri = endpoint if endpoint is not None else repository_url(mirror_url)
     if not uri.endswith("/"):
         uri += "/"  # apt appends dists/... to it
-    keyring = ArchiveKey(content.keys_dir()).public_keyring(armor=True).decode("ascii")
+    files = {SOURCES: sources_text(uri, suites, f"{INSTALL_DIR}/{KEYRING}"), APT_CONF: apt_conf_text(uri)}
+    if endpoint is None:
+        # Served by `mirrorctl serve`: the inside's own archive key signs it. A repository published elsewhere
+        # (Pulp) is signed by that target's key, which the target hands out (PulpTarget.trust_files) under the
+        # same file name; this host then needs no archive key of its own.
+        files[KEYRING] = ArchiveKey(content.keys_dir()).public_keyring(armor=True).decode("ascii")
     conf = f"{INSTALL_DIR}/{APT_CONF}"
     return ClientConfig(
-        files={
-            SOURCES: sources_text(uri, suites, f"{INSTALL_DIR}/{KEYRING}"),
-            KEYRING: keyring,
-            APT_CONF: apt_conf_text(uri),
-        },
+        files=files,
         env={"APT_CONFIG": conf},
         usage=f"apt-get reads only {uri} when APT_CONFIG={conf} is set (mirrorctl.env), or after "
         f"`cp {conf} /etc/apt/apt.conf.d/99mirrorctl.conf` in the image; then `apt-get update`",
