@@ -26,12 +26,13 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import msgspec
 
 from mirrorctl.errors import IntegrityError, NetworkError
 from mirrorctl.net import is_transient, network_error, redact
@@ -280,7 +281,87 @@ class RegistryClient:
                 raise err from exc
 
 
+class _Dist(msgspec.Struct):
+    tarball: Any = None
+    integrity: Any = None
+    shasum: Any = None
+
+
+class _Version(msgspec.Struct):
+    """The fields of a version object that are kept (``_KEEP``); msgspec skips the others (devDependencies,
+    engines, scripts, ...) without building them."""
+
+    dependencies: Any = msgspec.UNSET
+    optionalDependencies: Any = msgspec.UNSET  # (camelCase: the registry's field names)
+    peerDependencies: Any = msgspec.UNSET
+    peerDependenciesMeta: Any = msgspec.UNSET
+    bundleDependencies: Any = msgspec.UNSET
+    bundledDependencies: Any = msgspec.UNSET
+    os: Any = msgspec.UNSET
+    cpu: Any = msgspec.UNSET
+    libc: Any = msgspec.UNSET
+    deprecated: Any = msgspec.UNSET
+    dist: _Dist | None = None
+
+
+class _Document(msgspec.Struct, rename={"dist_tags": "dist-tags"}):
+    name: Any = None
+    dist_tags: Any = None
+    versions: dict[str, _Version] = {}
+
+
+# Decoding into these types is about 4x faster than json.loads and the dict walk below (measured on the
+# bench profile's 169 corgi documents, 36 MB: 0.14 s instead of 0.55 s of CPU), and CPU is what a lock waits
+# for on a fast upstream. Documents of another shape (a version that is not an object, ...) take the plain path.
+_DECODER = msgspec.json.Decoder(_Document)
+
+
 def _parse_packument(name: str, body: bytes, url: str) -> Packument:
+    try:
+        typed = _DECODER.decode(body)
+    except msgspec.MsgspecError:
+        return _parse_packument_plain(name, body, url)
+    if typed.name is not None and typed.name != name:
+        raise NetworkError(f"npm {name}: {url} describes {typed.name!r}, not {name!r}")
+    versions = _LazyVersions({v: obj for v, obj in typed.versions.items() if obj.dist is not None})
+    return Packument(name, _dist_tags(typed.dist_tags), versions, url, len(body))
+
+
+class _LazyVersions(Mapping[str, Mapping[str, Any]]):
+    """version -> the kept fields plus "dist", built when a version is first read: resolution reads a few
+    versions of each document (the one it picks, the candidates of a range), not thousands."""
+
+    __slots__ = ("_built", "_raw")
+
+    def __init__(self, raw: dict[str, _Version]) -> None:
+        self._raw = raw
+        self._built: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, version: str) -> dict[str, Any]:
+        built = self._built.get(version)
+        if built is None:
+            obj = self._raw[version]
+            built = {k: value for k in _KEEP if (value := getattr(obj, k)) is not msgspec.UNSET}
+            dist = obj.dist
+            built["dist"] = {k: v for k in ("tarball", "integrity", "shasum") if isinstance(v := getattr(dist, k), str)}
+            self._built[version] = built
+        return built
+
+    def __contains__(self, version: object) -> bool:
+        return version in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+def _dist_tags(tags: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in tags.items() if isinstance(v, str)} if isinstance(tags, dict) else {}
+
+
+def _parse_packument_plain(name: str, body: bytes, url: str) -> Packument:
     try:
         doc = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -297,9 +378,7 @@ def _parse_packument(name: str, body: bytes, url: str) -> Packument:
         kept = {k: obj[k] for k in _KEEP if k in obj}
         kept["dist"] = {k: dist[k] for k in ("tarball", "integrity", "shasum") if isinstance(dist.get(k), str)}
         versions[version] = kept
-    tags = doc.get("dist-tags") or {}
-    dist_tags = {str(k): str(v) for k, v in tags.items() if isinstance(v, str)} if isinstance(tags, dict) else {}
-    return Packument(name, dist_tags, versions, url, len(body))
+    return Packument(name, _dist_tags(doc.get("dist-tags")), versions, url, len(body))
 
 
 @dataclass
