@@ -301,3 +301,24 @@ def test_refusal_suite_missing_upstream(work: Path, locked: bytes) -> None:
     out = refused(1, "lock", "base")
     assert "apt suite trixie InRelease: HTTP 404" in out
     assert lock_path(work).read_bytes() == locked
+
+
+def test_worker_processes_give_the_same_lock(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Big suites parse each architecture in its own process; the fixture is small, so force that path here.
+    ok("lock", "base")
+    threaded = lock_path(work).read_bytes()
+    monkeypatch.setattr("mirrorctl.ecosystems.apt.lock._PARALLEL_MIN_BYTES", 0)
+    ok("lock", "--refresh", "base")
+    assert lock_path(work).read_bytes() == threaded
+    set_profile(work, PROFILE.replace('"app",', '"app",\n    "only-amd64",'))
+    out = refused(1, "lock", "base")  # an error in a worker keeps its type, message and hint
+    assert "package only-amd64 does not exist for architecture arm64" in out
+    assert "hint: check the name, the components and the architectures" in out
+    assert lock_path(work).read_bytes() == threaded
+
+
+def test_refusal_index_missing_upstream(work: Path, locked: bytes, apt_upstream: FixtureAptUpstream) -> None:
+    (apt_upstream.dists / "main/binary-arm64/Packages.xz").unlink()
+    out = refused(1, "lock", "--refresh", "base")
+    assert "apt suite bookworm index main/binary-arm64/Packages.xz: HTTP 404" in out
+    assert lock_path(work).read_bytes() == locked

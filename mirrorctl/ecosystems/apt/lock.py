@@ -13,21 +13,27 @@ Nothing is written when anything fails: the caller writes the lock only after ev
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import posixpath
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import httpx
 
 from mirrorctl.ecosystems.base import FetchItem, ResolveContext
-from mirrorctl.errors import IntegrityError, ProfileError, ResolutionError, UserError
+from mirrorctl.errors import IntegrityError, MirrorctlError, ProfileError, ResolutionError, UserError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.net import is_transient, network_error, redact
 
 from .release import VerifiedRelease, check_index, read_stanzas, verify_inrelease
 from .resolve import BinaryPackage, ResolvedPackage, resolve
 from .spec import AptSpec, validate_artifact
+
+# Below this much compressed index data a worker process costs more than it saves (tests, small suites).
+_PARALLEL_MIN_BYTES = 1_000_000
 
 # Preference among the forms a Release may list for one index: smallest transfer first.
 INDEX_FORMS = (".xz", ".gz", "")
@@ -37,9 +43,10 @@ INDEX_FORMS = (".xz", ".gz", "")
 class Timings:
     """Where a lock spent its time (seconds), for the benchmark: fetch, verify+decompress+parse, resolve."""
 
-    fetch: float = 0.0
-    parse: float = 0.0
-    resolve: float = 0.0
+    fetch: float = 0.0  # InRelease + gpgv + every index downloaded (wall)
+    parse: float = 0.0  # index checks, decompression and stanza parsing, summed over architectures (CPU)
+    resolve: float = 0.0  # closures, summed over architectures (CPU)
+    total: float = 0.0  # the whole resolve (wall)
 
 
 # The last lock's timings (bench/apt_bench.py reads them); not part of any result.
@@ -114,6 +121,91 @@ def _packages_for(
     return packages, component_of
 
 
+@dataclass(frozen=True)
+class ArchResult:
+    """One architecture's closure, the component of each of its pool files, and where the time went."""
+
+    resolved: list[ResolvedPackage]
+    components: dict[str, str]
+    parse_s: float
+    resolve_s: float
+    error: tuple[str, str, str | None] | None = None  # (error class, message, hint): exceptions lose hints in pickling
+
+
+def lock_arch(
+    release: VerifiedRelease, spec: AptSpec, arch: str, indexes: Sequence[tuple[str, str, bytes]]
+) -> ArchResult:
+    """Check, parse and resolve one architecture; runs in a worker process when there are several."""
+    try:
+        t0 = time.monotonic()
+        packages, component_of = _packages_for(release, indexes)
+        t1 = time.monotonic()
+        resolved = _resolve_arch(spec, arch, packages)
+        t2 = time.monotonic()
+    except (IntegrityError, ResolutionError, UserError) as exc:
+        return ArchResult([], {}, 0.0, 0.0, (type(exc).__name__, exc.message, exc.hint))
+    used = {p.filename: component_of.get(p.filename, spec.components[0]) for p in resolved}
+    return ArchResult(resolved, used, t1 - t0, t2 - t1)
+
+
+_ERRORS: dict[str, type[MirrorctlError]] = {
+    cls.__name__: cls for cls in (IntegrityError, ResolutionError, UserError, ProfileError)
+}
+
+
+def _warm() -> None:
+    """Runs first in each worker process, while the indexes download, so imports are paid for meanwhile."""
+
+
+async def _fetch_and_lock(
+    spec: AptSpec,
+    release: VerifiedRelease,
+    wanted: Sequence[tuple[str, str, str]],
+    get: Callable[[str], Awaitable[bytes]],
+) -> tuple[dict[str, ArchResult], float]:
+    """Each architecture's indexes fetched, then checked, parsed and resolved as soon as they are in: in parallel
+    worker processes when there are several architectures, CPUs and a big suite (parsing a full index is
+    CPU-bound Python, so threads would not overlap). Returns the results and when the last index arrived."""
+    loop = asyncio.get_running_loop()
+    size = sum(release.entries[path].size for _, _, path in wanted)
+    workers = min(len(spec.architectures), os.cpu_count() or 1)
+    pool = None
+    if workers > 1 and size > _PARALLEL_MIN_BYTES:
+        # spawn, not fork: the caller may run threads (event loop helpers, servers) that must not be forked.
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    fetched = 0.0
+
+    async def one(arch: str) -> ArchResult:
+        nonlocal fetched
+        mine = [(c, path) for c, a, path in wanted if a == arch]
+        bodies = await asyncio.gather(*(get(path) for _, path in mine))
+        fetched = max(fetched, time.monotonic())
+        indexes = [(c, path, body) for (c, path), body in zip(mine, bodies, strict=True)]
+        if pool is not None:
+            return await loop.run_in_executor(pool, lock_arch, release, spec, arch, indexes)
+        return await asyncio.to_thread(lock_arch, release, spec, arch, indexes)
+
+    try:
+        if pool is not None:
+            for _ in range(workers):
+                pool.submit(_warm)
+        # Every architecture runs to its end (none left running against a closed pool); the first failure in
+        # profile order is raised below.
+        outcomes = await asyncio.gather(*(one(arch) for arch in spec.architectures), return_exceptions=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    results = {arch: r for arch, r in zip(spec.architectures, outcomes, strict=True) if isinstance(r, ArchResult)}
+    for result in results.values():  # the first architecture's error, in profile order
+        if result.error is not None:
+            kind, message, hint = result.error
+            raise _ERRORS.get(kind, ResolutionError)(message, hint=hint)
+    return results, fetched
+
+
 def _resolve_arch(spec: AptSpec, arch: str, packages: list[BinaryPackage]) -> list[ResolvedPackage]:
     try:
         result = resolve(
@@ -159,29 +251,22 @@ async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
             verify_inrelease, inrelease, upstream.keyring, suite=spec.suite, fingerprints=spec.fingerprints
         )
         wanted = [(c, a, pick_index(release, c, a, spec)) for a in spec.architectures for c in spec.components]
-        bodies = await asyncio.gather(
-            *(_get(ctx.client, f"{base}dists/{spec.suite}/{path}", f"apt suite {spec.suite} index {path}", retries)
-              for _, _, path in wanted)
-        )
-        fetched = time.monotonic()
+
+        def get(path: str) -> Awaitable[bytes]:
+            return _get(ctx.client, f"{base}dists/{spec.suite}/{path}", f"apt suite {spec.suite} index {path}", retries)
+
+        results, fetched = await _fetch_and_lock(spec, release, wanted, get)
     finally:
         task.close()
-
-    resolved: dict[str, list[ResolvedPackage]] = {}
+    resolved = {arch: r.resolved for arch, r in results.items()}
     components: dict[str, str] = {}
-    parse_s = resolve_s = 0.0
-    for arch in spec.architectures:
-        indexes = [(c, path, body) for (c, a, path), body in zip(wanted, bodies, strict=True) if a == arch]
-        t0 = time.monotonic()
-        packages, component_of = await asyncio.to_thread(_packages_for, release, indexes)
-        t1 = time.monotonic()
-        resolved[arch] = await asyncio.to_thread(_resolve_arch, spec, arch, packages)
-        resolve_s += time.monotonic() - t1
-        parse_s += t1 - t0
-        for pkg in resolved[arch]:
-            components.setdefault(pkg.filename, component_of.get(pkg.filename, spec.components[0]))
-        del packages
-    last_timings = Timings(fetched - started, parse_s, resolve_s)
+    for r in results.values():
+        for filename, component in r.components.items():
+            components.setdefault(filename, component)
+    last_timings = Timings(
+        fetched - started, sum(r.parse_s for r in results.values()), sum(r.resolve_s for r in results.values()),
+        time.monotonic() - started,
+    )
     artifacts = merge_architectures(spec, resolved, components)
     if ctx.prefetch is not None:
         for a in artifacts:
