@@ -22,6 +22,7 @@ the store when there is one (``mirrorctl snapshot`` then downloads nothing).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,31 +65,53 @@ class _Versions:
 
 def pick_version(packument: Packument, spec: str, versions: _Versions | None = None) -> str | None:
     """The version npm would install for ``spec`` (a version, a range or a dist-tag), or None."""
+    decided, picked, range_obj = _pick_without_scan(packument, spec)
+    if decided:
+        return picked
+    return _scan(packument, range_obj, versions or _Versions(packument))
+
+
+@functools.lru_cache(maxsize=4096)
+def _range(spec: str) -> Any:
+    """node-semver's Range for ``spec`` (immutable: ``test`` keeps no state), parsed once per run; None if
+    invalid. The same few hundred ranges recur across a closure."""
+    try:
+        return nodesemver.make_range(spec, loose=True)
+    except ValueError:
+        return None
+
+
+def _pick_without_scan(packument: Packument, spec: str) -> tuple[bool, str | None, Any]:
+    """(decided, version, range): what needs no pass over every version (a tag, an exact version, the
+    ``latest`` tag when it satisfies the range, which is npm's first choice); else the range to scan with."""
     kind = classify(spec)
     docs = packument.versions
     if kind == "tag":
         tagged = packument.dist_tags.get(spec.strip())
-        return tagged if tagged in docs else None
+        return True, (tagged if tagged in docs else None), None
     if kind == "version":
         parsed = nodesemver.valid(spec.strip(), loose=True)
         exact = parsed.version + ("+" + ".".join(map(str, parsed.build)) if parsed.build else "") if parsed else None
         if exact in docs:
-            return exact
+            return True, exact, None
         spec = exact or spec  # a registry may list 1.2.3 where the spec says =1.2.3 or v1.2.3
     if kind is None:
-        return None
-    try:
-        range_obj = nodesemver.make_range(spec.strip() or "*", loose=True)
-    except ValueError:
-        return None
+        return True, None, None
+    range_obj = _range(spec.strip() or "*")
+    if range_obj is None:
+        return True, None, None
     latest = packument.dist_tags.get("latest")
     if latest is not None and latest in docs and not docs[latest].get("deprecated"):
         try:
             if range_obj.test(nodesemver.make_semver(latest, loose=True)):
-                return latest
+                return True, latest, None
         except ValueError:
             pass
-    versions = versions or _Versions(packument)
+    return False, None, range_obj
+
+
+def _scan(packument: Packument, range_obj: Any, versions: _Versions) -> str | None:
+    docs = packument.versions
     best: tuple[bool, Any, str] | None = None  # (not deprecated, version, raw): npm prefers both, in order
     for sv, raw in versions.parsed:
         if not range_obj.test(sv):
@@ -161,10 +184,15 @@ class Resolver:
         doc = await self.packument(name, wanted, chain)
         key = (name, wanted)
         if key not in self._picks:
-            if name not in self._versions and classify(wanted) == "range":
-                # parsing thousands of versions is CPU work: do it once per package, off the event loop
-                self._versions[name] = await asyncio.to_thread(_Versions, doc)
-            self._picks[key] = pick_version(doc, wanted, self._versions.get(name))
+            decided, picked, range_obj = _pick_without_scan(doc, wanted)
+            if not decided:
+                # Parsing every version (thousands for some packages) is CPU work: only when the latest tag
+                # does not satisfy the range, once per package, off the event loop.
+                versions = self._versions.get(name)
+                if versions is None:
+                    versions = self._versions[name] = await asyncio.to_thread(_Versions, doc)
+                picked = _scan(doc, range_obj, versions)
+            self._picks[key] = picked
         version = self._picks[key]
         if version is None:
             kind = "dist-tag" if classify(wanted) == "tag" else "range"

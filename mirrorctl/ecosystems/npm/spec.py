@@ -17,6 +17,7 @@ with node-semver; git, URL and file specs are refused (nothing on a registry mir
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -156,6 +157,7 @@ def tarball_filename(name: str, version: str) -> str:
     return f"{name.rsplit('/', 1)[-1]}-{version}.tgz"
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and a closure asks about the same specs again and again
 def classify(spec: str) -> str | None:
     """npm-package-arg's registry types: 'version', 'range' or 'tag'; None for anything else."""
     spec = spec.strip()
