@@ -7,6 +7,9 @@ component the suite lacks, no keyring) that leave the lock file untouched."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from typer.testing import CliRunner, Result
 from mirrorctl.cli.app import app
 from mirrorctl.lockfile import Artifact, read_lock
 from mirrorctl.store import Store
+from tests.conftest import skip_or_fail
 from tests.fixtures.apt_upstream import (  # noqa: F401  (fixtures used by name)
     FixtureAptUpstream,
     apt_fixture_material,
@@ -322,3 +326,40 @@ def test_refusal_index_missing_upstream(work: Path, locked: bytes, apt_upstream:
     out = refused(1, "lock", "--refresh", "base")
     assert "apt suite bookworm index main/binary-arm64/Packages.xz: HTTP 404" in out
     assert lock_path(work).read_bytes() == locked
+
+
+def apt_get_simulate(root: Path, up: FixtureAptUpstream, arch: str, packages: list[str], *extra: str) -> set[str]:
+    """What the real apt-get would install on an empty system (own state, cache, sources; empty dpkg status)."""
+    if shutil.which("apt-get") is None:
+        skip_or_fail("apt-get is not installed")
+    for sub in ("state/lists/partial", "cache/archives/partial", "sources.list.d"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "state" / "status").write_text("")
+    (root / "sources.list").write_text("")
+    (root / "sources.list.d" / "fixture.sources").write_text(
+        f"Types: deb\nURIs: {up.url}\nSuites: bookworm\nComponents: main\nSigned-By: {up.keyring}\n"
+    )
+    opts = [
+        "-o", f"Dir::State={root / 'state'}", "-o", f"Dir::State::status={root / 'state' / 'status'}",
+        "-o", f"Dir::Cache={root / 'cache'}", "-o", f"Dir::Etc::SourceList={root / 'sources.list'}",
+        "-o", f"Dir::Etc::SourceParts={root / 'sources.list.d'}", "-o", f"APT::Architecture={arch}",
+        "-o", f"APT::Architectures::={arch}", "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root",
+    ]
+    for args in (["update"], ["install", "-s", *extra, *packages]):
+        done = subprocess.run(["apt-get", *opts, *args], capture_output=True, text=True, check=False, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return {f"{m.group(1).split(':')[0]} {m.group(2)}" for m in re.finditer(r"^Inst (\S+) \((\S+) ", done.stdout, re.M)}
+
+
+@pytest.mark.parametrize("recommends", [False, True])
+def test_closure_agrees_with_apt_get(work: Path, apt_upstream: FixtureAptUpstream, tmp_path: Path,
+                                     recommends: bool) -> None:
+    packages = ["app", "exim-lite"]
+    text = PROFILE.replace('"app",', ", ".join(f'"{p}"' for p in packages) + ",")
+    set_profile(work, text + ("recommends = true\n" if recommends else ""))
+    ok("lock", "base")
+    arts = artifacts(work)
+    for arch in ("amd64", "arm64"):
+        ours = {f"{a.name} {a.version}" for a in arts if arch in a.targets}
+        extra = [] if recommends else ["--no-install-recommends"]
+        assert ours == apt_get_simulate(tmp_path / f"apt-{arch}-{recommends}", apt_upstream, arch, packages, *extra)

@@ -47,6 +47,7 @@ class Timings:
     parse: float = 0.0  # index checks, decompression and stanza parsing, summed over architectures (CPU)
     resolve: float = 0.0  # closures, summed over architectures (CPU)
     total: float = 0.0  # the whole resolve (wall)
+    per_arch: tuple[tuple[str, float, float], ...] = ()  # (architecture, parse, resolve)
 
 
 # The last lock's timings (bench/apt_bench.py reads them); not part of any result.
@@ -265,7 +266,7 @@ async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
             components.setdefault(filename, component)
     last_timings = Timings(
         fetched - started, sum(r.parse_s for r in results.values()), sum(r.resolve_s for r in results.values()),
-        time.monotonic() - started,
+        time.monotonic() - started, tuple((a, r.parse_s, r.resolve_s) for a, r in results.items()),
     )
     artifacts = merge_architectures(spec, resolved, components)
     if ctx.prefetch is not None:
