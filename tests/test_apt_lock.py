@@ -363,3 +363,18 @@ def test_closure_agrees_with_apt_get(work: Path, apt_upstream: FixtureAptUpstrea
         ours = {f"{a.name} {a.version}" for a in arts if arch in a.targets}
         extra = [] if recommends else ["--no-install-recommends"]
         assert ours == apt_get_simulate(tmp_path / f"apt-{arch}-{recommends}", apt_upstream, arch, packages, *extra)
+
+
+@pytest.mark.parametrize(("forms", "fetched"), [(("", ".gz"), "Packages.gz"), (("",), "Packages")])
+def test_index_form_falls_back_as_the_release_lists(work: Path, apt_upstream: FixtureAptUpstream,
+                                                     forms: tuple[str, ...], fetched: str) -> None:
+    ok("lock", "base")
+    with_xz = lock_path(work).read_bytes()
+    apt_upstream.publish(forms=forms)
+    before = len(apt_upstream.log)
+    ok("lock", "--refresh", "base")
+    assert lock_path(work).read_bytes() == with_xz
+    paths = sorted(p for _, p in apt_upstream.log[before:])
+    assert paths == ["/debian/dists/bookworm/InRelease"] + [
+        f"/debian/dists/bookworm/main/binary-{arch}/{fetched}" for arch in ("amd64", "arm64")
+    ]
