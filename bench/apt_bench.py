@@ -74,6 +74,8 @@ class MirrorctlRun:
     lock: Run
     snapshot: Run
     warm_snapshot: Run
+    one_step: Run  # `lock --snapshot` in a fresh folder and store
+    one_step_same_lock: bool
     artifacts: int
     per_arch: dict[str, set[tuple[str, str]]]
     snap_files: int
@@ -86,8 +88,8 @@ class MirrorctlRun:
     suite: str
 
 
-def make_workdir(parent: Path, suite: str) -> tuple[Path, str]:
-    path = parent / "mirrorctl"
+def make_workdir(parent: Path, suite: str, name: str = "mirrorctl") -> tuple[Path, str]:
+    path = parent / name
     (path / "profiles").mkdir(parents=True)
     (path / "profiles" / f"{NAME}.toml").write_text(profile_text(suite))
     init = run_child([*mirrorctl_argv(), "init", "--out", str(path / "mirrorctl.toml")], cwd=path)
@@ -117,7 +119,11 @@ def run_mirrorctl(base: Path, suite: str) -> MirrorctlRun:
         for t in art["targets"]:
             per_arch[t].add((art["name"], art["version"]))
     files, size = dir_size(settings.store_path / "blobs")
-    return MirrorctlRun(lock, snap, warm, len(doc.get("artifacts", [])), per_arch, int(got.group(1)),
+    one_work, _ = make_workdir(base, suite, "mirrorctl-one-step")
+    one = mirrorctl(one_work, "lock", "--snapshot", NAME)
+    same = (one_work / "profiles" / f"{NAME}.lock").read_bytes() == (work / "profiles" / f"{NAME}.lock").read_bytes()
+    shutil.rmtree(one_work)
+    return MirrorctlRun(lock, snap, warm, one, same, len(doc.get("artifacts", [])), per_arch, int(got.group(1)),
                         float(got.group(2)), files, size, up.url, str(up.keyring), source, suite)
 
 
@@ -194,7 +200,8 @@ def render(m: MirrorctlRun, a: AptRun, timings: apt_lock.Timings, norec: tuple[a
     same = ours == a.installed
     only_ours = sorted(ours - a.installed)
     only_apt = sorted(a.installed - ours)
-    both = m.lock.seconds + m.snapshot.seconds
+    two_step = m.lock.seconds + m.snapshot.seconds
+    both = min(two_step, m.one_step.seconds)
     apt_total = a.update.seconds + a.download.seconds
     out = [
         "## apt: toolchain for amd64 and arm64 (issue 5)",
@@ -212,8 +219,11 @@ def render(m: MirrorctlRun, a: AptRun, timings: apt_lock.Timings, norec: tuple[a
                  f"InRelease verified, 2 Packages.xz checked and parsed, {m.artifacts} artifacts"],
                 ["mirrorctl snapshot", secs(m.snapshot), cpu(m.snapshot),
                  f"{m.snap_files} .debs, {m.snap_mb:.1f} MB, each checked against the index sha256"],
-                ["mirrorctl lock + snapshot", f"**{both:.2f} s**", cpu_sum(m.lock, m.snapshot), "both architectures"],
+                ["mirrorctl lock + snapshot", f"**{two_step:.2f} s**", cpu_sum(m.lock, m.snapshot),
+                 "both architectures"],
                 ["mirrorctl snapshot again", secs(m.warm_snapshot), cpu(m.warm_snapshot), "all present: no request"],
+                ["mirrorctl lock --snapshot (fresh store)", secs(m.one_step), cpu(m.one_step),
+                 "one command; " + ("same lock bytes" if m.one_step_same_lock else "**lock differs**")],
                 ["apt-get update", secs(a.update), cpu(a.update), "amd64 lists"],
                 ["apt-get install --download-only", secs(a.download), cpu(a.download),
                  f"{a.debs} .debs, {a.deb_bytes / 1e6:.1f} MB"],
@@ -222,8 +232,8 @@ def render(m: MirrorctlRun, a: AptRun, timings: apt_lock.Timings, norec: tuple[a
             ],
         ),
         "",
-        f"Target (both architectures in at most the time apt needs for one): "
-        f"{'met' if both <= apt_total else 'not met'} in this run ({both:.2f} s against {apt_total:.2f} s).",
+        "Target (both architectures in at most the time apt needs for one; mirrorctl's better of the two ways): "
+        + f"{'met' if both <= apt_total else 'not met'} in this run ({both:.2f} s against {apt_total:.2f} s).",
         "",
         "### Parsing the Packages indexes (the hot path)",
         "",
