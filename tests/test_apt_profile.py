@@ -16,7 +16,7 @@ from mirrorctl.ecosystems.apt import AptEcosystem
 from mirrorctl.ecosystems.apt.discover import discover_upstream
 from mirrorctl.ecosystems.apt.spec import AptSpec, validate_artifact
 from mirrorctl.ecosystems.base import Ecosystem
-from mirrorctl.errors import BundleRefused, ProfileError
+from mirrorctl.errors import BundleRefused, ProfileError, UserError
 from mirrorctl.initconfig import init_config
 from mirrorctl.lockfile import Artifact
 from mirrorctl.profiles import load_profile
@@ -215,3 +215,14 @@ def test_init_writes_the_discovered_keyring(tmp_path: Path, monkeypatch: pytest.
                                                                              "debian.sources (URIs)")}
     up = load_settings(out).upstream("apt")
     assert up.keyring == Path("/usr/share/keyrings/upstream-archive-keyring.gpg")
+
+
+def test_upstream_keyring_setting(tmp_path: Path) -> None:
+    cfg = tmp_path / "mirrorctl.toml"
+    cfg.write_text('[upstreams.apt]\nurl = "http://deb.mirror.internal/debian/"\nkeyring = "keys/upstream.gpg"\n')
+    assert load_settings(cfg).upstream("apt").keyring == tmp_path.resolve() / "keys" / "upstream.gpg"
+    cfg.write_text('[upstreams.apt]\nurl = "http://deb.mirror.internal/debian/"\nkeyring = 3\n')
+    with pytest.raises(UserError, match=r"upstreams\.apt\.keyring must be a non-empty string \(a path\)"):
+        load_settings(cfg)
+    cfg.write_text('[upstreams.pypi]\nurl = "http://pypi.mirror.internal/simple/"\n')
+    assert load_settings(cfg).upstream("pypi").keyring is None
