@@ -2,32 +2,43 @@
 
 Why a process: resolution is Python work in resolver threads that talk to the event loop for every page and
 metadata file; streaming ~200 MB through httpx and hashing it is Python work too. In one process both share
-one interpreter lock, and each slows the other down more than the overlap gains. A child process (started
-with ``spawn``: no threads are forked) runs :class:`~mirrorctl.fetch.SpeculativeFetcher` on another CPU, with
-its own HTTP client built from the same settings. It writes into the same store through the same verified
-path (flocked ``.part``, hash, fsync, rename), so the parent's snapshot simply waits for a file the child is
-still downloading and then finds the blob.
+one interpreter lock, and each slows the other down more than the overlap gains. A child process runs
+:class:`~mirrorctl.fetch.SpeculativeFetcher` on another CPU, with its own HTTP client built from the same
+settings. It writes into the same store through the same verified path (flocked ``.part``, hash, fsync,
+rename), so the parent's snapshot simply waits for a file the child is still downloading and then finds the
+blob.
+
+The child is a fresh interpreter that imports only this module and what downloading needs (not the CLI, as
+``multiprocessing``'s spawn would by re-running the main script): it is ready in about 0.15 s. Parent and
+child talk over the child's stdin and stdout with pickled messages (the child is our own code; nothing from
+the network is ever unpickled): the settings, then ``("get", FetchItem)``, ``("keep", {sha256})``, ``("end" |
+"abort", None)``; the child answers once, with its counts.
 
 Example::
 
     early = ProcessFetcher(settings)
+    early.start()                  # optional: start now, so the child is ready when the first file comes
     early.submit(item)
     early.cancel_unless(locked_sha256s)
-    stats = await early.wait()
+    await early.wait()
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
-from multiprocessing.connection import Connection
-from typing import Any
+import pickle
+import subprocess
+import sys
+from typing import IO, Any
 
 from mirrorctl.config import Settings
 from mirrorctl.ecosystems.base import FetchItem
 from mirrorctl.progress import SILENT
+
+# -P: nothing from the working folder on sys.path; the child imports mirrorctl from where the parent did.
+_CHILD = "from mirrorctl.fetch_worker import child_main; child_main()"
 
 
 class ProcessFetcher:
@@ -35,23 +46,27 @@ class ProcessFetcher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._proc: Any = None  # started with the first download: an up-to-date lock starts no process
-        self._conn: Connection | None = None
+        self._proc: subprocess.Popen[bytes] | None = None  # started by start() or the first download
         self._sent: set[str] = set()
         self._open = True
         self.downloaded = self.downloaded_bytes = self.failed = self.cancelled = 0
 
+    def start(self) -> None:
+        """Start the child now (it takes a moment to be ready); submit() starts it otherwise."""
+        if self._proc is not None or not self._open:
+            return
+        self._proc = subprocess.Popen(
+            [sys.executable, "-P", "-c", _CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        self._send(self._settings)
+
     def submit(self, item: FetchItem) -> None:
         if item.sha256 in self._sent or not self._open:
             return
-        if self._proc is None:
-            ctx = multiprocessing.get_context("spawn")
-            self._conn, child = ctx.Pipe()
-            self._proc = ctx.Process(
-                target=_child_main, args=(self._settings, child), name="mirrorctl-fetch", daemon=True
-            )
-            self._proc.start()
-            child.close()
+        self.start()
         self._sent.add(item.sha256)
         self._send(("get", item))
 
@@ -65,43 +80,54 @@ class ProcessFetcher:
     async def abort(self) -> None:
         await self._finish(("abort", None))
 
-    def _send(self, message: tuple[str, Any]) -> None:
-        assert self._conn is not None
+    def _send(self, message: Any) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        if not self._open:
+            return
         try:
-            self._conn.send(message)  # small messages: the pipe takes them without blocking the loop
+            # small messages: the pipe takes them without blocking the loop (the child reads continuously)
+            pickle.dump(message, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._proc.stdin.flush()
         except (BrokenPipeError, OSError):  # the child died: the snapshot fetches what it did not
             self._open = False
 
     async def _finish(self, message: tuple[str, Any]) -> None:
-        if self._proc is None or self._conn is None:
+        proc = self._proc
+        if proc is None:
             return
-        conn = self._conn
+        assert proc.stdin is not None and proc.stdout is not None
         if self._open:
             self._send(message)
         try:
             if self._open:
-                stats = await asyncio.to_thread(conn.recv)
+                stats = await asyncio.to_thread(pickle.load, proc.stdout)
                 self.downloaded, self.downloaded_bytes, self.failed, self.cancelled = stats
-        except (EOFError, OSError):
+        except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError):
             pass
         finally:
             self._open = False
-            conn.close()
-            await asyncio.to_thread(self._proc.join, 30)
-            if self._proc.is_alive():
-                self._proc.kill()
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            try:
+                await asyncio.to_thread(proc.wait, 30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+            proc.stdout.close()
 
 
-def _child_main(settings: Settings, conn: Connection) -> None:
+def child_main() -> None:
+    """The child's entry point: settings first, then messages until "end" or "abort" (or the parent's end)."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # stdout is the answer channel: nothing else may be written to it
     try:
-        asyncio.run(_serve(settings, conn))
-    except KeyboardInterrupt:  # the parent's Ctrl-C reaches the whole process group: stop quietly
+        settings = pickle.load(stdin)
+        asyncio.run(_serve(settings, stdin, stdout))
+    except (KeyboardInterrupt, EOFError):  # the parent's Ctrl-C reaches the whole process group; or it died
         pass
-    finally:
-        conn.close()
 
 
-async def _serve(settings: Settings, conn: Connection) -> None:
+async def _serve(settings: Settings, stdin: IO[bytes], stdout: IO[bytes]) -> None:
     from mirrorctl.fetch import SpeculativeFetcher
     from mirrorctl.net import build_client
     from mirrorctl.store import Store
@@ -115,7 +141,7 @@ async def _serve(settings: Settings, conn: Connection) -> None:
         try:
             while True:
                 try:
-                    kind, value = await asyncio.to_thread(conn.recv)
+                    kind, value = await asyncio.to_thread(pickle.load, stdin)
                 except EOFError:  # the parent is gone: do not leave downloads running for nobody
                     kind = "abort"
                 if kind == "get":
@@ -130,4 +156,5 @@ async def _serve(settings: Settings, conn: Connection) -> None:
             else:
                 await early.abort()
         with contextlib.suppress(OSError):
-            conn.send((early.downloaded, early.downloaded_bytes, early.failed, early.cancelled))
+            pickle.dump((early.downloaded, early.downloaded_bytes, early.failed, early.cancelled), stdout)
+            stdout.flush()

@@ -70,8 +70,8 @@ def build_client(
     for up in settings.upstreams.values():
         rules.extend((prefix, auth) for prefix, auth in _auth_rules(up, environ))
     limits = httpx.Limits(
-        max_connections=settings.fetch.concurrency * 2,
-        max_keepalive_connections=settings.fetch.concurrency * 2,
+        max_connections=settings.fetch.concurrency,
+        max_keepalive_connections=settings.fetch.concurrency,
     )
     return httpx.AsyncClient(
         http2=settings.fetch.http2 and transport is None,

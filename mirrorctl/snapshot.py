@@ -26,7 +26,7 @@ from mirrorctl.ecosystems.base import Ecosystem, FetchContext, FetchItem
 from mirrorctl.errors import IntegrityError, NetworkError, ProfileError, UserError
 from mirrorctl.fetch import FetchReport, SpeculativeFetcher, fetch_all
 from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, read_lock
-from mirrorctl.locking import LockResult, lock_profiles
+from mirrorctl.locking import LockResult, check_locks, lock_profiles
 from mirrorctl.profiles import Profile
 from mirrorctl.progress import Progress
 from mirrorctl.store import Store
@@ -172,6 +172,10 @@ async def lock_and_snapshot(
         from mirrorctl.fetch_worker import ProcessFetcher
 
         early = ProcessFetcher(settings)
+        if refresh or check_locks(profiles, ecosystems):
+            # A lock will be resolved: start the child now, so that it is ready by the time the resolver
+            # reads its first pages and hands over the first file (an up-to-date lock starts no process).
+            early.start()
     try:
         results = await lock_profiles(
             profiles, ecosystems, settings, client, progress, refresh=refresh, prefetch=early.submit
