@@ -287,7 +287,7 @@ def test_refusal_architecture_not_in_the_suite(work: Path, locked: bytes) -> Non
 def test_refusal_component_not_in_the_suite(work: Path, locked: bytes) -> None:
     set_profile(work, PROFILE + 'components = ["main", "contrib"]\n')
     out = refused(2, "lock", "base")
-    assert "suite 'bookworm' has no component 'contrib'" in out
+    assert "base.toml: apt.components[1] (line 7): suite 'bookworm' has no component 'contrib'" in out
     assert lock_path(work).read_bytes() == locked
 
 
@@ -378,3 +378,14 @@ def test_index_form_falls_back_as_the_release_lists(work: Path, apt_upstream: Fi
     assert paths == ["/debian/dists/bookworm/InRelease"] + [
         f"/debian/dists/bookworm/main/binary-{arch}/{fetched}" for arch in ("amd64", "arm64")
     ]
+
+
+def test_refusal_index_bigger_than_the_release_says(
+    work: Path, locked: bytes, apt_upstream: FixtureAptUpstream
+) -> None:
+    path = apt_upstream.dists / "main/binary-amd64/Packages.xz"
+    path.write_bytes(path.read_bytes() + b"\0" * 100_000)
+    out = refused(1, "lock", "--refresh", "base")
+    assert "apt suite bookworm index main/binary-amd64/Packages.xz:" in out
+    assert "sends more than the" in out and "bytes expected" in out
+    assert lock_path(work).read_bytes() == locked

@@ -35,6 +35,9 @@ from .spec import AptSpec, validate_artifact
 # Below this much compressed index data a worker process costs more than it saves (tests, small suites).
 _PARALLEL_MIN_BYTES = 1_000_000
 
+# A suite's InRelease is well under a megabyte (bookworm's: 150 kB); anything far bigger is not one.
+_INRELEASE_MAX = 16 * 1024 * 1024
+
 # Preference among the forms a Release may list for one index: smallest transfer first.
 INDEX_FORMS = (".xz", ".gz", "")
 
@@ -71,14 +74,27 @@ def label(a: Artifact) -> str:
     return f"apt {a.name} {a.version} {a.attrs.get('architecture', '?')} ({a.filename})"
 
 
-async def _get(client: httpx.AsyncClient, url: str, what: str, retries: int) -> bytes:
-    """GET with the usual retries on transient failures; errors name ``what`` and the (redacted) URL."""
+async def _get(client: httpx.AsyncClient, url: str, what: str, retries: int, limit: int) -> bytes:
+    """GET with the usual retries on transient failures; errors name ``what`` and the (redacted) URL.
+
+    Reading stops past ``limit`` bytes: an index is never bigger than its Release line says, so a mirror that
+    streams more is refused before it fills memory."""
     attempt = 0
     while True:
         try:
-            resp = await client.get(url, headers={"Accept-Encoding": "identity"})
-            resp.raise_for_status()
-            return resp.content
+            async with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as resp:
+                resp.raise_for_status()
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_raw():
+                    size += len(chunk)
+                    if size > limit:
+                        raise IntegrityError(
+                            f"{what}: {redact(url)} sends more than the {limit} bytes expected",
+                            hint="the mirror serves something else than the signed Release describes",
+                        )
+                    chunks.append(chunk)
+                return b"".join(chunks)
         except httpx.HTTPError as exc:
             if attempt >= retries or not is_transient(exc):
                 raise network_error(exc, what) from exc
@@ -99,7 +115,7 @@ def pick_index(release: VerifiedRelease, component: str, arch: str, spec: AptSpe
         )
     if release.components and component not in release.components:
         raise ProfileError(
-            f"apt.components: suite {spec.suite!r} has no component {component!r}",
+            f"{spec.origin('component:' + component)}: suite {spec.suite!r} has no component {component!r}",
             hint="the signed Release offers: " + " ".join(release.components),
         )
     raise IntegrityError(
@@ -247,14 +263,15 @@ async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
     started = time.monotonic()
     try:
         inrelease = await _get(ctx.client, f"{base}dists/{spec.suite}/InRelease", f"apt suite {spec.suite} InRelease",
-                               retries)
+                               retries, _INRELEASE_MAX)
         release = await asyncio.to_thread(
             verify_inrelease, inrelease, upstream.keyring, suite=spec.suite, fingerprints=spec.fingerprints
         )
         wanted = [(c, a, pick_index(release, c, a, spec)) for a in spec.architectures for c in spec.components]
 
         def get(path: str) -> Awaitable[bytes]:
-            return _get(ctx.client, f"{base}dists/{spec.suite}/{path}", f"apt suite {spec.suite} index {path}", retries)
+            what = f"apt suite {spec.suite} index {path}"
+            return _get(ctx.client, f"{base}dists/{spec.suite}/{path}", what, retries, release.entries[path].size)
 
         results, fetched = await _fetch_and_lock(spec, release, wanted, get)
     finally:

@@ -100,6 +100,7 @@ def parse_spec(table: Mapping[str, Any], source: ProfileSource) -> AptSpec:
         if not _COMPONENT.match(comp) or ".." in comp:
             raise ProfileError(f"{source.ref('components', i)}: {comp!r} is not a component name",
                                hint='e.g. components = ["main", "contrib"]')
+        origins[f"component:{comp}"] = str(source.ref("components", i if "components" in table else None))
     architectures = _strings(table, "architectures", source, ["amd64"])
     for i, arch in enumerate(architectures):
         if arch not in DEBIAN_ARCHITECTURES:
