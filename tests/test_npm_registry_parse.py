@@ -1,14 +1,22 @@
-"""Packument parsing (npm/registry.py): the typed msgspec path and the plain json path agree, odd documents
-take the plain path, and what is kept per version is the same."""
+"""The upstream registry client (npm/registry.py): packument parsing (the typed msgspec path and the plain json
+path agree, odd documents take the plain path) and tarballs larger than one hashing batch (verified whole,
+stored whole, refused whole)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 import pytest
 
-from mirrorctl.ecosystems.npm.registry import _parse_packument, _parse_packument_plain
-from mirrorctl.errors import NetworkError
+from mirrorctl.ecosystems.npm.registry import RegistryClient, _parse_packument, _parse_packument_plain
+from mirrorctl.errors import IntegrityError, NetworkError
+from mirrorctl.store import Store
+from tests.fixtures.npm_registry import sri_sha512
 
 DOC = {
     "name": "@acme/liba",
@@ -86,3 +94,54 @@ def test_refusals_name_the_package_and_the_url(body: bytes, message: str) -> Non
         message in err.value.message
         and "npm @acme/liba: https://registry.example.test/@acme%2fliba" in err.value.message
     )
+
+
+# -- tarballs larger than one hashing batch (hashed and written in a worker thread) ---------------------------
+
+
+def _big_client(body: bytes) -> httpx.AsyncClient:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        # Many small chunks, as a socket delivers them: several batches per tarball.
+        return httpx.Response(200, stream=_Chunks(body))
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+class _Chunks(httpx.AsyncByteStream):
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for i in range(0, len(self.body), 16384):
+            yield self.body[i : i + 16384]
+
+
+async def test_a_tarball_of_several_batches_is_verified_and_stored_whole(tmp_path: Path) -> None:
+    body = os.urandom(3 * 1024 * 1024 + 12345)
+    store = Store(tmp_path / "store")
+    async with _big_client(body) as client:
+        registry = RegistryClient(client, "https://registry.example.test/", store=store)
+        got = await registry.tarball("https://registry.example.test/big/-/big-1.0.0.tgz", sri_sha512(body), None, "big")
+        await registry.close()
+    assert got.sha256 == hashlib.sha256(body).hexdigest() and got.size == len(body)
+    assert got.shasum == hashlib.sha1(body).hexdigest() and got.integrity == sri_sha512(body)
+    assert store.blob_path(got.sha256).read_bytes() == body
+    assert not list(store.tmp_dir.iterdir())
+
+
+async def test_a_large_tarball_that_does_not_match_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
+    body = os.urandom(2 * 1024 * 1024 + 7)
+    store = Store(tmp_path / "store")
+    async with _big_client(body) as client:
+        registry = RegistryClient(client, "https://registry.example.test/", store=store, retries=0)
+        with pytest.raises(IntegrityError) as err:
+            await registry.tarball(
+                "https://registry.example.test/big/-/big-1.0.0.tgz", sri_sha512(b"other"), None, "npm big 1.0.0"
+            )
+        await registry.close()
+    assert (
+        "npm big 1.0.0: the tarball from https://registry.example.test/big/-/big-1.0.0.tgz does not match"
+        in err.value.message
+    )
+    assert not list(store.tmp_dir.iterdir())
+    assert not (store.root / "blobs").exists() or not any(p.is_file() for p in (store.root / "blobs").rglob("*"))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -43,7 +44,9 @@ CORGI = "application/vnd.npm.install-v1+json"
 ACCEPT_CORGI = f"{CORGI}; q=1.0, application/json; q=0.8, */*"
 ACCEPT_FULL = "application/json"
 T = TypeVar("T")
-_CHUNK = 256 * 1024
+_BATCH = 1 << 20  # bytes hashed and written per hand-off to the worker thread
+# Shared by the downloads of a run; hashing is the only work, and each download keeps one batch in flight.
+_HASHERS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="npm-hash")
 # What resolution and the fetch plan read from a version object; the rest (readme, scripts, ...) is dropped
 # as soon as a document is parsed, so a run over large packuments keeps little in memory.
 _KEEP = (
@@ -225,21 +228,40 @@ class RegistryClient:
         out = None
         if store is not None:
             tmp = store.tmp_dir / f".lock-npm.{secrets.token_hex(8)}.part"
-            # Opened and written here, not in worker threads: a cancelled task must not leave a thread that
-            # creates the file after the cleanup below ran.
+            # Opened here, not in a worker thread: a cancelled task must not leave a thread that creates the
+            # file after the cleanup below ran.
             out = open(tmp, "wb")  # noqa: ASYNC230 - closed in finally, before the unlink
+
+        def consume(data: bytes) -> None:
+            for h in hashes.values():
+                h.update(data)  # hashlib releases the GIL on large buffers: runs beside the event loop
+            if out is not None:
+                out.write(data)
+
+        # Hashing (three digests) and writing run in a worker thread, a batch at a time and in order (one batch
+        # in flight), so the event loop thread keeps reading packuments and sockets on the other core.
+        pending: concurrent.futures.Future[None] | None = None
+        batch: list[bytes] = []
+        batched = 0
         size = 0
         try:
             self.downloads += 1
             headers = {"Accept-Encoding": "identity"}  # the integrity is of the bytes as published
             async with self._client.stream("GET", url, headers=headers) as resp:
                 resp.raise_for_status()
-                async for chunk in resp.aiter_raw(_CHUNK):
+                async for chunk in resp.aiter_raw():
                     size += len(chunk)
-                    for h in hashes.values():
-                        h.update(chunk)
-                    if out is not None:
-                        out.write(chunk)
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched >= _BATCH:
+                        if pending is not None:
+                            await asyncio.wrap_future(pending)
+                        pending = _HASHERS.submit(consume, b"".join(batch))
+                        batch, batched = [], 0
+            if pending is not None:
+                await asyncio.wrap_future(pending)
+                pending = None
+            consume(b"".join(batch))
             wrong = [a for a, digest in expected.items() if hashes[a].digest() != digest]
             if wrong:
                 got = ", ".join(f"{a} {base64.b64encode(hashes[a].digest()).decode()}" for a in wrong)
@@ -259,6 +281,9 @@ class RegistryClient:
                 self.stored += 1
             return result
         finally:
+            if pending is not None:
+                pending.cancel()  # not started yet: never runs; running: wait (one batch) before closing
+                concurrent.futures.wait([pending])
             if out is not None:
                 out.close()
             if tmp is not None:
