@@ -51,7 +51,8 @@ import nodesemver
 from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_DIR
 from mirrorctl.ecosystems.npm.manifest import read_tarball_info
 from mirrorctl.ecosystems.npm.serve import version_document
-from mirrorctl.errors import TargetError
+from mirrorctl.ecosystems.npm.spec import validate_artifact
+from mirrorctl.errors import MirrorctlError, TargetError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.store import Store
 
@@ -123,9 +124,13 @@ def registry_files(artifacts: Sequence[Artifact], store: Store, registry_url: st
     files: list[PublishFile] = []
     by_name: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for a in sorted(artifacts, key=lambda a: (a.name, a.filename)):
+        label = f"npm {a.name} {a.version} ({a.filename})"
+        try:
+            validate_artifact(a)  # names become paths in Pulp (``..``, a stray ``/``): the grammar first
+        except MirrorctlError as exc:
+            raise TargetError(f"{label}: not published: {exc.message}", hint=exc.hint) from None
         rel = tarball_path(a.name, a.filename)
         path = store.blob_path(a.sha256)
-        label = f"npm {a.name} {a.version} ({a.filename})"
         if not path.is_file():
             raise TargetError(f"{label}: blob {a.sha256} is not in the store", hint="run `mirrorctl verify`")
         by_name[a.name][a.version] = version_object(a, path, registry_url)

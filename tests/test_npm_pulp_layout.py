@@ -1,0 +1,43 @@
+"""The static registry layout npm is published as in Pulp (mirrorctl/targets/pulp/npm.py), without a Pulp:
+which paths the files get, and refusals before anything is uploaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mirrorctl.errors import TargetError
+from mirrorctl.lockfile import Artifact
+from mirrorctl.store import Store
+from mirrorctl.targets.pulp.npm import registry_files
+from tests.fixtures.npm_registry import PkgSpec
+from tests.fixtures.npm_store import npm_artifact
+
+ENDPOINT = "http://pulp.internal/pulp/content/npm-team/"
+
+
+def test_tarballs_at_the_public_layout_and_packuments_under_the_packument_dir(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    arts = [npm_artifact(store, PkgSpec("@acme/liba", "1.0.0")), npm_artifact(store, PkgSpec("left", "2.1.0"))]
+    files = {f.relative_path: f for f in registry_files(arts, store, ENDPOINT)}
+    assert sorted(files) == [
+        "-/packuments/@acme/liba",
+        "-/packuments/left",
+        "@acme/liba/-/liba-1.0.0.tgz",
+        "left/-/left-2.1.0.tgz",
+    ]
+    doc = json.loads(files["-/packuments/@acme/liba"].data or b"")
+    assert doc["versions"]["1.0.0"]["dist"]["tarball"] == ENDPOINT + "@acme/liba/-/liba-1.0.0.tgz"
+
+
+@pytest.mark.parametrize("name", ["../evil", "@acme/../../x", "a/b/c"])
+def test_a_name_outside_npm_grammar_is_refused_before_anything_is_uploaded(tmp_path: Path, name: str) -> None:
+    store = Store(tmp_path / "store")
+    good = npm_artifact(store, PkgSpec("left", "2.1.0"))
+    bad = Artifact("npm", name, "1.0.0", f"{name.rsplit('/', 1)[-1]}-1.0.0.tgz", good.size, good.sha256, (), good.attrs)
+    with pytest.raises(TargetError) as err:
+        registry_files([good, bad], store, ENDPOINT)
+    assert f"npm {name} 1.0.0" in err.value.message and "not published" in err.value.message
+    assert "not a valid npm package name" in err.value.message
