@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from mirrorctl.bundle.importer import import_bundle
 from mirrorctl.bundle.state import export_state, read_state
 from mirrorctl.errors import UserError
 from mirrorctl.signing import generate_key, load_public_key
-from tests.fixtures.bundles import ECOSYSTEMS, NOW, World, fingerprint, make_world
+from tests.fixtures.bundles import ECOSYSTEMS, NOW, World, fingerprint, make_world, read_members
 
 
 def _imported(tmp_path: Path) -> tuple[World, str]:
@@ -33,7 +34,12 @@ def test_state_lists_served_blobs_and_lineage(tmp_path: Path) -> None:
     state = read_state(out)
     assert state.digest == written.digest and state.signer is None
     expected = {sha: size for a in world.artifacts for sha, size, _ in a.blobs()}
-    assert dict(state.blobs) == expected  # the SBOM and locks are not blobs of a view
+    # The SBOM and locks are blobs of the view too (a delta's line deltas are rebuilt from them).
+    files = {m.name: b for m, b in read_members(tmp_path / "full.bundle")}
+    small = {n: b for n, b in files.items() if n == "sbom.cdx.json" or n.startswith("locks/")}
+    expected.update({hashlib.sha256(b).hexdigest(): len(b) for b in small.values()})
+    assert dict(state.blobs) == expected
+    assert dict(state.bases) == small  # the current view's copies, as text, for the outside to diff against
     rec = state.lineages[world.key.key_id]
     assert (rec.sequence, rec.bundle_id) == (1, bundle_id)
 

@@ -4,8 +4,10 @@ The bundle is written to a temp file beside ``out`` and renamed into place only 
 so no half-written bundle ever carries the real name. Blobs are streamed (memory stays flat) and re-hashed on
 the way: a blob that rotted in the store stops the export instead of crossing the gap.
 
-``since`` (the inside's state file, :mod:`.state`) makes a *delta*: complete locks, SBOM and manifest, but only
-the blobs the state does not list with the same size; the others are listed in the manifest as ``expected``.
+``since`` (the inside's state file, :mod:`.state`) makes a *delta*: only the blobs the state does not list with
+the same size (the manifest summarizes the others as ``expected``), and each lock and the SBOM as a line delta
+against the inside's copy (:mod:`.linedelta`) when the state holds that copy and the delta is smaller; the manifest
+still lists every complete file with its size and sha256. A delta's tar is not padded to tar's 10 kB record.
 ``chunk_size`` writes the bundle as parts plus an index (:mod:`.chunks`) instead of one file.
 """
 
@@ -32,7 +34,9 @@ from mirrorctl.store import Store, fsync_dir
 from mirrorctl.trust import outgoing_statements
 
 from .chunks import PartWriter
+from .linedelta import make_delta
 from .manifest import (
+    DELTA_SUFFIX,
     KIND_DELTA,
     KIND_FULL,
     MANIFEST_NAME,
@@ -43,7 +47,9 @@ from .manifest import (
     FileEntry,
     Manifest,
     ProfileEntry,
+    Rebuilt,
     blob_member,
+    expected_digest,
     format_time,
     lock_member,
     new_bundle_id,
@@ -165,6 +171,11 @@ def export_bundle(
         for name, _, lock_bytes in locks:
             small[lock_member(name)] = lock_bytes
         entries = [FileEntry(p, len(b), hashlib.sha256(b).hexdigest()) for p, b in small.items()]
+        rebuilt = _line_deltas(small, since) if since is not None else []
+        for r in rebuilt:  # the complete file stays listed (entries); its delta travels in its place
+            del small[r.path]
+            delta = small[r.delta]
+            entries.append(FileEntry(r.delta, len(delta), hashlib.sha256(delta).hexdigest()))
         entries += [FileEntry(blob_member(sha), size, sha) for sha, size in carried.items()]
         files = sorted_files(entries)
         by_path = {f.path: f for f in files}
@@ -184,7 +195,8 @@ def export_bundle(
             files=files,
             kind=KIND_DELTA if base is not None else KIND_FULL,
             base=base,
-            expected=sorted_files([FileEntry(blob_member(sha), size, sha) for sha, size in expected.items()]),
+            expected=expected_digest(expected) if base is not None else None,
+            rebuilt=tuple(rebuilt),
         )
         manifest_bytes = manifest.to_bytes()
         signature = sign(private, manifest_bytes)
@@ -200,7 +212,7 @@ def export_bundle(
         if chunk_size is not None:
             writer = PartWriter(out, chunk_size)
             try:
-                _write_tar(writer, out.parent, manifest_bytes, signature, files, small, store, mtime, progress)
+                _write_tar(writer, out.parent, manifest_bytes, signature, manifest, small, store, mtime, progress)
                 index = writer.commit(bundle_id=bundle_id, signature=signature)
             except BaseException:
                 writer.abort()
@@ -211,7 +223,7 @@ def export_bundle(
             tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.partial")
             try:
                 with _open_new(tmp) as raw:
-                    _write_tar(raw, out.parent, manifest_bytes, signature, files, small, store, mtime, progress)
+                    _write_tar(raw, out.parent, manifest_bytes, signature, manifest, small, store, mtime, progress)
                 os.replace(tmp, out)
                 fsync_dir(out.parent)
             except BaseException:
@@ -241,6 +253,23 @@ def export_bundle(
         index=index,
         parts=parts,
     )
+
+
+def _line_deltas(small: dict[str, bytes], since: InsideState) -> list[Rebuilt]:
+    """Each lock and the SBOM whose inside copy the state holds (and lists as a blob) and whose delta is smaller."""
+    out: list[Rebuilt] = []
+    for path in sorted(small):
+        base = since.bases.get(path)
+        if base is None or path.startswith("keys/"):
+            continue
+        base_sha = hashlib.sha256(base).hexdigest()
+        if since.blobs.get(base_sha) != len(base):  # the inside must hold that copy as a blob to rebuild from it
+            continue
+        delta = make_delta(base, small[path])
+        if delta is not None:
+            small[path + DELTA_SUFFIX] = delta
+            out.append(Rebuilt(path, path + DELTA_SUFFIX, base_sha, len(base)))
+    return out
 
 
 def _delta_base(since: InsideState, lineage: str, sequence: int | None) -> DeltaBase:
@@ -289,16 +318,20 @@ def _write_tar(
     folder: Path,
     manifest_bytes: bytes,
     signature: bytes,
-    files: Sequence[FileEntry],
+    manifest: Manifest,
     small: dict[str, bytes],
     store: Store,
     mtime: int,
     progress: Progress,
 ) -> None:
+    files = manifest.members  # a file rebuilt from a line delta is listed, not carried
     total = sum(f.size for f in files) + len(manifest_bytes) + len(signature)
     task = progress.task("writing bundle", total, unit="bytes")
+    # A full bundle keeps tarfile's padding to 10 kB records (its bytes stay those of format-version 1); a delta
+    # ends right after the two zero blocks that mark the end of the archive: up to 10 kB less for a small bump.
+    sink = _Unpadded(raw) if manifest.kind == KIND_DELTA else raw
     try:
-        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
             for name, data in ((MANIFEST_NAME, manifest_bytes), (SIGNATURE_NAME, signature)):
                 tar.addfile(_info(name, len(data), mtime), io.BytesIO(data))
                 task.advance(len(data))
@@ -320,6 +353,8 @@ def _write_tar(
                         f"{store.blob_path(f.sha256)}: stored blob does not match its digest",
                         hint="delete it and run `mirrorctl snapshot` again to fetch it afresh",
                     )
+            if isinstance(sink, _Unpadded):
+                sink.limit = tar.offset + 2 * tarfile.BLOCKSIZE  # the end-of-archive marker, then nothing
     except OSError as exc:
         raise UserError(
             f"{folder}: cannot write the bundle ({exc.strerror or exc})",
@@ -327,6 +362,27 @@ def _write_tar(
         ) from exc
     finally:
         task.close()
+
+
+class _Unpadded:
+    """Passes writes through until ``limit`` bytes; drops what tarfile writes after it (record padding)."""
+
+    def __init__(self, raw: BinaryIO | PartWriter) -> None:
+        self._raw = raw
+        self.written = 0
+        self.limit: int | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        n = len(data)
+        if self.limit is not None:
+            data = memoryview(data)[: max(0, self.limit - self.written)]
+        if len(data):
+            self._raw.write(data)
+        self.written += n
+        return n
+
+    def tell(self) -> int:
+        return self.written
 
 
 def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:

@@ -38,9 +38,16 @@ from mirrorctl.signing import TrustedKey
 from mirrorctl.store import CURRENT, Store, View, atomic_write
 from mirrorctl.trust_gate import TrustGate
 
-from .delta import check_delta_base
+from .delta import check_delta_base, check_expected_blobs
 from .manifest import KIND_DELTA, FileEntry, Manifest, format_time
-from .verify import ArtifactValidator, BundleReader, check_contents
+from .verify import (
+    ArtifactValidator,
+    BundleReader,
+    check_contents,
+    expected_blobs,
+    rebuild_files,
+    store_bases,
+)
 
 IMPORT_STATE = "import"
 CRASH_ENV = "MIRRORCTL_TEST_CRASH_AT"
@@ -204,12 +211,25 @@ def _import_bundle(
 
             try:
                 lock_bytes = reader.read_members(sink_for=sink_for, progress=progress)
+                # Locks and SBOM carried as line deltas: rebuilt from the stored copies, checked, staged as blobs.
+                for name, data in rebuild_files(path, manifest, lock_bytes, store_bases(store)).items():
+                    lock_bytes[name] = data
+                    entry = manifest.file(name)
+                    assert entry is not None
+                    if name in to_stage and entry.sha256 not in staged:
+                        with open(staging / entry.sha256, "xb") as out:
+                            out.write(data)
+                            out.flush()
+                            os.fsync(out.fileno())
+                        staged[entry.sha256] = entry
             except OSError as exc:
                 raise UserError(
                     f"{store.tmp_dir}: cannot stage the bundle ({exc.strerror or exc}); nothing was changed",
                     hint="free some space (or fix permissions) on the store's file system and import again",
                 ) from exc
             locks = check_contents(path, manifest, lock_bytes, ecosystems)
+            if manifest.kind == KIND_DELTA and not repair:
+                check_expected_blobs(store, manifest, expected_blobs(manifest, locks))
             _crash_point("staged")
 
             new_bytes = 0

@@ -13,16 +13,27 @@ A bundle is an uncompressed tar whose members come in this order::
 accepted and nothing listed may be missing. Member names are restricted to exactly the three shapes above,
 so a name that is valid in the manifest can never be a path outside the staging folder.
 
-A *delta* bundle (``kind`` = ``"delta"``) has the same members but carries only the blobs the inside lacks.
-Its manifest adds ``base`` (the inside state it was made against: the state file's sha256, and the lineage's
-sequence and bundle id that state recorded) and ``expected`` (every blob of the view that is *not* carried,
-with size and sha256: the importer requires each in its store). ``files`` + ``expected`` list every blob of the
-view. A full bundle never has these two fields, so its bytes are exactly those of format-version 1 as before;
-an older reader refuses a delta on the unknown fields (and on its kind) instead of importing half a view.
+A *delta* bundle (``kind`` = ``"delta"``) carries only the blobs the inside lacks. Its manifest adds:
+
+- ``base``: the inside state it was made against (the state file's sha256, and the lineage's sequence and
+  bundle id that state recorded);
+- ``expected``: ``{"count": N, "sha256": hex}``, a summary of every blob of the view that is *not* carried: the
+  importer derives that list from the complete locks (each locked blob not among ``files``), requires the count
+  and the sha256 of its canonical form (``expected_digest``) to match, and then requires each blob in its store;
+- ``rebuilt`` (optional): files of the view that travel as a *line delta* against the inside's copy instead of
+  whole: ``[{"path", "delta", "base-sha256", "base-size"}]``. ``path`` (a lock or the SBOM) stays listed in
+  ``files`` with its complete size and sha256, but is not a tar member; ``delta`` (``<path>.delta``, also in
+  ``files``) is. The importer rebuilds ``path`` from its stored blob ``base-sha256`` (mirrorctl/bundle/
+  linedelta.py) and accepts it only with exactly the listed size and sha256.
+
+``files`` thus still lists every file of the view's bundle (what gc retains and verify checks), and a full bundle
+never has these fields, so its bytes are exactly those of format-version 1 as before; an older reader refuses a
+delta on the unknown fields (and on its kind) instead of importing half a view.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -43,9 +54,12 @@ SBOM_NAME = "sbom.cdx.json"
 MAX_MANIFEST_SIZE = 64 * 1024 * 1024  # ~300k files; refuse anything bigger before reading it
 MAX_LOCK_SIZE = 64 * 1024 * 1024
 MAX_SBOM_SIZE = 256 * 1024 * 1024
+MAX_DELTA_SIZE = 16 * 1024 * 1024  # a line delta larger than this is refused unread (export carries it whole)
+DELTA_SUFFIX = ".delta"
 
 PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # the same grammar as profiles.py
 _LOCK_PATH = re.compile(r"^locks/([a-z0-9][a-z0-9_-]{0,63})\.lock$")
+_DELTA_PATH = re.compile(r"^(sbom\.cdx\.json|locks/[a-z0-9][a-z0-9_-]{0,63}\.lock)\.delta$")
 _BLOB_PATH = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
 _KEYS_PATH = re.compile(r"^keys/(rotation|revocation)-[1-9][0-9]{0,5}\.json(\.sig)?$")  # = trust.MEMBER
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -66,9 +80,11 @@ _TOP_KEYS = {
     "files",
     "base",
     "expected",
+    "rebuilt",
 }
 _DELTA_KEYS = {"base", "expected"}
-_REQUIRED = _TOP_KEYS - {"expires"} - _DELTA_KEYS
+_REQUIRED = _TOP_KEYS - {"expires", "rebuilt"} - _DELTA_KEYS
+_REBUILT_KEYS = {"path", "delta", "base-sha256", "base-size"}
 _BASE_KEYS = {"state-sha256", "lineage", "sequence", "bundle-id"}
 
 
@@ -136,6 +152,31 @@ class DeltaBase:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectedSummary:
+    """A delta's blobs left out: how many, and the sha256 of their canonical list (``expected_digest``)."""
+
+    count: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """A lock or the SBOM that travels as the line delta ``delta`` against the inside's blob ``base_sha256``."""
+
+    path: str
+    delta: str
+    base_sha256: str
+    base_size: int
+
+
+def expected_digest(blobs: Mapping[str, int]) -> ExpectedSummary:
+    """The summary of ``{sha256: size}``: canonical JSON ``[[sha256, size], ...]`` sorted by digest."""
+    doc = [[sha, blobs[sha]] for sha in sorted(blobs)]
+    data = json.dumps(doc, separators=(",", ":")).encode()
+    return ExpectedSummary(len(doc), hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     bundle_id: str
     lineage: str
@@ -147,7 +188,8 @@ class Manifest:
     files: tuple[FileEntry, ...]
     kind: str = KIND_FULL
     base: DeltaBase | None = None  # deltas only
-    expected: tuple[FileEntry, ...] = ()  # deltas only: blobs of the view not carried, required in the store
+    expected: ExpectedSummary | None = None  # deltas only: blobs of the view not carried, required in the store
+    rebuilt: tuple[Rebuilt, ...] = ()  # deltas only: files rebuilt from a line delta, not tar members
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, no insignificant whitespace, ASCII only. These bytes are signed."""
@@ -171,7 +213,13 @@ class Manifest:
         if self.kind == KIND_DELTA:  # a full bundle keeps exactly the format-version 1 fields
             assert self.base is not None
             doc["base"] = self.base.to_dict()
-            doc["expected"] = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.expected]
+            assert self.expected is not None
+            doc["expected"] = {"count": self.expected.count, "sha256": self.expected.sha256}
+            if self.rebuilt:
+                doc["rebuilt"] = [
+                    {"path": r.path, "delta": r.delta, "base-sha256": r.base_sha256, "base-size": r.base_size}
+                    for r in self.rebuilt
+                ]
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
     def file(self, path: str) -> FileEntry | None:
@@ -179,6 +227,12 @@ class Manifest:
 
     def _index(self) -> dict[str, FileEntry]:
         return {f.path: f for f in self.files}
+
+    @property
+    def members(self) -> tuple[FileEntry, ...]:
+        """The files that are tar members (``files`` without those rebuilt from a line delta)."""
+        rebuilt = {r.path for r in self.rebuilt}
+        return tuple(f for f in self.files if f.path not in rebuilt)
 
     @property
     def total_size(self) -> int:
@@ -224,6 +278,8 @@ def parse_manifest(data: bytes) -> Manifest:
             f"manifest.json: kind {kind!r} is not supported (expected {KIND_FULL!r} or {KIND_DELTA!r})"
         )
     present_delta = sorted(_DELTA_KEYS & set(doc))
+    if kind == KIND_FULL and "rebuilt" in doc:
+        present_delta.append("rebuilt")
     if kind == KIND_FULL and present_delta:
         raise BundleRefused(f"manifest.json: a full bundle cannot have {', '.join(present_delta)}")
     if kind == KIND_DELTA and present_delta != sorted(_DELTA_KEYS):
@@ -244,7 +300,7 @@ def parse_manifest(data: bytes) -> Manifest:
     if not isinstance(version, str) or len(version) > 64:
         raise BundleRefused("manifest.json: mirrorctl-version must be a short string")
 
-    files = _parse_files(doc["files"])
+    files = _parse_files(doc["files"], delta=kind == KIND_DELTA)
     by_path = {f.path: f for f in files}
     profiles = _parse_profiles(doc["profiles"], by_path)
     for f in files:
@@ -252,15 +308,12 @@ def parse_manifest(data: bytes) -> Manifest:
         if m and m.group(1) not in profiles:
             raise BundleRefused(f"manifest.json: {f.path} is listed but no profile refers to it")
     base: DeltaBase | None = None
-    expected: tuple[FileEntry, ...] = ()
+    expected: ExpectedSummary | None = None
+    rebuilt: tuple[Rebuilt, ...] = ()
     if kind == KIND_DELTA:
         base = _parse_base(doc["base"], lineage)
-        expected = _parse_files(doc["expected"], "expected")
-        for f in expected:
-            if blob_digest(f.path) is None:
-                raise BundleRefused(f"manifest.json: expected lists {f.path!r}; only blobs can be expected")
-            if f.path in by_path:
-                raise BundleRefused(f"manifest.json: {f.path} is both carried (files) and expected")
+        expected = _parse_expected(doc["expected"])
+        rebuilt = _parse_rebuilt(doc.get("rebuilt", []), by_path)
     return Manifest(
         bundle_id=bundle_id,
         lineage=lineage,
@@ -273,7 +326,52 @@ def parse_manifest(data: bytes) -> Manifest:
         kind=kind,
         base=base,
         expected=expected,
+        rebuilt=rebuilt,
     )
+
+
+def _parse_expected(raw: Any) -> ExpectedSummary:
+    if not isinstance(raw, dict) or set(raw) != {"count", "sha256"}:
+        raise BundleRefused("manifest.json: expected must be an object with exactly count and sha256")
+    count, sha = raw["count"], raw["sha256"]
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise BundleRefused(f"manifest.json: expected.count must be a non-negative integer, got {count!r}")
+    if not isinstance(sha, str) or not _SHA256.match(sha):
+        raise BundleRefused("manifest.json: expected.sha256 must be 64 lowercase hex digits")
+    return ExpectedSummary(count, sha)
+
+
+def _parse_rebuilt(raw: Any, by_path: Mapping[str, FileEntry]) -> tuple[Rebuilt, ...]:
+    if not isinstance(raw, list):
+        raise BundleRefused("manifest.json: rebuilt must be a list")
+    out: list[Rebuilt] = []
+    for i, item in enumerate(raw):
+        where = f"manifest.json: rebuilt[{i}]"
+        if not isinstance(item, dict) or set(item) != _REBUILT_KEYS:
+            raise BundleRefused(f"{where}: must be an object with exactly {', '.join(sorted(_REBUILT_KEYS))}")
+        path, delta, base_sha, base_size = item["path"], item["delta"], item["base-sha256"], item["base-size"]
+        target = by_path.get(path) if isinstance(path, str) else None
+        if target is None or blob_digest(target.path) is not None or target.path.startswith("keys/"):
+            raise BundleRefused(f"{where}: path {path!r} must be a lock or the SBOM listed in files")
+        cap = MAX_SBOM_SIZE if path == SBOM_NAME else MAX_LOCK_SIZE
+        if target.size > cap:
+            raise BundleRefused(f"{where}: {path} is listed with {target.size} bytes, more than the {cap} allowed")
+        if delta != path + DELTA_SUFFIX or delta not in by_path:
+            raise BundleRefused(f"{where}: delta must be {path + DELTA_SUFFIX!r}, listed in files")
+        if not isinstance(base_sha, str) or not _SHA256.match(base_sha):
+            raise BundleRefused(f"{where} ({path}): base-sha256 must be 64 lowercase hex digits")
+        if not isinstance(base_size, int) or isinstance(base_size, bool) or not 0 <= base_size <= cap:
+            raise BundleRefused(f"{where} ({path}): base-size must be an integer from 0 to {cap}")
+        if any(r.path == path for r in out):
+            raise BundleRefused(f"{where}: {path} is rebuilt twice")
+        out.append(Rebuilt(path, delta, base_sha, base_size))
+    used = {r.delta for r in out}
+    for f in by_path.values():
+        if _DELTA_PATH.match(f.path) and f.path not in used:
+            raise BundleRefused(f"manifest.json: {f.path} is listed but nothing is rebuilt from it")
+    return tuple(out)
+
+
 
 
 def _parse_base(raw: Any, lineage: str) -> DeltaBase:
@@ -292,7 +390,8 @@ def _parse_base(raw: Any, lineage: str) -> DeltaBase:
     return DeltaBase(state, lineage, seq, bundle_id)
 
 
-def _parse_files(raw: Any, field: str = "files") -> tuple[FileEntry, ...]:
+def _parse_files(raw: Any, *, delta: bool = False) -> tuple[FileEntry, ...]:
+    field = "files"
     if not isinstance(raw, list):
         raise BundleRefused(f"manifest.json: {field} must be a list")
     files: list[FileEntry] = []
@@ -303,7 +402,11 @@ def _parse_files(raw: Any, field: str = "files") -> tuple[FileEntry, ...]:
             raise BundleRefused(f"{where}: must be an object with exactly path, size and sha256")
         path, size, sha = item["path"], item["size"], item["sha256"]
         if not isinstance(path, str) or not (
-            path == SBOM_NAME or _LOCK_PATH.match(path) or _BLOB_PATH.match(path) or _KEYS_PATH.match(path)
+            path == SBOM_NAME
+            or _LOCK_PATH.match(path)
+            or _BLOB_PATH.match(path)
+            or _KEYS_PATH.match(path)
+            or (delta and _DELTA_PATH.match(path))
         ):
             raise BundleRefused(
                 f"{where}: member name {path!r} is not allowed",
@@ -316,6 +419,8 @@ def _parse_files(raw: Any, field: str = "files") -> tuple[FileEntry, ...]:
         digest = blob_digest(path)
         if digest is not None and digest != sha:
             raise BundleRefused(f"{where}: {path} is listed with a different sha256 ({sha})")
+        if delta and _DELTA_PATH.match(path) and size > MAX_DELTA_SIZE:
+            raise BundleRefused(f"{where}: {path} is {size} bytes, more than the {MAX_DELTA_SIZE} allowed")
         if path in seen:
             raise BundleRefused(f"{where}: {path} is listed twice")
         seen.add(path)
@@ -349,6 +454,7 @@ def sorted_files(entries: Sequence[FileEntry]) -> tuple[FileEntry, ...]:
     def rank(f: FileEntry) -> tuple[int, str]:
         if f.path.startswith("keys/"):  # first: the importer reads them before it can check the signature
             return (-1, f.path)
-        return (0 if f.path == SBOM_NAME else 1 if f.path.startswith("locks/") else 2, f.path)
+        sbom = f.path in (SBOM_NAME, SBOM_NAME + DELTA_SUFFIX)
+        return (0 if sbom else 1 if f.path.startswith("locks/") else 2, f.path)
 
     return tuple(sorted(entries, key=rank))

@@ -6,8 +6,13 @@
 
 ``payload`` (canonical JSON: sorted keys, no spaces, ASCII) holds ``format`` ``mirrorctl-state``,
 ``format-version`` 1, ``created``, ``lineages`` (per signing lineage the last imported sequence and bundle id)
-and ``blobs``: ``[[sha256, size], ...]`` sorted, every blob a view on disk references that is present with that
-size. Its sha256 is *the state's digest*: the outside shows it and every delta records it in ``base``.
+``blobs``: ``[[sha256, size], ...]`` sorted, every blob a view on disk references that is present with that
+size (artifacts, and the files of each view's bundle: locks, SBOM, key statements), and ``bases``: the text of
+each lock and of the SBOM the current view was imported with, by member name (``locks/web.lock``). The outside
+sends a lock or the SBOM as a line delta against these (mirrorctl/bundle/linedelta.py); the inside rebuilds from
+its own blob and checks the result against the signed manifest, so a wrong ``bases`` only makes the import
+refuse. A state without ``bases`` (older) is read as having none. The payload's sha256 is *the state's digest*:
+the outside shows it and every delta records it in ``base``.
 
 Trust model. The outside uses a state file only to decide which blobs to leave out. A wrong or lying state can
 only make the delta fail at import (a blob it leaves out is not in the store: refused, naming the blobs, nothing
@@ -25,7 +30,7 @@ import hashlib
 import io
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,12 +39,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from mirrorctl.channels import view_blobs
 from mirrorctl.errors import UserError
 from mirrorctl.signing import TrustedKey, key_id, load_private_key, sign
 from mirrorctl.store import Store, View, atomic_write
 
 from .importer import IMPORT_STATE, lineage_history
-from .manifest import format_time, parse_time
+from .manifest import SBOM_NAME, format_time, lock_member, parse_time
 
 FORMAT = "mirrorctl-state"
 FORMAT_VERSION = 1
@@ -63,6 +69,7 @@ class InsideState:
     signer: str | None = None
     signer_trusted: bool = False
     path: Path | None = None
+    bases: Mapping[str, bytes] = field(default_factory=dict)  # member name -> the inside's copy
 
 
 def _canonical(doc: Any) -> bytes:
@@ -81,11 +88,38 @@ def _view_blobs(store: Store) -> dict[str, int]:
         if folder.name.startswith(".") or not path.is_file():
             continue
         view = View.from_json(path.read_bytes(), str(path))
-        for artifact in view.artifacts:
-            for sha, size, _ in artifact.blobs():
-                if sha not in blobs and store.has_blob(sha, size):
-                    blobs[sha] = size
+        for sha, size in view_blobs(store, view).items():
+            if sha in blobs:
+                continue
+            if size is None:  # a profile's lock: its size is the stored file's
+                blob = store.blob_path(sha)
+                size = blob.stat().st_size if blob.is_file() else None
+            if size is not None and store.has_blob(sha, size):
+                blobs[sha] = size
     return blobs
+
+
+def _bases(store: Store) -> dict[str, str]:
+    """The current view's locks and SBOM as text, re-hashed (a damaged copy is left out: it then travels whole)."""
+    view = store.current_view()
+    if view is None:
+        return {}
+    wanted = {lock_member(name): sha for name, sha in view.profiles.items()}
+    manifest = store.root / "views" / view.view_id / "bundle-manifest.json"
+    if manifest.is_file():
+        for entry in json.loads(manifest.read_bytes()).get("files", []):
+            if entry.get("path") == SBOM_NAME:
+                wanted[SBOM_NAME] = str(entry["sha256"])
+    out: dict[str, str] = {}
+    for member, sha in sorted(wanted.items()):
+        blob = store.blob_path(sha)
+        try:
+            data = blob.read_bytes()
+            if hashlib.sha256(data).hexdigest() == sha:
+                out[member] = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+    return out
 
 
 def _lineages(store: Store) -> dict[str, LineageRecord]:
@@ -112,6 +146,7 @@ def build_state(store: Store, now: datetime) -> dict[str, Any]:
             name: {"sequence": rec.sequence, "bundle-id": rec.bundle_id} for name, rec in lineages.items()
         },
         "blobs": [[sha, size] for sha, size in sorted(_view_blobs(store).items())],
+        "bases": _bases(store),
     }
 
 
@@ -207,8 +242,9 @@ def _check_signature(
 
 def _parse_payload(payload: Any, digest: str, signer: str | None, trusted: bool, path: Path) -> InsideState:
     where = f"{path}: payload"
-    if not isinstance(payload, dict) or set(payload) != {"format", "format-version", "created", "lineages", "blobs"}:
-        raise UserError(f"{where}: expected exactly format, format-version, created, lineages, blobs")
+    keys = {"format", "format-version", "created", "lineages", "blobs"}
+    if not isinstance(payload, dict) or not keys <= set(payload) <= keys | {"bases"}:
+        raise UserError(f"{where}: expected exactly format, format-version, created, lineages, blobs (and bases)")
     if payload["format"] != FORMAT or payload["format-version"] != FORMAT_VERSION:
         raise UserError(
             f"{where}: format {payload['format']!r} version {payload['format-version']!r} is not "
@@ -248,5 +284,11 @@ def _parse_payload(payload: Any, digest: str, signer: str | None, trusted: bool,
         if not ok:
             raise UserError(f"{where}.blobs[{i}]: expected [sha256, size]")
         blobs[item[0]] = item[1]
-    return InsideState(created, lineages, blobs, digest, signer, trusted, path)
+    raw_bases = payload.get("bases", {})
+    if not isinstance(raw_bases, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw_bases.items()
+    ):
+        raise UserError(f"{where}.bases must map member names to text")
+    bases = {k: v.encode("utf-8") for k, v in raw_bases.items()}
+    return InsideState(created, lineages, blobs, digest, signer, trusted, path, bases)
 

@@ -11,8 +11,11 @@ Order of checks, each one refusing with a :class:`BundleRefused` that names the 
 3. the manifest parses strictly; an expired bundle is refused (``expires < now``);
 4. every further member is a regular file with a safe name, listed in the manifest, not seen before, whose
    size header equals the listed size; its bytes are streamed, counted and hashed against the listed sha256;
-5. nothing listed is missing; each lock parses, its artifacts pass their ecosystem's name grammar, and every
-   blob it needs (artifact and companions) is in the bundle with the size the lock says.
+5. nothing listed is missing; a lock or SBOM that travels as a line delta is rebuilt from the inside's copy
+   (a blob of the store) and must then have exactly its listed size and sha256;
+6. each lock parses, its artifacts pass their ecosystem's name grammar, and every blob it needs (artifact and
+   companions) is in the bundle with the size the lock says; for a delta, the blobs it needs that are not
+   carried must match the manifest's ``expected`` summary (count and digest).
 """
 
 from __future__ import annotations
@@ -31,15 +34,21 @@ from mirrorctl.errors import BundleRefused, ProfileError, UserError
 from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, parse_lock
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.signing import SIGNATURE_SIZE, TrustedKey, find_signer, load_trusted_keys
+from mirrorctl.store import Store
 
+from .linedelta import apply_delta
 from .manifest import (
+    DELTA_SUFFIX,
+    KIND_DELTA,
     MANIFEST_NAME,
     MAX_LOCK_SIZE,
     MAX_MANIFEST_SIZE,
     SIGNATURE_NAME,
     FileEntry,
     Manifest,
+    blob_digest,
     blob_member,
+    expected_digest,
     format_time,
     parse_manifest,
 )
@@ -51,6 +60,20 @@ class ArtifactValidator(Protocol):
     """The one part of an ecosystem adapter that verify and import need (every Ecosystem is one)."""
 
     def validate_artifact(self, artifact: Artifact) -> None: ...
+
+
+# Reads the inside's copy a line delta is against: (sha256, size) -> its bytes, or None when not held.
+BaseReader = Callable[[str, int], bytes | None]
+
+
+def store_bases(store: Store | None) -> BaseReader:
+    def read(sha256: str, size: int) -> bytes | None:
+        if store is None or not store.has_blob(sha256, size):
+            return None
+        with open(store.blob_path(sha256), "rb") as f:
+            return f.read(size + 1)
+
+    return read
 
 
 # A sink receives a member's verified-as-it-goes bytes; None means "hash only, keep nothing".
@@ -209,10 +232,10 @@ class BundleReader:
         manifest = self._manifest
         if manifest is None:
             raise RuntimeError("read_manifest() first")
-        listed = {f.path: f for f in manifest.files}
+        listed = {f.path: f for f in manifest.members}
         seen: set[str] = set()
         small: dict[str, bytes] = {}
-        task = progress.task("verifying bundle", manifest.total_size, unit="bytes")
+        task = progress.task("verifying bundle", sum(f.size for f in listed.values()), unit="bytes")
         try:
             while (member := self._next()) is not None:
                 name = member.name
@@ -227,7 +250,7 @@ class BundleReader:
                     raise BundleRefused(
                         f"{self.path}: {name} is {member.size} bytes, the manifest says {entry.size}"
                     )
-                keep = name.startswith("locks/")
+                keep = name.startswith("locks/") or name.endswith(DELTA_SUFFIX)  # deltas: size-capped by the manifest
                 if keep and entry.size > MAX_LOCK_SIZE:
                     raise BundleRefused(f"{self.path}: {name} is larger than {MAX_LOCK_SIZE} bytes")
                 digest = hashlib.sha256()
@@ -284,6 +307,51 @@ def _check_member(member: tarfile.TarInfo, path: Path) -> None:
         raise BundleRefused(f"{path}: member name {name!r} is absolute or leaves its folder")
 
 
+def rebuild_files(
+    path: Path, manifest: Manifest, small: Mapping[str, bytes], read_base: BaseReader
+) -> dict[str, bytes]:
+    """The complete bytes of every file the manifest lists as rebuilt from a line delta (``small`` holds the delta
+    members read by :meth:`BundleReader.read_members`), each checked against its listed size and sha256."""
+    by_path = {f.path: f for f in manifest.files}
+    out: dict[str, bytes] = {}
+    for r in manifest.rebuilt:
+        entry = by_path[r.path]
+        base = read_base(r.base_sha256, r.base_size)
+        if base is None:
+            raise BundleRefused(
+                f"{path}: {r.path} travels as a line delta ({r.delta}) against the inside's copy, blob "
+                f"{r.base_sha256} ({r.base_size} bytes), which is not in this store; nothing was changed",
+                hint="import the full bundle instead, or export a fresh state here and a new delta outside",
+            )
+        if len(base) != r.base_size or hashlib.sha256(base).hexdigest() != r.base_sha256:
+            raise BundleRefused(
+                f"{path}: {r.delta}: the stored copy it is rebuilt from (blob {r.base_sha256}) is damaged",
+                hint="run `mirrorctl verify`; import the full bundle instead",
+            )
+        data = apply_delta(f"{path}: {r.delta}", small[r.delta], base, r.base_sha256, entry.size)
+        got = hashlib.sha256(data).hexdigest()
+        if len(data) != entry.size or got != entry.sha256:
+            raise BundleRefused(
+                f"{path}: {r.path} rebuilt from {r.delta} is {len(data)} bytes with sha256 {got}; "
+                f"the manifest lists {entry.size} bytes, sha256 {entry.sha256}",
+                hint="the bundle was damaged or tampered with; get an untouched copy",
+            )
+        out[r.path] = data
+    return out
+
+
+def expected_blobs(manifest: Manifest, locks: Mapping[str, Lock]) -> dict[str, int]:
+    """A delta's blobs that are needed by its locks and not carried: sha256 -> size (the lock's)."""
+    carried = {d for f in manifest.files if (d := blob_digest(f.path)) is not None}
+    out: dict[str, int] = {}
+    for lock in locks.values():
+        for art in lock.artifacts:
+            for sha, size, _ in art.blobs():
+                if sha not in carried:
+                    out[sha] = size
+    return out
+
+
 def check_contents(
     path: Path,
     manifest: Manifest,
@@ -292,8 +360,10 @@ def check_contents(
 ) -> dict[str, Lock]:
     """Parse each lock, validate its artifacts, and check the bundle holds exactly the blobs they need.
 
-    For a delta, the blobs it expects from the inside's store count as listed (the importer checks they are there)."""
-    listed = {f.path: f for f in (*manifest.files, *manifest.expected)}
+    For a delta, each needed blob that is not carried counts as expected from the inside's store (the importer
+    checks it is there); together they must match the manifest's ``expected`` summary."""
+    listed = {f.path: f for f in manifest.files}
+    delta = manifest.kind == KIND_DELTA
     locks: dict[str, Lock] = {}
     needed: set[str] = set()
     for name, entry in sorted(manifest.profiles.items()):
@@ -322,6 +392,9 @@ def check_contents(
             for sha, size, filename in art.blobs():
                 member = blob_member(sha)
                 entry_f = listed.get(member)
+                if entry_f is None and delta:
+                    needed.add(member)
+                    continue
                 if entry_f is None:
                     raise BundleRefused(f"{label}: {filename} (blob {sha}) is not in the bundle")
                 if entry_f.size != size:
@@ -333,6 +406,16 @@ def check_contents(
     unused = [p for p in listed if p.startswith("blobs/") and p not in needed]
     if unused:
         raise BundleRefused(f"{path}: {unused[0]} is in the bundle but no lock refers to it")
+    if delta:
+        assert manifest.expected is not None
+        derived = expected_digest(expected_blobs(manifest, locks))
+        if derived != manifest.expected:
+            raise BundleRefused(
+                f"{path}: manifest.json: expected says {manifest.expected.count} blob(s) left out "
+                f"(sha256 {manifest.expected.sha256[:16]}…), but the locks need {derived.count} that are not "
+                f"carried (sha256 {derived.sha256[:16]}…)",
+                hint="the bundle was made wrongly or tampered with; export the delta again",
+            )
     _refuse_collisions(path, merge_artifacts(lock.artifacts for lock in locks.values()))
     return locks
 
@@ -355,13 +438,18 @@ def verify_bundle(
     *,
     ecosystems: Mapping[str, ArtifactValidator] | None = None,
     progress: Progress = SILENT,
+    store: Store | None = None,
 ) -> VerifiedManifest:
     """Check a bundle completely without changing anything.
+
+    ``store``: where a delta's locks and SBOM carried as line deltas find the copies they are rebuilt from
+    (read only); without it such a delta is refused, naming the file.
 
     Example: ``verify_bundle(Path("web.bundle"), load_trusted_keys(settings.trusted_keys), now)``
     """
     with BundleReader(path, trusted_keys) as reader:
         manifest, signer = reader.read_manifest(now)
         lock_bytes = reader.read_members(progress=progress)
+    lock_bytes.update(rebuild_files(path, manifest, lock_bytes, store_bases(store)))
     locks = check_contents(path, manifest, lock_bytes, ecosystems)
     return VerifiedManifest(path, manifest, signer, locks)

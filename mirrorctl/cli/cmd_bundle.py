@@ -192,8 +192,12 @@ def verify(
         source = resolve_bundle(bundle, list(from_dirs or ()), progress=progress)
         now = datetime.now(UTC)
         # As import judges it: keys that rotations brought into the store, revocations; nothing is written.
-        gate = TrustGate(Store(settings.store_path), keys, source, now=now)
-        verified = verify_bundle(source, gate.keys, now, ecosystems=load_ecosystems(), progress=progress)
+        store = Store(settings.store_path)
+        gate = TrustGate(store, keys, source, now=now)
+        # The store is only read: a delta's locks and SBOM carried as line deltas are rebuilt from its copies.
+        verified = verify_bundle(
+            source, gate.keys, now, ecosystems=load_ecosystems(), progress=progress, store=store
+        )
         gate.check(verified.manifest, verified.signer, progress)
         return verified
 
@@ -212,7 +216,7 @@ def verify(
     if m.base is not None:
         typer.echo(
             f"  delta      against state {m.base.state_sha256} (sequence {m.base.sequence}); "
-            f"{len(m.expected)} blob(s) expected from the inside store, checked at import"
+            f"{m.expected.count if m.expected else 0} blob(s) expected from the inside store, checked at import"
         )
 
 
