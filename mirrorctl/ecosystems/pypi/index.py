@@ -53,6 +53,7 @@ from .records import (  # noqa: F401 - re-exported: the resolver and tests impor
     parse_html_page,
     parse_json_page,
 )
+from .slots import METADATA, PAGE, Slots
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -82,7 +83,7 @@ class IndexClient:
         self._client = client
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._progress = progress
-        self._sem = asyncio.Semaphore(concurrency)
+        self._sem = Slots(concurrency)  # metadata reads are served before queued page downloads
         self._retries = retries
         self._backoff = backoff
         self._store = store
@@ -230,7 +231,7 @@ class IndexClient:
         if cached is not None and record.metadata_sha256 == hashlib.sha256(cached).hexdigest():
             self.cache_hits += 1
             return parse_core_metadata(cached, True)
-        raw = await self._download(record.url + ".metadata", f"{label} metadata")
+        raw = await self._download(record.url + ".metadata", f"{label} metadata", rank=METADATA)
         if record.metadata_sha256 and hashlib.sha256(raw).hexdigest() != record.metadata_sha256:
             raise IntegrityError(
                 f"{label}: metadata file does not match the sha256 the index lists",
@@ -250,11 +251,17 @@ class IndexClient:
 
         async def fetch(first: int | None, last: int) -> RangeReply:
             spec = f"bytes=-{last}" if first is None else f"bytes={first}-{last}"
-            reply = await self._retrying(lambda: self._range(record.url, spec), f"{label} (range {spec})")
+            reply = await self._retrying(
+                lambda: self._range(record.url, spec), f"{label} (range {spec})", bounded=False
+            )
             replies.append(reply)
             return reply
 
-        raw, _requests = await read_wheel_metadata(fetch, size=record.size)
+        # One slot of the request bound for the whole read: its 1-3 requests are sequential, and a wheel with
+        # a big central directory (numpy, pandas) must not queue again behind the page downloads between them
+        # (it is on the resolver's critical path: its dependencies are not known before it).
+        async with self._sem.hold(METADATA):
+            raw, _requests = await read_wheel_metadata(fetch, size=record.size)
         self.range_reads += 1
         whole = replies[0]
         if whole.start == 0 and len(whole.data) == whole.total and record.sha256:
@@ -342,13 +349,13 @@ class IndexClient:
 
         await asyncio.to_thread(write)
 
-    async def _download(self, url: str, what: str) -> bytes:
+    async def _download(self, url: str, what: str, *, rank: int = PAGE) -> bytes:
         async def get() -> bytes:
             resp = await self._client.get(url)
             resp.raise_for_status()
             return resp.content
 
-        return await self._retrying(get, what)
+        return await self._retrying(get, what, rank=rank)
 
     async def file_size(self, record: FileRecord) -> int:
         """The size of a file the index lists without one (HTML pages): HEAD, else count the bytes."""
@@ -367,11 +374,15 @@ class IndexClient:
             size = len(await self._download(record.url, what))
         return size
 
-    async def _retrying(self, fn: Callable[[], Awaitable[T]], what: str) -> T:
+    async def _retrying(
+        self, fn: Callable[[], Awaitable[T]], what: str, *, bounded: bool = True, rank: int = PAGE
+    ) -> T:
+        """``fn()`` with retries of transient errors, in a request slot of ``rank`` (:mod:`.slots`);
+        ``bounded=False`` when the caller holds a slot already."""
         attempt = 0
         while True:
             try:
-                async with self._sem:
+                async with self._sem.hold(rank) if bounded else contextlib.nullcontext():
                     return await fn()
             except httpx.HTTPError as exc:
                 if attempt < self._retries and is_transient(exc):
