@@ -334,6 +334,16 @@ def notes(r: Results) -> list[str]:
             f"of the pip processes). Against the issue's {ISSUE_PIP_S:.0f} s the cold run would be {ratio:.2f}x "
             f"(target {TARGETS['cold_vs_pip']}x: {met})."
         )
+    if r.parallel and r.cold and len(r.parallel) == len(r.cold):
+        # Each repetition's mirrorctl runs and its parallel fetch ran within the same minute or two: their
+        # ratio is steadier than the ratio of medians when other work shares the machine.
+        pairs = [(c.lock.seconds + c.snapshot.seconds) / p.seconds for c, p in zip(r.cold, r.parallel, strict=True)]
+        ones = [c.one_step.seconds / p.seconds for c, p in zip(r.cold, r.parallel, strict=True) if c.one_step]
+        text = "Paired by repetition (each mirrorctl run against the parallel fetch of the same repetition): "
+        text += f"cold lock + snapshot {', '.join(f'{x:.2f}x' for x in pairs)} (median {med(pairs):.2f}x)"
+        if ones:
+            text += f"; `lock --snapshot` {', '.join(f'{x:.2f}x' for x in ones)} (median {med(ones):.2f}x)"
+        out.append(text + ".")
     if r.parallel and cold is not None:
         par = med([p.seconds for p in r.parallel])
         allowed = par * TARGETS["cold_vs_parallel"]
