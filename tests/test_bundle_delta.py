@@ -380,3 +380,16 @@ def test_full_bundle_never_carries_line_deltas_and_export_falls_back_without_bas
     assert {"sbom.cdx.json", "locks/data.lock"} <= {m.name for m, _ in members}
     report = import_bundle(world.root / "whole.bundle", world.inside, world.trusted, ECOSYSTEMS, now=NOW)
     assert report.sequence == 2
+
+
+def test_repair_with_a_delta_rebuilds_a_damaged_lock_blob(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    state_file = _full_then_state(world)
+    _bump(world)
+    delta = world.export("delta.bundle", since=read_state(state_file))
+    import_bundle(delta, world.inside, world.trusted, ECOSYSTEMS, now=NOW)
+    data_lock = next(b for n, _, b in world.locks if n == "data")
+    blob = world.inside.blob_path(hashlib.sha256(data_lock).hexdigest())
+    blob.write_bytes(b"rot" + data_lock[3:])
+    report = import_bundle(delta, world.inside, world.trusted, ECOSYSTEMS, now=NOW, repair=True)
+    assert report.new_blobs == 1 and blob.read_bytes() == data_lock  # rebuilt from the old lock, checked
