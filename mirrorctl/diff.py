@@ -119,7 +119,8 @@ def _load_bundle(
         )
     keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
     try:
-        verified = verify_bundle(path, keys, now, ecosystems=ecosystems)
+        # A delta rebuilds its locks from the inside copies in this store (read only).
+        verified = verify_bundle(path, keys, now, ecosystems=ecosystems, store=Store(settings.store_path))
     except BundleRefused as exc:
         # For diff a bundle that does not verify is bad input, not a failed operation: exit 2, named.
         raise UserError(

@@ -148,6 +148,11 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
     _cli(oc, "-q", "snapshot", "team")
     media = tmp_path / "media"
     media.mkdir()
+    # The change-control view of a delta, inside: its locks are rebuilt from the inside's copies of the base.
+    review = tmp_path / "review.bundle"
+    _cli(oc, "-q", "bundle", "export", "--since", str(state), "--out", str(review), "team")
+    out = _cli(ic, "diff", str(full), str(review), "--format", "markdown")
+    assert "cycle-lib" in out and "1.0" in out and "2.0" in out, out
     out = _cli(oc, "bundle", "export", "--since", str(state), "--chunk-size", "1K", "--out",
                str(media / "delta.bundle"), "team")  # fmt: skip
     assert "delta bundle" in out, out
