@@ -133,6 +133,8 @@ class Settings:
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
     targets: Mapping[str, TargetSettings] = field(default_factory=dict)
+    # [serve.<ecosystem>] tables, passed to that ecosystem's server as they are; the adapter validates them.
+    serve_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def target(self, name: str) -> TargetSettings:
         try:
@@ -247,7 +249,8 @@ def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
     if not isinstance(keys, list):
         raise UserError(f"{path}: trust.keys must be a list of paths to public keys")
     serve = table("serve")
-    _no_unknown(serve, {"host", "port"}, path, "serve.")
+    serve_options = {k: v for k, v in serve.items() if isinstance(v, dict)}  # [serve.apt], ...
+    _no_unknown({k: v for k, v in serve.items() if k not in serve_options}, {"host", "port"}, path, "serve.")
     targets = {name: _parse_target(name, t, path) for name, t in table("targets").items()}
 
     return Settings(
@@ -260,6 +263,7 @@ def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
         trusted_keys=tuple(rel(k, "trust.keys") for k in keys),
         serve_host=str(serve.get("host", "127.0.0.1")),
         serve_port=_int(serve, "port", 8080, path, "serve.", minimum=1),
+        serve_options=serve_options,
         targets=targets,
     )
 

@@ -101,3 +101,48 @@ async def test_a_new_view_is_served_at_once(served: tuple[Store, list[Artifact]]
     publish_view(served[0], [a for a in served[1] if a.name != "mctl-libbase"], sequence=2)
     second = (await client.get("dists/bookworm/main/binary-amd64/Packages")).text
     assert "Package: mctl-libbase" in first and "Package: mctl-libbase" not in second
+
+
+async def test_serve_apt_settings_from_mirrorctl_toml_reach_the_release(
+    served: tuple[Store, list[Artifact]], tmp_path: Path
+) -> None:
+    from mirrorctl.config import load_settings
+    from mirrorctl.ecosystems.apt import AptEcosystem
+    from mirrorctl.serve.app import create_app
+
+    config = tmp_path / "mirrorctl.toml"
+    config.write_text('[serve]\nport = 8090\n\n[serve.apt]\norigin = "ACME"\nlabel = "ACME inside"\nvalid-days = 7\n')
+    settings = load_settings(config)
+    assert settings.serve_port == 8090 and settings.serve_options == {
+        "apt": {"origin": "ACME", "label": "ACME inside", "valid-days": 7}
+    }
+    app = create_app(served[0], {"apt": AptEcosystem()}, options=settings.serve_options)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        release = (await c.get("dists/bookworm/Release")).text
+    assert "Origin: ACME\n" in release and "Label: ACME inside\n" in release and "Valid-Until: " in release
+    plain = create_app(served[0], {"apt": AptEcosystem()})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=plain), base_url=BASE) as c:
+        assert "Valid-Until" not in (await c.get("dists/bookworm/Release")).text  # only when configured
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("valid-days = 0", "serve.apt.valid-days must be a whole number of days >= 1"),
+        ('valid-days = "7d"', "serve.apt.valid-days must be a whole number of days >= 1"),
+        ('origin = ""', "serve.apt.origin must be a one-line text"),
+        ("valid-until = 7", "serve.apt.valid-until is not a setting"),
+    ],
+)
+def test_bad_serve_apt_settings_stop_serve_at_start(
+    served: tuple[Store, list[Artifact]], tmp_path: Path, table: str, message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from mirrorctl.cli.app import app
+
+    config = tmp_path / "mirrorctl.toml"
+    config.write_text(f'[store]\npath = "{served[0].root}"\n\n[serve.apt]\n{table}\n')
+    done = CliRunner().invoke(app, ["--config", str(config), "serve", "--port", "0"])
+    assert done.exit_code == 2, done.output
+    assert message in done.output

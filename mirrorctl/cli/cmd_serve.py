@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
             host=host if host is not None else settings.serve_host,
             port=port if port is not None else settings.serve_port,
             access_log=access_log,
+            ecosystems=settings.serve_options,
         )
         store = Store(settings.store_path)
         channels = list(channel or ())

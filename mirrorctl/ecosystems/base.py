@@ -107,6 +107,11 @@ class ServedContent(Protocol):
         """The inside's own serving keys (e.g. ``<store>/keys/apt`` for the apt archive key); never carried."""
         ...
 
+    def options(self, ecosystem: str) -> Mapping[str, Any]:
+        """The ``[serve.<ecosystem>]`` table of mirrorctl.toml (empty when absent), for ``serve_app`` to validate
+        when it is called (so a bad value stops ``mirrorctl serve`` at start, naming the field)."""
+        ...
+
 
 # In ClientConfig env values (and file texts), stands for the folder where the workspace installs the files
 # (``mirrorctl workspace-config --install-dir``), e.g. ``{"PIP_CONFIG_FILE": INSTALL_DIR + "/pip.conf"}``.

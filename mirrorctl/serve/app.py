@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -56,9 +57,12 @@ class StoreContent:
     """A :class:`~mirrorctl.ecosystems.base.ServedContent`: whatever the channel's link (``current`` by
     default) points at, per call."""
 
-    def __init__(self, store: Store, channel: str = CURRENT) -> None:
+    def __init__(
+        self, store: Store, channel: str = CURRENT, options: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         self.store = store
         self.channel = channel
+        self._options = dict(options or {})
         self._cache: OrderedDict[str, StoreView] = OrderedDict()
         self._lock = threading.Lock()  # sync endpoints run in a thread pool
 
@@ -81,6 +85,9 @@ class StoreContent:
 
     def keys_dir(self) -> Path:
         return self.store.root / "keys"
+
+    def options(self, ecosystem: str) -> Mapping[str, Any]:
+        return self._options.get(ecosystem, {})
 
 
 async def _store_error(request: Request, exc: Exception) -> Response:
@@ -122,23 +129,28 @@ async def _healthz(request: Request) -> Response:
 
 
 def create_app(
-    store: Store, ecosystems: Mapping[str, Ecosystem], channels: Sequence[str] | None = None
+    store: Store,
+    ecosystems: Mapping[str, Ecosystem],
+    channels: Sequence[str] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Starlette:
     """The mirror: ``/healthz``, ``/`` (what is served, as JSON) and each ecosystem's app at ``/<name>``.
 
     ``channels``: None or one name serves that channel (``current`` by default) in this layout. Several names
     serve each under ``/<channel>/`` (``/<channel>/`` status, ``/<channel>/<ecosystem>/``), and ``/`` lists them.
 
+    ``options``: the ``[serve.<ecosystem>]`` tables of mirrorctl.toml (Settings.serve_options).
+
     Example: ``uvicorn.Server(uvicorn.Config(create_app(Store(path), load_ecosystems()), port=8080))``
     """
     chosen = list(dict.fromkeys(channels or [CURRENT]))
     if len(chosen) == 1:
-        content = StoreContent(store, chosen[0])
+        content = StoreContent(store, chosen[0], options)
         routes: list[BaseRoute] = [Route("/healthz", _healthz), *_channel_routes(content, ecosystems)]
         app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error})
         app.state.content = content
         return app
-    contents = {name: StoreContent(store, name) for name in chosen}
+    contents = {name: StoreContent(store, name, options) for name in chosen}
 
     async def index(request: Request) -> Response:
         views = {name: await anyio.to_thread.run_sync(store.channel_view_id, name) for name in chosen}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 
@@ -21,6 +22,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     access_log: bool = True
+    ecosystems: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [serve.<ecosystem>] tables
 
 
 def base_url(host: str, port: int) -> str:
@@ -73,7 +75,7 @@ async def serve(
 
     ``channels``: one serves that channel at ``/<ecosystem>/``; several serve each at ``/<channel>/<ecosystem>/``."""
     chosen = check_channels(store, channels)
-    app = create_app(store, ecosystems, chosen)
+    app = create_app(store, ecosystems, chosen, options.ecosystems)
     sock = bind(options.host, options.port)
     url = base_url(options.host, sock.getsockname()[1])  # the real port when --port 0 asked for any
     if len(chosen) == 1:
