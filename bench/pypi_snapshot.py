@@ -53,6 +53,7 @@ from pypi_report import (  # noqa: E402  (bench/ is on sys.path when this script
     target_rows,
 )
 
+from mirrorctl.aionet import AsyncioTransport  # noqa: E402
 from mirrorctl.config import Settings, load_settings  # noqa: E402
 from mirrorctl.ecosystems.base import FetchContext, FetchItem  # noqa: E402
 from mirrorctl.ecosystems.pypi import PypiEcosystem  # noqa: E402
@@ -242,8 +243,9 @@ async def fetch_plan(settings: Settings, lock_path: Path) -> list[FetchItem]:
     return sorted(unique.values(), key=lambda i: i.filename)
 
 
-async def parallel_fetch(items: list[FetchItem], dest: Path) -> FetchRun:
-    """The plain baseline: 16 concurrent streamed GETs, written as they come, nothing verified."""
+async def parallel_fetch(items: list[FetchItem], dest: Path, *, aionet: bool = False) -> FetchRun:
+    """The plain baseline: 16 concurrent streamed GETs, written as they come, nothing verified. ``aionet``:
+    the same through mirrorctl's HTTP transport (a reference figure, not the baseline)."""
     dest.mkdir(parents=True)  # noqa: ASYNC240 (before the clock starts)
     sem = asyncio.Semaphore(PARALLEL)
     total = 0
@@ -260,7 +262,8 @@ async def parallel_fetch(items: list[FetchItem], dest: Path) -> FetchRun:
                     total += len(chunk)
 
     started, cpu = time.perf_counter(), _cpu_self()
-    async with httpx.AsyncClient(limits=limits, timeout=60, follow_redirects=True) as client:
+    transport = AsyncioTransport(limits=limits, http2=False) if aionet else None
+    async with httpx.AsyncClient(limits=limits, timeout=60, follow_redirects=True, transport=transport) as client:
         await asyncio.gather(*(one(client, i) for i in items))
     return FetchRun(time.perf_counter() - started, len(items), total, cpu_seconds=_cpu_self() - cpu)
 
@@ -350,6 +353,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 par.plan_seconds = plan_seconds
                 results.parallel.append(par)
                 say(f"[{rep}] parallel fetch: {par.seconds:.1f} s ({par.files} files, {mb(par.bytes)})")
+                shutil.rmtree(base / f"parallel-{rep}")
+                aio = asyncio.run(parallel_fetch(items, base / f"parallel-{rep}", aionet=True))
+                results.parallel_aionet.append(aio)
+                say(f"[{rep}] parallel fetch through mirrorctl's transport: {aio.seconds:.1f} s")
                 shutil.rmtree(base / f"parallel-{rep}")
             shutil.rmtree(work.path)
             if "pip" not in args.skip:
