@@ -158,3 +158,7 @@ async def _serve(settings: Settings, stdin: IO[bytes], stdout: IO[bytes]) -> Non
         with contextlib.suppress(OSError):
             pickle.dump((early.downloaded, early.downloaded_bytes, early.failed, early.cancelled), stdout)
             stdout.flush()
+        # Every download has finished or was cancelled (its file closed, a finished one renamed into the store):
+        # nothing is left to clean up that the parent waits for, so end now, as multiprocessing's workers do,
+        # without closing idle connections and finalizing the interpreter first (~0.1 s the parent would wait).
+        os._exit(0)
