@@ -145,6 +145,10 @@ def _find_metadata(cd: bytes) -> _Entry:
         raw_name = cd[head : head + name_len]
         extra = cd[head + name_len : head + name_len + extra_len]
         pos = head + name_len + extra_len + comment_len
+        # Checked on the raw bytes first (the suffix is ASCII, the same in UTF-8 and cp437): decoding every
+        # name of a big wheel's directory (thousands of entries; cp437 is a slow codec) was most of this loop.
+        if not raw_name.endswith(b".dist-info/METADATA"):
+            continue
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
         # The top-level one, as the whole-file path picks it: <name>.dist-info/METADATA.
         if not (name.endswith(".dist-info/METADATA") and name.count("/") == 1):
