@@ -8,6 +8,12 @@ need=()
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# apt ecosystem: gpgv verifies upstream InRelease files, gpg signs the served repository (archive key), the tests
+# build .debs with dpkg-deb and compare indexes with dpkg-scanpackages
+command -v gpg >/dev/null 2>&1 || need+=(gnupg)
+command -v gpgv >/dev/null 2>&1 || need+=(gpgv)
+command -v dpkg-scanpackages >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]} (Debian packages)"
   if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; else
