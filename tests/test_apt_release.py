@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import lzma
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mirrorctl.ecosystems.apt import release as release_mod
+from mirrorctl.ecosystems.apt.index import IndexCheck, check_index_bytes
 from mirrorctl.ecosystems.apt.release import check_index, parse_packages, verify_inrelease
 from mirrorctl.errors import IntegrityError
 
@@ -108,6 +111,52 @@ def test_refusal_signed_by_another_key(archive_key: ArchiveKey, other_key: Archi
     assert verify_inrelease(signed_by_other, other_key.keyring, suite="bookworm").signer_fingerprint == (
         other_key.fingerprint
     )
+
+
+def test_freshness_valid_until_and_date(archive_key: ArchiveKey) -> None:
+    now = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+    dated = release_text().replace(b"Origin: Test\n", b"Origin: Test\nDate: Mon, 01 Jun 2026 12:04:00 UTC\n"
+                                   b"Valid-Until: Mon, 08 Jun 2026 12:00:00 UTC\n")
+    signed = sign(archive_key, dated)
+    # Within the skew for Date, before Valid-Until: accepted.
+    assert verify_inrelease(signed, archive_key.keyring, suite="bookworm", now=now).fields["Valid-Until"]
+    later = dt.datetime(2026, 6, 8, 12, 0, 1, tzinfo=dt.UTC)
+    with pytest.raises(IntegrityError, match=r"expired: Valid-Until Mon, 08 Jun 2026 12:00:00 UTC is before the "
+                                             r"local clock Mon, 08 Jun 2026 12:00:01 UTC") as err:
+        verify_inrelease(signed, archive_key.keyring, suite="bookworm", now=later)
+    assert err.value.hint is not None and "freeze attack" in err.value.hint
+    earlier = now - release_mod.DATE_SKEW
+    with pytest.raises(IntegrityError, match=r"not valid yet: Date Mon, 01 Jun 2026 12:04:00 UTC is after the local "
+                                             r"clock Mon, 01 Jun 2026 11:55:00 UTC"):
+        verify_inrelease(signed, archive_key.keyring, suite="bookworm", now=earlier)
+    bad = sign(archive_key, release_text().replace(b"Origin: Test\n", b"Origin: Test\nValid-Until: soon\n"))
+    with pytest.raises(IntegrityError, match=r"Valid-Until 'soon' is not a date"):
+        verify_inrelease(bad, archive_key.keyring, suite="bookworm", now=now)
+
+
+def test_streamed_index_check(archive_key: ArchiveKey) -> None:
+    rel = verify_inrelease(sign(archive_key, release_text()), archive_key.keyring, suite="bookworm")
+    packed = lzma.compress(PACKAGES)
+    check = IndexCheck(rel, "main/binary-amd64/Packages.xz")
+    for i in range(0, len(packed), 7):  # any chunking
+        check.feed(packed[i:i + 7])
+    assert check.finish() == PACKAGES
+    # The compressed bytes match, but they decompress to more than the Release's line for the plain index: the
+    # decompression stops at that size (a bomb never fills memory).
+    bomb = lzma.compress(PACKAGES + b" " * 10_000_000)
+    forged = release_text().replace(
+        f" {hashlib.sha256(packed).hexdigest()} {len(packed)} ".encode(),
+        f" {hashlib.sha256(bomb).hexdigest()} {len(bomb)} ".encode(),
+    )
+    rel2 = verify_inrelease(sign(archive_key, forged), archive_key.keyring, suite="bookworm")
+    with pytest.raises(IntegrityError, match=rf"Packages.xz of suite 'bookworm': decompresses to more than "
+                                             rf"{len(PACKAGES)} bytes"):
+        check_index_bytes(rel2, "main/binary-amd64/Packages.xz", bomb)
+    # Truncated compressed stream: refused even before the size check could say so.
+    with pytest.raises(IntegrityError, match=r"Packages.xz of suite 'bookworm': size"):
+        check_index_bytes(rel, "main/binary-amd64/Packages.xz", packed[:-10])
+    with pytest.raises(IntegrityError, match=r"Packages.xz of suite 'bookworm': more than the"):
+        check_index_bytes(rel, "main/binary-amd64/Packages.xz", packed + b"x")
 
 
 def test_refusal_release_for_another_suite(archive_key: ArchiveKey) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mirrorctl.ecosystems.apt.index import FIELDS, read_index
 from mirrorctl.ecosystems.apt.release import parse_packages, read_stanzas
 from mirrorctl.ecosystems.apt.resolve import resolve
 from mirrorctl.errors import IntegrityError, ResolutionError
@@ -168,6 +169,20 @@ def test_fast_reader_gives_the_same_closure_as_deb822() -> None:
     assert fast[0]["Description"] == "an app\n more text\n .\n end"
     assert resolve(fast, ["app"], arch="amd64") == resolve(parse_packages(text), ["app"], arch="amd64")
     assert names(resolve(fast, ["app"], arch="amd64")) == {"app": "1.0", "liba": "1.10", "libc": "1.0"}
+
+
+def test_index_reader_keeps_what_resolution_needs() -> None:
+    text = "\n".join([
+        stanza("app", depends="liba (>= 1.2),\n libb | libc", description="an app\n Depends: not a field\n end"),
+        stanza("liba", "1.1"), stanza("liba", "1.10"), stanza("libc"),
+    ]).encode()
+    fast = read_index(text)
+    full = read_stanzas(text)
+    assert fast == [{k: v for k, v in s.items() if k in FIELDS} for s in full]
+    assert fast[0]["Depends"] == "liba (>= 1.2),\n libb | libc" and "Description" not in fast[0]
+    assert resolve(fast, ["app"], arch="amd64") == resolve(parse_packages(text), ["app"], arch="amd64")
+    with pytest.raises(IntegrityError, match=r"a stanza without Package or Version"):
+        read_index(b"Package: a\nArchitecture: all\n")
 
 
 def test_fast_reader_refuses_malformed_index() -> None:

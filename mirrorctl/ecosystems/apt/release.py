@@ -8,6 +8,8 @@ the clearsigned block (which an attacker could append) never reaches the parser.
 from __future__ import annotations
 
 import bz2
+import datetime as dt
+import email.utils
 import gzip
 import hashlib
 import lzma
@@ -24,6 +26,10 @@ from mirrorctl.errors import IntegrityError, UserError
 
 # gpgv must finish quickly; a hang here would stall a whole lock.
 _GPGV_TIMEOUT_S = 60
+
+# How far a Release's Date may lie ahead of the local clock before it is refused as "not valid yet" (apt refuses
+# any future Date by default; a few minutes absorb an upstream whose clock runs slightly ahead of ours).
+DATE_SKEW = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -75,11 +81,14 @@ def verify_inrelease(
     *,
     suite: str,
     fingerprints: Iterable[str] | None = None,
+    now: dt.datetime | None = None,
 ) -> VerifiedRelease:
     """Verify a clearsigned InRelease with gpgv against ``keyring`` and parse the signed part.
 
     ``fingerprints``, when given, narrows trust further: the signing key (primary or subkey fingerprint) must be
-    one of them. Raises IntegrityError naming the suite when the signature is bad or made by another key.
+    one of them. Raises IntegrityError naming the suite when the signature is bad or made by another key, when
+    the signed Valid-Until has passed or the signed Date lies in the future (see :func:`check_freshness`; ``now``
+    is the local clock, for tests).
 
     Example: ``verify_inrelease(data, Path("/etc/apt/keyrings/upstream.gpg"), suite="bookworm")``
     """
@@ -114,7 +123,48 @@ def verify_inrelease(
                     hint="add that fingerprint to the profile only if you trust it",
                 )
         release_text = out.read_text(encoding="utf-8")
-    return _parse_release(release_text, suite=suite, signer=primary_fpr)
+    release = _parse_release(release_text, suite=suite, signer=primary_fpr)
+    check_freshness(release, now or dt.datetime.now(dt.UTC))
+    return release
+
+
+def _release_time(release: VerifiedRelease, name: str) -> dt.datetime | None:
+    text = release.fields.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError) as exc:
+        raise IntegrityError(f"InRelease of suite {release.suite!r}: {name} {text!r} is not a date",
+                             hint="the Release is malformed; apt would refuse it too") from exc
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def check_freshness(release: VerifiedRelease, now: dt.datetime) -> None:
+    """Refuse a signed Release that is expired (Valid-Until before ``now``) or not valid yet (Date more than
+    :data:`DATE_SKEW` after ``now``), as apt does.
+
+    A signature alone cannot tell an old Release from a current one: a stale mirror, or an attacker replaying an
+    old signed Release to keep clients on packages with known holes (a freeze attack), serves a valid signature.
+    Valid-Until is what the archive signs against that; Debian's security suite carries one, the main suites
+    usually do not (then only the Date check applies).
+    """
+    clock = now.astimezone(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S UTC")
+    valid_until = _release_time(release, "Valid-Until")
+    if valid_until is not None and valid_until < now:
+        raise IntegrityError(
+            f"InRelease of suite {release.suite!r} expired: Valid-Until {release.fields['Valid-Until'].strip()} "
+            f"is before the local clock {clock}",
+            hint="the upstream or mirror is stale, or replays an old signed Release (a freeze attack); use a "
+            "current mirror, or check this machine's clock",
+        )
+    date = _release_time(release, "Date")
+    if date is not None and date > now + DATE_SKEW:
+        raise IntegrityError(
+            f"InRelease of suite {release.suite!r} is not valid yet: Date {release.fields['Date'].strip()} is "
+            f"after the local clock {clock}",
+            hint="this machine's clock is probably behind; fix it (NTP) and lock again",
+        )
 
 
 def _parse_release(text: str, *, suite: str, signer: str) -> VerifiedRelease:
