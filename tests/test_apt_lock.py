@@ -334,8 +334,10 @@ def test_refusal_suite_missing_upstream(work: Path, locked: bytes) -> None:
     assert lock_path(work).read_bytes() == locked
 
 
-def test_worker_processes_give_the_same_lock(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Big suites parse each architecture in its own process; the fixture is small, so force that path here.
+def test_worker_processes_give_the_same_lock(work: Path, monkeypatch: pytest.MonkeyPatch,
+                                            apt_upstream: FixtureAptUpstream) -> None:
+    # Big suites read each architecture's index in its own process while it downloads; the fixture is small, so
+    # force that path here.
     ok("lock", "base")
     threaded = lock_path(work).read_bytes()
     monkeypatch.setattr("mirrorctl.ecosystems.apt.lock._PARALLEL_MIN_BYTES", 0)
@@ -345,6 +347,12 @@ def test_worker_processes_give_the_same_lock(work: Path, monkeypatch: pytest.Mon
     out = refused(1, "lock", "base")  # an error in a worker keeps its type, message and hint
     assert "package only-amd64 does not exist for architecture arm64" in out
     assert "hint: check the name, the components and the architectures" in out
+    assert lock_path(work).read_bytes() == threaded
+    # The worker saw the tampered text as it streamed in, but nothing is resolved from an index that fails its check.
+    set_profile(work, PROFILE)
+    apt_upstream.tamper_index("arm64")
+    out = refused(1, "lock", "--refresh", "base")
+    assert "index main/binary-arm64/Packages.gz of suite 'bookworm'" in out and "Release says" in out
     assert lock_path(work).read_bytes() == threaded
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mirrorctl.ecosystems.apt import release as release_mod
-from mirrorctl.ecosystems.apt.index import IndexCheck, check_index_bytes
+from mirrorctl.ecosystems.apt.index import IndexCheck, check_index_bytes, read_index
 from mirrorctl.ecosystems.apt.release import check_index, parse_packages, verify_inrelease
 from mirrorctl.errors import IntegrityError
 
@@ -157,6 +157,26 @@ def test_streamed_index_check(archive_key: ArchiveKey) -> None:
         check_index_bytes(rel, "main/binary-amd64/Packages.xz", packed[:-10])
     with pytest.raises(IntegrityError, match=r"Packages.xz of suite 'bookworm': more than the"):
         check_index_bytes(rel, "main/binary-amd64/Packages.xz", packed + b"x")
+
+
+def test_streamed_text_in_stanza_pieces(archive_key: ArchiveKey) -> None:
+    rel = verify_inrelease(sign(archive_key, release_text()), archive_key.keyring, suite="bookworm")
+    pieces: list[bytes] = []
+    check = IndexCheck(rel, "main/binary-amd64/Packages", pieces.append)
+    for i in range(0, len(PACKAGES), 5):
+        check.feed(PACKAGES[i:i + 5])
+    assert check.finish() == b""
+    assert b"".join(pieces) == PACKAGES  # one stanza: one piece, handed out only at finish
+    many = b"\n".join(PACKAGES.replace(b"hello", f"p{i}".encode()) for i in range(50))
+    pieces.clear()
+    forged = release_text(packages=many)
+    rel2 = verify_inrelease(sign(archive_key, forged), archive_key.keyring, suite="bookworm")
+    check = IndexCheck(rel2, "main/binary-amd64/Packages", pieces.append)
+    for i in range(0, len(many), 33):
+        check.feed(many[i:i + 33])
+    check.finish()
+    assert len(pieces) > 10
+    assert [s for p in pieces for s in read_index(p)] == read_index(many)
 
 
 def test_refusal_release_for_another_suite(archive_key: ArchiveKey) -> None:

@@ -18,6 +18,7 @@ import lzma
 import re
 import time
 import zlib
+from collections.abc import Callable
 from typing import Protocol
 
 from mirrorctl.errors import IntegrityError
@@ -76,7 +77,11 @@ class IndexCheck:
         text = check.finish()   # raises IntegrityError naming the file unless every check passed
     """
 
-    def __init__(self, release: VerifiedRelease, path: str) -> None:
+    def __init__(
+        self, release: VerifiedRelease, path: str, on_text: Callable[[bytes], None] | None = None
+    ) -> None:
+        """``on_text``, when given, receives the decompressed text in stanza-aligned pieces as it arrives (not yet
+        verified: the receiver must not use it before :meth:`finish` returned); :meth:`finish` then returns b""."""
         entry = release.entries.get(path)
         if entry is None:
             raise IntegrityError(
@@ -93,6 +98,9 @@ class IndexCheck:
         self._limit = plain.size if plain is not None else entry.size * _MAX_RATIO + 1024 * 1024
         self._out: list[bytes] = []
         self._out_size = 0
+        self._on_text = on_text
+        self._tail = b""  # text after the last stanza break, held back until the next piece or finish
+        self._plain_hash = hashlib.sha256()
         self.seconds = 0.0  # spent in feed and finish, for the benchmark
 
     def _refuse(self, what: str, hint: str | None = None) -> IntegrityError:
@@ -112,7 +120,7 @@ class IndexCheck:
                                hint="the mirror serves something else than the signed Release describes")
         self._hash.update(chunk)
         if self._dec is None:
-            self._out.append(chunk)
+            self._text(chunk)
             return
         try:
             while chunk:
@@ -121,7 +129,7 @@ class IndexCheck:
                 if self._out_size > self._limit:
                     raise self._refuse(f"decompresses to more than {self._limit} bytes",
                                        hint="the Release vouches for a smaller index")
-                self._out.append(out)
+                self._text(out)
                 # A finished stream followed by more data: concatenated members, as gzip and xz allow.
                 chunk = self._dec.unused_data if self._dec.eof else b""
                 if chunk:
@@ -129,6 +137,21 @@ class IndexCheck:
                     assert self._dec is not None
         except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
             raise self._refuse(f"cannot be decompressed: {exc}") from exc
+
+    def _text(self, out: bytes) -> None:
+        if not out:
+            return
+        self._plain_hash.update(out)
+        if self._on_text is None:
+            self._out.append(out)
+            return
+        buf = self._tail + out
+        cut = buf.rfind(b"\n\n")
+        if cut < 0:
+            self._tail = buf
+            return
+        self._tail = buf[cut + 2:]
+        self._on_text(buf[:cut + 1])
 
     def finish(self) -> bytes:
         """The index text, once size and SHA256 matched the Release (and the uncompressed line, if listed)."""
@@ -147,14 +170,21 @@ class IndexCheck:
                                hint="the mirror served a different index than the signed Release describes")
         if self._dec is not None and not self._dec.eof:
             raise self._refuse("cannot be decompressed: the compressed stream ends early")
+        if self._dec is None:
+            self._out_size = self._size
+        if self._plain is not None:
+            plain_digest = self._plain_hash.hexdigest()
+            if self._out_size != self._plain.size or plain_digest != self._plain.sha256:
+                raise self._refuse(
+                    f"decompresses to {self._out_size} bytes with sha256 {plain_digest}, the Release line for "
+                    f"{self._plain.path} says {self._plain.size} bytes and {self._plain.sha256}")
+        if self._on_text is not None:
+            if self._tail:
+                self._on_text(self._tail)
+            self._tail = b""
+            return b""
         text = b"".join(self._out)
         self._out = []
-        if self._plain is not None:
-            plain_digest = hashlib.sha256(text).hexdigest()
-            if len(text) != self._plain.size or plain_digest != self._plain.sha256:
-                raise self._refuse(
-                    f"decompresses to {len(text)} bytes with sha256 {plain_digest}, the Release line for "
-                    f"{self._plain.path} says {self._plain.size} bytes and {self._plain.sha256}")
         return text
 
 

@@ -14,25 +14,25 @@ Nothing is written when anything fails: the caller writes the lock only after ev
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import posixpath
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import httpx
 
 from mirrorctl.ecosystems.base import FetchItem, ResolveContext
-from mirrorctl.errors import IntegrityError, MirrorctlError, ProfileError, ResolutionError, UserError
+from mirrorctl.errors import IntegrityError, ProfileError, ResolutionError, UserError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.net import is_transient, network_error, redact
 
-from .index import IndexCheck, read_index
+from .archwork import ERRORS, ArchResult, ArchWorker, lock_arch
+from .index import IndexCheck
 from .release import VerifiedRelease, verify_inrelease
-from .resolve import BinaryPackage, ResolvedPackage, resolve
+from .resolve import ResolvedPackage
 from .spec import AptSpec, validate_artifact
 
 # Below this much compressed index data a worker process costs more than it saves (tests, small suites).
@@ -163,98 +163,48 @@ def pick_index(release: VerifiedRelease, component: str, arch: str, spec: AptSpe
     )
 
 
-def _packages_for(indexes: Sequence[tuple[str, str, bytes]]) -> tuple[list[BinaryPackage], list[str]]:
-    """The stanzas of one architecture's verified index texts, and the component of each (same order)."""
-    packages: list[BinaryPackage] = []
-    component_of: list[str] = []
-    for component, _path, text in indexes:
-        found = [BinaryPackage(fields) for fields in read_index(text)]
-        packages.extend(found)
-        component_of.extend([component] * len(found))
-    return packages, component_of
-
-
-@dataclass(frozen=True)
-class ArchResult:
-    """One architecture's closure, the component of each of its pool files, and where the time went."""
-
-    resolved: list[ResolvedPackage]
-    components: dict[str, str]
-    parse_s: float
-    resolve_s: float
-    error: tuple[str, str, str | None] | None = None  # (error class, message, hint): exceptions lose hints in pickling
-
-
-def lock_arch(spec: AptSpec, arch: str, indexes: Sequence[tuple[str, str, bytes]]) -> ArchResult:
-    """Read and resolve one architecture from its index texts (each already checked against the Release by
-    :class:`.index.IndexCheck`); runs in a worker process when there are several. Only the closure goes back."""
-    try:
-        t0 = time.monotonic()
-        packages, components = _packages_for(indexes)
-        t1 = time.monotonic()
-        resolved = _resolve_arch(spec, arch, packages)
-        t2 = time.monotonic()
-    except (IntegrityError, ResolutionError, UserError) as exc:
-        return ArchResult([], {}, 0.0, 0.0, (type(exc).__name__, exc.message, exc.hint))
-    component_of: dict[str, str] = {}
-    for pkg, component in zip(packages, components, strict=True):
-        component_of.setdefault(pkg.filename, component)
-    used = {p.filename: component_of.get(p.filename, spec.components[0]) for p in resolved}
-    return ArchResult(resolved, used, t1 - t0, t2 - t1)
-
-
-_ERRORS: dict[str, type[MirrorctlError]] = {
-    cls.__name__: cls for cls in (IntegrityError, ResolutionError, UserError, ProfileError)
-}
-
-
-def _warm() -> None:
-    """Runs first in each worker process, while the indexes download, so imports are paid for meanwhile."""
-
-
 async def _fetch_and_lock(
     spec: AptSpec,
     release: VerifiedRelease,
     wanted: Sequence[tuple[str, str, str]],
-    get: Callable[[str], Awaitable[bytes]],
+    get: Callable[[str, ArchWorker | None], Awaitable[bytes]],
     done: Callable[[ArchResult], None] = lambda _: None,
 ) -> tuple[dict[str, ArchResult], float]:
-    """Each architecture's indexes fetched (checked and decompressed as they stream in), then read and resolved as
-    soon as they are in: in parallel worker processes when there are several architectures, CPUs and a big suite
-    (reading a full index is CPU-bound Python, so threads would not overlap). ``done`` sees each architecture's
-    result on the loop thread as soon as it is in. Returns the results and when the last index arrived."""
-    loop = asyncio.get_running_loop()
+    """Each architecture's indexes fetched (checked and decompressed as they stream in) and resolved once every one
+    of them checked out. With several architectures, CPUs and a big suite, each architecture has a worker process
+    that reads the text while it downloads (:class:`.archwork.ArchWorker`; reading a full index is CPU-bound
+    Python, so threads would not overlap); otherwise a thread reads the whole texts. ``done`` sees each
+    architecture's result on the loop thread as soon as it is in. Returns the results and when the last index
+    arrived."""
     size = sum(release.entries[path].size for _, _, path in wanted)
-    workers = min(len(spec.architectures), os.cpu_count() or 1)
-    pool = None
-    if workers > 1 and size > _PARALLEL_MIN_BYTES:
-        # spawn, not fork: the caller may run threads (event loop helpers, servers) that must not be forked.
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    parallel = len(spec.architectures) > 1 and (os.cpu_count() or 1) > 1 and size > _PARALLEL_MIN_BYTES
     fetched = 0.0
+    workers: dict[str, ArchWorker] = {}
 
     async def one(arch: str) -> ArchResult:
         nonlocal fetched
         mine = [(c, path) for c, a, path in wanted if a == arch]
-        bodies = await asyncio.gather(*(get(path) for _, path in mine))
+        worker = workers.get(arch)
+        bodies = await asyncio.gather(*(get(path, worker) for _, path in mine))
         fetched = max(fetched, time.monotonic())
-        indexes = [(c, path, body) for (c, path), body in zip(mine, bodies, strict=True)]
-        if pool is not None:
-            result = await loop.run_in_executor(pool, lock_arch, spec, arch, indexes)
+        if worker is not None:
+            result = await worker.resolve(spec, arch, mine)
         else:
+            indexes = [(c, path, body) for (c, path), body in zip(mine, bodies, strict=True)]
             result = await asyncio.to_thread(lock_arch, spec, arch, indexes)
         done(result)
         return result
 
     try:
-        if pool is not None:
-            for _ in range(workers):
-                pool.submit(_warm)
-        # Every architecture runs to its end (none left running against a closed pool); the first failure in
-        # profile order is raised below.
+        if parallel:
+            for arch in spec.architectures:
+                workers[arch] = ArchWorker()
+        # Every architecture runs to its end (no worker closed under a running one); the first failure in profile
+        # order is raised below.
         outcomes = await asyncio.gather(*(one(arch) for arch in spec.architectures), return_exceptions=True)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for worker in workers.values():
+            await asyncio.to_thread(worker.close)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
@@ -262,32 +212,8 @@ async def _fetch_and_lock(
     for result in results.values():  # the first architecture's error, in profile order
         if result.error is not None:
             kind, message, hint = result.error
-            raise _ERRORS.get(kind, ResolutionError)(message, hint=hint)
+            raise ERRORS.get(kind, ResolutionError)(message, hint=hint)
     return results, fetched
-
-
-def _resolve_arch(spec: AptSpec, arch: str, packages: list[BinaryPackage]) -> list[ResolvedPackage]:
-    try:
-        result = resolve(
-            packages, spec.packages, arch=arch, pins=spec.pins, essential=spec.essential, recommends=spec.recommends
-        )
-    except ResolutionError as exc:
-        named = [spec.origin(p) for p in spec.packages if f"package {p} " in exc.message or f"pin {p}=" in exc.message]
-        where = f" (named at {named[0]})" if named else ""
-        raise ResolutionError(f"apt suite {spec.suite!r}: {exc.message}{where}", hint=exc.hint) from exc
-    names = {p.name for p in result}
-    for root in spec.packages:
-        if root not in names:
-            # A virtual name with one provider resolves, but the lock records real packages only, and
-            # `lock --check` must find every profile entry in it: ask for the provider by name.
-            providers = sorted({p.name for p in packages if p.architecture in (arch, "all")
-                                and any(v == root for v, _ in p.provides)})
-            raise ResolutionError(
-                f"apt suite {spec.suite!r}: {root} ({spec.origin(root)}) is a virtual package on {arch}, "
-                f"provided by {', '.join(providers)}",
-                hint="name the package that provides it instead",
-            )
-    return result
 
 
 async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
@@ -314,11 +240,16 @@ async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
         wanted = [(c, a, pick_index(release, c, a, spec)) for a in spec.architectures for c in spec.components]
         checks: list[IndexCheck] = []
 
-        def get(path: str) -> Awaitable[bytes]:
+        def get(path: str, worker: ArchWorker | None) -> Awaitable[bytes]:
             what = f"apt suite {spec.suite} index {path}"
+            attempts = 0
 
             def check() -> IndexCheck:
-                checks.append(IndexCheck(release, path))
+                nonlocal attempts
+                if worker is not None and attempts:
+                    worker.reset(path)  # the worker drops what a failed attempt sent
+                attempts += 1
+                checks.append(IndexCheck(release, path, None if worker is None else partial(worker.text, path)))
                 return checks[-1]
 
             return _get(ctx.client, f"{base}dists/{spec.suite}/{path}", what, retries, check)
