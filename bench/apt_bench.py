@@ -251,7 +251,8 @@ def render(m: MirrorctlRun, a: AptRun, timings: apt_lock.Timings, norec: tuple[a
         table(
             ["phase", "seconds"],
             [["InRelease + gpgv + indexes downloaded, checked and decompressed (wall)", f"{timings.fetch:.2f}"],
-             ["check + decompress, both indexes (CPU in threads)", f"{timings.check:.2f}"]]
+             ["check + decompress, both indexes (thread time, summed; includes waiting for the child to take the "
+              "text)", f"{timings.check:.2f}"]]
             + [[f"read {arch} (in its child, overlapping the download)", f"{p:.2f}"] for arch, p, _ in timings.per_arch]
             + [[f"resolve {arch}", f"{r:.2f}"] for arch, _, r in timings.per_arch]
             + [["whole lock (wall)", f"{timings.total:.2f}"],
