@@ -131,8 +131,8 @@ async def _get(client: httpx.AsyncClient, url: str, what: str, retries: int, sin
                     if pending >= _SINK_BATCH:
                         await asyncio.to_thread(into.feed, b"".join(batch))
                         batch, pending = [], 0
-                if batch:
-                    into.feed(b"".join(batch))
+                if batch:  # in a thread too: with a worker, feeding may wait for it to take the text
+                    await asyncio.to_thread(into.feed, b"".join(batch))
                 return await asyncio.to_thread(into.finish)
         except httpx.HTTPError as exc:
             if attempt >= retries or not is_transient(exc):
