@@ -83,7 +83,21 @@ async def snapshot(
     client: httpx.AsyncClient,
     progress: Progress,
 ) -> SnapshotReport:
-    """Fetch every blob the locks name that the store does not hold yet; raise if any cannot be had."""
+    """Fetch every blob the locks name that the store does not hold yet; raise if any cannot be had.
+
+    Holds the store's lock shared (see :meth:`Store.shared`): a ``gc`` waits until the blobs are in place."""
+    with store.shared():  # taken before any request; waits only while a gc runs
+        return await _snapshot(locks, ecosystems, settings, store, client, progress)
+
+
+async def _snapshot(
+    locks: Sequence[tuple[str, Lock]],
+    ecosystems: Mapping[str, Ecosystem],
+    settings: Settings,
+    store: Store,
+    client: httpx.AsyncClient,
+    progress: Progress,
+) -> SnapshotReport:
     started = time.monotonic()
     artifacts = merge_artifacts(lock.artifacts for _, lock in locks)
     blobs = {sha: size for a in artifacts for sha, size, _ in a.blobs()}
@@ -162,6 +176,23 @@ async def lock_and_snapshot(
 
     The early downloads run in a child process (see :mod:`mirrorctl.fetch_worker` for why); ``in_process``
     runs them on this event loop instead (for tests and measurements)."""
+    with store.shared():  # early downloads land before the lock names them: gc must wait for the lock file
+        return await _lock_and_snapshot(
+            profiles, ecosystems, settings, store, client, progress, refresh=refresh, in_process=in_process
+        )
+
+
+async def _lock_and_snapshot(
+    profiles: Sequence[Profile],
+    ecosystems: Mapping[str, Ecosystem],
+    settings: Settings,
+    store: Store,
+    client: httpx.AsyncClient,
+    progress: Progress,
+    *,
+    refresh: bool,
+    in_process: bool,
+) -> LockSnapshotReport:
     early: SpeculativeFetcher | ProcessFetcher
     if in_process or store.root != settings.store_path:
         early = SpeculativeFetcher(

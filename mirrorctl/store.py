@@ -261,5 +261,18 @@ class Store:
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        """Hold the change lock shared while adding blobs outside an import (``snapshot``, ``lock --snapshot``):
+        several may run together, but ``gc`` (exclusive) waits for them, so it never deletes a blob that was just
+        fetched and that no lock file names yet; and they wait for a gc that is running."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
     def missing_blobs(self, artifacts: Sequence[Artifact]) -> list[tuple[str, int, str]]:
         return [b for a in artifacts for b in a.blobs() if not self.has_blob(b[0], b[1])]

@@ -163,3 +163,40 @@ def _cli(root: Path, *args: str) -> tuple[int, str]:
     finally:
         os.chdir(old)
     return result.exit_code, result.output.replace("\n", " ")
+
+
+async def test_snapshot_holds_the_store_lock_shared_so_gc_waits_for_fetched_blobs(tmp_path: Path) -> None:
+    """A blob a snapshot has just fetched is named by no lock file until the snapshot ends: gc must wait."""
+    import httpx
+
+    from mirrorctl.config import Settings, Upstream
+    from mirrorctl.errors import NetworkError
+    from mirrorctl.lockfile import Artifact
+    from mirrorctl.snapshot import snapshot
+
+    store = Store(tmp_path / "store")
+    seen: list[str] = []
+
+    class Probe:  # an ecosystem whose fetch plan looks at the store lock while the snapshot runs
+        name = "probe"
+
+        async def fetch_plan(self, artifacts: object, ctx: object) -> list[object]:
+            try:
+                with store.exclusive(wait=False):  # what gc takes
+                    seen.append("gc could run")
+            except UserError as exc:
+                seen.append(exc.message)
+            with store.shared():
+                seen.append("another snapshot can run")
+            return []
+
+    art = Artifact("probe", "thing", "1.0", "thing-1.0.bin", 3, "ab" * 32)
+    settings = Settings(None, store.root, tmp_path / "profiles", upstreams={"probe": Upstream("probe", "http://x.test")})
+    name, lock, _ = make_lock("web", [art])
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(NetworkError, match=r"thing-1\.0\.bin"):  # fetched nothing: the missing file is named
+            await snapshot([(name, lock)], {"probe": Probe()}, settings, store, client, SILENT)  # type: ignore[dict-item]
+    assert seen[0].endswith("another mirrorctl process is changing this store"), seen
+    assert seen[1] == "another snapshot can run"
+    with store.exclusive(wait=False):  # released when the snapshot ends, failed or not
+        pass
