@@ -96,7 +96,10 @@ SCRIPT = netns_script(
     rm -rf node_modules "$WORK/npm-cache"
     step ci "$NPM" ci --loglevel http
     step missing "$NPM" install --loglevel http mctl-never-published
-    # Locks made against the public registry (written by the test); a fresh cache for each.
+    # Locks made against the public registry (written by the test); a fresh cache for each. npm retries a
+    # tarball that fails its integrity check (pacote refetches, each fetch with up to 2 retries backing off
+    # 10-60 s): short backoffs keep the refusal's outcome and make it quick enough for the step timeout.
+    export npm_config_fetch_retry_mintimeout=100 npm_config_fetch_retry_maxtimeout=1000
     for p in public tampered absent; do
         mkdir -p "$WORK/$p-cache"
         cd "$WORK/$p" && npm_config_cache="$WORK/$p-cache" step "ci-$p" "$NPM" ci --loglevel http
