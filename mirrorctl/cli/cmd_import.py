@@ -87,7 +87,7 @@ def import_cmd(
 
     report = run_sync(run, obj)
     for warning in report.warnings:  # expiry overridden, key rotated or revoked: never quietly
-        err_console.print(f"WARNING: {warning}", style="bold yellow", markup=False, soft_wrap=True)
+        err_console().print(f"WARNING: {warning}", style="bold yellow", markup=False, soft_wrap=True)
     if repair:
         typer.echo(f"repaired {report.new_blobs} blob(s) from bundle {report.bundle_id}; the served view is unchanged")
         return

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.progress import (
-    Progress as RichBars,
-)
+from functools import cache
+from typing import TYPE_CHECKING, TextIO
 
 from mirrorctl.progress import Progress, ProgressTask
 
-err_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:  # rich is imported when first used: a command run from a script or CI never needs it
+    from rich.console import Console
+    from rich.progress import Progress as RichBars
+
+
+@cache
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 class _RichTask:
@@ -45,13 +42,25 @@ class RichProgress:
 
     def task(self, description: str, total: float | None = None, *, unit: str = "") -> ProgressTask:
         if self._bars is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+            from rich.progress import (
+                Progress as RichBars,
+            )
+
             self._bars = RichBars(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn() if unit == "bytes" else MofNCompleteColumn(),
                 TransferSpeedColumn() if unit == "bytes" else TextColumn(""),
                 TimeRemainingColumn(),
-                console=err_console,
+                console=err_console(),
                 transient=True,
             )
             self._bars.start()
@@ -65,7 +74,7 @@ class RichProgress:
             self._bars = None
 
     def note(self, message: str) -> None:
-        err_console.print(message)
+        err_console().print(message)
 
 
 class _PlainTask:
