@@ -38,7 +38,11 @@ from mirrorctl.ecosystems.base import FetchItem
 from mirrorctl.progress import SILENT
 
 # -P: nothing from the working folder on sys.path; the child imports mirrorctl from where the parent did.
-_CHILD = "from mirrorctl.fetch_worker import child_main; child_main()"
+# The httpx._main entry: as in mirrorctl/cli/__init__.py, httpx's own command-line client is never imported.
+_CHILD = (
+    "import sys; sys.modules.setdefault('httpx._main', None); "
+    "from mirrorctl.fetch_worker import child_main; child_main()"
+)
 
 
 class ProcessFetcher:
