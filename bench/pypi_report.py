@@ -447,7 +447,7 @@ The upstream is the one `mirrorctl init` writes into a fresh `mirrorctl.toml` ({
 - **mirrorctl warm**: `mirrorctl snapshot bench` again right after (it must download nothing), and
   `mirrorctl lock bench` again.
 - **one command**: `mirrorctl lock --snapshot bench` in another fresh folder (downloads start while the
-  lock resolves); reported beside the two-command figures, which are the ones the targets name.
+  lock resolves): the same cold lock and snapshot, as one command. The targets are checked for both ways.
 - **peak memory**: a generated 1 GiB wheel (stored zip, streamed, never held in memory) served from a loopback
   fixture upstream (`tests/fixtures/upstream.py`), locked and snapshotted by mirrorctl subprocesses; the
   snapshot process's peak RSS from `os.wait4`, taken by a small launcher process (Linux carries the parent's
