@@ -4,10 +4,14 @@ git, curl, python3-venv, openssh-client) for amd64 and arm64, beside the machine
 Dir::Cache, an empty dpkg status), in one run on this machine. Also: the Packages parse time (the hot path), and
 the amd64 set mirrorctl locked against what `apt-get install -s` says apt would install in that clean state.
 
-Run it (a minute or so; it downloads about 300 MB for mirrorctl and 150 MB for apt)::
+Run it (about 40 s per repetition; each downloads about 560 MB for mirrorctl and 150 MB for apt)::
 
-    .venv/bin/python bench/apt_bench.py                           # tables on stdout
+    .venv/bin/python bench/apt_bench.py                           # tables on stdout, 3 repetitions
     .venv/bin/python bench/apt_bench.py --out docs/benchmarks.md  # and the report's "apt" section
+    .venv/bin/python bench/apt_bench.py --repeat 1                # a quick check
+
+The upstream's speed varies from run to run, so mirrorctl and apt run as pairs, several times, alternating which
+goes first; the report gives each step's median and every run, and judges the target on the medians.
 
 The upstream and its keyring are what `mirrorctl init` writes into a temporary mirrorctl.toml (it takes both from
 the machine's /etc/apt sources: URIs and Signed-By); apt gets a sources file with the same URI, suite, component
@@ -24,6 +28,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -194,49 +199,74 @@ def cpu(run: Run) -> str:
     return f"{run.cpu_seconds:.2f} s"
 
 
-def render(m: MirrorctlRun, a: AptRun, timings: apt_lock.Timings, norec: tuple[apt_lock.Timings, int],
-           facts: list[tuple[str, str]]) -> str:
+def med(runs: list[Run]) -> float:
+    return statistics.median(r.seconds for r in runs)
+
+
+def row(name: str, runs: list[Run], what: str, *, bold: bool = False) -> list[str]:
+    value = f"{med(runs):.2f} s"
+    return [name, f"**{value}**" if bold else value, ", ".join(f"{r.seconds:.2f}" for r in runs),
+            f"{statistics.median(r.cpu_seconds for r in runs):.2f} s", what]
+
+
+def summed(runs: list[tuple[Run, Run]]) -> list[Run]:
+    return [Run(a.seconds + b.seconds, max(a.peak_rss_mb, b.peak_rss_mb), a.output + b.output,
+                a.cpu_seconds + b.cpu_seconds) for a, b in runs]
+
+
+def render(ms: list[MirrorctlRun], aps: list[AptRun], timings: apt_lock.Timings,
+           norec: tuple[apt_lock.Timings, int], facts: list[tuple[str, str]]) -> str:
+    m, a = ms[0], aps[0]
     ours = m.per_arch["amd64"]
     same = ours == a.installed
     only_ours = sorted(ours - a.installed)
     only_apt = sorted(a.installed - ours)
-    two_step = m.lock.seconds + m.snapshot.seconds
-    both = min(two_step, m.one_step.seconds)
-    apt_total = a.update.seconds + a.download.seconds
+    two_steps = summed([(x.lock, x.snapshot) for x in ms])
+    one_steps = [x.one_step for x in ms]
+    apt_totals = summed([(x.update, x.download) for x in aps])
+    two_step, one_step, apt_total = med(two_steps), med(one_steps), med(apt_totals)
+    both = min(two_step, one_step)
+    paired = [min(t.seconds, o.seconds) / p.seconds for t, o, p in zip(two_steps, one_steps, apt_totals, strict=True)]
+    same_locks = all(x.one_step_same_lock for x in ms)
     out = [
         "## apt: toolchain for amd64 and arm64 (issue 5)",
         "",
         f"`{', '.join(PACKAGES)}` with Recommends (apt's default), suite `{m.suite}` main, from the upstream "
         f"`mirrorctl init` found in {m.source} (URI and Signed-By keyring). "
-        "mirrorctl: `lock` then `snapshot` into an empty store, for amd64 **and** arm64. apt: `apt-get update` then "
+        "mirrorctl: `lock` then `snapshot` into an empty store, for amd64 **and** arm64; then `lock --snapshot` in "
+        "another fresh folder. apt: `apt-get update` then "
         "`apt-get install --download-only` for amd64 only, in a clean state (own Dir::State and Dir::Cache, empty "
-        "dpkg status, only the bench's sources file; the machine's apt.conf.d kept). Same run, one after the other.",
+        "dpkg status, only the bench's sources file; the machine's apt.conf.d kept). "
+        f"{len(ms)} repetition(s) of the pair in one run, alternating which side goes first; medians, then each "
+        "run in order.",
         "",
         table(
-            ["step", "wall", "CPU (user+sys)", "what"],
+            ["step", "median", "each run (s)", "CPU (median)", "what"],
             [
-                ["mirrorctl lock (amd64 + arm64)", secs(m.lock), cpu(m.lock),
-                 f"InRelease verified, 2 Packages.gz checked and read, {m.artifacts} artifacts"],
-                ["mirrorctl snapshot", secs(m.snapshot), cpu(m.snapshot),
-                 f"{m.snap_files} .debs, {m.snap_mb:.1f} MB, each checked against the index sha256"],
-                ["mirrorctl lock + snapshot", f"**{two_step:.2f} s**", cpu_sum(m.lock, m.snapshot),
-                 "both architectures"],
-                ["mirrorctl snapshot again", secs(m.warm_snapshot), cpu(m.warm_snapshot), "all present: no request"],
-                ["mirrorctl lock --snapshot (fresh store)", secs(m.one_step), cpu(m.one_step),
-                 "one command; " + ("same lock bytes" if m.one_step_same_lock else "**lock differs**")],
-                ["apt-get update", secs(a.update), cpu(a.update), "amd64 lists"],
-                ["apt-get install --download-only", secs(a.download), cpu(a.download),
-                 f"{a.debs} .debs, {a.deb_bytes / 1e6:.1f} MB"],
-                ["apt-get update + download", f"**{apt_total:.2f} s**", cpu_sum(a.update, a.download),
-                 f"amd64 only (issue 5 measured about {ISSUE_APT_SECONDS} s here)"],
+                row("mirrorctl lock (amd64 + arm64)", [x.lock for x in ms],
+                    f"InRelease verified, 2 Packages.gz checked and read, {m.artifacts} artifacts"),
+                row("mirrorctl snapshot", [x.snapshot for x in ms],
+                    f"{m.snap_files} .debs, {m.snap_mb:.1f} MB, each checked against the index sha256"),
+                row("mirrorctl lock + snapshot", two_steps, "both architectures", bold=True),
+                row("mirrorctl snapshot again", [x.warm_snapshot for x in ms], "all present: no request"),
+                row("mirrorctl lock --snapshot (fresh store)", one_steps,
+                    "one command; " + ("same lock bytes" if same_locks else "**lock differs**"), bold=True),
+                row("apt-get update", [x.update for x in aps], "amd64 lists"),
+                row("apt-get install --download-only", [x.download for x in aps],
+                    f"{a.debs} .debs, {a.deb_bytes / 1e6:.1f} MB"),
+                row("apt-get update + download", apt_totals,
+                    f"amd64 only (issue 5 measured about {ISSUE_APT_SECONDS} s here)", bold=True),
             ],
         ),
         "",
-        "Target (both architectures in at most the time apt needs for one; mirrorctl's better of the two ways): "
-        + f"{'met' if both <= apt_total else 'not met'} in this run ({both:.2f} s against {apt_total:.2f} s). "
+        "Target (both architectures in at most the time apt needs for one; mirrorctl's better of the two ways, "
+        "medians): "
+        + f"{'met' if both <= apt_total else 'not met'} in this run ({both:.2f} s against {apt_total:.2f} s, "
+        f"{both / apt_total:.2f}x; paired by repetition: {', '.join(f'{r:.2f}x' for r in paired)}). "
         f"mirrorctl carries both architectures: {m.snap_files} .debs / {m.snap_mb:.0f} MB against apt's {a.debs} / "
         f"{a.deb_bytes / 1e6:.0f} MB, and checks and reads two full Packages indexes (the lock's CPU, "
-        f"{m.lock.cpu_seconds:.1f} s for {m.lock.seconds:.1f} s wall, is mostly that: decompression in threads "
+        f"{statistics.median(x.lock.cpu_seconds for x in ms):.1f} s for {med([x.lock for x in ms]):.1f} s wall, "
+        "is mostly that: decompression in threads "
         "and reading in one child process per architecture, both while the indexes download). With `--snapshot` "
         "an architecture's .debs start downloading as soon as it is resolved.",
         "",
@@ -281,7 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the report's apt section into this Markdown file")
     parser.add_argument("--suite", default=None, help="default: this machine's VERSION_CODENAME")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of the mirrorctl/apt pair (default 3)")
     opts = parser.parse_args(argv)
+    if opts.repeat < 1:
+        parser.error("--repeat must be at least 1")
     suite = opts.suite or codename()
     if shutil.which("apt-get") is None:
         raise SystemExit("apt-get is needed for the baseline")
@@ -289,10 +322,24 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     commit = code_version()
     with tempfile.TemporaryDirectory(prefix="apt-bench-") as tmp:
-        base = Path(tmp)
-        m = run_mirrorctl(base, suite)
-        a = run_apt(base, m.url, m.keyring, suite)
-        cfg = base / "mirrorctl" / "mirrorctl.toml"
+        ms: list[MirrorctlRun] = []
+        aps: list[AptRun] = []
+        for i in range(opts.repeat):
+            base = Path(tmp) / f"run{i + 1}"
+            base.mkdir()
+            if i % 2 == 0:  # alternate which side goes first: an upstream cache warmed by one helps the other
+                ms.append(run_mirrorctl(base, suite))
+                aps.append(run_apt(base, ms[-1].url, ms[-1].keyring, suite))
+            else:  # run 1 went mirrorctl first: its init found the upstream apt uses too
+                aps.append(run_apt(base, ms[0].url, ms[0].keyring, suite))
+                ms.append(run_mirrorctl(base, suite))
+            two = ms[-1].lock.seconds + ms[-1].snapshot.seconds
+            apt = aps[-1].update.seconds + aps[-1].download.seconds
+            print(f"run {i + 1}/{opts.repeat}: mirrorctl lock + snapshot {two:.2f} s, lock --snapshot "
+                  f"{ms[-1].one_step.seconds:.2f} s; apt update + download {apt:.2f} s", file=sys.stderr, flush=True)
+            if i > 0:  # the first run's folder stays for the in-process lock below; the others take 700 MB each
+                shutil.rmtree(base)
+        cfg = Path(tmp) / "run1" / "mirrorctl" / "mirrorctl.toml"
         timings, _ = asyncio.run(_in_process_lock(cfg, suite, True))
         norec = asyncio.run(_in_process_lock(cfg, suite, False))
     apt_version = subprocess.run(["apt-get", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
@@ -305,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         ("load average at end", " / ".join(f"{x:.1f}" for x in os.getloadavg())),
         ("date (UTC)", f"{started} to {dt.datetime.now(dt.UTC).strftime('%H:%M')}"),
     ]
-    text = render(m, a, timings, norec, facts)
+    text = render(ms, aps, timings, norec, facts)
     print(text)
     if opts.out:
         update_section(opts.out, SECTION, text)
