@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mirrorctl.ecosystems.apt.index import FIELDS, read_index
+from mirrorctl.ecosystems.apt.index import FIELDS, LazyStanza, read_index, scan_index
 from mirrorctl.ecosystems.apt.release import parse_packages, read_stanzas
-from mirrorctl.ecosystems.apt.resolve import resolve
+from mirrorctl.ecosystems.apt.resolve import BinaryPackage, resolve
 from mirrorctl.errors import IntegrityError, ResolutionError
 
 
@@ -190,3 +190,55 @@ def test_fast_reader_refuses_malformed_index() -> None:
         read_stanzas(b"Package: a\nVersion: 1\ngarbage without colon\n")
     with pytest.raises(IntegrityError, match=r"a stanza without Package or Version"):
         read_stanzas(b"Package: a\nArchitecture: all\n")
+
+
+def _scan_text() -> bytes:
+    return "\n".join([
+        stanza("app", depends="liba (>= 1.2),\n libb | libc", description="an app\n Package: not a field\n end"),
+        stanza("liba", "1.1"), stanza("liba", "1.10"), stanza("libc"),
+        stanza("virt-user", depends="virt"), "Package: provider\nVersion: 2\nArchitecture: all\nProvides: virt (= 2)\n",
+    ]).encode()
+
+
+def test_scan_reads_what_the_full_reader_reads_and_only_what_resolution_asks_for() -> None:
+    text = _scan_text()
+    lazy = scan_index(text)
+    assert all(isinstance(s, LazyStanza) for s in lazy)
+    assert [dict(s) for s in lazy] == read_index(text)  # every field, read in full on demand
+    lazy = scan_index(text)
+    closure = resolve([BinaryPackage(s) for s in lazy], ["app", "virt-user"], arch="amd64")
+    assert closure == resolve(read_index(text), ["app", "virt-user"], arch="amd64")
+    assert names(closure) == {"app": "1.0", "liba": "1.10", "libc": "1.0", "virt-user": "1.0", "provider": "2"}
+    # Stanzas resolution never examined are never read beyond Package, Architecture and Provides.
+    untouched = scan_index(text + b"\nPackage: unused\nVersion: 1\nArchitecture: amd64\n")
+    resolve([BinaryPackage(s) for s in untouched], ["libc"], arch="amd64")
+    assert untouched[-1]._full is None and untouched[3]._full is not None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "odd_line",
+    [
+        "Architecture:all",  # no space
+        "Architecture:\tall",  # a tab
+        "Provides:  virt",  # two spaces
+        "Provides: virt,\n other",  # a continuation line
+    ],
+)
+def test_scan_leaves_an_index_with_unusual_lines_to_the_full_reader(odd_line: str) -> None:
+    text = _scan_text() + f"\nPackage: odd\nVersion: 1\n{odd_line}\n".encode()
+    read = scan_index(text)
+    assert not any(isinstance(s, LazyStanza) for s in read)
+    assert read == read_index(text)
+
+
+def test_scan_refuses_a_stanza_without_package_and_one_that_reads_differently_in_full() -> None:
+    with pytest.raises(IntegrityError, match=r"a stanza without Package"):
+        scan_index(b"Package: a\nVersion: 1\n\nVersion: 2\nArchitecture: all\n")
+    # Two Package lines: the scan takes the first, the full reader the last: refused when it is read in full.
+    (twice,) = scan_index(b"Package: a\nVersion: 1\nPackage: b\n")
+    assert twice["Package"] == "a"
+    with pytest.raises(IntegrityError, match=r"the stanza of 'a' reads differently in full"):
+        twice["Version"]
+    (no_version,) = scan_index(b"Package: a\nArchitecture: all\n")
+    with pytest.raises(IntegrityError, match=r"a stanza without Package or Version"):
+        BinaryPackage(no_version).version_text  # noqa: B018

@@ -23,7 +23,7 @@ from typing import Any
 
 from mirrorctl.errors import IntegrityError, MirrorctlError, ProfileError, ResolutionError, UserError
 
-from .index import read_index
+from .index import scan_index
 from .resolve import BinaryPackage, ResolvedPackage, resolve
 from .spec import AptSpec
 
@@ -49,7 +49,7 @@ def _failed(exc: MirrorctlError) -> ArchResult:
 
 
 def _read(text: bytes) -> list[BinaryPackage]:
-    return [BinaryPackage(fields) for fields in read_index(text)]
+    return [BinaryPackage(fields) for fields in scan_index(text)]
 
 
 def _closure(spec: AptSpec, arch: str, parts: Sequence[tuple[str, list[BinaryPackage]]], parse_s: float) -> ArchResult:
@@ -62,9 +62,11 @@ def _closure(spec: AptSpec, arch: str, parts: Sequence[tuple[str, list[BinaryPac
     except (IntegrityError, ResolutionError, UserError) as exc:
         return _failed(exc)
     component_of: dict[str, str] = {}
+    names = {p.name for p in resolved}  # only these stanzas' Filename is read (the others stay unparsed)
     for component, found in parts:
         for pkg in found:
-            component_of.setdefault(pkg.filename, component)
+            if pkg.name in names:
+                component_of.setdefault(pkg.filename, component)
     used = {p.filename: component_of.get(p.filename, spec.components[0]) for p in resolved}
     return ArchResult(resolved, used, parse_s, resolve_s)
 

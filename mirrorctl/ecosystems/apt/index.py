@@ -18,7 +18,7 @@ import lzma
 import re
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 from mirrorctl.errors import IntegrityError
@@ -225,4 +225,79 @@ def read_index(text: bytes) -> list[dict[str, str]]:
     for fields in stanzas:
         if "Package" not in fields or "Version" not in fields:
             raise IntegrityError(f"Packages index: a stanza without Package or Version: {fields!r:.120}")
+    return stanzas
+
+
+# The fields every stanza is read for (the universe of names, architectures and virtual names); the others are read
+# per stanza, only for the packages resolution examines. A line of one of these fields that is not plain
+# ("Name: value" with one space, no continuation line) sends the whole index to :func:`read_index` instead, so both
+# readers give the same values whatever the index looks like.
+SCANNED = ("Package", "Architecture", "Provides")
+_NOT_PLAIN = re.compile(rb"\n(?:Package|Architecture|Provides):(?:(?! [^ \t\n])|[^\n]*\n[ \t])")
+
+
+class LazyStanza(Mapping[str, str]):
+    """One stanza's fields: the scanned ones at once, the others parsed from the stanza's text on first use."""
+
+    __slots__ = ("_full", "_known", "_text")
+
+    def __init__(self, text: bytes, known: dict[str, str]) -> None:
+        self._text = text
+        self._known = known
+        self._full: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._full is None:
+            stanzas = read_index(self._text)
+            if len(stanzas) != 1 or any(stanzas[0].get(k) != self._known.get(k) for k in SCANNED):
+                raise IntegrityError(
+                    f"Packages index: the stanza of {self._known.get('Package')!r} reads differently in full",
+                    hint="the index is not well-formed deb822",
+                )
+            self._full = stanzas[0]
+        return self._full
+
+    def __getitem__(self, key: str) -> str:
+        if key in SCANNED:
+            return self._known[key]
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def scan_index(text: bytes) -> list[Mapping[str, str]]:
+    """The stanzas of a verified Packages index, each a :class:`LazyStanza` (or, for an index whose scanned fields
+    are not all plain one-line values, the dicts of :func:`read_index`).
+
+    A stanza's other fields, Version included, are checked as :func:`read_index` checks them when it is read in
+    full: a stanza without a Version is refused once resolution looks at it, and never matters otherwise.
+    Measured on the 50 MB bookworm amd64 index: scan and packages about 0.7 s against 1.1 s for
+    :func:`read_index` and packages; a lock reads the other fields of a few hundred stanzas out of 63,000 (an
+    apt-bench lock: 3.0 s -> 2.3 s, 4.7 s -> 3.7 s of CPU).
+    """
+    if _NOT_PLAIN.search(b"\n" + text):
+        return list(read_index(text))
+    stanzas: list[Mapping[str, str]] = []
+    try:
+        for chunk in text.split(b"\n\n"):
+            at = 0 if chunk.startswith(b"Package: ") else chunk.find(b"\nPackage: ") + 1
+            if at == 0 and not chunk.startswith(b"Package: "):
+                if chunk.strip():
+                    raise IntegrityError(f"Packages index: a stanza without Package: {chunk[:120]!r}")
+                continue
+            end = chunk.find(b"\n", at)
+            known = {"Package": chunk[at + 9 : end if end >= 0 else len(chunk)].decode("utf-8").rstrip()}
+            for name, tag in (("Architecture", b"\nArchitecture: "), ("Provides", b"\nProvides: ")):
+                i = chunk.find(tag)
+                if i >= 0:
+                    i += len(tag)
+                    end = chunk.find(b"\n", i)
+                    known[name] = chunk[i : end if end >= 0 else len(chunk)].decode("utf-8").rstrip()
+            stanzas.append(LazyStanza(chunk, known))
+    except UnicodeDecodeError as exc:
+        raise IntegrityError(f"Packages index: a field is not UTF-8: {exc}", hint="the index is not deb822") from exc
     return stanzas

@@ -47,16 +47,39 @@ class BinaryPackage:
     """
 
     def __init__(self, fields: Mapping[str, str]) -> None:
+        # Name and architecture are read for every stanza; the other fields only for the few hundred packages
+        # resolution examines (``fields`` may be an :class:`.index.LazyStanza`, read in full on first use).
         self._fields = fields
         self.name: str = fields["Package"]
-        self.version_text: str = fields["Version"]
         self.architecture: str = fields.get("Architecture", "all")
-        self.multi_arch: str = fields.get("Multi-Arch", "no")
-        self.priority: str = fields.get("Priority", "optional")
-        self.essential: bool = fields.get("Essential", "no") == "yes"
-        self.filename: str = fields.get("Filename", "")
-        self.size: int = int(fields.get("Size", "0"))
-        self.sha256: str = fields.get("SHA256", "")
+
+    @functools.cached_property
+    def version_text(self) -> str:
+        return self._fields["Version"]
+
+    @functools.cached_property
+    def multi_arch(self) -> str:
+        return self._fields.get("Multi-Arch", "no")
+
+    @functools.cached_property
+    def priority(self) -> str:
+        return self._fields.get("Priority", "optional")
+
+    @functools.cached_property
+    def essential(self) -> bool:
+        return self._fields.get("Essential", "no") == "yes"
+
+    @functools.cached_property
+    def filename(self) -> str:
+        return self._fields.get("Filename", "")
+
+    @functools.cached_property
+    def size(self) -> int:
+        return int(self._fields.get("Size", "0"))
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return self._fields.get("SHA256", "")
 
     @classmethod
     def from_stanza(cls, stanza: Mapping[str, str]) -> BinaryPackage:
