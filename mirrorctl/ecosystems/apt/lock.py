@@ -8,6 +8,10 @@ downloads (:mod:`.index`); only then are stanzas read and resolved. The lock rec
 SHA256 from the verified index, so ``mirrorctl snapshot`` can check every download without trusting the mirror.
 
 An ``Architecture: all`` package needed by several architectures is one artifact with all of them as targets.
+Debian lists those packages in every ``binary-<arch>`` index and says so in its Release
+(``No-Support-for-Architecture-all: Packages``); other archives (reprepro, aptly, vendor repositories) list them only
+in ``<component>/binary-all/Packages``, which apt then reads for every architecture. :func:`arch_all_index` decides
+as apt does; such an index is downloaded and checked once and read by every architecture.
 Nothing is written when anything fails: the caller writes the lock only after every ecosystem resolved.
 """
 
@@ -163,29 +167,53 @@ def pick_index(release: VerifiedRelease, component: str, arch: str, spec: AptSpe
     )
 
 
+def arch_all_index(release: VerifiedRelease, component: str) -> str | None:
+    """The Release path of ``<component>/binary-all/Packages*`` when apt reads it for every architecture, else None.
+
+    apt's rule (acquire-item.cc, debmetaindex.cc ``IsArchitectureAllSupportedFor``): the Release lists the index,
+    its Architectures field is absent or names ``all``, and its No-Support-for-Architecture-all field does not name
+    ``Packages``. Debian sets that field (its binary-all duplicates the arch-all stanzas of every binary-<arch>), so
+    a Debian suite costs no extra download. The compressed form is chosen as :func:`pick_index` chooses it."""
+    if release.architectures and "all" not in release.architectures:
+        return None
+    no_support = next((v for k, v in release.fields.items() if k.lower() == "no-support-for-architecture-all"), "")
+    if "Packages" in no_support.split():
+        return None
+    stem = f"{component}/binary-all/Packages"
+    return next((stem + suffix for suffix in INDEX_FORMS if stem + suffix in release.entries), None)
+
+
 async def _fetch_and_lock(
     spec: AptSpec,
     release: VerifiedRelease,
     wanted: Sequence[tuple[str, str, str]],
-    get: Callable[[str, ArchWorker | None], Awaitable[bytes]],
+    get: Callable[[str, Sequence[ArchWorker]], Awaitable[bytes]],
     done: Callable[[ArchResult], None] = lambda _: None,
 ) -> tuple[dict[str, ArchResult], float]:
     """Each architecture's indexes fetched (checked and decompressed as they stream in) and resolved once every one
     of them checked out. With several architectures, CPUs and a big suite, each architecture has a worker process
     that reads the text while it downloads (:class:`.archwork.ArchWorker`; reading a full index is CPU-bound
-    Python, so threads would not overlap); otherwise a thread reads the whole texts. ``done`` sees each
-    architecture's result on the loop thread as soon as it is in. Returns the results and when the last index
-    arrived."""
+    Python, so threads would not overlap); otherwise a thread reads the whole texts. An index several
+    architectures read (binary-all) is fetched once: ``get`` receives the workers of all of them (none without
+    workers) and its text serves each. ``done`` sees each architecture's result on the loop thread as soon as it
+    is in. Returns the results and when the last index arrived."""
     size = sum(release.entries[path].size for _, _, path in wanted)
     parallel = len(spec.architectures) > 1 and (os.cpu_count() or 1) > 1 and size > _PARALLEL_MIN_BYTES
     fetched = 0.0
     workers: dict[str, ArchWorker] = {}
+    fetches: dict[str, asyncio.Future[bytes]] = {}
+
+    def fetch(path: str) -> asyncio.Future[bytes]:
+        if path not in fetches:
+            readers = dict.fromkeys(a for _, a, p in wanted if p == path)
+            fetches[path] = asyncio.ensure_future(get(path, [workers[a] for a in readers if a in workers]))
+        return fetches[path]
 
     async def one(arch: str) -> ArchResult:
         nonlocal fetched
         mine = [(c, path) for c, a, path in wanted if a == arch]
         worker = workers.get(arch)
-        bodies = await asyncio.gather(*(get(path, worker) for _, path in mine))
+        bodies = await asyncio.gather(*(fetch(path) for _, path in mine))
         fetched = max(fetched, time.monotonic())
         if worker is not None:
             result = await worker.resolve(spec, arch, mine)
@@ -203,6 +231,10 @@ async def _fetch_and_lock(
         # order is raised below.
         outcomes = await asyncio.gather(*(one(arch) for arch in spec.architectures), return_exceptions=True)
     finally:
+        # An architecture that failed early leaves its other downloads running: none may feed a closed worker.
+        for pending in fetches.values():
+            pending.cancel()
+        await asyncio.gather(*fetches.values(), return_exceptions=True)
         for worker in workers.values():
             await asyncio.to_thread(worker.close)
     for outcome in outcomes:
@@ -214,6 +246,11 @@ async def _fetch_and_lock(
             kind, message, hint = result.error
             raise ERRORS.get(kind, ResolutionError)(message, hint=hint)
     return results, fetched
+
+
+def _send_text(readers: Sequence[ArchWorker], path: str, piece: bytes) -> None:
+    for worker in readers:
+        worker.text(path, piece)
 
 
 async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
@@ -237,19 +274,28 @@ async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
         release = await asyncio.to_thread(
             verify_inrelease, inrelease, upstream.keyring, suite=spec.suite, fingerprints=spec.fingerprints
         )
-        wanted = [(c, a, pick_index(release, c, a, spec)) for a in spec.architectures for c in spec.components]
+        arch_all = {c: arch_all_index(release, c) for c in spec.components}
+        wanted = [
+            (c, a, path)
+            for a in spec.architectures
+            for c in spec.components
+            for path in (pick_index(release, c, a, spec), arch_all[c])
+            if path is not None
+        ]
         checks: list[IndexCheck] = []
 
-        def get(path: str, worker: ArchWorker | None) -> Awaitable[bytes]:
+        def get(path: str, readers: Sequence[ArchWorker]) -> Awaitable[bytes]:
             what = f"apt suite {spec.suite} index {path}"
             attempts = 0
 
             def check() -> IndexCheck:
                 nonlocal attempts
-                if worker is not None and attempts:
-                    worker.reset(path)  # the worker drops what a failed attempt sent
+                if attempts:
+                    for worker in readers:
+                        worker.reset(path)  # each worker drops what a failed attempt sent
                 attempts += 1
-                checks.append(IndexCheck(release, path, None if worker is None else partial(worker.text, path)))
+                on_text = partial(_send_text, readers, path) if readers else None
+                checks.append(IndexCheck(release, path, on_text))
                 return checks[-1]
 
             return _get(ctx.client, f"{base}dists/{spec.suite}/{path}", what, retries, check)

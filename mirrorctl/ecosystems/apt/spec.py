@@ -103,6 +103,14 @@ def parse_spec(table: Mapping[str, Any], source: ProfileSource) -> AptSpec:
         origins[f"component:{comp}"] = str(source.ref("components", i if "components" in table else None))
     architectures = _strings(table, "architectures", source, ["amd64"])
     for i, arch in enumerate(architectures):
+        if arch == "all":
+            # A package property, not a machine: Architecture: all packages are locked with each architecture
+            # that needs them (from binary-<arch> or binary-all, as apt reads the suite).
+            raise ProfileError(
+                f"{source.ref('architectures', i)}: 'all' is not an architecture to lock for",
+                hint="name the machines' architectures, e.g. architectures = [\"amd64\", \"arm64\"]; "
+                "Architecture: all packages are locked with each of them",
+            )
         if arch not in DEBIAN_ARCHITECTURES:
             raise ProfileError(
                 f"{source.ref('architectures', i)}: unknown architecture {arch!r}",
