@@ -65,6 +65,18 @@ async def test_bodies_arrive_whole_and_connections_are_reused() -> None:
         assert all(r.content == BODY for r in got)
 
 
+async def test_a_body_already_buffered_comes_up_in_pieces_bigger_than_httpcore_asks_for() -> None:
+    """httpcore reads 64 KiB at a time; the stream returns all that is buffered (up to 1 MiB), so a 1 MiB body that
+    arrived while nobody read comes up in far fewer chunks, whole and in order, and the connection stays usable."""
+    async with server(serve_body) as port, client() as c:
+        for _ in range(2):  # the second request reuses the connection the first one read ahead on
+            async with c.stream("GET", f"http://127.0.0.1:{port}/x") as resp:
+                await asyncio.sleep(0.2)  # let the whole body arrive into the stream's buffer
+                chunks = [chunk async for chunk in resp.aiter_raw()]
+            assert b"".join(chunks) == BODY
+            assert max(len(chunk) for chunk in chunks) > 64 * 1024 and len(chunks) < len(BODY) // (64 * 1024)
+
+
 async def test_refused_connection_is_a_connect_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
