@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiofiles
 import httpx
 
 from mirrorctl.ecosystems.base import FetchItem
@@ -426,39 +425,45 @@ async def _attempt(item: FetchItem, part: _Partial, client: httpx.AsyncClient, r
         assert hashes is not None
         received = part.offset
         pending = bytearray()  # network reads are small; gather ~1 MiB per (threaded) file write
-        async with aiofiles.open(part.fd, "r+b", closefd=False) as f:
-            # Continue right after the bytes hashed so far; anything beyond them is stale.
-            await f.seek(part.offset)
-            await f.truncate()
+        # Continue right after the bytes hashed so far; anything beyond them is stale.
+        await asyncio.to_thread(os.ftruncate, part.fd, part.offset)
 
-            async def write_pending() -> None:
-                # Hash what is written, when it is written: the hashes always describe the file's bytes.
-                await f.write(pending)
-                hashes.update(pending)
-                part.offset += len(pending)
-                pending.clear()
+        async def write_pending() -> None:
+            # One thread hop writes and hashes (hashlib releases the GIL, so hashing runs beside the event loop);
+            # the hashes are updated only once the bytes are written: they always describe the file's bytes.
+            await asyncio.to_thread(_write_and_hash, part.fd, part.offset, pending, hashes)
+            part.offset += len(pending)
+            pending.clear()
 
-            try:
-                async for chunk in resp.aiter_raw():
-                    received += len(chunk)
-                    if received > item.size:
-                        pending.clear()
-                        raise _overflow(item, received)
-                    pending += chunk
-                    reported.at(received)
-                    if len(pending) >= CHUNK:
-                        await write_pending()
-            finally:
-                # Keep what did arrive before a dropped connection: the retry resumes after it.
-                if pending:
+        try:
+            async for chunk in resp.aiter_raw():
+                received += len(chunk)
+                if received > item.size:
+                    pending.clear()
+                    raise _overflow(item, received)
+                pending += chunk
+                reported.at(received)
+                if len(pending) >= CHUNK:
                     await write_pending()
-                await f.flush()
-                await asyncio.to_thread(os.fsync, part.fd)
+        finally:
+            # Keep what did arrive before a dropped connection: the retry resumes after it.
+            if pending:
+                await write_pending()
+            await asyncio.to_thread(os.fsync, part.fd)
         if part.offset < item.size:
             # A body that ended cleanly but short: treat it like a dropped connection (retry, resume).
             raise httpx.RemoteProtocolError(
                 f"body ended after {part.offset} of {item.size} bytes", request=resp.request
             )
+
+
+def _write_and_hash(fd: int, offset: int, data: bytearray, hashes: _Hashes) -> None:
+    """Write ``data`` at ``offset`` (all of it: pwrite may write less), then add it to the hashes."""
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)
+    hashes.update(data)
 
 
 def _continues(resp: httpx.Response, offset: int) -> bool:
