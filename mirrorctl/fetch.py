@@ -103,8 +103,10 @@ async def fetch_all(
     unique: dict[str, FetchItem] = {}
     for item in items:
         unique.setdefault(item.sha256, item)  # one download per blob, however many artifacts share it
-    present = [i for i in unique.values() if store.has_blob(i.sha256, i.size)]
-    missing = [i for i in unique.values() if not store.has_blob(i.sha256, i.size)]
+    present: list[FetchItem] = []
+    missing: list[FetchItem] = []
+    for i in unique.values():
+        (present if store.has_blob(i.sha256, i.size) else missing).append(i)
     if not missing:
         return FetchReport(0, 0, len(present), sum(i.size for i in present), time.monotonic() - started)
 

@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,6 +35,8 @@ from mirrorctl.lockfile import Artifact
 
 _CHUNK = 1024 * 1024
 CURRENT = "current"  # the default channel: what an import switches and a plain `mirrorctl serve` serves
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")  # a blob name: the lower-case hex sha256 of its bytes
 
 
 def fsync_dir(path: Path) -> None:
@@ -115,7 +118,7 @@ class Store:
 
     # --- blobs -------------------------------------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if not _SHA256.fullmatch(sha256):
             raise IntegrityError(f"not a sha256 digest: {sha256!r}")
         return self.root / "blobs" / "sha256" / sha256[:2] / sha256
 
