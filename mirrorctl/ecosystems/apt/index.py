@@ -6,8 +6,9 @@ per stanza. :class:`IndexCheck` hashes and decompresses each chunk as it arrives
 decompression) and hands out the text only after the compressed bytes matched the Release's size and SHA256 line;
 the decompressed text is bounded by, and checked against, the Release's line for the uncompressed index when the
 Release lists one (it always does on Debian mirrors), so a decompression bomb stops at that size.
-:func:`read_index` then picks the needed fields with one compiled regex over the whole text and decodes the values
-in one call, instead of turning every line (Description continuations included) into objects.
+:func:`scan_index` then reads only Package, Architecture and Provides of every stanza and leaves the rest of each
+stanza's text to be read (by :func:`read_index`: the needed fields with one compiled regex, values decoded in one
+call) when resolution first looks at that package, a few hundred of 63,000.
 """
 
 from __future__ import annotations
