@@ -9,7 +9,8 @@ A side is one of:
 
 Files are grouped per (ecosystem, project name), so a version bump of a project with four wheels is one change
 with four files. A file's size counts its companions (e.g. PEP 658 metadata): that is what crosses the gap.
-Version ordering comes from a small table per ecosystem (packaging for PyPI, node-semver for npm); an ecosystem
+Version ordering comes from a small table per ecosystem (packaging for PyPI, node-semver for npm, python-debian
+for apt: epochs and tildes as dpkg orders them, so ``1:2.0`` > ``3.0`` and ``1.0~rc1`` < ``1.0``); an ecosystem
 not in the table, or a version its rules cannot parse, gives "changed" instead of a guessed up/down.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import nodesemver
+from debian.debian_support import Version as DebianVersion
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -53,6 +55,15 @@ def _npm_cmp(a: str, b: str) -> int | None:
         return None
 
 
+def _apt_cmp(a: str, b: str) -> int | None:
+    # python-debian's own comparison (no apt_pkg needed): the order dpkg and apt use for upgrades.
+    try:
+        va, vb = DebianVersion(a), DebianVersion(b)
+    except ValueError:
+        return None
+    return (va > vb) - (va < vb)
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     fold: Callable[[str], str]  # the name two spellings of one project share
@@ -62,6 +73,7 @@ class Rules:
 _RULES: Mapping[str, Rules] = {
     "pypi": Rules(canonicalize_name, _pypi_cmp),
     "npm": Rules(lambda n: n, _npm_cmp),
+    "apt": Rules(lambda n: n, _apt_cmp),  # Debian package names are lower case by policy: nothing to fold
 }
 _DEFAULT_RULES = Rules(lambda n: n, lambda a, b: None)
 

@@ -289,3 +289,80 @@ def test_refusals_exit_2(locks: tuple[Path, Path], tmp_path: Path, args: tuple[s
 def test_help_has_example() -> None:
     result = CliRunner().invoke(app, ["diff", "--help"])
     assert result.exit_code == 0 and "Example: mirrorctl diff" in result.output
+
+
+# --- apt: versions ordered as dpkg orders them (python-debian), epochs and tildes included ----------------------
+def apt(name: str, version: str, size: int, arch: str = "amd64") -> Artifact:
+    fname = f"{name}_{version.split(':')[-1]}_{arch}.deb"
+    attrs: dict[str, str | int | bool] = {
+        "architecture": arch, "suite": "bookworm", "component": "main", "pool": f"pool/main/{name[0]}/{name}/{fname}",
+    }
+    return Artifact("apt", name, version, fname, size, sha(f"apt/{name}/{version}/{arch}"), (arch,), attrs)
+
+
+APT_OLD = [
+    apt("mctl-epoch", "3.0-1", 10_000),  # -> 1:2.0-1: the epoch wins although 2.0 < 3.0
+    apt("mctl-rc", "1.0~rc1-1", 5_000),  # -> 1.0-1: a tilde sorts before the release
+    apt("mctl-back", "2.0-1", 4_000),  # -> 2.0~beta-1: a tilde is lower, so this is a downgrade
+    apt("mctl-multi", "1.2-1", 1_000),  # two architectures, bumped together: one change of two files
+    apt("mctl-multi", "1.2-1", 1_000, "arm64"),
+    apt("mctl-same", "7.88.1-10+deb12u5", 300_000),
+]
+APT_NEW = [
+    apt("mctl-epoch", "1:2.0-1", 11_000),
+    apt("mctl-rc", "1.0-1", 5_500),
+    apt("mctl-back", "2.0~beta-1", 3_900),
+    apt("mctl-multi", "1.10-1", 1_200),
+    apt("mctl-multi", "1.10-1", 1_200, "arm64"),
+    apt("mctl-same", "7.88.1-10+deb12u5", 300_000),
+]
+
+
+def test_apt_rules_follow_dpkg_order() -> None:
+    from mirrorctl.diff import rules_for
+
+    cmp = rules_for("apt").compare
+    assert cmp("1:2.0", "3.0") == 1 and cmp("3.0", "1:2.0") == -1
+    assert cmp("1.0~rc1", "1.0") == -1 and cmp("1.0", "1.0~rc1") == 1
+    assert cmp("1.10-1", "1.9-1") == 1  # not a string order
+    assert cmp("1.0-1", "1.0-1") == 0
+    assert cmp("not a version!", "1.0") is None  # unparseable: "changed", never a guess
+
+
+def test_apt_locks_text(tmp_path: Path) -> None:
+    write_lock(tmp_path / "old.lock", APT_OLD)
+    write_lock(tmp_path / "new.lock", APT_NEW)
+    code, out = cli("diff", "old.lock", "new.lock", cwd=tmp_path)
+    assert code == 0, out
+    assert out == (
+        "diff old.lock -> new.lock\n"
+        "apt: 0 added, 0 removed, 3 upgraded, 1 downgraded, 0 changed, 1 unchanged; +23 kB, -21 kB, net +1.8 kB\n"
+        "  ^ mctl-epoch 3.0-1 -> 1:2.0-1 (1 file, +1.0 kB)\n"
+        "  ^ mctl-multi 1.2-1 -> 1.10-1 (2 files, +400 B)\n"
+        "  ^ mctl-rc 1.0~rc1-1 -> 1.0-1 (1 file, +500 B)\n"
+        "  v mctl-back 2.0-1 -> 2.0~beta-1 (1 file, -100 B)\n"
+        "total: +23 kB, -21 kB, net +1.8 kB\n"
+    )
+
+
+def test_apt_locks_markdown(tmp_path: Path) -> None:
+    write_lock(tmp_path / "old.lock", APT_OLD)
+    write_lock(tmp_path / "new.lock", APT_NEW)
+    code, out = cli("diff", "old.lock", "new.lock", "--format", "markdown", cwd=tmp_path)
+    assert code == 0, out
+    assert out == (
+        "## Mirror change: `old.lock` -> `new.lock`\n"
+        "\n"
+        "### apt\n"
+        "\n"
+        "0 added, 0 removed, 3 upgraded, 1 downgraded, 0 changed, 1 unchanged; +23 kB, -21 kB, net +1.8 kB\n"
+        "\n"
+        "| change | name | from | to | files | size |\n"
+        "|---|---|---|---|--:|--:|\n"
+        "| upgraded | mctl-epoch | 3.0-1 | 1:2.0-1 | 1 | +1.0 kB |\n"
+        "| upgraded | mctl-multi | 1.2-1 | 1.10-1 | 2 | +400 B |\n"
+        "| upgraded | mctl-rc | 1.0~rc1-1 | 1.0-1 | 1 | +500 B |\n"
+        "| downgraded | mctl-back | 2.0-1 | 2.0~beta-1 | 1 | -100 B |\n"
+        "\n"
+        "**Total:** +23 kB added, 21 kB removed, net +1.8 kB\n"
+    )
