@@ -221,12 +221,99 @@ async def test_lock_is_deterministic_and_names_no_host(npm_registry: FixtureNpmR
 async def test_range_nothing_satisfies(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
     populate(npm_registry)
     npm_registry.add(PkgSpec("@acme/app", "1.2.0", dependencies={"@acme/liba": "^7.1.0"}))
+    # Two retried failures (backoff 0.25 s + 0.5 s) make the error come after the other tarballs were verified.
+    npm_registry.fail("/@acme%2fliba", times=2)
     with pytest.raises(ResolutionError) as err:
         await lock(tmp_path, npm_registry.url)
     msg = err.value.message
     assert "no version of @acme/liba matches the range '^7.1.0'" in msg
     assert "wanted by @acme/app@1.2.0" in msg and "3 version(s), latest 1.3.0" in msg
     assert not (tmp_path / "profiles" / "web.lock").exists()
+    assert npm_registry.count_tarballs() >= 3, "tarballs were downloaded while resolving"
+    assert_store_empty(tmp_path)
+
+
+def assert_store_empty(root: Path) -> None:
+    """No blob, no partial or staged file: a lock that failed stored nothing."""
+    store = root / "store"
+    blobs = [p for p in (store / "blobs").rglob("*") if p.is_file()] if (store / "blobs").exists() else []
+    assert blobs == [], blobs
+    left = sorted(p.name for p in (store / "tmp").iterdir()) if (store / "tmp").exists() else []
+    assert left == [], left
+
+
+HOSTILE_HINT = "the upstream's packument is malformed or hostile; nothing was stored for it and no lock was written"
+
+
+async def test_hostile_version_via_dist_tag_refused(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
+    npm_registry.add(PkgSpec("evil", "1.0.0"))
+    npm_registry.list_as("evil", "1.0.0/../../x", "1.0.0")
+    npm_registry.set_tag("evil", "latest", "1.0.0/../../x")
+    text = '[npm]\npackages = ["evil@latest"]\nplatforms = ["linux-x64"]\n'
+    with pytest.raises(ResolutionError) as err:
+        await lock(tmp_path, npm_registry.url, text)
+    msg = err.value.message
+    assert "npm: evil: the upstream gives the version '1.0.0/../../x', which is not a valid npm version" in msg
+    assert "wanted as evil@latest by " in msg and "web.toml: npm.packages[0] (line 2))" in msg, msg
+    assert err.value.hint == HOSTILE_HINT
+    assert not (tmp_path / "profiles" / "web.lock").exists()
+    assert npm_registry.count_tarballs() == 0, "refused before any download started"
+    assert_store_empty(tmp_path)
+
+
+async def test_hostile_version_key_picked_by_range_refused(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
+    # "v1.5.0" parses (loosely, as npm parses) and satisfies ^1, but is no canonical version: as the lock's
+    # version it would name a tarball "tool-v1.5.0.tgz" that the served registry never lists.
+    npm_registry.add(PkgSpec("tool", "1.0.0"))
+    npm_registry.add(PkgSpec("tool", "2.0.0"))
+    npm_registry.list_as("tool", "v1.5.0", "1.0.0")
+    npm_registry.add(PkgSpec("app", "1.0.0", dependencies={"tool": "^1"}))
+    text = '[npm]\npackages = ["app@^1"]\nplatforms = ["linux-x64"]\n'
+    with pytest.raises(ResolutionError) as err:
+        await lock(tmp_path, npm_registry.url, text)
+    msg = err.value.message
+    assert "npm: tool: the upstream gives the version 'v1.5.0', which is not a valid npm version" in msg, msg
+    assert "wanted as tool@^1 by app@1.0.0" in msg
+    assert err.value.hint == HOSTILE_HINT
+    assert not (tmp_path / "profiles" / "web.lock").exists()
+    assert_store_empty(tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b/c"])
+async def test_hostile_dependency_name_refused(npm_registry: FixtureNpmRegistry, tmp_path: Path, bad: str) -> None:
+    npm_registry.add(PkgSpec("evil", "1.0.0", dependencies={bad: "^1"}))
+    text = '[npm]\npackages = ["evil@^1"]\nplatforms = ["linux-x64"]\n'
+    with pytest.raises(ResolutionError) as err:
+        await lock(tmp_path, npm_registry.url, text)
+    msg = err.value.message
+    assert f"npm: evil: the upstream gives the package name {bad!r}, which is not a valid npm package name" in msg
+    assert f"wanted as {bad}@^1 by evil@1.0.0" in msg, msg
+    assert err.value.hint == HOSTILE_HINT
+    assert not (tmp_path / "profiles" / "web.lock").exists()
+    assert npm_registry.count_tarballs() == 0, "refused before evil's own download started"
+    assert not any(bad.split("/")[-1] in p for p in npm_registry.requests), "the name was never requested"
+    assert_store_empty(tmp_path)
+
+
+async def test_hostile_alias_target_refused(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
+    npm_registry.add(PkgSpec("evil", "1.0.0", dependencies={"nice": "npm:../../x@^1"}))
+    text = '[npm]\npackages = ["evil@^1"]\nplatforms = ["linux-x64"]\n'
+    with pytest.raises(ResolutionError) as err:
+        await lock(tmp_path, npm_registry.url, text)
+    msg = err.value.message
+    assert "the upstream gives the package name '../../x'" in msg and "wanted as nice@npm:../../x@^1" in msg, msg
+    assert_store_empty(tmp_path)
+
+
+async def test_hostile_optional_dependency_name_skipped(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
+    # npm skips an optional dependency it cannot install; the hostile name is still never requested.
+    npm_registry.add(PkgSpec("evil", "1.0.0", optional_dependencies={"../x": "^1"}))
+    rec = Recorder()
+    text = '[npm]\npackages = ["evil@^1"]\nplatforms = ["linux-x64"]\n'
+    (art,) = await resolve(tmp_path, npm_registry.url, text, progress=rec)
+    assert (art.name, art.version) == ("evil", "1.0.0")
+    assert any("skipped ../x@^1 (optional" in n and "not a valid npm package name" in n for n in rec.notes)
+    assert not any("/x" in p and "evil" not in p for p in npm_registry.requests), npm_registry.requests
 
 
 async def test_missing_package_names_chain(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:

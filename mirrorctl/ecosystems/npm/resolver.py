@@ -16,15 +16,23 @@ package, the range and the chain of dependents.
 
 The lock records size and sha256, which the registry does not list, so every tarball is downloaded once while
 locking (started as soon as its version is pinned), verified against the packument's integrity, and kept in
-the store when there is one (``mirrorctl snapshot`` then downloads nothing).
+the store when there is one (``mirrorctl snapshot`` then downloads nothing): staged while resolving and
+committed only when the whole closure resolved, so a failed lock stores nothing.
+
+Names and versions an upstream document gives become request paths, lock entries and file names: a picked
+version that is not a canonical semver version (``1.0.0/../../x``) and a dependency or alias target name that
+is not a valid npm name (``../x``) are refused before anything is requested or downloaded for them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -33,9 +41,10 @@ import nodesemver
 from mirrorctl.ecosystems.base import ResolveContext
 from mirrorctl.errors import IntegrityError, MirrorctlError, ResolutionError
 from mirrorctl.lockfile import Artifact, AttrValue
+from mirrorctl.store import Store
 
 from .registry import Packument, RegistryClient, Tarball, sri_hashes
-from .spec import NpmSpec, Platform, Root, classify, split_arg, tarball_filename
+from .spec import NpmSpec, Platform, Root, classify, split_arg, tarball_filename, valid_name, valid_version
 
 Chain = tuple[str, ...]
 
@@ -172,6 +181,10 @@ class Resolver:
         self.skipped: list[str] = []
 
     async def packument(self, name: str, wanted: str, chain: Chain) -> Packument:
+        if not valid_name(name):
+            # A name from an upstream document (a dependency, an alias target) becomes a request path and a
+            # tarball name: refused before it is requested.
+            raise _hostile("package name", name, name, f"{name}@{wanted or '*'}", chain)
         doc = await self.registry.packument(name)
         if doc is None:
             raise ResolutionError(
@@ -202,6 +215,10 @@ class Resolver:
                 f"the upstream lists {len(doc.versions)} version(s), latest {latest}",
                 hint="widen the range in the profile, or check that the upstream is complete",
             )
+        if not valid_version(version):
+            # The picked key becomes the lock's version and the tarball's file name ("1.0.0/../../x"): refused
+            # before its download starts. Roots, dependencies and package-lock pins all pass here.
+            raise _hostile("version", version, name, f"{name}@{wanted or '*'}", chain)
         return doc, version
 
     def _add(self, name: str, version: str, platforms: set[str], chain: Chain, doc: Packument) -> _Node:
@@ -221,13 +238,20 @@ class Resolver:
         return node
 
     async def visit(self, name: str, version: str, platforms: set[str], chain: Chain, doc: Packument) -> None:
+        here = (*chain, f"{name}@{version}")
+        edges = list(_edges(doc.versions[version], self.spec.include_peer))
+        if (name, version) not in self.nodes:
+            # A required dependency with a hostile name fails the lock anyway: refused before this version's
+            # own download starts. (Optional ones are refused in packument() and skipped, as npm skips them.)
+            for dep, wanted, optional in edges:
+                target = split_arg(wanted[4:])[0] if wanted.startswith("npm:") else dep
+                if not optional and not valid_name(target):
+                    raise _hostile("package name", target, name, f"{dep}@{wanted}", here)
         node = self._add(name, version, platforms, chain, doc)
         new = platforms - node.expanded  # checked and updated with no await between: one visit per platform
         if not new:
             return
         node.expanded |= new
-        here = (*chain, f"{name}@{version}")
-        edges = list(_edges(doc.versions[version], self.spec.include_peer))
         async with asyncio.TaskGroup() as tg:
             for dep, wanted, optional in edges:
                 tg.create_task(self.follow(dep, wanted, optional, new, here))
@@ -331,6 +355,15 @@ def _chain(chain: Chain) -> str:
     return " > ".join(chain) if chain else "the profile"
 
 
+def _hostile(kind: str, value: str, package: str, wanted: str, chain: Chain) -> ResolutionError:
+    """A refusal of a name or version an upstream document gave (it would become a path or a file name)."""
+    return ResolutionError(
+        f"npm: {package}: the upstream gives the {kind} {value!r}, which is not a valid npm {kind} "
+        f"(wanted as {wanted} by {_chain(chain)})",
+        hint="the upstream's packument is malformed or hostile; nothing was stored for it and no lock was written",
+    )
+
+
 def _first_error(exc: BaseException) -> BaseException:
     """The first error inside (nested) task-group exception groups, for one clear message."""
     while isinstance(exc, BaseExceptionGroup):
@@ -340,22 +373,70 @@ def _first_error(exc: BaseException) -> BaseException:
     return exc
 
 
+class _StagedStore(Store):
+    """The store as the registry client sees it while locking: tarballs verified during resolution are
+    staged beside the store's temp files and committed only once the whole closure resolved, so a lock that
+    fails (a range nothing satisfies, a missing package, a hostile document) stores nothing."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.root)
+        self._target = store
+        self._staged: dict[str, Path] = {}
+        self._discarded = False
+        # commit_blob runs in worker threads; a cancelled download's thread may still be in it at discard().
+        self._mutex = threading.Lock()
+
+    def commit_blob(self, tmp: Path, sha256: str) -> Path:
+        with self._mutex:
+            if self._discarded or sha256 in self._staged or self._target.has_blob(sha256):
+                tmp.unlink(missing_ok=True)
+                return self._staged.get(sha256) or self._target.blob_path(sha256)
+            staged = tmp.with_name(tmp.name.removesuffix(".part") + ".staged")
+            os.replace(tmp, staged)
+            self._staged[sha256] = staged
+            return staged
+
+    def publish(self) -> None:
+        with self._mutex:
+            for sha256, staged in sorted(self._staged.items()):
+                self._target.commit_blob(staged, sha256)
+            self._staged.clear()
+
+    def discard(self) -> None:
+        with self._mutex:
+            self._discarded = True
+            for staged in self._staged.values():
+                staged.unlink(missing_ok=True)
+            self._staged.clear()
+
+
 async def resolve_spec(spec: NpmSpec, ctx: ResolveContext) -> list[Artifact]:
     """Every platform's closure, merged: one artifact per tarball, ``targets`` naming the platforms."""
+    staged = _StagedStore(ctx.store) if ctx.store is not None else None
     registry = RegistryClient(
         ctx.client,
         ctx.upstream.url,
         progress=ctx.progress,
         concurrency=ctx.fetch.concurrency,
         retries=ctx.fetch.retries,
-        store=ctx.store,
+        store=staged,
     )
     try:
-        return await Resolver(spec, registry, ctx).run()
+        try:
+            artifacts = await Resolver(spec, registry, ctx).run()
+        finally:
+            await registry.close()  # every download finished or cancelled
     except BaseExceptionGroup as group:
+        if staged is not None:
+            staged.discard()
         raise _first_error(group) from None
-    finally:
-        await registry.close()
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+    if staged is not None:
+        await asyncio.to_thread(staged.publish)
+    return artifacts
 
 
 def check_lock(spec: NpmSpec, artifacts: Sequence[Artifact]) -> list[str]:
