@@ -19,10 +19,40 @@ rewritten. The journal lives outside the served view: recording a refused import
 Only the fields given are written, and every string has the userinfo of any URL in it masked: no credentials or
 tokens end up here.
 
+The head, and what a chain cannot see by itself
+-----------------------------------------------
+
+A chain shows an edit, a removal in the middle, a reorder or a cut line. It cannot show its own tail being cut at
+a line boundary (the last entries, or the whole file, removed): what is left is still a valid chain. Nor can it
+show a rewrite that recomputes every later ``hash`` and ``prev`` (sha256 needs no key). Both are caught only
+against a *head* kept somewhere else. The head is the sha256 of the last line's exact bytes (the ``prev`` the
+next entry will carry), written ``ENTRIES:SHA256`` (``5:ab12…``) so it also says where it sits. A head noted
+earlier must still be *in* the chain, at that entry: entries appended after it are fine; a journal shorter than
+that, or a different line at that entry, is refused, naming the entry numbers. Three places keep a head:
+
+1. ``audit/head.json`` (the *anchor*): rewritten (temp, fsync, rename) after every append, under the journal's
+   lock. ``verify`` always checks it, so emptying or deleting ``journal.jsonl``, or cutting its last entries,
+   is refused naming the missing entries. A crash between the line and the anchor leaves the anchor one entry
+   behind, which is fine (appends after a head are). It lives beside the journal, not in ``state/``, because
+   recording a refusal must leave the store's state byte for byte as it was. An anchor that is absent while the
+   journal has entries is reported (a journal from before anchors; the next append writes it), not refused.
+2. ``mirrorctl audit verify --expect-head ENTRIES:SHA256``: the head a person noted (in a change ticket, after
+   each import window). This is the check that survives someone with write access to the whole store.
+3. ``mirrorctl state export`` carries the head and entry count in its payload, which is signed with the
+   inside's ``[signing] key`` when one is set, and leaves the inside; ``audit verify --against-state FILE``
+   checks the journal against it (the file's digest, and signature when present, are checked first).
+
+Why not a keyed chain (an HMAC or signature on every entry): every process that appends (import, promote,
+publish, gc, trust changes) would need the key, so the key would live where the journal does and whoever can
+rewrite the journal could re-key it too; and the services that record do not all have the settings at hand.
+A signed head that *leaves* the inside (3) gives the same detection of a rewrite with the key where it already
+is, and a noted head (2) needs no key at all.
+
 Example::
 
     append(store, "import", **{"bundle-id": report.bundle_id, "sequence": 4, "result": "ok"})
-    report = verify(store)   # IntegrityError naming the first bad line
+    report = verify(store)                     # IntegrityError naming the first bad line
+    verify(store, expect=parse_head("5:ab12…"))  # IntegrityError when that head is no longer in the chain
 """
 
 from __future__ import annotations
@@ -40,11 +70,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mirrorctl.errors import IntegrityError, MirrorctlError
+from mirrorctl.errors import IntegrityError, MirrorctlError, UserError
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store, fsync_dir
+from mirrorctl.store import Store, atomic_write, fsync_dir
 
 JOURNAL = Path("audit") / "journal.jsonl"
+ANCHOR = Path("audit") / "head.json"
 ZERO = "0" * 64
 _RESERVED = ("seq", "time", "who", "event", "prev", "hash")
 # scheme://user:pass@host -> scheme://***@host ; the user part may hold a token on its own
@@ -52,11 +83,34 @@ _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 _TAIL_CHUNK = 64 * 1024
 
 
+_HEAD = re.compile(r"^(?:(\d+):)?([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Where a chain stood: ``entries`` lines, the last one's sha256 ``sha256``. ``entries`` None: only the hash
+    is known (a bare hash given by hand), so it is searched for anywhere in the chain."""
+
+    entries: int | None
+    sha256: str
+    source: str = "the head you gave"
+
+    def __str__(self) -> str:
+        return self.sha256 if self.entries is None else f"{self.entries}:{self.sha256}"
+
+
 @dataclass(frozen=True, slots=True)
 class AuditReport:
     path: Path
     entries: int
     last_hash: str | None  # None for an empty (or absent) journal
+    head_entry: dict[str, Any] | None = None  # the last entry, parsed
+    anchor: Head | None = None  # audit/head.json as found (None: absent)
+    checked: tuple[Head, ...] = ()  # the heads found in the chain (anchor, expected, state file)
+
+    @property
+    def head(self) -> Head | None:
+        return None if self.last_hash is None else Head(self.entries, self.last_hash, "the journal")
 
 
 def journal_path(store: Store) -> Path:
@@ -119,11 +173,91 @@ def append(store: Store, event: str, **fields: Any) -> dict[str, Any]:
         if written != len(line):  # a short write would leave a cut line; say so rather than hide it
             raise OSError(f"short write to {path}: {written} of {len(line)} bytes")
         os.fsync(fd)
+        if created:
+            fsync_dir(path.parent)
+        # Still under the lock, so anchors are written in chain order. A crash before this leaves the anchor
+        # one entry behind: allowed, like any append after a noted head. An anchor the journal has fallen
+        # behind (or disagrees with at its end) is left as it is: the next append must not hide a cut journal.
+        if _anchor_agrees(store, seq, prev):
+            _write_anchor(store, seq + 1, hashlib.sha256(line).hexdigest(), doc)
     finally:
         os.close(fd)
-    if created:
-        fsync_dir(path.parent)
     return doc
+
+
+def anchor_path(store: Store) -> Path:
+    return store.root / ANCHOR
+
+
+def _anchor_agrees(store: Store, entries: int, head: str) -> bool:
+    """Whether the anchor may move on from a journal of ``entries`` lines ending in ``head``: it is absent,
+    behind, or names exactly that head. (Whether a lagging anchor's entry still matches is ``verify``'s job.)"""
+    try:
+        anchor = read_anchor(store)
+    except IntegrityError:
+        return False  # damaged: leave it for `audit verify` to name
+    if anchor is None or anchor.entries is None or anchor.entries < entries:
+        return True
+    return anchor.entries == entries and anchor.sha256 == head
+
+
+def _write_anchor(store: Store, entries: int, sha256: str, doc: dict[str, Any]) -> None:
+    anchor = {"entries": entries, "head": sha256, "time": doc["time"], "event": doc["event"]}
+    atomic_write(anchor_path(store), canonical(anchor) + b"\n")
+
+
+def read_anchor(store: Store) -> Head | None:
+    """``audit/head.json`` as a Head; None when absent. IntegrityError when it is not an anchor."""
+    path = anchor_path(store)
+    try:
+        doc = json.loads(path.read_bytes())
+        entries, sha = int(doc["entries"]), str(doc["head"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(
+            f"{path}: not an audit anchor ({exc})",
+            hint="it was damaged or edited; keep it as evidence, check the journal against a head you noted "
+            "(`mirrorctl audit verify --expect-head`), then remove it (the next entry writes it again)",
+        ) from None
+    if entries < 1 or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise IntegrityError(f"{path}: not an audit anchor (entries {entries}, head {sha!r})")
+    return Head(entries, sha, f"the anchor {path}")
+
+
+def parse_head(text: str, source: str = "the head you gave") -> Head:
+    """``ENTRIES:SHA256`` (as ``audit verify`` prints it) or a bare sha256. UserError for anything else."""
+    m = _HEAD.match(text.strip().lower())
+    if m is None or (m.group(1) is not None and int(m.group(1)) < 1):
+        raise UserError(
+            f"{text!r} is not an audit head",
+            hint="give it as `mirrorctl audit verify` prints it: ENTRIES:SHA256 (e.g. 5:ab12…, 64 hex digits), "
+            "or the sha256 alone",
+        )
+    return Head(int(m.group(1)) if m.group(1) else None, m.group(2), source)
+
+
+def current_head(store: Store) -> Head | None:
+    """The journal's head read from its end (no full check; ``verify`` does that). None when empty or absent;
+    IntegrityError when its last line is damaged."""
+    path = journal_path(store)
+    try:
+        seq, prev = _tail(path)
+    except FileNotFoundError:
+        return None
+    return None if seq == 0 else Head(seq, prev, "the journal")
+
+
+def snapshot_fields(store: Store, view_id: str | None) -> dict[str, Any]:
+    """The bundle a snapshot was imported from, for promote and rollback entries: ``bundle-id``, ``sequence``,
+    ``lineage``; empty when the snapshot cannot be read (the entry is still written)."""
+    if view_id is None:
+        return {}
+    try:
+        view = store.load_view(view_id)
+    except (MirrorctlError, OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {"bundle-id": view.bundle_id, "sequence": view.sequence, "lineage": view.lineage}
 
 
 def record(store: Store, event: str, progress: Progress, **fields: Any) -> None:
@@ -179,11 +313,24 @@ def read_entries(store: Store) -> Iterator[tuple[int, bytes]]:
         yield from enumerate(f, start=1)
 
 
-def verify(store: Store) -> AuditReport:
+def verify(store: Store, expect: tuple[Head, ...] = ()) -> AuditReport:
     """Re-read every line: it is complete JSON, its ``hash`` matches, its ``seq`` follows the previous one and
-    its ``prev`` is the previous line's sha256. IntegrityError naming the first line that is not."""
+    its ``prev`` is the previous line's sha256. Then the anchor (``audit/head.json``) and every head in
+    ``expect`` must be found in the chain at their entry. IntegrityError naming the first line that is not, or
+    the head that is missing and the entries it implies were removed or rewritten.
+
+    Example: ``verify(store, expect=(parse_head("5:ab12…"),))``
+    """
     path = journal_path(store)
+    anchor = read_anchor(store)
+    heads = ((anchor,) if anchor is not None else ()) + tuple(expect)
+    by_entry: dict[int, list[Head]] = {}
+    by_hash: dict[str, list[Head]] = {}
+    for h in heads:
+        (by_entry.setdefault(h.entries, []) if h.entries is not None else by_hash.setdefault(h.sha256, [])).append(h)
+    found: dict[int, tuple[int, str]] = {}  # id(head) -> (entry number, sha256 there)
     prev, expected_seq, count = ZERO, 0, 0
+    last_doc: dict[str, Any] | None = None
     for number, line in read_entries(store):
 
         def bad(why: str, n: int = number) -> IntegrityError:
@@ -209,7 +356,48 @@ def verify(store: Store) -> AuditReport:
         prev = hashlib.sha256(line).hexdigest()
         expected_seq += 1
         count += 1
-    return AuditReport(path, count, prev if count else None)
+        last_doc = doc
+        for h in by_entry.get(count, ()):
+            found[id(h)] = (count, prev)
+        for h in by_hash.get(prev, ()):
+            found.setdefault(id(h), (count, prev))
+    for h in heads:
+        _check_head(path, h, found.get(id(h)), count, prev if count else None)
+    return AuditReport(path, count, prev if count else None, last_doc, anchor, tuple(expect))
+
+
+def _check_head(path: Path, head: Head, at: tuple[int, str] | None, count: int, last: str | None) -> None:
+    now = f"{count} entries, head {count}:{last}" if last else "no entries (empty or absent)"
+    hint = (
+        "mirrorctl never removes or rewrites entries: keep the journal and this head as evidence and restore the "
+        "journal from a backup; to start a new journal once investigated, move the whole audit/ folder aside"
+    )
+    if head.entries is not None and head.entries > count:
+        one = head.entries == count + 1
+        gone = (
+            f"entry {head.entries} (seq {count}) was removed"
+            if one
+            else f"entries {count + 1} to {head.entries} (seq {count} to {head.entries - 1}) were removed"
+        )
+        raise IntegrityError(
+            f"{path}: {head.source} records {head.entries} entries (head {head}), but the journal has {now}: "
+            f"{gone}",
+            hint=hint,
+        )
+    if at is not None and at[1] == head.sha256:
+        return
+    if head.entries is not None:
+        raise IntegrityError(
+            f"{path}: {head.source} records entry {head.entries} (seq {head.entries - 1}) as {head.sha256}, "
+            f"but the journal's entry {head.entries} is {at[1] if at else '?'} ({now}): the journal was "
+            f"rewritten at or before entry {head.entries}",
+            hint=hint,
+        )
+    raise IntegrityError(
+        f"{path}: {head.source}, {head.sha256}, is not any of the journal's entries ({now}): entries after it "
+        "were removed, or the chain was rewritten",
+        hint=hint,
+    )
 
 
 def last_entries(store: Store, n: int | None = None) -> list[dict[str, Any]]:
@@ -225,4 +413,7 @@ def last_entries(store: Store, n: int | None = None) -> list[dict[str, Any]]:
     return out[-n:] if n else out
 
 
-__all__ = ["AuditReport", "append", "journal_path", "last_entries", "record", "redact", "verify"]
+__all__ = [
+    "AuditReport", "Head", "anchor_path", "append", "current_head", "journal_path", "last_entries", "parse_head",
+    "read_anchor", "record", "redact", "snapshot_fields", "verify",
+]

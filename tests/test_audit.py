@@ -143,12 +143,17 @@ def test_a_cut_last_line_is_refused_and_not_appended_to(world: World) -> None:
     assert audit.journal_path(store).read_bytes() == before
 
 
-def test_dropping_the_last_line_is_only_caught_against_a_known_head(world: World) -> None:
-    # A chain cannot see its own tail cut at a line boundary: the report's last hash is what to keep elsewhere.
+def test_dropping_the_last_line_is_caught_by_the_anchor(world: World) -> None:
+    # A chain cannot see its own tail cut at a line boundary; audit/head.json, written after every append, can.
     store = journal_of_five(world)
-    head = audit.verify(store).last_hash
+    head = audit.verify(store).head
+    assert head is not None and head.entries == 5
+    before = audit.anchor_path(store).read_bytes()
     write_lines(store, lines(store)[:-1])
-    assert audit.verify(store).last_hash != head
+    message = _refused_with(store, "records 5 entries")
+    assert f"head {head}" in message and "entry 5 (seq 4) was removed" in message
+    assert "journal has 4 entries" in message
+    assert audit.anchor_path(store).read_bytes() == before  # verify never changes the anchor
 
 
 def _appender(root: str, worker: int, count: int) -> None:
@@ -207,8 +212,9 @@ def cli(root: Path, *args: str) -> tuple[int, str]:
 
 def test_cli_verify_and_show(world: World) -> None:
     store = journal_of_five(world)
+    head = audit.verify(store).head
     code, out = cli(world.root, "audit", "verify")
-    assert code == 0 and "5 entries, chain intact" in out
+    assert code == 0 and "5 entries, chain intact" in out and f"head: {head}" in out
     code, out = cli(world.root, "audit", "show", "--last", "2")
     assert code == 0 and out.startswith("3 ") and "import refused" in out and "import noop" not in out
     code, out = cli(world.root, "audit", "show", "--json")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mirrorctl.store import Store
 
 from .app import Ctx, run_sync
+
+if TYPE_CHECKING:
+    from mirrorctl import audit
+    from mirrorctl.config import Settings
 
 audit_app = typer.Typer(
     help=(
@@ -22,18 +27,115 @@ audit_app = typer.Typer(
 
 
 @audit_app.command("verify")
-def verify_cmd(ctx: typer.Context) -> None:
-    """Re-read every journal line and check its hash, seq and link to the line before; exit 1 naming the first
-    edited, removed, reordered or cut entry.
+def verify_cmd(
+    ctx: typer.Context,
+    expect_head: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--expect-head",
+            metavar="ENTRIES:SHA256",
+            help="A head an earlier `audit verify` printed: it must still be that entry of the chain (entries "
+            "appended since are fine). Repeatable.",
+        ),
+    ] = None,
+    against_state: Annotated[
+        Path | None,
+        typer.Option(
+            "--against-state",
+            help="A state file from `mirrorctl state export` (kept outside): the head it carries must still be "
+            "in the chain. Its digest, and signature when signed, are checked first.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The result as one JSON object.")] = False,
+) -> None:
+    """Re-read every journal line and check its hash, seq and link to the line before; check that the store's
+    anchor (audit/head.json) and every head given is still in the chain. Prints the entry count and the head
+    (ENTRIES:SHA256): keep it outside the store and pass it back with --expect-head to detect entries removed
+    from the end or a rewritten chain. Exit 1 naming the first edited, removed, reordered or cut entry.
 
-    Example: mirrorctl audit verify
+    Example: mirrorctl audit verify --expect-head 5:3f1c...e9 (the head printed last time)
     """
     from mirrorctl import audit
 
     c: Ctx = ctx.obj
     settings = c.settings()
-    report = run_sync(lambda: audit.verify(Store(settings.store_path)), c)
+
+    def run() -> tuple[audit.AuditReport, str | None]:
+        heads = [audit.parse_head(h, f"the head you gave ({h})") for h in expect_head or []]
+        state_note = None
+        if against_state is not None:
+            head, state_note = _state_head(against_state, settings)
+            heads.append(head)
+        return audit.verify(Store(settings.store_path), tuple(heads)), state_note
+
+    report, state_note = run_sync(run, c)
+    head = report.head
+    last = report.head_entry or {}
+    if as_json:
+        doc = {
+            "journal": str(report.path),
+            "entries": report.entries,
+            "chain": "intact",
+            "head": None
+            if head is None
+            else {
+                "head": str(head), "entries": head.entries, "sha256": head.sha256, "seq": last.get("seq"),
+                "time": last.get("time"), "event": last.get("event"), "result": last.get("result"),
+                "who": last.get("who"),
+            },
+            "anchor": None if report.anchor is None else str(report.anchor),
+            "checked": [{"head": str(h), "source": h.source} for h in report.checked],
+            "state-file": state_note,
+        }
+        typer.echo(json.dumps(doc, sort_keys=True))
+        return
     typer.echo(f"OK: {report.path}: {report.entries} entries, chain intact")
+    if head is None:
+        typer.echo("head: none (the journal is empty)")
+    else:
+        typer.echo(
+            f"head: {head}  (entry {head.entries}: {last.get('event')} {last.get('result', '')} at "
+            f"{last.get('time')} by {last.get('who')})"
+        )
+        typer.echo("  keep this head outside the store; later: mirrorctl audit verify --expect-head " + str(head))
+    if report.anchor is None and head is not None:
+        typer.echo("anchor: none yet (a journal from before anchors; the next entry writes audit/head.json)")
+    elif report.anchor is not None:
+        typer.echo(f"anchor: {report.anchor} (audit/head.json) found in the chain")
+    for h in report.checked:
+        typer.echo(f"checked: {h} ({h.source}) found in the chain")
+    if state_note:
+        typer.echo(f"state file: {state_note}")
+
+
+def _state_head(path: Path, settings: Settings) -> tuple[audit.Head, str]:
+    """The head a state file carries, and who signed it (refused if damaged or carrying no head)."""
+    from mirrorctl import audit
+    from mirrorctl.bundle.state import read_state
+    from mirrorctl.errors import IntegrityError, UserError
+    from mirrorctl.signing import key_id, load_private_key, load_trusted_keys
+
+    state = read_state(path, load_trusted_keys(settings.trusted_keys))
+    if state.audit_entries is None or state.audit_head is None:
+        raise UserError(
+            f"{path}: carries no audit head (written by an older mirrorctl, or when the journal was empty)",
+            hint="export the state again (`mirrorctl state export`) and keep the new file",
+        )
+    own = key_id(load_private_key(settings.signing_key).public_key()) if settings.signing_key else None
+    if own is not None and state.signer != own:  # this store signs its state files: anything else is not its own
+        raise IntegrityError(
+            f"{path}: {'unsigned' if state.signer is None else f'signed by key {state.signer}'}, but this store "
+            f"signs its state files with its [signing] key {own}: not this store's state, journal not checked",
+            hint="use a state file this store exported (`mirrorctl state export`), or --expect-head",
+        )
+    if own is not None:
+        who = f"signed by this store's [signing] key {own}"
+    elif state.signer is not None:
+        who = f"signed by key {state.signer} (no [signing] key here to compare it with)"
+    else:
+        who = "unsigned (no [signing] key here): only as good as the place the file was kept"
+    head = audit.parse_head(f"{state.audit_entries}:{state.audit_head}", f"the state file {path}")
+    return head, f"{path} written {state.created:%Y-%m-%dT%H:%M:%SZ}, {who}"
 
 
 @audit_app.command("show")
