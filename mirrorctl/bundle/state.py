@@ -11,7 +11,10 @@ size (artifacts, and the files of each view's bundle: locks, SBOM, key statement
 each lock and of the SBOM the current view was imported with, by member name (``locks/web.lock``). The outside
 sends a lock or the SBOM as a line delta against these (mirrorctl/bundle/linedelta.py); the inside rebuilds from
 its own blob and checks the result against the signed manifest, so a wrong ``bases`` only makes the import
-refuse. A state without ``bases`` (older) is read as having none. The payload's sha256 is *the state's digest*:
+refuse. A state without ``bases`` (older) is read as having none.
+``audit`` (when the journal has entries): ``{"entries": N, "head": sha256}``, the audit journal's head when the
+state was written; it leaves the inside (signed, with a key) so ``mirrorctl audit verify --against-state FILE``
+can later show a journal cut or rewritten behind it (mirrorctl/audit.py). The payload's sha256 is *the state's digest*:
 the outside shows it and every delta records it in ``base``.
 
 Trust model. The outside uses a state file only to decide which blobs to leave out. A wrong or lying state can
@@ -39,8 +42,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from mirrorctl import audit
 from mirrorctl.channels import view_blobs
-from mirrorctl.errors import UserError
+from mirrorctl.errors import IntegrityError, UserError
 from mirrorctl.signing import TrustedKey, key_id, load_private_key, sign
 from mirrorctl.store import Store, View, atomic_write
 
@@ -70,6 +74,8 @@ class InsideState:
     signer_trusted: bool = False
     path: Path | None = None
     bases: Mapping[str, bytes] = field(default_factory=dict)  # member name -> the inside's copy
+    audit_entries: int | None = None  # the audit journal's entry count and head when written (None: not carried)
+    audit_head: str | None = None
 
 
 def _canonical(doc: Any) -> bytes:
@@ -147,7 +153,16 @@ def build_state(store: Store, now: datetime) -> dict[str, Any]:
         },
         "blobs": [[sha, size] for sha, size in sorted(_view_blobs(store).items())],
         "bases": _bases(store),
+        **_audit_head(store),
     }
+
+
+def _audit_head(store: Store) -> dict[str, Any]:
+    try:
+        head = audit.current_head(store)
+    except IntegrityError:  # a damaged journal tail: `audit verify` names it; the state is still useful
+        return {}
+    return {} if head is None else {"audit": {"entries": head.entries, "head": head.sha256}}
 
 
 def export_state(store: Store, out: Path, *, signing_key: Path | None, now: datetime | None = None) -> InsideState:
@@ -243,8 +258,10 @@ def _check_signature(
 def _parse_payload(payload: Any, digest: str, signer: str | None, trusted: bool, path: Path) -> InsideState:
     where = f"{path}: payload"
     keys = {"format", "format-version", "created", "lineages", "blobs"}
-    if not isinstance(payload, dict) or not keys <= set(payload) <= keys | {"bases"}:
-        raise UserError(f"{where}: expected exactly format, format-version, created, lineages, blobs (and bases)")
+    if not isinstance(payload, dict) or not keys <= set(payload) <= keys | {"bases", "audit"}:
+        raise UserError(
+            f"{where}: expected exactly format, format-version, created, lineages, blobs (and bases, audit)"
+        )
     if payload["format"] != FORMAT or payload["format-version"] != FORMAT_VERSION:
         raise UserError(
             f"{where}: format {payload['format']!r} version {payload['format-version']!r} is not "
@@ -290,5 +307,15 @@ def _parse_payload(payload: Any, digest: str, signer: str | None, trusted: bool,
     ):
         raise UserError(f"{where}.bases must map member names to text")
     bases = {k: v.encode("utf-8") for k, v in raw_bases.items()}
-    return InsideState(created, lineages, blobs, digest, signer, trusted, path, bases)
+    raw_audit = payload.get("audit", {"entries": None, "head": None})
+    if (
+        not isinstance(raw_audit, dict)
+        or set(raw_audit) != {"entries", "head"}
+        or not (raw_audit["entries"] is None or (type(raw_audit["entries"]) is int and raw_audit["entries"] >= 1))
+        or not (raw_audit["head"] is None or isinstance(raw_audit["head"], str))
+    ):
+        raise UserError(f"{where}.audit: expected entries (integer from 1) and head (sha256)")
+    return InsideState(
+        created, lineages, blobs, digest, signer, trusted, path, bases, raw_audit["entries"], raw_audit["head"]
+    )
 
