@@ -15,7 +15,8 @@ an entry equal to the channel's own target, which rollback skips. The last :data
 kept; every snapshot they name is retained by ``mirrorctl gc`` (a rollback never finds its blobs gone) unless
 ``gc --keep-history N`` first shortens every channel's history to N steps.
 
-Every promote and rollback, done or refused, is appended to the audit journal.
+Every promote and rollback, done or refused, is appended to the audit journal, naming the bundle (id, sequence,
+lineage) the snapshot was imported from.
 
 Example::
 
@@ -266,7 +267,8 @@ def promote(store: Store, snapshot: str, channel: str, progress: Progress) -> Ch
 
     done = _audited(store, "promote", progress, {"channel": channel, "snapshot": snapshot}, work)
     audit.record(
-        store, "promote", progress, channel=channel, **{"view-id": done.view_id, "from": done.previous},
+        store, "promote", progress, channel=channel,
+        **{"view-id": done.view_id, "from": done.previous, **audit.snapshot_fields(store, done.view_id)},
         result="ok" if done.changed else "noop",
     )
     return done
@@ -308,7 +310,8 @@ def rollback(store: Store, channel: str, progress: Progress) -> ChannelSwitch:
 
     done = _audited(store, "rollback", progress, {"channel": channel}, work)
     audit.record(
-        store, "rollback", progress, channel=channel, **{"view-id": done.view_id, "from": done.previous},
+        store, "rollback", progress, channel=channel,
+        **{"view-id": done.view_id, "from": done.previous, **audit.snapshot_fields(store, done.view_id)},
         result="ok",
     )
     return done
