@@ -2,7 +2,9 @@
 layout, `mirrorctl workspace-config --target` writes the npm config, and the machine's real npm, inside a
 loopback-only network namespace that reaches only Pulp's content app (one port bridged in, the same port):
 
-* installs a scoped package with a dependency chain; `npm ci` reinstalls from the lock it wrote;
+* installs a scoped package with a dependency chain, a package with one optional native package per platform
+  (os/cpu, as esbuild publishes them: this machine's variant installed, the other skipped but read and locked)
+  and a plugin with a peer dependency (installed within its range); `npm ci` reinstalls from the lock it wrote;
 * `npm ci` of a project whose package-lock.json was made against the public registry (every ``resolved`` on
   ``https://registry.example.test/<name>/-/<file>``, written here by hand from the artifacts), in a project
   whose own .npmrc names a dead registry, a scope and ``replace-registry-host=never``: installs from Pulp;
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import textwrap
 import uuid
@@ -49,6 +52,8 @@ pytestmark = [pytest.mark.live, pytest.mark.netns]
 NPM = shutil.which("npm") or "/usr/bin/npm"
 PUBLIC_LOOKING = "https://registry.example.test/"
 DEAD = "http://127.0.0.1:9/"  # nothing listens there inside the namespace: a leak fails fast
+NODE_ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
+OTHER_ARCH = "arm64" if NODE_ARCH == "x64" else "x64"
 
 
 def public_project(root: Path, locked: list[tuple[Artifact, dict[str, str]]], wanted: list[str]) -> None:
@@ -91,8 +96,9 @@ SCRIPT = netns_script(
     export HOME="$WORK/home" npm_config_cache="$WORK/npm-cache"
     mkdir -p "$HOME" "$WORK/proj" && cd "$WORK/proj"
     echo '{"name": "acceptance", "version": "1.0.0", "private": true}' > package.json
-    step install "$NPM" install --no-audit --loglevel http "@mctl/top"
+    step install "$NPM" install --no-audit --loglevel http "@mctl/top" mctl-esb mctl-plugin
     step require node -e "console.log(require('@mctl/top'), require('mctl-mid'), require('mctl-leaf'))"
+    step require-native node -e "console.log(require('@mctl/esb-linux-' + process.arch), require('mctl-host'))"
     rm -rf node_modules "$WORK/npm-cache"
     step ci "$NPM" ci --loglevel http
     step missing "$NPM" install --loglevel http mctl-never-published
@@ -126,6 +132,8 @@ def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
     require_netns(uv_present)
     if not Path(NPM).exists():
         skip_or_fail("the real npm is not installed")
+    if NODE_ARCH is None:
+        skip_or_fail(f"no npm cpu name known for {platform.machine()}")
 
     made = Made(Store(tmp_path / "store"), uuid.uuid4().hex)
     arts = [
@@ -134,6 +142,16 @@ def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
         made.artifact("mctl-mid", "1.4.0", dependencies={"mctl-leaf": "~2.1.0"}),
         made.artifact("mctl-leaf", "2.1.3"),
         made.artifact("mctl-leaf", "2.2.0"),  # outside ~2.1.0: must not be chosen
+        made.artifact(
+            "mctl-esb",
+            "1.0.0",
+            optional_dependencies={"@mctl/esb-linux-x64": "1.0.0", "@mctl/esb-linux-arm64": "1.0.0"},
+        ),
+        made.artifact("@mctl/esb-linux-x64", "1.0.0", os=("linux",), cpu=("x64",)),
+        made.artifact("@mctl/esb-linux-arm64", "1.0.0", os=("linux",), cpu=("arm64",)),
+        made.artifact("mctl-plugin", "1.0.0", peer_dependencies={"mctl-host": "^2.0.0"}),
+        made.artifact("mctl-host", "2.1.0"),
+        made.artifact("mctl-host", "3.0.0"),  # outside the peer range: must not be chosen
     ]
     publish_view(made.store, arts, sequence=1)
     config = tmp_path / "mirrorctl.toml"
@@ -151,7 +169,7 @@ def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
         return done.output
 
     cli("-q", "publish", "--to", "pulp")
-    top, _, mid, leaf, other_leaf = arts
+    top, _, mid, leaf, other_leaf = arts[:5]
     chain = [(top, {"mctl-mid": "^1.0.0"}), (mid, {"mctl-leaf": "~2.1.0"}), (leaf, {})]
     public_project(tmp_path / "public", chain, ["@mctl/top"])
     forged = Artifact(
@@ -208,16 +226,37 @@ def test_real_npm_installs_a_scoped_package_and_its_chain_from_pulp(
 
     rc, log = read_step(out, "install")
     assert rc == 0, log
+    for name in ("mctl-esb", "@mctl/esb-linux-x64", "@mctl/esb-linux-arm64", "mctl-plugin", "mctl-host"):
+        assert f"GET 200 {registry}{PACKUMENT_DIR}{name.replace('/', '%2f')} " in log, (name, log)
     rc, log = read_step(out, "require")
     assert rc == 0 and "@mctl/top@1.0.0 mctl-mid@1.4.0 mctl-leaf@2.1.3" in log, log
     lock = json.loads((tmp_path / "proj" / "package-lock.json").read_text())
     pins = {k.removeprefix("node_modules/"): v["version"] for k, v in lock["packages"].items() if k}
-    assert pins == {"@mctl/top": "1.0.0", "mctl-mid": "1.4.0", "mctl-leaf": "2.1.3"}
+    assert pins == {
+        "@mctl/top": "1.0.0",
+        "mctl-mid": "1.4.0",
+        "mctl-leaf": "2.1.3",
+        "mctl-esb": "1.0.0",
+        "@mctl/esb-linux-x64": "1.0.0",  # npm locks every platform's variant (it read both packuments)
+        "@mctl/esb-linux-arm64": "1.0.0",
+        "mctl-plugin": "1.0.0",
+        "mctl-host": "2.1.0",  # the peer, within its range
+    }, pins
+    assert lock["packages"][f"node_modules/@mctl/esb-linux-{OTHER_ARCH}"]["optional"] is True
+    assert lock["packages"][f"node_modules/@mctl/esb-linux-{OTHER_ARCH}"]["cpu"] == [OTHER_ARCH]
+    rc, log = read_step(out, "require-native")
+    assert rc == 0 and f"@mctl/esb-linux-{NODE_ARCH}@1.0.0 mctl-host@2.1.0" in log, log
+    modules = tmp_path / "proj" / "node_modules"
+    assert (modules / "@mctl" / f"esb-linux-{NODE_ARCH}" / "package.json").is_file()
+    assert not (modules / "@mctl" / f"esb-linux-{OTHER_ARCH}").exists()  # the other platform's: skipped
     assert all(v["resolved"].startswith(registry) and v["integrity"] for k, v in lock["packages"].items() if k)
 
     rc, log = read_step(out, "ci")
     assert rc == 0, log
     assert (tmp_path / "proj" / "node_modules" / "mctl-leaf" / "package.json").is_file()
+    assert (modules / "@mctl" / f"esb-linux-{NODE_ARCH}" / "package.json").is_file()
+    assert (modules / "mctl-host" / "package.json").is_file()
+    assert not (modules / "@mctl" / f"esb-linux-{OTHER_ARCH}").exists()
 
     rc, log = read_step(out, "missing")
     assert rc not in (0, 124), log

@@ -375,12 +375,12 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
 
     # --- Pulp follows channel prod (rolled back: the old library; promoted: the new one) -------------------
     _cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
-    lib = _pulp_packument(pulp_service, repo_name, "e2e-lib")
-    assert set(lib["versions"]) == {"1.0.0"} and lib["dist-tags"]["latest"] == "1.0.0", lib
+    lib_doc = _pulp_packument(pulp_service, repo_name, "e2e-lib")
+    assert set(lib_doc["versions"]) == {"1.0.0"} and lib_doc["dist-tags"]["latest"] == "1.0.0", lib_doc
     _cli(ic, "-q", "promote", new_snapshot or "", "--channel", "prod")
     _cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
-    lib = _pulp_packument(pulp_service, repo_name, "e2e-lib")
-    assert set(lib["versions"]) == {"2.0.0"} and lib["dist-tags"]["latest"] == "2.0.0", lib
+    lib_doc = _pulp_packument(pulp_service, repo_name, "e2e-lib")
+    assert set(lib_doc["versions"]) == {"2.0.0"} and lib_doc["dist-tags"]["latest"] == "2.0.0", lib_doc
     native = _pulp_packument(pulp_service, repo_name, "e2e-native")
     assert set(native["versions"]["0.5.0"]["optionalDependencies"]) >= {
         "@e2e/native-linux-x64",
