@@ -12,11 +12,20 @@ import pytest
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
-from mirrorctl.config import Settings
-from mirrorctl.diff import Diff, compute_diff, human_size, load_side
+from mirrorctl.config import Settings, load_settings
+from mirrorctl.diff import Diff, compute_diff, human_size, load_side, render_markdown, render_text
 from mirrorctl.lockfile import Artifact, Companion, Lock, dump_lock
 from mirrorctl.store import Store, View
 from tests.fixtures.bundles import World, fingerprint, make_lock, make_world, read_members, write_members
+from tests.fixtures.mixed_bundles import (
+    APT_BASE_NEW,
+    APT_BASE_OLD,
+    BUMPED,
+    FULL,
+    NPM_LEFT_NEW,
+    NPM_LEFT_OLD,
+    mixed_world,
+)
 
 TARGET = "py3.11-manylinux_2_28_x86_64"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "macosx_11_0_arm64", "win_amd64")
@@ -366,3 +375,55 @@ def test_apt_locks_markdown(tmp_path: Path) -> None:
         "\n"
         "**Total:** +23 kB added, 21 kB removed, net +1.8 kB\n"
     )
+
+
+# --- a full bundle against a delta bundle: the delta's locks are rebuilt from the inside's copies ----------------
+def test_full_bundle_against_delta_bundle_shows_the_bumps_with_sizes(tmp_path: Path) -> None:
+    w = mixed_world(tmp_path)
+    w.set_profile(FULL)
+    full, delta, state = tmp_path / "full.bundle", tmp_path / "delta.bundle", tmp_path / "inside.state"
+    w.cli("outside", "bundle", "export", "--out", str(full))
+    w.cli("inside", "import", str(full))
+    w.cli("inside", "state", "export", "--out", str(state))
+    w.set_profile(BUMPED)
+    w.cli("outside", "bundle", "export", "--since", str(state), "--out", str(delta))
+    settings = load_settings(w.config("inside"))
+    d = compute_diff(load_side(str(full), lambda: settings), load_side(str(delta), lambda: settings))
+    assert d.b.kind == "bundle"
+    by_eco = {e.ecosystem: e for e in d.ecosystems}
+    assert (by_eco["pypi"].changes, by_eco["pypi"].unchanged) == ((), 1)
+    for eco, old_key, new_key in (("apt", APT_BASE_OLD, APT_BASE_NEW), ("npm", NPM_LEFT_OLD, NPM_LEFT_NEW)):
+        old, new = w.arts[old_key], w.arts[new_key]
+        (change,) = by_eco[eco].changes
+        assert (change.name, change.kind, change.old_versions, change.new_versions, change.files) == (
+            old.name, "upgraded", (old.version,), (new.version,), 1
+        )
+        assert (change.bytes_added, change.bytes_removed) == (new.size, old.size)  # the delta holds only new
+        assert by_eco[eco].unchanged == 1
+        net = human_size(new.size - old.size, signed=True)
+        assert f"  ^ {old.name} {old.version} -> {new.version} (1 file, {net})" in render_text(d).splitlines()
+        row = f"| upgraded | {old.name} | {old.version} | {new.version} | 1 | {net} |"
+        assert row in render_markdown(d).splitlines()
+
+
+def test_delta_bundle_without_its_base_in_the_store_refused(tmp_path: Path) -> None:
+    w = mixed_world(tmp_path)
+    w.set_profile(FULL)
+    full, delta, state = tmp_path / "full.bundle", tmp_path / "delta.bundle", tmp_path / "inside.state"
+    w.cli("outside", "bundle", "export", "--out", str(full))
+    w.cli("inside", "import", str(full))
+    w.cli("inside", "state", "export", "--out", str(state))
+    w.set_profile(BUMPED)
+    w.cli("outside", "bundle", "export", "--since", str(state), "--out", str(delta))
+    # Another inside that trusts the key but never imported the base: the delta's locks cannot be rebuilt.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "mirrorctl.toml").write_text(
+        w.config("inside").read_text().replace('path = "s"', f'path = "{other / "store"}"')
+    )
+    code, out = cli("--config", str(other / "mirrorctl.toml"), "diff", str(full), str(delta), cwd=other)
+    flat = out.replace("\n", "")
+    assert code == 2 and str(delta) in flat, out
+    assert "locks/team.lock travels as a line delta" in flat and "which is not in this store" in flat
+    assert "mctl-libbase" not in flat  # nothing of the unverifiable delta is shown
+    assert sorted(p.name for p in other.iterdir()) == ["mirrorctl.toml"]  # diff reads only: no store made
