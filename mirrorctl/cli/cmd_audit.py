@@ -113,9 +113,9 @@ def _state_head(path: Path, settings: Settings) -> tuple[audit.Head, str]:
     from mirrorctl import audit
     from mirrorctl.bundle.state import read_state
     from mirrorctl.errors import IntegrityError, UserError
-    from mirrorctl.signing import key_id, load_private_key, load_trusted_keys
+    from mirrorctl.signing import key_id, load_private_key
 
-    state = read_state(path, load_trusted_keys(settings.trusted_keys))
+    state = read_state(path)  # digest and signature checked; whose key it is, below
     if state.audit_entries is None or state.audit_head is None:
         raise UserError(
             f"{path}: carries no audit head (written by an older mirrorctl, or when the journal was empty)",
