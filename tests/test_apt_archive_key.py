@@ -38,6 +38,18 @@ def test_generate_sign_export(tmp_path: Path) -> None:
     assert (info.fingerprint, info.status, info.algorithm) == (fpr, "current", "ed25519")
 
 
+def test_a_store_under_a_deep_folder_still_signs(tmp_path: Path) -> None:
+    # gpg-agent's socket path must fit in 108 bytes; a deep store path used to fail with "No agent running".
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "store" / "keys"
+    key = ArchiveKey(deep)
+    assert len(str(key.home / "S.gpg-agent.browser")) > 108
+    fpr = key.generate()
+    assert key.signers() == [fpr]
+    signed = key.clearsign(b"Origin: deep\n")
+    assert _gpgv(key.public_keyring(), signed, tmp_path).returncode == 0
+    assert (key.home / "pubring.kbx").exists()  # the key lives in the store's home, not in the alias folder
+
+
 def test_no_key_is_a_clear_error(tmp_path: Path) -> None:
     key = ArchiveKey(tmp_path / "keys")
     for call in (key.signers, key.public_keyring, lambda: key.clearsign(b"x"), key.show, key.rotate):

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -82,8 +83,34 @@ class KeyInfo:
     status: str  # "current", "retiring until <time>", "retired"
 
 
+# gpg-agent binds its sockets inside the GNUPGHOME, and a Unix socket path must fit in 108 bytes: a store under
+# a deep folder would make every gpg call fail with "No agent running". Such a home is reached through a short
+# symlink in a private temporary folder (mode 0700, ours), one per home and process, removed at exit.
+_SOCKET_ROOM = 80  # longest home used as is: room for "/S.gpg-agent.browser" and the 108-byte limit
+_aliases: dict[str, Path] = {}
+
+
+def _short_home(home: Path) -> Path:
+    if len(os.fsencode(str(home))) <= _SOCKET_ROOM:
+        return home
+    with _locks_guard:
+        alias = _aliases.get(str(home))
+        if alias is None:
+            folder = Path(tempfile.mkdtemp(prefix="mctl-gpg-"))
+            alias = folder / "h"
+            alias.symlink_to(home.absolute())
+            _aliases[str(home)] = alias
+            atexit.register(_drop_alias, alias)
+        return alias
+
+
+def _drop_alias(alias: Path) -> None:
+    _kill_agent(alias)
+    shutil.rmtree(alias.parent, ignore_errors=True)
+
+
 def _run_gpg(home: Path, args: Sequence[str], *, data: bytes | None = None, timeout: float, what: str) -> bytes:
-    cmd = ["gpg", "--batch", "--no-tty", "--quiet", "--homedir", str(home), *args]
+    cmd = ["gpg", "--batch", "--no-tty", "--quiet", "--homedir", str(_short_home(home)), *args]
     try:
         proc = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError as exc:
@@ -102,7 +129,8 @@ def _run_gpg(home: Path, args: Sequence[str], *, data: bytes | None = None, time
 def _kill_agent(home: Path) -> None:
     # Each GNUPGHOME gets its own gpg-agent; do not leave one behind per command.
     subprocess.run(
-        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, timeout=15, check=False
+        ["gpgconf", "--homedir", str(_short_home(home)), "--kill", "gpg-agent"],
+        capture_output=True, timeout=15, check=False,
     )
 
 
