@@ -6,6 +6,7 @@ clear errors (nothing written) for a range nothing satisfies, a missing package,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -517,3 +518,34 @@ def test_pick_version_prefers_latest_then_fresh_then_highest() -> None:
     assert pick_version(only_bad, "^1") == "1.1.0"
     loose = doc({"1.0.0": None, "1.2.3": None}, "1.0.0")
     assert pick_version(loose, ">= 1.1 < 2") == "1.2.3"
+
+
+async def test_lock_records_the_upstream_dist_tags(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
+    populate(npm_registry)
+    npm_registry.set_tag("tool", "stable", "2.0.0")
+    npm_registry.set_tag("tool", "1.x", "2.0.0")  # a tag npm would read as a range: never recorded
+    npm_registry.set_tag("tool", "canary", "3.0.0")
+    text = PROFILE.replace('"tool@latest"', '"tool@latest", "tool@next"')
+    arts, lock_text = await lock(tmp_path, npm_registry.url, text)
+    tags = {(a.name, a.version): a.attrs.get("dist-tags") for a in arts}
+    assert tags[("tool", "2.0.0")] == "latest,stable"
+    assert tags[("tool", "3.0.0")] == "canary,next"
+    assert tags[("@acme/liba", "1.2.5")] is None, "1.3.0 is latest; 1.2.5 has no tag: the attr is omitted"
+    assert tags[("left-pad", "1.3.0")] == "latest"
+    assert 'dist-tags = "canary,next"' in lock_text
+    assert (await lock(tmp_path, npm_registry.url, text))[1] == lock_text, "deterministic"
+
+
+async def test_check_lock_and_locks_without_dist_tags(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
+    populate(npm_registry)
+    text = PROFILE.replace('"tool@latest"', '"tool@next"')
+    arts = await resolve(tmp_path, npm_registry.url, text)
+    assert check_lock(spec_of(tmp_path, text), arts) == []
+    # A lock made before dist-tags were recorded: accepted for ranges and latest (the mirror's latest is then
+    # the highest mirrored release), resolved again for another tag the mirror could not serve.
+    def untagged(arts: list[Artifact]) -> list[Artifact]:
+        return [dataclasses.replace(a, attrs={k: v for k, v in a.attrs.items() if k != "dist-tags"}) for a in arts]
+
+    (problem,) = check_lock(spec_of(tmp_path, text), untagged(arts))
+    assert "tool@next: the lock records no dist-tag 'next'" in problem and "lock again" in problem
+    assert check_lock(spec_of(tmp_path, PROFILE), untagged(await resolve(tmp_path, npm_registry.url))) == []

@@ -3,6 +3,7 @@ which paths the files get, and refusals before anything is uploaded."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -41,3 +42,32 @@ def test_a_name_outside_npm_grammar_is_refused_before_anything_is_uploaded(tmp_p
         registry_files([good, bad], store, ENDPOINT)
     assert f"npm {name} 1.0.0" in err.value.message and "not published" in err.value.message
     assert "not a valid npm package name" in err.value.message
+
+
+def test_packuments_carry_the_recorded_dist_tags(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+
+    def tagged(a: Artifact, tags: str) -> Artifact:
+        return dataclasses.replace(a, attrs={**a.attrs, "dist-tags": tags})
+
+    arts = [
+        tagged(npm_artifact(store, PkgSpec("tool", "2.0.0")), "latest"),
+        npm_artifact(store, PkgSpec("tool", "2.5.0")),
+        tagged(npm_artifact(store, PkgSpec("tool", "3.0.0")), "next"),
+        tagged(npm_artifact(store, PkgSpec("old", "1.0.0")), "next"),  # two locks disagree: the highest wins
+        tagged(npm_artifact(store, PkgSpec("old", "1.1.0")), "next"),
+        npm_artifact(store, PkgSpec("plain", "1.0.0")),  # a lock made before tags were recorded
+        npm_artifact(store, PkgSpec("plain", "1.1.0-rc.1")),
+    ]
+    files = {f.relative_path: f for f in registry_files(arts, store, ENDPOINT)}
+
+    def doc(name: str) -> dict[str, object]:
+        return dict(json.loads(files[f"-/packuments/{name}"].data or b""))
+
+    tool = doc("tool")
+    # the upstream's latest (2.0.0) although 2.5.0 is higher; next at the mirrored 3.0.0
+    assert tool["dist-tags"] == {"latest": "2.0.0", "next": "3.0.0"}
+    assert doc("old")["dist-tags"] == {"latest": "1.1.0", "next": "1.1.0"}
+    assert doc("plain")["dist-tags"] == {"latest": "1.0.0"}
+    again = {f.relative_path: f for f in registry_files(list(reversed(arts)), store, ENDPOINT)}
+    assert again["-/packuments/old"].data == files["-/packuments/old"].data, "deterministic, whatever the order"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -14,15 +15,20 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mirrorctl.config import Upstream
+from mirrorctl.ecosystems.base import ResolveContext
 from mirrorctl.ecosystems.npm import NpmEcosystem
 from mirrorctl.ecosystems.npm.manifest import ManifestCache, read_tarball_info
-from mirrorctl.ecosystems.npm.serve import CORGI_TYPE, latest_version, wants_corgi
+from mirrorctl.ecosystems.npm.resolver import resolve_spec
+from mirrorctl.ecosystems.npm.serve import CORGI_TYPE, dist_tags, latest_version, wants_corgi
 from mirrorctl.errors import IntegrityError
 from mirrorctl.lockfile import Artifact
+from mirrorctl.profiles import load_profile
+from mirrorctl.progress import SILENT
 from mirrorctl.serve import create_app
 from mirrorctl.store import Store
 
-from .fixtures.npm_registry import PkgSpec
+from .fixtures.npm_registry import FixtureNpmRegistry, PkgSpec, npm_registry_fixture  # noqa: F401
 from .fixtures.npm_store import npm_artifact
 from .fixtures.store_content import publish_view
 
@@ -357,3 +363,79 @@ async def test_server_keeps_manifests_in_the_store_cache(
     assert (await client.get("/npm/left-pad")).status_code == 200
     a = art(served[1], "left-pad", "1.3.0")
     assert (served[0].root / "cache" / "npm-manifests" / f"{a.sha256}.json").is_file()
+
+
+# --- dist-tags ----------------------------------------------------------------------------------------------
+
+
+def tagged(a: Artifact, tags: str) -> Artifact:
+    """``a`` as a lock that recorded the upstream's dist-tags for it writes it."""
+    return dataclasses.replace(a, attrs={**a.attrs, "dist-tags": tags})
+
+
+def test_dist_tags_rule() -> None:
+    a1, a2, a3, pre = (
+        Artifact("npm", "t", v, f"t-{v}.tgz", 1, f"{i:064x}", ("linux-x64",), {})
+        for i, v in enumerate(("1.0.0", "2.0.0", "3.0.0", "4.0.0-rc.1"))
+    )
+    assert dist_tags([a1, a2, a3, pre]) == {"latest": "3.0.0"}, "no recorded tag: the highest release"
+    assert dist_tags([a1, tagged(a2, "latest"), a3]) == {"latest": "2.0.0"}, "the upstream's latest, mirrored"
+    assert dist_tags([a1, tagged(a2, "beta,next"), tagged(pre, "canary")]) == {
+        "beta": "2.0.0",
+        "canary": "4.0.0-rc.1",
+        "latest": "2.0.0",
+        "next": "2.0.0",
+    }
+    # Two locks disagree (made at different times): the highest tagged version, whatever the order.
+    for order in ([tagged(a1, "latest,next"), tagged(a2, "next")], [tagged(a2, "next"), tagged(a1, "latest,next")]):
+        assert dist_tags([*order, a3]) == {"latest": "1.0.0", "next": "2.0.0"}
+    # Names npm would read as a version or a range, and anything outside the tag grammar, are not published.
+    assert dist_tags([tagged(a1, "1.x,^2,../x,a b,,ok")]) == {"latest": "1.0.0", "ok": "1.0.0"}
+
+
+async def test_recorded_tags_served_in_full_and_corgi_documents(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    tags = {("@acme/liba", "1.0.0"): "next", ("@acme/liba", "2.0.0-beta.1"): "beta", ("left-pad", "1.3.0"): "latest"}
+    arts = [npm_artifact(store, s) for s in PACKAGES]
+    arts = [tagged(a, tags[(a.name, a.version)]) if (a.name, a.version) in tags else a for a in arts]
+    publish_view(store, arts)
+    app = create_app(store, {"npm": NpmEcosystem()})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        want = {"beta": "2.0.0-beta.1", "latest": "1.1.0", "next": "1.0.0"}  # latest: not recorded, highest release
+        assert (await c.get("/npm/@acme%2fliba")).json()["dist-tags"] == want
+        corgi = await c.get("/npm/@acme%2fliba", headers={"Accept": PACOTE_CORGI_ACCEPT})
+        assert corgi.headers["content-type"].startswith(CORGI_TYPE) and corgi.json()["dist-tags"] == want
+        assert (await c.get("/npm/@acme%2fliba/next")).json()["version"] == "1.0.0"
+        assert (await c.get("/npm/@acme%2fliba/beta")).json()["version"] == "2.0.0-beta.1"
+        assert (await c.get("/npm/@acme%2fliba/canary")).status_code == 404
+        assert (await c.get("/npm/left-pad")).json()["dist-tags"] == {"latest": "1.3.0"}
+
+
+async def test_tool_at_next_through_lock_and_serve(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
+    """What `npm install tool@next` reads inside: the served packument's dist-tags.next, then that tarball."""
+    npm_registry.add(PkgSpec("tool", "2.0.0"), tags={"latest": "2.0.0"})
+    npm_registry.add(PkgSpec("tool", "2.5.0"))
+    npm_registry.add(PkgSpec("tool", "3.0.0"), tags={"next": "3.0.0"})
+    npm_registry.add(PkgSpec("tool", "4.0.0-canary.1"), tags={"canary": "4.0.0-canary.1"})
+    profile = tmp_path / "profiles" / "web.toml"
+    profile.parent.mkdir()
+    profile.write_text('[npm]\npackages = ["tool@next", "tool@~2.5"]\nplatforms = ["linux-x64"]\n')
+    spec = load_profile(profile, {"npm": NpmEcosystem()}).specs["npm"]
+    store = Store(tmp_path / "store")
+    async with httpx.AsyncClient() as http:
+        ctx = ResolveContext(http, Upstream("npm", npm_registry.url), SILENT, "web", store=store)
+        arts = await resolve_spec(spec, ctx)
+    assert {(a.version, a.attrs.get("dist-tags")) for a in arts} == {("3.0.0", "next"), ("2.5.0", None)}
+    publish_view(store, arts)
+    app = create_app(store, {"npm": NpmEcosystem()})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        for accept in ("application/json", PACOTE_CORGI_ACCEPT):
+            doc = (await c.get("/npm/tool", headers={"Accept": accept})).json()
+            # canary points at a version not mirrored: not listed; the upstream's latest (2.0.0) is not
+            # mirrored either: latest is the highest mirrored release.
+            assert doc["dist-tags"] == {"latest": "3.0.0", "next": "3.0.0"}, doc["dist-tags"]
+            assert sorted(doc["versions"]) == ["2.5.0", "3.0.0"]
+        version = doc["versions"][doc["dist-tags"]["next"]]
+        body = (await c.get(version["dist"]["tarball"])).content
+        assert body == npm_registry.entry("tool", "3.0.0").data
+        assert "sha512-" + base64.b64encode(hashlib.sha512(body).digest()).decode() == version["dist"]["integrity"]

@@ -47,6 +47,15 @@ from .registry import Packument, RegistryClient, Tarball, sri_hashes
 from .spec import NpmSpec, Platform, Root, classify, split_arg, tarball_filename, valid_name, valid_version
 
 Chain = tuple[str, ...]
+# The lock attr naming the upstream dist-tags that pointed at the locked version ("latest,next"): what serve and
+# the Pulp layout publish as the mirror's dist-tags (npm/serve.py ``dist_tags``).
+DIST_TAGS_ATTR = "dist-tags"
+
+
+def recorded_tags(dist_tags: Mapping[str, str], version: str) -> list[str]:
+    """The upstream's tags pointing at ``version``, sorted; only names npm accepts as tags (never a version or
+    range, never a ``,`` that would split the attr)."""
+    return sorted(t for t, v in dist_tags.items() if v == version and classify(t) == "tag")
 
 
 @dataclass
@@ -335,6 +344,9 @@ class Resolver:
                 f"npm: {node.name}@{node.version} has no sha512 integrity upstream (verified by shasum only); "
                 "the lock records the sha512 of the verified bytes"
             )
+        tags = recorded_tags(doc.dist_tags, node.version)
+        if tags:
+            attrs[DIST_TAGS_ATTR] = ",".join(tags)
         deprecated = doc.versions[node.version].get("deprecated")
         if isinstance(deprecated, str) and deprecated:
             attrs["deprecated"] = deprecated
@@ -441,7 +453,9 @@ async def resolve_spec(spec: NpmSpec, ctx: ResolveContext) -> list[Artifact]:
 
 def check_lock(spec: NpmSpec, artifacts: Sequence[Artifact]) -> list[str]:
     """Problems that make the locked set no longer fit the spec (reads no network): a missing or extra
-    platform, a profile package or package-lock pin the locked versions no longer meet."""
+    platform, a profile package or package-lock pin the locked versions no longer meet, a dist-tag the profile
+    names that the lock does not record (an older lock: resolved again). A lock without any ``dist-tags`` attr
+    is otherwise accepted: the mirror then publishes ``latest`` only, as the highest mirrored release."""
     problems: list[str] = []
     wanted = set(spec.target_ids())
     locked_targets = {t for a in artifacts for t in a.targets}
@@ -458,13 +472,27 @@ def check_lock(spec: NpmSpec, artifacts: Sequence[Artifact]) -> list[str]:
         if root.exact:
             ok = any(a.version == root.spec for a in have)
         elif classify(root.spec) == "tag":
-            ok = bool(have)  # where a tag points is the upstream's to say; checked when locking
+            # Where a tag points is the upstream's to say (checked when locking), but the mirror must be able
+            # to serve the tag: a lock made before tags were recorded serves only ``latest``.
+            tag = root.spec.strip()
+            ok = bool(have)
+            if ok and tag != "latest" and not any(tag in _tags_of(a) for a in have):
+                problems.append(
+                    f"npm: {root.origin}: {root.label}: the lock records no dist-tag {tag!r} (made before "
+                    f"dist-tags were recorded), so the mirror could not serve {root.name}@{tag}; lock again"
+                )
+                continue
         else:
             rng = root.spec.strip() or "*"
             ok = any(_satisfies(a.version, rng) for a in have)
         if not ok and not (root.optional and not have):
             problems.append(f"npm: {root.origin}: {root.label} is not met by the locked versions")
     return problems
+
+
+def _tags_of(a: Artifact) -> list[str]:
+    value = a.attrs.get(DIST_TAGS_ATTR)
+    return value.split(",") if isinstance(value, str) and value else []
 
 
 def _satisfies(version: str, rng: str) -> bool:

@@ -8,8 +8,9 @@ Mounted at ``/npm``::
     /npm/<name>/-/<file>.tgz         the tarball, byte-identical; ETag = sha256, Range requests
     /npm/-/ping                      what ``npm ping`` asks
 
-Only what the view holds is listed: versions the view does not carry do not exist here, ``dist-tags.latest``
-is the highest mirrored release (or the highest version when all are prereleases), and every ``dist.tarball``
+Only what the view holds is listed: versions the view does not carry do not exist here, ``dist-tags`` are
+those the locks recorded (attr ``dist-tags``: the upstream's tags that pointed at a locked version) with
+``latest`` the highest mirrored release when no lock recorded it (see :func:`dist_tags`), and every ``dist.tarball``
 points at this mirror, built from the request's own URL so the same view works under any host name. A name
 the view does not carry gets a fast JSON 404, which npm reports at once (it does not retry a 404).
 
@@ -115,6 +116,30 @@ def latest_version(versions: Sequence[str]) -> str:
     return (releases or list(versions))[-1]
 
 
+DIST_TAGS_ATTR = "dist-tags"  # the lock attr (npm/resolver.py): "latest,next", the tags upstream had
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
+
+
+def dist_tags(artifacts: Sequence[Artifact]) -> dict[str, str]:
+    """The ``dist-tags`` a package's mirrored artifacts (not empty) publish, sorted by tag.
+
+    Every tag a lock recorded on a mirrored version; when locks disagree (several versions carry one tag), the
+    highest of them. ``latest`` is always present: the upstream's when its version is mirrored, else the
+    highest mirrored release (the highest version when all are prereleases), which is also the rule for
+    locks made before tags were recorded."""
+    tagged: dict[str, set[str]] = {}
+    for a in artifacts:
+        value = a.attrs.get(DIST_TAGS_ATTR)
+        for tag in value.split(",") if isinstance(value, str) else ():
+            # Only tag names npm accepts (never a version or range: npm would read those as such).
+            if _TAG.match(tag) and nodesemver.valid_range(tag, loose=True) is None:
+                tagged.setdefault(tag, set()).add(a.version)
+    tags = {tag: sorted(versions, key=_VERSION_KEY)[-1] for tag, versions in tagged.items()}
+    if "latest" not in tags:
+        tags["latest"] = latest_version(sorted({a.version for a in artifacts}, key=_VERSION_KEY))
+    return dict(sorted(tags.items()))
+
+
 # --- the per-view index ------------------------------------------------------------------------------------
 
 
@@ -123,6 +148,7 @@ class _Package:
     name: str
     versions: tuple[Artifact, ...]  # one per version, ascending
     files: Mapping[str, Artifact]  # tarball filename -> artifact
+    tags: Mapping[str, str]  # dist-tags (see dist_tags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +174,7 @@ def build_index(view: ServedView) -> _Index:
         for a in sorted(arts, key=lambda a: (a.version, a.filename, a.sha256)):
             by_version.setdefault(a.version, a)  # a view never holds two tarballs of one version; if so, one
         ordered = tuple(by_version[v] for v in sorted(by_version, key=_VERSION_KEY))
-        packages[name] = _Package(name, ordered, {a.filename: a for a in ordered})
+        packages[name] = _Package(name, ordered, {a.filename: a for a in ordered}, dist_tags(arts))
     return _Index(view.view_id, _view_created(view), packages)
 
 
@@ -226,8 +252,8 @@ def packument(
 ) -> dict[str, Any]:
     """The whole document for one package; ``infos`` by sha256, ``registry`` ends with ``/``."""
     versions = {a.version: version_document(a, infos[a.sha256], registry, corgi=corgi) for a in package.versions}
-    latest = latest_version([a.version for a in package.versions])
-    tags = {"latest": latest}
+    tags = dict(package.tags)
+    latest = tags["latest"]
     if corgi:
         return {"name": package.name, "modified": created, "dist-tags": tags, "versions": versions}
     doc: dict[str, Any] = {"_id": package.name, "name": package.name, "dist-tags": tags}
@@ -322,7 +348,7 @@ def make_app(content: ServedContent) -> Router:
         registry = _registry_url(request)
         if rest:  # /<name>/<version or tag>
             wanted = rest[0]
-            version = latest_version([a.version for a in package.versions]) if wanted == "latest" else wanted
+            version = package.tags.get(wanted, wanted)
             art = next((a for a in package.versions if a.version == version), None)
             if art is None or len(rest) != 1:
                 return _not_found()

@@ -29,8 +29,9 @@ pulp_file has no pull-through (its remote lacks ``get_remote_artifact_content_ty
 Packuments are served as ``application/octet-stream`` (no extension); npm parses the body as JSON whatever the
 type (tried with npm 11). A packument carries, for each version, what ``mirrorctl serve`` serves
 (npm/serve.py ``version_document``: the tarball's own package.json read by npm/manifest.py, ``_id``, ``dist``
-{tarball, integrity, shasum, fileCount, unpackedSize}, ``deprecated`` from the lock); ``dist-tags.latest`` is
-the highest release (the highest version when there are only prereleases). The bytes are deterministic
+{tarball, integrity, shasum, fileCount, unpackedSize}, ``deprecated`` from the lock); ``dist-tags`` are those
+``mirrorctl serve`` publishes (npm/serve.py ``dist_tags``: the tags the locks recorded, ``latest`` the highest
+release when none recorded it). The bytes are deterministic
 (sorted keys, no timestamps), so an unchanged set makes the same packuments and a republish changes nothing.
 """
 
@@ -50,7 +51,7 @@ import nodesemver
 
 from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_DIR
 from mirrorctl.ecosystems.npm.manifest import read_tarball_info
-from mirrorctl.ecosystems.npm.serve import version_document
+from mirrorctl.ecosystems.npm.serve import dist_tags, version_document
 from mirrorctl.ecosystems.npm.spec import validate_artifact
 from mirrorctl.errors import MirrorctlError, TargetError
 from mirrorctl.lockfile import Artifact
@@ -84,11 +85,6 @@ def _sort_versions(versions: Sequence[str]) -> list[str]:
     return sorted(versions, key=nodesemver.cmp_to_key(lambda a, b: int(nodesemver.compare(a, b, loose=True))))
 
 
-def _latest(ordered: Sequence[str]) -> str:
-    releases = [v for v in ordered if not nodesemver.parse(v, loose=True).prerelease]
-    return (releases or list(ordered))[-1]
-
-
 def version_object(artifact: Artifact, path: Path, registry_url: str) -> dict[str, Any]:
     """The version entry ``mirrorctl serve`` serves (npm/serve.py ``version_document``), tarball in this layout."""
     label = f"npm {artifact.name} {artifact.version} ({artifact.filename})"
@@ -108,12 +104,12 @@ def version_object(artifact: Artifact, path: Path, registry_url: str) -> dict[st
     return doc
 
 
-def render_packument(name: str, versions: Mapping[str, dict[str, Any]]) -> bytes:
+def render_packument(name: str, versions: Mapping[str, dict[str, Any]], tags: Mapping[str, str]) -> bytes:
     ordered = _sort_versions(list(versions))
     doc = {
         "_id": name,
         "name": name,
-        "dist-tags": {"latest": _latest(ordered)},
+        "dist-tags": dict(tags),
         "versions": {v: versions[v] for v in ordered},
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -123,6 +119,7 @@ def registry_files(artifacts: Sequence[Artifact], store: Store, registry_url: st
     """Every file of the layout: each tarball (from the store) and one generated packument per package."""
     files: list[PublishFile] = []
     by_name: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    arts_by_name: dict[str, list[Artifact]] = defaultdict(list)
     for a in sorted(artifacts, key=lambda a: (a.name, a.filename)):
         label = f"npm {a.name} {a.version} ({a.filename})"
         try:
@@ -134,9 +131,10 @@ def registry_files(artifacts: Sequence[Artifact], store: Store, registry_url: st
         if not path.is_file():
             raise TargetError(f"{label}: blob {a.sha256} is not in the store", hint="run `mirrorctl verify`")
         by_name[a.name][a.version] = version_object(a, path, registry_url)
+        arts_by_name[a.name].append(a)
         files.append(PublishFile(rel, a.sha256, a.size, a))
     for name, versions in sorted(by_name.items()):
-        data = render_packument(name, versions)
+        data = render_packument(name, versions, dist_tags(arts_by_name[name]))
         files.append(PublishFile(packument_path(name), hashlib.sha256(data).hexdigest(), len(data), None, data))
     return files
 
