@@ -3,9 +3,11 @@
 A side is one of:
 
 * a lock file (``*.lock``);
-* a bundle (``*.bundle``), only after it verifies completely with the trusted keys: an unverified bundle's
-  locks are the claims of whoever wrote the file, so they are never shown as fact;
-* a view of the store (``view:<id>``) or the view being served (``current``).
+* a bundle (``*.bundle``, or a chunked bundle's ``*.parts.json`` index or any ``*.partNNNN``, its parts found
+  beside it and in the ``search`` folders), only after it verifies completely with the trusted keys: an
+  unverified bundle's locks are the claims of whoever wrote the file, so they are never shown as fact;
+* a view of the store (``view:<id>``), the snapshot a channel points at (``channel:<name>``), or the view being
+  served (``current``).
 
 Files are grouped per (ecosystem, project name), so a version bump of a project with four wheels is one change
 with four files. A file's size counts its companions (e.g. PEP 658 metadata): that is what crosses the gap.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +39,10 @@ from mirrorctl.store import Store
 
 KINDS = ("added", "removed", "upgraded", "downgraded", "changed")
 _SIGN = {"added": "+", "removed": "-", "upgraded": "^", "downgraded": "v", "changed": "~"}
-KIND_HELP = "a *.lock file, a *.bundle file (verified with [trust] keys), view:<id>, or current"
+KIND_HELP = (
+    "a *.lock file, a *.bundle file or a chunked bundle's *.parts.json (verified with [trust] keys), view:<id>, "
+    "channel:<name>, or current"
+)
 
 
 # --- per-ecosystem rules: how names fold and versions order (no ecosystem module imported) ----------------------
@@ -97,16 +103,33 @@ def load_side(
     *,
     now: datetime | None = None,
     ecosystems: Mapping[str, Any] | None = None,
+    search: Sequence[Path] = (),
 ) -> Side:
     """Read one side. ``settings`` is called only for a bundle (trusted keys) or a view (the store).
+    ``search``: more folders where a chunked bundle's parts may lie.
 
     Example: ``load_side("profiles/web.lock", lambda: settings)``
     """
     if spec == "current" or spec.startswith("view:"):
         return _load_view(spec, Store(settings().store_path))
+    if spec.startswith("channel:"):
+        return _load_channel(spec, Store(settings().store_path))
     path = Path(spec)
+    if _is_chunked(path):
+        from mirrorctl.bundle.chunks import resolve_bundle
+
+        # A missing or damaged part is named by resolve_bundle (UserError / BundleRefused).
+        try:
+            source = resolve_bundle(path, search)
+        except BundleRefused as exc:
+            raise UserError(exc.message, hint=exc.hint) from exc
+        return _load_bundle(source, spec, settings(), now or datetime.now(UTC), ecosystems)
     if path.suffix not in (".lock", ".bundle"):
         raise UserError(f"{spec}: unknown kind of diff side", hint=f"give {KIND_HELP}")
+    if path.suffix == ".bundle" and not path.exists() and (path.parent / (path.name + ".parts.json")).exists():
+        from mirrorctl.bundle.chunks import resolve_bundle
+
+        return _load_bundle(resolve_bundle(path, search), spec, settings(), now or datetime.now(UTC), ecosystems)
     if not path.exists():
         raise UserError(f"{path}: file not found")
     if not path.is_file():
@@ -140,6 +163,24 @@ def _load_bundle(
             hint="diff reads a bundle only once it verifies; get an untouched copy or check [trust] keys",
         ) from exc
     return Side(spec, "bundle", spec, tuple(verified.artifacts))
+
+
+def _is_chunked(path: Path) -> bool:
+    from mirrorctl.bundle.chunks import INDEX_SUFFIX
+
+    return path.name.endswith(INDEX_SUFFIX) or re.search(r"\.part\d{4}$", path.name) is not None
+
+
+def _load_channel(spec: str, store: Store) -> Side:
+    from mirrorctl.channels import require_channel
+
+    name = spec.removeprefix("channel:")
+    try:
+        view_id = require_channel(store, name)
+    except UserError as exc:
+        raise UserError(f"{spec}: {exc.message}", hint=exc.hint) from exc
+    side = _load_view(f"view:{view_id}", store)
+    return Side(spec, "view", f"{spec} (view:{view_id})", side.artifacts)
 
 
 def _load_view(spec: str, store: Store) -> Side:

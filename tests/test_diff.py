@@ -427,3 +427,40 @@ def test_delta_bundle_without_its_base_in_the_store_refused(tmp_path: Path) -> N
     assert "locks/team.lock travels as a line delta" in flat and "which is not in this store" in flat
     assert "mctl-libbase" not in flat  # nothing of the unverifiable delta is shown
     assert sorted(p.name for p in other.iterdir()) == ["mirrorctl.toml"]  # diff reads only: no store made
+
+
+# --- chunked bundles and channels ------------------------------------------------------------------------------
+def test_chunked_bundle_side_from_two_folders_and_a_missing_part_named(world: World, tmp_path: Path) -> None:
+    whole = world.export("whole.bundle")
+    world.export("web.bundle", chunk_size=4096)
+    parts = sorted(world.root.glob("web.bundle.part[0-9]*"))
+    assert len(parts) >= 3
+    other = tmp_path / "usb-b"
+    other.mkdir()
+    for part in parts[1::2]:
+        part.rename(other / part.name)
+    index = world.root / "web.bundle.parts.json"
+    code, out = cli("diff", str(whole), str(index), "--from", str(other), "--format", "json", cwd=tmp_path)
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["b"]["kind"] == "bundle"
+    assert doc["ecosystems"]["pypi"]["summary"]["unchanged"] == len({a.name for a in world.artifacts})
+    code, out = cli("diff", "old.lock", str(index), cwd=tmp_path)  # the parts in usb-b are not looked for
+    flat = out.replace("\n", "")
+    assert code == 2 and parts[1].name in flat and "missing" in flat, out
+
+
+def test_channel_sides(tmp_path: Path) -> None:
+    (tmp_path / "mirrorctl.toml").write_text('[store]\npath = "store"\n')
+    store = Store(tmp_path / "store")
+    _view(store, "v1", OLD, 1)
+    _view(store, "v2", NEW, 2)
+    store.switch_channel("prod", "v1")
+    store.switch_channel("staging", "v2")
+    code, out = cli("diff", "channel:prod", "channel:staging", cwd=tmp_path)
+    assert code == 0, out
+    assert out.startswith("diff channel:prod (view:v1) -> channel:staging (view:v2)\n")
+    assert "  ^ requests 2.31.0 -> 2.32.3 (4 files, +12 kB)\n" in out
+    code, out = cli("diff", "channel:prod", "channel:nope", cwd=tmp_path)
+    flat = out.replace("\n", "")
+    assert code == 2 and "channel:nope" in flat and "no channel 'nope'" in flat and "prod" in flat, out

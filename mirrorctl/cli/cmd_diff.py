@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,11 +23,22 @@ class DiffFormat(StrEnum):
 
 def diff_cmd(
     ctx: typer.Context,
-    a: Annotated[str, typer.Argument(metavar="A", help="The old side: a *.lock, a *.bundle, view:<id>, or current.")],
+    a: Annotated[
+        str,
+        typer.Argument(
+            metavar="A",
+            help="The old side: a *.lock, a *.bundle (or a chunked bundle's *.parts.json), view:<id>, "
+            "channel:<name>, or current.",
+        ),
+    ],
     b: Annotated[str, typer.Argument(metavar="B", help="The new side, same kinds as A.")],
     fmt: Annotated[
         DiffFormat, typer.Option("--format", help="text (default), markdown (for a change ticket), or json.")
     ] = DiffFormat.text,
+    from_dirs: Annotated[
+        list[Path] | None,
+        typer.Option("--from", help="A folder holding parts of a chunked bundle; repeatable, any order."),
+    ] = None,
 ) -> None:
     """Show what changes from A to B per ecosystem: added, removed, upgraded, downgraded, with sizes.
 
@@ -34,6 +46,8 @@ def diff_cmd(
     a missing file, an unknown kind or a bundle that does not verify exits 2.
 
     Example: mirrorctl diff current /media/usb/web-2026-03-01.bundle --format markdown
+
+    Example: mirrorctl diff channel:prod channel:staging
     """
     from mirrorctl.diff import RENDERERS, compute_diff, load_side
 
@@ -44,8 +58,9 @@ def diff_cmd(
     def run() -> str:
         now = datetime.now(UTC)
         ecosystems = load_ecosystems()
-        old = load_side(a, settings, now=now, ecosystems=ecosystems)
-        new = load_side(b, settings, now=now, ecosystems=ecosystems)
+        search = list(from_dirs or ())
+        old = load_side(a, settings, now=now, ecosystems=ecosystems, search=search)
+        new = load_side(b, settings, now=now, ecosystems=ecosystems, search=search)
         return RENDERERS[fmt.value](compute_diff(old, new))
 
     typer.echo(run_sync(run, obj), nl=False)
