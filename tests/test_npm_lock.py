@@ -549,3 +549,28 @@ async def test_check_lock_and_locks_without_dist_tags(npm_registry: FixtureNpmRe
     (problem,) = check_lock(spec_of(tmp_path, text), untagged(arts))
     assert "tool@next: the lock records no dist-tag 'next'" in problem and "lock again" in problem
     assert check_lock(spec_of(tmp_path, PROFILE), untagged(await resolve(tmp_path, npm_registry.url))) == []
+
+
+async def test_alias_inside_a_dependency_resolves_the_real_package(
+    npm_registry: FixtureNpmRegistry, tmp_path: Path
+) -> None:
+    # "fake" exists nowhere: only the alias branch turns it into real@^1.
+    npm_registry.add(PkgSpec("host", "1.0.0", dependencies={"fake": "npm:real@^1"}))
+    npm_registry.add(PkgSpec("real", "1.0.0"))
+    npm_registry.add(PkgSpec("real", "1.1.0", dependencies={"left-pad": "^1"}))
+    npm_registry.add(PkgSpec("real", "2.0.0"))
+    npm_registry.add(PkgSpec("left-pad", "1.3.0"))
+    text = '[npm]\npackages = ["host@^1"]\nplatforms = ["linux-x64"]\n'
+    got = closure(await resolve(tmp_path, npm_registry.url, text))
+    assert got == {("host", "1.0.0"): {X64}, ("real", "1.1.0"): {X64}, ("left-pad", "1.3.0"): {X64}}
+    assert npm_registry.requests["/fake"] == 0, "the alias is the install folder's name, never requested"
+
+
+async def test_include_peer_false_excludes_peers(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
+    populate(npm_registry)
+    with_peers = closure(await resolve(tmp_path, npm_registry.url))
+    assert ("react-ish", "18.2.0") in with_peers, "the default installs peers, as npm 7+ does"
+    text = PROFILE + "include-peer = false\n"
+    got = closure(await resolve(tmp_path, npm_registry.url, text))
+    assert got == {k: v for k, v in EXPECTED.items() if k[0] != "react-ish"}
+    assert not any(n == "react-ish" for n, _ in got)

@@ -11,13 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
-from mirrorctl.ecosystems.base import Ecosystem
+from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
 from mirrorctl.ecosystems.npm import NpmEcosystem
 from mirrorctl.ecosystems.npm.spec import NpmSpec, Platform, split_arg, validate_artifact
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.errors import BundleRefused, ProfileError
-from mirrorctl.lockfile import Artifact
+from mirrorctl.lockfile import Artifact, read_lock
 from mirrorctl.profiles import load_profile
+from tests.fixtures.npm_registry import FixtureNpmRegistry, PkgSpec, npm_registry_fixture  # noqa: F401
 
 GOOD = """\
 [npm]
@@ -149,8 +150,7 @@ def test_bad_package_json_names_the_file_and_entry(tmp_path: Path) -> None:
 def test_refusals_exit_2_through_cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, fragments: list[str]
 ) -> None:
-    # The npm entry point is registered once serve and clientconfig land; until then the CLI is given it here.
-    monkeypatch.setattr("mirrorctl.cli.cmd_lock.load_ecosystems", ecosystems)
+    # Through the CLI as installed: npm comes from its "mirrorctl.ecosystems.v1" entry point.
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mirrorctl.toml").write_text('[upstreams.npm]\nurl = "http://127.0.0.1:9/"\n')
     profile = tmp_path / "profiles" / "web.toml"
@@ -161,6 +161,35 @@ def test_refusals_exit_2_through_cli(
     squeeze = "".join  # the console wraps long lines; compare without whitespace
     assert squeeze(fragments[0].split()) in squeeze(result.output.split())
     assert sorted(p.name for p in profile.parent.iterdir()) == ["web.toml"], "no lock written"
+
+
+def test_lock_through_the_cli_and_the_registered_ecosystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, npm_registry: FixtureNpmRegistry
+) -> None:
+    assert isinstance(load_ecosystems()["npm"], NpmEcosystem), "registered as an entry point, not patched in"
+    npm_registry.add(PkgSpec("@acme/liba", "1.0.0", dependencies={"left-pad": "^1"}))
+    npm_registry.add(PkgSpec("left-pad", "1.3.0"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mirrorctl.toml").write_text(f'[upstreams.npm]\nurl = "{npm_registry.url}"\n')
+    profile = tmp_path / "profiles" / "web.toml"
+    profile.parent.mkdir()
+    profile.write_text('[npm]\npackages = ["@acme/liba@^1"]\nplatforms = ["linux-x64"]\n')
+    result = CliRunner().invoke(app, ["lock", "web"])
+    assert result.exit_code == 0, result.output
+    lock = read_lock(tmp_path / "profiles" / "web.lock")
+    assert {(a.ecosystem, a.name, a.version) for a in lock.artifacts} == {
+        ("npm", "@acme/liba", "1.0.0"),
+        ("npm", "left-pad", "1.3.0"),
+    }
+    assert lock.targets == ("npm:linux-x64",)
+    assert CliRunner().invoke(app, ["lock", "--check"]).exit_code == 0, "the written lock is up to date"
+    # A bad profile field: exit 2, the lock as it was.
+    before = (tmp_path / "profiles" / "web.lock").read_bytes()
+    profile.write_text('[npm]\npackages = ["@acme/liba@^1"]\nplatforms = ["linux-sparc"]\n')
+    bad = CliRunner().invoke(app, ["lock", "web"])
+    assert bad.exit_code == 2, bad.output
+    assert "unknown platform 'linux-sparc'" in bad.output and "web.toml" in bad.output
+    assert (tmp_path / "profiles" / "web.lock").read_bytes() == before
 
 
 def art(name: str, version: str, filename: str) -> Artifact:
