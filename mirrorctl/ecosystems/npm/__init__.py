@@ -11,7 +11,8 @@ The artifact contract every part relies on (one Artifact per tarball)::
     filename  = "name-1.2.3.tgz"                (the tarball's basename: for scoped packages the scope is dropped)
     size, sha256                                (of the tarball bytes)
     targets   = ["linux-x64", ...]              (the declared platforms that need it)
-    attrs     = {"integrity": "sha512-<base64>", "shasum": "<sha1 hex>", "deprecated": "<message>" (optional)}
+    attrs     = {"integrity": "sha512-<base64>", "shasum": "<sha1 hex>", "deprecated": "<message>" (optional),
+                 "dist-tags": "latest,next" (optional: the upstream's tags on this version, sorted; serve.dist_tags)}
     companions: none. What the registry serves for a version (dependencies, bin, os, cpu, engines, ...) is read
                 from the tarball's own package/package.json, so nothing beyond the verified tarball crosses.
 
