@@ -19,7 +19,8 @@ Run it (about a minute; needs ~2 GB in the temp folder)::
     .venv/bin/python bench/delta_bench.py --out docs/benchmarks.md   # and the report's "delta" section
 
 The library is called in-process (export_bundle, export_state, import_bundle, with the real PyPI adapter's
-name checks); the CLI's start-up (about 0.4 s, see the PyPI section) is not in these figures.
+name checks); the CLI's start-up (about 0.4 s, see the PyPI section) is not in these figures. Only promote and
+rollback of channel ``prod`` run as CLI subprocesses, as an operator runs them.
 """
 
 from __future__ import annotations
@@ -163,6 +164,9 @@ class Case:
     members: int = 0  # tar members of the delta (each has a 512-byte header)
     line_deltas: int = 0  # how many of the lock/SBOM members are line deltas
     whole_text_bytes: int = 0  # the complete lock + SBOM the manifest lists (what travelled before line deltas)
+    promote_s: float = 0.0  # `mirrorctl promote NEW --channel prod` as a subprocess, start-up included
+    rollback_s: float = 0.0  # `mirrorctl rollback --channel prod`, the same
+    served_after_rollback: bool = False  # prod points at the base snapshot again, every blob of it present
 
     @property
     def overhead(self) -> int:
@@ -175,6 +179,27 @@ class Case:
     @property
     def overhead_pct(self) -> float:
         return 100 * self.overhead / self.new_bytes
+
+
+def channel_round_trip(store: Store, case_dir: Path) -> tuple[float, float, bool]:
+    """Point channel prod at the base snapshot, then time the CLI as an operator runs it: promote the delta's
+    snapshot to prod, then roll prod back. Returns both wall times and whether prod serves the base again."""
+    from mirrorctl.channels import missing_blobs
+
+    config = case_dir / "inside.toml"
+    config.write_text(f'[store]\npath = "{store.root}"\n')
+    new_id = store.current_view_id()
+    base_id = next(v for v in sorted(store.view_ids()) if v != new_id)
+    cli = [str(Path(sys.executable).with_name("mirrorctl")), "--config", str(config), "-q"]
+    subprocess.run([*cli, "promote", base_id, "--channel", "prod"], check=True)
+    t0 = time.perf_counter()
+    subprocess.run([*cli, "promote", str(new_id), "--channel", "prod"], check=True)
+    promote_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    subprocess.run([*cli, "rollback", "--channel", "prod"], check=True)
+    rollback_s = time.perf_counter() - t0
+    back = store.channel_view_id("prod") == base_id and not missing_blobs(store, store.load_view(base_id))
+    return promote_s, rollback_s, back
 
 
 def run_profile(name: str, base_artifacts: list[Artifact], bumps: Sequence[str], work: Path, seed: int) -> list[Case]:
@@ -234,6 +259,7 @@ def run_profile(name: str, base_artifacts: list[Artifact], bumps: Sequence[str],
         t0 = time.perf_counter()
         import_bundle(delta, clones["delta"], trusted, ecosystems, now=now)
         delta_import_s = time.perf_counter() - t0
+        promote_s, rollback_s, back = channel_round_trip(clones["delta"], case_dir)
         new_bytes = sum(s for a in new for _, s, _ in a.blobs())
         with tarfile.open(delta, "r:") as tar:
             infos = tar.getmembers()
@@ -249,6 +275,7 @@ def run_profile(name: str, base_artifacts: list[Artifact], bumps: Sequence[str],
             sbom_bytes=sum(v for k, v in meta.items() if k.startswith("sbom.cdx.json")),
             lock_bytes=sum(v for k, v in meta.items() if k.startswith("locks/")), members=len(infos),
             line_deltas=sum(1 for k in meta if k.endswith(".delta")), whole_text_bytes=whole,
+            promote_s=promote_s, rollback_s=rollback_s, served_after_rollback=back,
         ))  # fmt: skip
         shutil.rmtree(case_dir)
         print(f"  {name} / {project}: delta {cases[-1].delta_bytes} B, overhead {cases[-1].overhead_pct:.2f}%",
@@ -280,6 +307,13 @@ def render(cases: Sequence[Case], started: str, ended: str, load0: str, load1: s
         ])  # fmt: skip
     times = table(["case", "full export", "full import", "full total", "delta export", "delta import",
                    "delta total", "delta / full"], trows)  # fmt: skip
+    crows = [
+        [f"`{c.profile}` / `{c.project}`", f"{c.promote_s:.2f} s", f"{c.rollback_s:.2f} s",
+         "yes" if c.served_after_rollback else "**no**"]
+        for c in cases
+    ]  # fmt: skip
+    channel_times = table(["case", "`promote NEW --channel prod`", "`rollback --channel prod`",
+                           "prod back on the base, every blob present"], crows)  # fmt: skip
     first = {c.profile: c for c in reversed(cases)}
     state_lines = "\n".join(
         f"- `{c.profile}`: the state file is {fmt_mb(c.state_bytes)} for {c.artifacts} artifacts, written in "
@@ -389,6 +423,16 @@ def render(cases: Sequence[Case], started: str, ended: str, load0: str, load1: s
             "### Results: time",
             "",
             times,
+            "",
+            "### Results: promote and rollback (issue 6, item 3: a rollback takes seconds and loses nothing)",
+            "",
+            "On the inside that imported the delta, channel `prod` first points at the base snapshot; then "
+            "`mirrorctl promote <delta snapshot> --channel prod` and `mirrorctl rollback --channel prod` run as "
+            "subprocesses, as an operator runs them (Python start-up and the CLI's imports included). Each is one "
+            "atomic rename of the channel's symlink plus its history and an audit entry; nothing is copied or "
+            "deleted.",
+            "",
+            channel_times,
             "",
             "### Reading the numbers",
             "",
