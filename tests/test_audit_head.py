@@ -264,3 +264,32 @@ def test_promote_and_rollback_entries_name_the_bundle(world: World) -> None:
         ("rollback", one.view_id, one.bundle_id, 1, lineage),
     ]
     assert audit.verify(store).entries == 5
+
+
+def test_state_files_are_signed_by_the_stores_own_key_without_a_signing_key(world: World, tmp_path: Path) -> None:
+    store = journal_of_five(world)
+    _config(world)  # no [signing] key inside
+    state_file = world.root / "inside.state"
+    code, out = cli(world.root, "state", "export", "--out", str(state_file))
+    key_path = store.root / "keys" / "state" / "state.key"
+    assert code == 0 and key_path.is_file() and "(the store's own state key)" in out, out
+    state = read_state(state_file)
+    assert state.signer is not None and state.signer in out
+    assert (key_path.stat().st_mode & 0o777) == 0o600 and (key_path.parent.stat().st_mode & 0o777) == 0o700
+    code, out = cli(world.root, "state", "export", "--out", str(world.root / "again.state"))
+    assert code == 0 and read_state(world.root / "again.state").signer == state.signer  # one key, kept
+    code, out = cli(world.root, "audit", "verify", "--against-state", str(state_file))
+    assert code == 0 and f"signed by this store's state key {state.signer}" in out.replace("\n", ""), out
+    # A state file of another store (its own state key) is not this store's: refused, journal not checked.
+    other = make_world(tmp_path / "other")
+    journal_of_five(other)
+    _config(other)
+    foreign = other.root / "other.state"
+    assert cli(other.root, "state", "export", "--out", str(foreign))[0] == 0
+    code, out = cli(world.root, "audit", "verify", "--against-state", str(foreign))
+    flat = out.replace("\n", "")
+    assert code == 1 and "journal not checked" in flat and f"state key {state.signer}" in flat, out
+    # A journal rewritten behind the signed head is caught.
+    rewrite_from(store, 0, result="refused")
+    code, out = cli(world.root, "audit", "verify", "--against-state", str(state_file))
+    assert code == 1 and "rewritten at or before entry 5" in out.replace("\n", ""), out

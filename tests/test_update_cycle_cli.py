@@ -42,7 +42,7 @@ def test_delta_in_parts_from_two_folders(sites: tuple[Path, Path], tmp_path: Pat
     state = tmp_path / "inside.state"
     code, out = cli("state", "export", "--out", str(state), cwd=inside)
     assert code == 0, out
-    assert "lineages: " in out and "at sequence 1" in out and "signed by     nobody" in out
+    assert "lineages: " in out and "at sequence 1" in out and "(the store's own state key)" in out
     digest = out.split("state sha256")[1].split()[0]
 
     _relock(outside, tmp_path / "work2", [Dist("alpha", "1.0"), Dist("beta", "2.1")])

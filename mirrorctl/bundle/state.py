@@ -21,8 +21,12 @@ Trust model. The outside uses a state file only to decide which blobs to leave o
 only make the delta fail at import (a blob it leaves out is not in the store: refused, naming the blobs, nothing
 changed); it can never make the inside accept a byte that its signed manifest does not vouch for, because the
 inside checks the delta exactly like a full bundle, plus each left-out blob against its own store. So the
-signature is optional: with ``[signing] key`` set inside, the payload is signed with it (the outside then shows
-the key id, and whether that key is one of its ``[trust] keys``); without, the digest is what a person compares.
+signature does not gate the delta. Every state file ``mirrorctl state export`` writes is signed all the same:
+with ``[signing] key`` when the inside has one, else with the store's own *state key* (``<store>/keys/state/
+state.key``, Ed25519, made on first use, never carried in a bundle: :func:`store_state_key`). The outside shows
+the key id (and whether it is one of its ``[trust] keys``); inside, ``audit verify --against-state`` accepts only
+a state file signed by this store's key, so an audit head kept outside in a state file cannot be forged by
+editing the file.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mirrorctl import audit
 from mirrorctl.channels import view_blobs
 from mirrorctl.errors import IntegrityError, UserError
-from mirrorctl.signing import TrustedKey, key_id, load_private_key, sign
+from mirrorctl.signing import TrustedKey, generate_key, key_id, load_private_key, sign
 from mirrorctl.store import Store, View, atomic_write
 
 from .importer import IMPORT_STATE, lineage_history
@@ -163,6 +168,27 @@ def _audit_head(store: Store) -> dict[str, Any]:
     except IntegrityError:  # a damaged journal tail: `audit verify` names it; the state is still useful
         return {}
     return {} if head is None else {"audit": {"entries": head.entries, "head": head.sha256}}
+
+
+STATE_KEY = Path("keys") / "state" / "state.key"
+
+
+def store_state_key(store: Store, *, create: bool) -> Path | None:
+    """The store's own state-signing key (``<store>/keys/state/state.key``); made when ``create`` and absent.
+
+    Example: ``export_state(store, out, signing_key=settings.signing_key or store_state_key(store, create=True))``
+    """
+    path = store.root / STATE_KEY
+    if path.exists():
+        return path
+    if not create:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    with store.exclusive():  # two exports at once make one key
+        if not path.exists():
+            generate_key(path)
+    return path
 
 
 def export_state(store: Store, out: Path, *, signing_key: Path | None, now: datetime | None = None) -> InsideState:

@@ -111,7 +111,7 @@ def verify_cmd(
 def _state_head(path: Path, settings: Settings) -> tuple[audit.Head, str]:
     """The head a state file carries, and who signed it (refused if damaged or carrying no head)."""
     from mirrorctl import audit
-    from mirrorctl.bundle.state import read_state
+    from mirrorctl.bundle.state import read_state, store_state_key
     from mirrorctl.errors import IntegrityError, UserError
     from mirrorctl.signing import key_id, load_private_key
 
@@ -121,15 +121,20 @@ def _state_head(path: Path, settings: Settings) -> tuple[audit.Head, str]:
             f"{path}: carries no audit head (written by an older mirrorctl, or when the journal was empty)",
             hint="export the state again (`mirrorctl state export`) and keep the new file",
         )
-    own = key_id(load_private_key(settings.signing_key).public_key()) if settings.signing_key else None
-    if own is not None and state.signer != own:  # this store signs its state files: anything else is not its own
+    # This store signs its state files with [signing] key, else with its own state key: anything else is not
+    # its own (a state file written before the state key existed may be unsigned: compared with nothing).
+    own_key, which = settings.signing_key, "[signing] key"
+    if own_key is None:
+        own_key, which = store_state_key(Store(settings.store_path), create=False), "state key"
+    own = key_id(load_private_key(own_key).public_key()) if own_key else None
+    if own is not None and state.signer != own:
         raise IntegrityError(
             f"{path}: {'unsigned' if state.signer is None else f'signed by key {state.signer}'}, but this store "
-            f"signs its state files with its [signing] key {own}: not this store's state, journal not checked",
+            f"signs its state files with its {which} {own}: not this store's state, journal not checked",
             hint="use a state file this store exported (`mirrorctl state export`), or --expect-head",
         )
     if own is not None:
-        who = f"signed by this store's [signing] key {own}"
+        who = f"signed by this store's {which} {own}"
     elif state.signer is not None:
         who = f"signed by key {state.signer} (no [signing] key here to compare it with)"
     else:

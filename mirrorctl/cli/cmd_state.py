@@ -28,7 +28,10 @@ def export(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="State file to write (replaced atomically).")],
 ) -> None:
-    """Write the blobs this store holds and each lineage's last imported sequence (signed if [signing] key is set).
+    """Write the blobs this store holds and each lineage's last imported sequence, signed.
+
+    Signed with [signing] key when set, else with the store's own state key (<store>/keys/state/state.key,
+    made on first use).
 
     Carry the file outside and run `mirrorctl bundle export --since FILE`. The file only tells the outside what
     to leave out: a wrong one makes the delta fail at import, never accepted.
@@ -39,9 +42,11 @@ def export(
     settings = obj.settings()
 
     def run() -> InsideState:
-        from mirrorctl.bundle.state import export_state
+        from mirrorctl.bundle.state import export_state, store_state_key
 
-        return export_state(Store(settings.store_path), out, signing_key=settings.signing_key)
+        store = Store(settings.store_path)
+        key = settings.signing_key or store_state_key(store, create=True)
+        return export_state(store, out, signing_key=key)
 
     state = run_sync(run, obj)
     lineages = ", ".join(f"{name} at sequence {rec.sequence}" for name, rec in sorted(state.lineages.items()))
@@ -50,7 +55,8 @@ def export(
         f"lineages: {lineages or 'none'}"
     )
     typer.echo(f"  state sha256  {state.digest}")
-    typer.echo(f"  signed by     {state.signer or 'nobody (no [signing] key here); compare the sha256 outside'}")
+    whose = "[signing] key" if settings.signing_key else "the store's own state key"
+    typer.echo(f"  signed by     {state.signer} ({whose})")
 
 
 def register(app: typer.Typer) -> None:
