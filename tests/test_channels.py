@@ -301,3 +301,55 @@ def test_cli_serve_refuses_an_unknown_channel(snaps: Snapshots) -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 2 and "no channel 'prod' (channels: current)" in proc.stderr, proc.stderr
+
+
+def test_the_serve_command_serves_two_channels_and_follows_a_cli_promote(snaps: Snapshots) -> None:
+    """The real `mirrorctl serve --channel dev --channel prod` process, not the app in-process."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from mirrorctl.ecosystems.pypi.serve import JSON_TYPE
+
+    root = snaps.world.root
+    assert cli(root, "promote", snaps.first, "--channel", "prod")[0] == 0
+    assert cli(root, "promote", snaps.second, "--channel", "dev")[0] == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = str(Path(sys.executable).with_name("mirrorctl"))
+    log = (root / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [exe, "--config", str(root / "mirrorctl.toml"), "serve", "--port", str(port), "--channel", "dev",
+         "--channel", "prod"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def names(prefix: str) -> set[str]:
+        r = httpx.get(f"{base}{prefix}/pypi/simple/", headers={"Accept": JSON_TYPE}, timeout=10)
+        assert r.status_code == 200, r.text
+        return {p["name"] for p in r.json()["projects"]}
+
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError(f"serve did not start: {(root / 'serve.log').read_text()}")
+        assert names("/dev") == DROPPED and names("/prod") == FULL
+        assert httpx.get(f"{base}/", timeout=10).json()["channels"] == {"dev": snaps.second, "prod": snaps.first}
+        assert cli(root, "promote", snaps.second, "--channel", "prod")[0] == 0
+        assert names("/prod") == DROPPED  # at the next request, no restart
+        assert cli(root, "rollback", "--channel", "prod")[0] == 0
+        assert names("/prod") == FULL and names("/dev") == DROPPED
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
