@@ -260,6 +260,32 @@ def snapshot_fields(store: Store, view_id: str | None) -> dict[str, Any]:
     return {"bundle-id": view.bundle_id, "sequence": view.sequence, "lineage": view.lineage}
 
 
+def view_digest(store: Store, view_id: str | None) -> dict[str, Any]:
+    """``{"view-sha256": ...}``: the sha256 of a snapshot's view.json as it was made, for the import entry, so
+    that ``mirrorctl verify`` can show a snapshot edited afterwards; empty when it cannot be read."""
+    if view_id is None:
+        return {}
+    try:
+        data = (store.root / "views" / view_id / "view.json").read_bytes()
+    except OSError:
+        return {}
+    return {"view-sha256": hashlib.sha256(data).hexdigest()}
+
+
+def recorded_view_digests(store: Store) -> dict[str, str]:
+    """view id -> the view.json sha256 its import entry recorded (the last entry naming it wins; lines that are
+    not entries are skipped here: ``audit verify`` names them)."""
+    found: dict[str, str] = {}
+    for _, line in read_entries(store):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("view-id"), str) and isinstance(doc.get("view-sha256"), str):
+            found[doc["view-id"]] = doc["view-sha256"]
+    return found
+
+
 def record(store: Store, event: str, progress: Progress, **fields: Any) -> None:
     """``append`` for the services: an audit failure is reported as a note, never turned into a failure of
     the import or publish it records (that already happened). ``audit verify`` then names the damage."""

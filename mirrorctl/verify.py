@@ -1,12 +1,19 @@
 """``mirrorctl verify``: re-hash what the store serves (or holds) and name every blob that is not what it
-claims to be. Run it on a schedule inside: disks rot, and a mirror should say so before a client does."""
+claims to be. Run it on a schedule inside: disks rot, and a mirror should say so before a client does.
+
+Snapshots are immutable: each import records the sha256 of the snapshot's ``view.json`` in its audit entry,
+and verify compares every snapshot on disk with it, so a snapshot edited afterwards (an artifact added,
+removed or pointed at other bytes) is named. Snapshots imported before that record existed are counted as
+unrecorded, not refused."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from mirrorctl import audit
 from mirrorctl.errors import IntegrityError, UserError
 from mirrorctl.progress import Progress
 from mirrorctl.store import Store
@@ -17,6 +24,8 @@ class VerifyReport:
     checked: int
     bytes: int
     damaged: tuple[tuple[str, str, str], ...]  # (file name, sha256, what is wrong)
+    snapshots: int = 0  # snapshots whose view.json matched the digest their import recorded
+    unrecorded: int = 0  # snapshots with no recorded digest (imported before verify recorded them)
 
 
 def _served_blobs(store: Store) -> Iterator[tuple[str, int, str]]:
@@ -38,6 +47,22 @@ def _all_blobs(store: Store) -> Iterator[tuple[str, int, str]]:
         yield path.name, path.stat().st_size, path.name
 
 
+def _changed_snapshots(store: Store) -> tuple[int, int, list[tuple[str, str, str]]]:
+    recorded = audit.recorded_view_digests(store)
+    checked, unrecorded, changed = 0, 0, []
+    for view_id in store.view_ids():
+        want = recorded.get(view_id)
+        if want is None:
+            unrecorded += 1
+            continue
+        checked += 1
+        got = hashlib.sha256((store.root / "views" / view_id / "view.json").read_bytes()).hexdigest()
+        if got != want:
+            changed.append((f"snapshot {view_id} (views/{view_id}/view.json)", want,
+                            f"changed since its import (sha256 now {got[:16]}…)"))  # fmt: skip
+    return checked, unrecorded, changed
+
+
 async def verify_store(store: Store, progress: Progress, *, everything: bool = False) -> VerifyReport:
     """Check size, then sha256, of every blob the current view serves (``everything``: every blob stored).
     Raises IntegrityError listing each damaged blob; returns the report when all are sound."""
@@ -45,7 +70,7 @@ async def verify_store(store: Store, progress: Progress, *, everything: bool = F
         raise UserError(f"{store.root}: no store here", hint="check [store] path in mirrorctl.toml")
     blobs = list(_all_blobs(store) if everything else _served_blobs(store))
     task = progress.task("verifying store", sum(size for _, size, _ in blobs), unit="bytes")
-    damaged: list[tuple[str, str, str]] = []
+    checked, unrecorded, damaged = await asyncio.to_thread(_changed_snapshots, store)
     try:
         for sha, size, name in blobs:
             # Hashing is CPU and disk work: keep it off the event loop.
@@ -57,9 +82,19 @@ async def verify_store(store: Store, progress: Progress, *, everything: bool = F
         task.close()
     if damaged:
         lines = "\n".join(f"  {name} ({sha[:16]}…): {problem}" for name, sha, problem in damaged)
-        raise IntegrityError(
-            f"{store.root}: {len(damaged)} of {len(blobs)} blobs are damaged:\n{lines}",
-            hint="inside: `mirrorctl import --repair BUNDLE` with the bundle being served replaces them; "
-            "outside: delete them and run `mirrorctl snapshot` again",
+        snaps = sum(1 for name, _, _ in damaged if name.startswith("snapshot "))
+        hint = (
+            "inside: `mirrorctl import --repair BUNDLE` with the bundle being served replaces damaged blobs; "
+            "outside: delete them and run `mirrorctl snapshot` again"
         )
-    return VerifyReport(len(blobs), sum(size for _, size, _ in blobs), ())
+        if snaps:
+            hint += (
+                "; a changed snapshot is not served as its import made it: keep it as evidence, point channels "
+                "at another (`mirrorctl promote`), and import its bundle again"
+            )
+        raise IntegrityError(
+            f"{store.root}: {len(damaged) - snaps} of {len(blobs)} blobs are damaged, {snaps} of "
+            f"{checked} recorded snapshots changed:\n{lines}",
+            hint=hint,
+        )
+    return VerifyReport(len(blobs), sum(size for _, size, _ in blobs), (), checked, unrecorded)

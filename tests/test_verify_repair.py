@@ -78,3 +78,27 @@ def test_verify_with_nothing_imported_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "store" / "blobs").mkdir(parents=True)
     code, out = cli("verify", cwd=tmp_path)
     assert code == 2 and "nothing imported yet" in out and "--all" in out
+
+
+def test_a_snapshot_edited_after_its_import_is_named(sites: tuple[Path, Path]) -> None:  # noqa: F811
+    import json
+
+    from mirrorctl import audit
+
+    _bundle, inside, store = _imported(sites)
+    view_id = store.current_view_id()
+    assert view_id is not None
+    assert set(audit.recorded_view_digests(store)) == {view_id}  # the import entry recorded the snapshot
+    code, out = cli("verify", cwd=inside)
+    assert code == 0 and "1 snapshot(s) as their import made them" in out, out
+    # Someone points an artifact of the snapshot at other bytes (a blob the store holds, so every blob verifies).
+    path = store.root / "views" / view_id / "view.json"
+    doc = json.loads(path.read_text())
+    arts = doc["artifacts"]
+    arts[0]["sha256"], arts[1]["sha256"] = arts[1]["sha256"], arts[0]["sha256"]
+    arts[0]["size"], arts[1]["size"] = arts[1]["size"], arts[0]["size"]
+    path.write_text(json.dumps(doc))
+    code, out = cli("verify", cwd=inside)
+    flat = out.replace("\n", " ")
+    assert code == 1 and f"snapshot {view_id}" in flat and "changed since its import" in flat, out
+    assert "1 of 1 recorded snapshots changed" in flat and "mirrorctl promote" in flat

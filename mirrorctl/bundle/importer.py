@@ -133,6 +133,7 @@ def import_bundle(
     audit.record(
         store, event, progress,
         bundle=path.name, **{"bundle-id": report.bundle_id, "view-id": report.view_id},
+        **(audit.view_digest(store, report.view_id) if not report.noop and not repair else {}),
         sequence=report.sequence, lineage=report.lineage, rollback=report.rollback,
         result="noop" if report.noop else "ok", **({"channels": list(channels)} if channels else {}),
     )

@@ -29,3 +29,7 @@ def register(app: typer.Typer) -> None:
         settings = c.settings()
         report = run_async(lambda: verify_store(Store(settings.store_path), c.progress(), everything=everything), c)
         typer.echo(f"OK: {report.checked} blobs, {report.bytes} bytes, all match their sha256")
+        typer.echo(
+            f"    {report.snapshots} snapshot(s) as their import made them"
+            + (f", {report.unrecorded} imported before digests were recorded" if report.unrecorded else "")
+        )
