@@ -345,3 +345,35 @@ def _parse_payload(payload: Any, digest: str, signer: str | None, trusted: bool,
         created, lineages, blobs, digest, signer, trusted, path, bases, raw_audit["entries"], raw_audit["head"]
     )
 
+
+def audit_head_of_state(path: Path, store: Store, signing_key: Path | None) -> tuple[audit.Head, str]:
+    """The audit head a state file carries, and who signed it, for ``audit verify --against-state``.
+
+    Refused when the file is damaged, carries no head, or is not signed by this store's key (``signing_key``,
+    else the store's state key): a head in a file anyone could have written proves nothing. A state file written
+    before the state key existed may be unsigned; it is then compared with nothing, and said so.
+    """
+    state = read_state(path)  # digest and signature checked; whose key it is, below
+    if state.audit_entries is None or state.audit_head is None:
+        raise UserError(
+            f"{path}: carries no audit head (written by an older mirrorctl, or when the journal was empty)",
+            hint="export the state again (`mirrorctl state export`) and keep the new file",
+        )
+    own_key, which = signing_key, "[signing] key"
+    if own_key is None:
+        own_key, which = store_state_key(store, create=False), "state key"
+    own = key_id(load_private_key(own_key).public_key()) if own_key else None
+    if own is not None and state.signer != own:
+        raise IntegrityError(
+            f"{path}: {'unsigned' if state.signer is None else f'signed by key {state.signer}'}, but this store "
+            f"signs its state files with its {which} {own}: not this store's state, journal not checked",
+            hint="use a state file this store exported (`mirrorctl state export`), or --expect-head",
+        )
+    if own is not None:
+        who = f"signed by this store's {which} {own}"
+    elif state.signer is not None:
+        who = f"signed by key {state.signer} (no [signing] key here to compare it with)"
+    else:
+        who = "unsigned (no [signing] key here): only as good as the place the file was kept"
+    head = audit.parse_head(f"{state.audit_entries}:{state.audit_head}", f"the state file {path}")
+    return head, f"{path} written {state.created:%Y-%m-%dT%H:%M:%SZ}, {who}"

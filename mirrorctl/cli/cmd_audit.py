@@ -14,7 +14,6 @@ from .app import Ctx, run_sync
 
 if TYPE_CHECKING:
     from mirrorctl import audit
-    from mirrorctl.config import Settings
 
 audit_app = typer.Typer(
     help=(
@@ -64,7 +63,10 @@ def verify_cmd(
         heads = [audit.parse_head(h, f"the head you gave ({h})") for h in expect_head or []]
         state_note = None
         if against_state is not None:
-            head, state_note = _state_head(against_state, settings)
+            from mirrorctl.bundle.state import audit_head_of_state
+
+            store = Store(settings.store_path)
+            head, state_note = audit_head_of_state(against_state, store, settings.signing_key)
             heads.append(head)
         return audit.verify(Store(settings.store_path), tuple(heads)), state_note
 
@@ -106,41 +108,6 @@ def verify_cmd(
         typer.echo(f"checked: {h} ({h.source}) found in the chain")
     if state_note:
         typer.echo(f"state file: {state_note}")
-
-
-def _state_head(path: Path, settings: Settings) -> tuple[audit.Head, str]:
-    """The head a state file carries, and who signed it (refused if damaged or carrying no head)."""
-    from mirrorctl import audit
-    from mirrorctl.bundle.state import read_state, store_state_key
-    from mirrorctl.errors import IntegrityError, UserError
-    from mirrorctl.signing import key_id, load_private_key
-
-    state = read_state(path)  # digest and signature checked; whose key it is, below
-    if state.audit_entries is None or state.audit_head is None:
-        raise UserError(
-            f"{path}: carries no audit head (written by an older mirrorctl, or when the journal was empty)",
-            hint="export the state again (`mirrorctl state export`) and keep the new file",
-        )
-    # This store signs its state files with [signing] key, else with its own state key: anything else is not
-    # its own (a state file written before the state key existed may be unsigned: compared with nothing).
-    own_key, which = settings.signing_key, "[signing] key"
-    if own_key is None:
-        own_key, which = store_state_key(Store(settings.store_path), create=False), "state key"
-    own = key_id(load_private_key(own_key).public_key()) if own_key else None
-    if own is not None and state.signer != own:
-        raise IntegrityError(
-            f"{path}: {'unsigned' if state.signer is None else f'signed by key {state.signer}'}, but this store "
-            f"signs its state files with its {which} {own}: not this store's state, journal not checked",
-            hint="use a state file this store exported (`mirrorctl state export`), or --expect-head",
-        )
-    if own is not None:
-        who = f"signed by this store's {which} {own}"
-    elif state.signer is not None:
-        who = f"signed by key {state.signer} (no [signing] key here to compare it with)"
-    else:
-        who = "unsigned (no [signing] key here): only as good as the place the file was kept"
-    head = audit.parse_head(f"{state.audit_entries}:{state.audit_head}", f"the state file {path}")
-    return head, f"{path} written {state.created:%Y-%m-%dT%H:%M:%SZ}, {who}"
 
 
 @audit_app.command("show")
