@@ -115,21 +115,11 @@ def load_side(
     if spec.startswith("channel:"):
         return _load_channel(spec, Store(settings().store_path))
     path = Path(spec)
-    if _is_chunked(path):
-        from mirrorctl.bundle.chunks import resolve_bundle
-
-        # A missing or damaged part is named by resolve_bundle (UserError / BundleRefused).
-        try:
-            source = resolve_bundle(path, search)
-        except BundleRefused as exc:
-            raise UserError(exc.message, hint=exc.hint) from exc
-        return _load_bundle(source, spec, settings(), now or datetime.now(UTC), ecosystems)
+    # A chunked bundle: named by its index or a part, or as the bundle whose index lies beside it.
+    if _is_chunked(path) or (path.suffix == ".bundle" and not path.exists() and _index_beside(path).exists()):
+        return _load_bundle(_parts(path, search), spec, settings(), now or datetime.now(UTC), ecosystems)
     if path.suffix not in (".lock", ".bundle"):
         raise UserError(f"{spec}: unknown kind of diff side", hint=f"give {KIND_HELP}")
-    if path.suffix == ".bundle" and not path.exists() and (path.parent / (path.name + ".parts.json")).exists():
-        from mirrorctl.bundle.chunks import resolve_bundle
-
-        return _load_bundle(resolve_bundle(path, search), spec, settings(), now or datetime.now(UTC), ecosystems)
     if not path.exists():
         raise UserError(f"{path}: file not found")
     if not path.is_file():
@@ -165,10 +155,26 @@ def _load_bundle(
     return Side(spec, "bundle", spec, tuple(verified.artifacts))
 
 
-def _is_chunked(path: Path) -> bool:
-    from mirrorctl.bundle.chunks import INDEX_SUFFIX
+# mirrorctl.bundle is imported only when a side is a bundle: a diff of two locks does not pay for it.
+_INDEX_SUFFIX = ".parts.json"  # mirrorctl/bundle/chunks.py INDEX_SUFFIX
 
-    return path.name.endswith(INDEX_SUFFIX) or re.search(r"\.part\d{4}$", path.name) is not None
+
+def _is_chunked(path: Path) -> bool:
+    return path.name.endswith(_INDEX_SUFFIX) or re.search(r"\.part\d{4}$", path.name) is not None
+
+
+def _index_beside(path: Path) -> Path:
+    return path.parent / (path.name + _INDEX_SUFFIX)
+
+
+def _parts(path: Path, search: Sequence[Path]) -> Path:
+    """The checked parts as one readable bundle; a missing or damaged part is named (exit 2 for diff)."""
+    from mirrorctl.bundle.chunks import resolve_bundle
+
+    try:
+        return resolve_bundle(path, search)
+    except BundleRefused as exc:
+        raise UserError(exc.message, hint=exc.hint) from exc
 
 
 def _load_channel(spec: str, store: Store) -> Side:

@@ -464,3 +464,10 @@ def test_channel_sides(tmp_path: Path) -> None:
     code, out = cli("diff", "channel:prod", "channel:nope", cwd=tmp_path)
     flat = out.replace("\n", "")
     assert code == 2 and "channel:nope" in flat and "no channel 'nope'" in flat and "prod" in flat, out
+
+
+def test_the_parts_index_suffix_is_the_one_chunks_writes() -> None:
+    from mirrorctl import diff
+    from mirrorctl.bundle.chunks import INDEX_SUFFIX
+
+    assert diff._INDEX_SUFFIX == INDEX_SUFFIX  # diff keeps its own copy so a lock-only diff skips mirrorctl.bundle
