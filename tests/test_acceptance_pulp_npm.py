@@ -35,6 +35,7 @@ from tests.conftest import skip_or_fail
 from tests.fixtures.netns import (
     BASE_PYTHON,
     BRIDGE,
+    PULP_CONTENT_BRIDGE,
     netns_script,
     read_step,
     require_netns,
@@ -78,19 +79,9 @@ def public_project(root: Path, locked: list[tuple[Artifact, dict[str, str]]], wa
 
 
 SCRIPT = netns_script(
-    textwrap.dedent(
+    PULP_CONTENT_BRIDGE
+    + textwrap.dedent(
         """\
-    "$BASE_PYTHON" "$BRIDGE" "$CONTENT_PORT" "$CONTENT_SOCK" > "$OUT/bridge.log" 2>&1 &
-    B=$!
-    trap 'kill $B 2>/dev/null' EXIT
-    up=0
-    for i in $(seq 100); do
-        if "$BASE_PYTHON" -c "import urllib.request as u; u.urlopen('${PROBE}', timeout=2)" 2>/dev/null
-        then up=1; break; fi
-        sleep 0.1
-    done
-    echo $up > "$OUT/up"
-    [ "$up" = 1 ] || exit 0
     # Only what workspace-config wrote (HOME elsewhere: no user npmrc could help).
     set -a; . "$WS/mirrorctl.env"; set +a
     export HOME="$WORK/home" npm_config_cache="$WORK/npm-cache"

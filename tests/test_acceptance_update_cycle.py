@@ -23,11 +23,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from mirrorctl.bundle.importer import CRASH_ENV
-from mirrorctl.cli.app import app
 from mirrorctl.store import Store
+from tests.fixtures.cycle_sites import CycleCli, inside_site, outside_site
 from tests.fixtures.netns import VENV_BIN, netns_script, python_client_env, read_step, require_netns, run_in_netns
 from tests.fixtures.services import PulpService, pulp_service  # noqa: F401
 from tests.test_pulp_target import delete_repository
@@ -69,15 +68,6 @@ SCRIPT = netns_script(
 )
 
 
-def _cli(config: Path, *args: str, code: int = 0) -> str:
-    done = CliRunner().invoke(app, ["--config", str(config), *args], env={"PL_USER": _PULP[0], "PL_PASS": _PULP[1]})
-    assert done.exit_code == code, f"mirrorctl {' '.join(args)} -> {done.exit_code}\n{done.output}"
-    return done.output
-
-
-_PULP = ["", ""]  # credentials for the pulp target, set by the test (env references only in mirrorctl.toml)
-
-
 @pytest.fixture
 def repo_name(pulp_service: PulpService) -> Iterator[str]:
     name = f"mctl-cycle-{uuid.uuid4().hex[:10]}"
@@ -99,7 +89,7 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
     tmp_path: Path, pypi_upstream: FixtureUpstream, pulp_service: PulpService, repo_name: str
 ) -> None:
     require_netns()
-    _PULP[:] = [pulp_service.username, pulp_service.password]
+    cli = CycleCli(pulp_service)
     for dist in (
         Dist("cycle-app", "1.0", requires=["cycle-lib>=1"]),
         Dist("cycle-lib", "1.0", code="VALUE = 'old'\n"),
@@ -109,51 +99,37 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
 
     # --- outside: full bundle -----------------------------------------------------------------------------
     outside, inside = tmp_path / "outside", tmp_path / "inside"
-    (outside / "profiles").mkdir(parents=True)
-    (outside / "keys").mkdir()
+    oc = outside_site(cli, outside, "pypi", pypi_upstream.url)
     profile = outside / "profiles" / "team.toml"
     profile.write_text(PROFILE.format(spec="<2"))
-    oc = outside / "mirrorctl.toml"
-    oc.write_text(
-        f'[store]\npath = "store"\n\n[upstreams.pypi]\nurl = "{pypi_upstream.url}"\n\n'
-        '[signing]\nkey = "keys/mirrorctl.key"\n'
-    )
-    _cli(oc, "key", "generate", "--out", str(outside / "keys" / "mirrorctl.key"))
-    _cli(oc, "-q", "lock", "team")
-    _cli(oc, "-q", "snapshot", "team")
+    cli(oc, "-q", "lock", "team")
+    cli(oc, "-q", "snapshot", "team")
     full = tmp_path / "full.bundle"
-    _cli(oc, "-q", "bundle", "export", "--out", str(full), "team")
+    cli(oc, "-q", "bundle", "export", "--out", str(full), "team")
 
     # --- inside: import into prod ------------------------------------------------------------------------
-    (inside / "keys").mkdir(parents=True)
-    shutil.copy(outside / "keys" / "mirrorctl.key.pub", inside / "keys" / "trusted.pub")
-    ic = inside / "mirrorctl.toml"
-    ic.write_text(
-        '[store]\npath = "store"\n\n[trust]\nkeys = ["keys/trusted.pub"]\n\n'
-        f'[targets.pulp]\nkind = "pulp"\nurl = "{pulp_service.url}"\ncontent-url = "{pulp_service.content_url}"\n'
-        f'username-env = "PL_USER"\npassword-env = "PL_PASS"\nrepositories = {{ pypi = "{repo_name}" }}\n'
-    )
-    _cli(ic, "-q", "import", str(full), "--channel", "prod")
+    ic = inside_site(outside, inside, pulp_service, "pypi", repo_name)
+    cli(ic, "-q", "import", str(full), "--channel", "prod")
     store = Store(inside / "store")
     old_snapshot = store.current_view_id()
     assert old_snapshot is not None
-    _cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
+    cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
     assert _pulp_versions(pulp_service, repo_name) == {"1.0"}
 
     # --- one project bumped: state export inside, delta in chunks outside ----------------------------------
     state = tmp_path / "inside.state"
-    _cli(ic, "state", "export", "--out", str(state))
+    cli(ic, "state", "export", "--out", str(state))
     profile.write_text(PROFILE.format(spec=">=2"))
-    _cli(oc, "-q", "lock", "team")
-    _cli(oc, "-q", "snapshot", "team")
+    cli(oc, "-q", "lock", "team")
+    cli(oc, "-q", "snapshot", "team")
     media = tmp_path / "media"
     media.mkdir()
     # The change-control view of a delta, inside: its locks are rebuilt from the inside's copies of the base.
     review = tmp_path / "review.bundle"
-    _cli(oc, "-q", "bundle", "export", "--since", str(state), "--out", str(review), "team")
-    out = _cli(ic, "diff", str(full), str(review), "--format", "markdown")
+    cli(oc, "-q", "bundle", "export", "--since", str(state), "--out", str(review), "team")
+    out = cli(ic, "diff", str(full), str(review), "--format", "markdown")
     assert "cycle-lib" in out and "1.0" in out and "2.0" in out, out
-    out = _cli(oc, "bundle", "export", "--since", str(state), "--chunk-size", "1K", "--out",
+    out = cli(oc, "bundle", "export", "--since", str(state), "--chunk-size", "1K", "--out",
                str(media / "delta.bundle"), "team")  # fmt: skip
     assert "delta bundle" in out, out
     parts = sorted(media.glob("delta.bundle.part[0-9]*"))
@@ -165,26 +141,26 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
     for i, part in enumerate(parts):
         shutil.move(str(part), a if i % 2 else b)
     hidden = (b / parts[0].name).rename(tmp_path / parts[0].name)  # one part left at home
-    out = _cli(ic, "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b), code=2)
+    out = cli(ic, "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b), code=2)
     assert parts[0].name in out and "missing" in out, out
     assert store.current_view_id() == old_snapshot  # nothing changed
     hidden.rename(b / parts[0].name)
-    _cli(ic, "-q", "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b),
+    cli(ic, "-q", "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b),
          "--channel", "dev")  # fmt: skip
     new_snapshot = store.current_view_id()
     assert new_snapshot not in (None, old_snapshot)
-    listed = json.loads(_cli(ic, "snapshots", "list", "--json"))
+    listed = json.loads(cli(ic, "snapshots", "list", "--json"))
     by_id = {s["id"]: s for s in listed}
     assert "prod" in by_id[old_snapshot]["channels"] and "dev" in by_id[new_snapshot]["channels"]
 
     # --- a replayed older bundle is refused; nothing changes ----------------------------------------------
-    out = _cli(ic, "import", str(full), code=1)
+    out = cli(ic, "import", str(full), code=1)
     assert "rollback" in out and "older" in out, out
     assert store.current_view_id() == new_snapshot
 
     # --- a killed import leaves the previous snapshot served -----------------------------------------------
     third = tmp_path / "third.bundle"
-    _cli(oc, "-q", "bundle", "export", "--out", str(third), "team")
+    cli(oc, "-q", "bundle", "export", "--out", str(third), "team")
     env = {**os.environ, CRASH_ENV: "view-written"}
     killed = subprocess.run(
         [str(VENV_BIN / "mirrorctl"), "--config", str(ic), "import", str(third)], env=env, capture_output=True,
@@ -195,7 +171,7 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
 
     # --- the real pip in a loopback-only namespace follows channel prod -------------------------------------
     ws = inside / "ws"
-    _cli(ic, "-q", "workspace-config", "--mirror-url", f"http://127.0.0.1:{PORT}", "--out", str(ws),
+    cli(ic, "-q", "workspace-config", "--mirror-url", f"http://127.0.0.1:{PORT}", "--out", str(ws),
          "--install-dir", str(ws))  # fmt: skip
     run_out = tmp_path / "out"
     run_out.mkdir()
@@ -217,11 +193,11 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
     assert _downloaded(work, "rolledback") == ["cycle_lib-1.0-py3-none-any.whl"]
 
     # --- Pulp follows the channel: promoted -> 2.0, after the rollback -> 1.0 again -------------------------
-    _cli(ic, "-q", "promote", new_snapshot or "", "--channel", "prod")
-    _cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
+    cli(ic, "-q", "promote", new_snapshot or "", "--channel", "prod")
+    cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
     assert _pulp_versions(pulp_service, repo_name) == {"2.0"}
-    _cli(ic, "-q", "rollback", "--channel", "prod")
-    _cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
+    cli(ic, "-q", "rollback", "--channel", "prod")
+    cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
     assert _pulp_versions(pulp_service, repo_name) == {"1.0"}
-    audit = _cli(ic, "audit", "verify")
+    audit = cli(ic, "audit", "verify")
     assert "ok" in audit.lower(), audit

@@ -30,15 +30,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_DIR
 from mirrorctl.lockfile import read_lock
 from mirrorctl.store import Store
+from tests.fixtures.cycle_sites import CycleCli, inside_site, outside_site
 from tests.fixtures.netns import (
     BASE_PYTHON,
     BRIDGE,
+    PULP_CONTENT_BRIDGE,
     VENV_BIN,
     netns_script,
     read_timed_step,
@@ -147,19 +147,9 @@ SCRIPT = netns_script(
 )
 
 PULP_SCRIPT = netns_script(
-    textwrap.dedent(
+    PULP_CONTENT_BRIDGE
+    + textwrap.dedent(
         """\
-    "$BASE_PYTHON" "$BRIDGE" "$CONTENT_PORT" "$CONTENT_SOCK" > "$OUT/bridge.log" 2>&1 &
-    B=$!
-    trap 'kill $B 2>/dev/null' EXIT
-    up=0
-    for i in $(seq 100); do
-        if "$BASE_PYTHON" -c "import urllib.request as u; u.urlopen('${PROBE}', timeout=2)" 2>/dev/null
-        then up=1; break; fi
-        sleep 0.1
-    done
-    echo $up > "$OUT/up"
-    [ "$up" = 1 ] || exit 0
     set -a; . "$WS/mirrorctl.env"; set +a
     export npm_config_fetch_retry_mintimeout=100 npm_config_fetch_retry_maxtimeout=1000
     export npm_config_cache="$WORK/cache-pulp"
@@ -171,14 +161,6 @@ PULP_SCRIPT = netns_script(
     ),
     step_timeout=180,
 )
-
-_PULP = ["", ""]  # credentials for the pulp target, set by the test (env references only in mirrorctl.toml)
-
-
-def _cli(config: Path, *args: str, code: int = 0) -> str:
-    done = CliRunner().invoke(app, ["--config", str(config), *args], env={"PL_USER": _PULP[0], "PL_PASS": _PULP[1]})
-    assert done.exit_code == code, f"mirrorctl {' '.join(args)} -> {done.exit_code}\n{done.output}"
-    return done.output
 
 
 def _npm_and_node() -> str | None:
@@ -230,23 +212,16 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
     tmp_path: Path, npm_registry: FixtureNpmRegistry, pulp_service: PulpService, repo_name: str
 ) -> None:
     require_netns(_npm_and_node)
-    _PULP[:] = [pulp_service.username, pulp_service.password]
+    cli = CycleCli(pulp_service)
     for spec in UPSTREAM:
         npm_registry.add(spec)
 
     # --- outside: lock both platforms, snapshot, full bundle ------------------------------------------------
     outside, inside = tmp_path / "outside", tmp_path / "inside"
-    (outside / "profiles").mkdir(parents=True)
-    (outside / "keys").mkdir()
+    oc = outside_site(cli, outside, "npm", npm_registry.url)
     profile = outside / "profiles" / "team.toml"
     profile.write_text(PROFILE.format(lib="^1"))
-    oc = outside / "mirrorctl.toml"
-    oc.write_text(
-        f'[store]\npath = "store"\n\n[upstreams.npm]\nurl = "{npm_registry.url}"\n\n'
-        '[signing]\nkey = "keys/mirrorctl.key"\n'
-    )
-    _cli(oc, "key", "generate", "--out", str(outside / "keys" / "mirrorctl.key"))
-    _cli(oc, "-q", "lock", "team")
+    cli(oc, "-q", "lock", "team")
     lock = read_lock(profile.with_suffix(".lock"))
     assert set(lock.targets) == {"npm:linux-x64", "npm:linux-arm64"}, lock.targets
     locked = {(a.name, a.version): a for a in lock.artifacts}
@@ -267,39 +242,32 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
     for (name, version), art in locked.items():
         assert art.attrs["integrity"] == npm_registry.entry(name, version).integrity, (name, version)
     assert "127.0.0.1" not in profile.with_suffix(".lock").read_text()  # host-free
-    _cli(oc, "-q", "snapshot", "team")
+    cli(oc, "-q", "snapshot", "team")
     full = tmp_path / "full.bundle"
-    _cli(oc, "-q", "bundle", "export", "--out", str(full), "team")
+    cli(oc, "-q", "bundle", "export", "--out", str(full), "team")
 
     # --- inside: import into prod, then describe what is held -------------------------------------------
-    (inside / "keys").mkdir(parents=True)
-    shutil.copy(outside / "keys" / "mirrorctl.key.pub", inside / "keys" / "trusted.pub")
-    ic = inside / "mirrorctl.toml"
-    ic.write_text(
-        '[store]\npath = "store"\n\n[trust]\nkeys = ["keys/trusted.pub"]\n\n'
-        f'[targets.pulp]\nkind = "pulp"\nurl = "{pulp_service.url}"\ncontent-url = "{pulp_service.content_url}"\n'
-        f'username-env = "PL_USER"\npassword-env = "PL_PASS"\nrepositories = {{ npm = "{repo_name}" }}\n'
-    )
-    _cli(ic, "-q", "import", str(full), "--channel", "prod")
+    ic = inside_site(outside, inside, pulp_service, "npm", repo_name)
+    cli(ic, "-q", "import", str(full), "--channel", "prod")
     store = Store(inside / "store")
     old_snapshot = store.current_view_id()
     assert old_snapshot is not None
     state = tmp_path / "inside.state"
-    _cli(ic, "state", "export", "--out", str(state))
+    cli(ic, "state", "export", "--out", str(state))
 
     # --- outside: one package bumped, a delta against the inside's state ----------------------------------
     profile.write_text(PROFILE.format(lib="^2"))
-    _cli(oc, "-q", "lock", "team")
+    cli(oc, "-q", "lock", "team")
     bumped = {(a.name, a.version) for a in read_lock(profile.with_suffix(".lock")).artifacts}
     assert ("e2e-lib", "2.0.0") in bumped and ("e2e-lib", "1.0.0") not in bumped
-    _cli(oc, "-q", "snapshot", "team")
+    cli(oc, "-q", "snapshot", "team")
     review = tmp_path / "review.bundle"
-    _cli(oc, "-q", "bundle", "export", "--since", str(state), "--out", str(review), "team")
-    out = _cli(ic, "diff", str(full), str(review), "--format", "markdown")
+    cli(oc, "-q", "bundle", "export", "--since", str(state), "--out", str(review), "team")
+    out = cli(ic, "diff", str(full), str(review), "--format", "markdown")
     assert "npm" in out and "e2e-lib" in out and "1.0.0" in out and "2.0.0" in out, out
     media = tmp_path / "media"
     media.mkdir()
-    out = _cli(oc, "bundle", "export", "--since", str(state), "--chunk-size", "1K", "--out",
+    out = cli(oc, "bundle", "export", "--since", str(state), "--chunk-size", "1K", "--out",
                str(media / "delta.bundle"), "team")  # fmt: skip
     assert "delta bundle" in out, out
     parts = sorted(media.glob("delta.bundle.part[0-9]*"))
@@ -315,19 +283,19 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
         shutil.move(str(part), a if i % 2 else b)
 
     # --- inside: the delta into dev; prod stays where it was ----------------------------------------------
-    _cli(ic, "-q", "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b),
+    cli(ic, "-q", "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b),
          "--channel", "dev")  # fmt: skip
     new_snapshot = store.current_view_id()
     assert new_snapshot not in (None, old_snapshot)
-    by_id = {s["id"]: s for s in json.loads(_cli(ic, "snapshots", "list", "--json"))}
+    by_id = {s["id"]: s for s in json.loads(cli(ic, "snapshots", "list", "--json"))}
     assert "prod" in by_id[old_snapshot]["channels"] and "dev" in by_id[new_snapshot]["channels"], by_id
-    doc = json.loads(_cli(ic, "diff", f"view:{old_snapshot}", f"view:{new_snapshot}", "--format", "json"))
+    doc = json.loads(cli(ic, "diff", f"view:{old_snapshot}", f"view:{new_snapshot}", "--format", "json"))
     changes = doc["ecosystems"]["npm"]["changes"]
     assert [(c["kind"], c["name"]) for c in changes] == [("upgraded", "e2e-lib")], changes
 
     # --- the real npm in a loopback-only namespace follows channel prod -----------------------------------
     ws = inside / "ws"
-    _cli(ic, "-q", "workspace-config", "--mirror-url", f"http://127.0.0.1:{PORT}", "--out", str(ws),
+    cli(ic, "-q", "workspace-config", "--mirror-url", f"http://127.0.0.1:{PORT}", "--out", str(ws),
          "--install-dir", str(ws))  # fmt: skip
     home = tmp_path / "home"
     home.mkdir()
@@ -374,11 +342,11 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
     print(f"npm install timings (s): {timings}, missing {secs}")
 
     # --- Pulp follows channel prod (rolled back: the old library; promoted: the new one) -------------------
-    _cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
+    cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
     lib_doc = _pulp_packument(pulp_service, repo_name, "e2e-lib")
     assert set(lib_doc["versions"]) == {"1.0.0"} and lib_doc["dist-tags"]["latest"] == "1.0.0", lib_doc
-    _cli(ic, "-q", "promote", new_snapshot or "", "--channel", "prod")
-    _cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
+    cli(ic, "-q", "promote", new_snapshot or "", "--channel", "prod")
+    cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
     lib_doc = _pulp_packument(pulp_service, repo_name, "e2e-lib")
     assert set(lib_doc["versions"]) == {"2.0.0"} and lib_doc["dist-tags"]["latest"] == "2.0.0", lib_doc
     native = _pulp_packument(pulp_service, repo_name, "e2e-native")
@@ -391,7 +359,7 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
 
     # --- and the real npm installs the promoted channel from Pulp --------------------------------------------
     pulp_ws = inside / "ws-pulp"
-    _cli(ic, "-q", "workspace-config", "--target", "pulp", "--out", str(pulp_ws), "--install-dir", str(pulp_ws))
+    cli(ic, "-q", "workspace-config", "--target", "pulp", "--out", str(pulp_ws), "--install-dir", str(pulp_ws))
     registry = f"{pulp_service.content_url}/pulp/content/{repo_name}/"
     port = urlsplit(pulp_service.content_url).port
     assert port
@@ -422,5 +390,5 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
     assert rc not in (0, 124) and "E404" in log, log
     assert missing_secs < 30, f"npm took {missing_secs}s to give up on a package never published"
     print(f"npm install from Pulp: {secs}s")
-    audit = _cli(ic, "audit", "verify")
+    audit = cli(ic, "audit", "verify")
     assert "ok" in audit.lower(), audit
