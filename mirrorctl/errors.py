@@ -5,16 +5,23 @@
     │   └── ProfileError      a profile or lock file that cannot be used
     ├── NetworkError          an upstream that cannot be reached or answers wrongly (exit 1)
     ├── IntegrityError        bytes that are not what a lock, manifest or signature says (exit 1)
+    │   ├── DigestMismatch    a file whose size or digests differ from the ones promised
     │   └── BundleRefused     a bundle that import or verify refuses
     ├── ResolutionError       requirements that no set of versions satisfies for a target (exit 1)
     └── TargetError           a publish target (Pulp, devpi) that fails (exit 1)
 
-Each error carries a message that names the thing at fault (file, field, artifact, URL) and an optional hint
-that says what to do. Lower-level exceptions are mapped once, at the boundary where they occur, with
-``raise ... from exc``; the CLI turns these into a message and an exit code in one place.
+Each error carries data: what was at fault (file, field, artifact, URL), and an optional hint that says what to
+do. Where the data matters to a caller it is typed: a :class:`NetworkError` holds the URL, the last HTTP status
+and how many attempts were made; a :class:`DigestMismatch` the artifact and the expected and actual digests.
+``message`` renders that data as one line; the CLI renders the error (message, hint) in one place
+(``mirrorctl.cli.render.render_error``). Lower-level exceptions are mapped once, at the boundary where they
+occur, with ``raise ... from exc``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
 
 
 class MirrorctlError(Exception):
@@ -24,8 +31,13 @@ class MirrorctlError(Exception):
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
+        self._text = message
         self.hint = hint
+
+    @property
+    def message(self) -> str:
+        """One line naming the thing at fault; errors with typed fields render it from them."""
+        return self._text
 
     def __str__(self) -> str:
         return self.message
@@ -42,11 +54,112 @@ class ProfileError(UserError):
 
 
 class NetworkError(MirrorctlError):
-    """An upstream that cannot be reached, or that answers with an error after retries."""
+    """An upstream that cannot be reached, or that answers with an error after retries.
+
+    Built from a free-form ``message``, or from data: ``what`` was being fetched (an artifact label, "pypi
+    project page requests"), ``url`` (redacted), the last HTTP ``status`` (None when no answer came),
+    ``reason`` (the transport failure's kind, when there was no answer) with its ``detail``, and
+    ``attempts`` (requests made, retries included). ``failures``: the single errors, when this one stands for
+    several downloads.
+
+    Example: ``NetworkError(what="pypi a 1.0", url="http://127.0.0.1:9/a.whl", status=503, attempts=5)``
+    renders as ``pypi a 1.0 (after 5 attempts): HTTP 503 from http://127.0.0.1:9/a.whl``.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        hint: str | None = None,
+        what: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        reason: str | None = None,
+        detail: str | None = None,
+        attempts: int = 1,
+        failures: tuple[MirrorctlError, ...] = (),
+    ) -> None:
+        self.what = what
+        self.url = url
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+        self.attempts = attempts
+        self.failures = failures
+        super().__init__(message if message is not None else "", hint=hint)
+        self._free = message is not None
+        self.args = (self.message,)
+
+    @property
+    def message(self) -> str:
+        if self._free:
+            return self._text
+        what = self.what or "upstream request"
+        tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
+        where = self.url or "upstream"
+        if self.status is not None:
+            return f"{what}{tries}: HTTP {self.status} from {where}"
+        said = f": {self.detail}" if self.detail else ""
+        return f"{what}{tries}: {self.reason or 'no answer'} talking to {where}{said}"
 
 
 class IntegrityError(MirrorctlError):
     """Bytes that do not match the size or digest that a lock, manifest or signature promises."""
+
+
+class DigestMismatch(IntegrityError):
+    """A file whose size or digests are not the promised ones: ``artifact`` names it (the lock's label),
+    ``expected``/``actual`` map algorithm -> hex digest (``actual`` holds only the algorithms that differ, or
+    nothing when the size already differs), ``expected_size``/``actual_size`` in bytes, ``url`` where it came
+    from (redacted), ``source`` what promised the digest ("the lock", "the manifest").
+
+    Example: ``DigestMismatch("pypi a 1.0 (a-1.0.whl)", expected={"sha256": "ab…"}, actual={"sha256": "cd…"},
+    expected_size=10, actual_size=10)``.
+    """
+
+    def __init__(
+        self,
+        artifact: str,
+        *,
+        expected: Mapping[str, str],
+        actual: Mapping[str, str],
+        expected_size: int | None = None,
+        actual_size: int | None = None,
+        url: str | None = None,
+        source: str = "the lock",
+        hint: str | None = None,
+    ) -> None:
+        self.artifact = artifact
+        self.expected = MappingProxyType(dict(expected))
+        self.actual = MappingProxyType(dict(actual))
+        self.expected_size = expected_size
+        self.actual_size = actual_size
+        self.url = url
+        self.source = source
+        super().__init__("", hint=hint)
+        self.args = (self.message,)
+
+    @property
+    def size_differs(self) -> bool:
+        known = self.actual_size is not None and self.expected_size is not None
+        return known and self.actual_size != self.expected_size
+
+    @property
+    def message(self) -> str:
+        if self.size_differs:
+            got = f"size {self.actual_size}"
+        else:
+            got = ", ".join(f"{k} {v} (expected {self.expected.get(k)})" for k, v in self.actual.items())
+        promised = []
+        if self.expected_size is not None:
+            promised.append(f"size {self.expected_size}")
+        if "sha256" in self.expected:
+            promised.append(f"sha256 {self.expected['sha256']}")
+        where = f" ({self.url})" if self.url else ""
+        return (
+            f"{self.artifact}: downloaded file does not match {self.source}: {got}; expected {', '.join(promised)}"
+            f"{where}"
+        )
 
 
 class BundleRefused(IntegrityError):

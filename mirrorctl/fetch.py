@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import random
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -28,8 +27,8 @@ from typing import Any
 import httpx
 
 from mirrorctl.ecosystems.base import FetchItem
-from mirrorctl.errors import IntegrityError, MirrorctlError, NetworkError
-from mirrorctl.net import is_transient, network_error, redact
+from mirrorctl.errors import DigestMismatch, IntegrityError, MirrorctlError, NetworkError
+from mirrorctl.net import RetryPolicy, redact, retrying
 from mirrorctl.progress import Progress, ProgressTask
 from mirrorctl.store import Store
 
@@ -114,7 +113,7 @@ async def fetch_all(
     task = progress.task("fetch", total=sum(i.size for i in missing), unit="bytes")
     sem = asyncio.Semaphore(max(1, concurrency))
     failures: list[tuple[FetchItem, Exception]] = []
-    policy = _Retry(retries, backoff_base, backoff_cap)
+    policy = RetryPolicy(retries, backoff_base, backoff_cap)
 
     async def one(item: FetchItem) -> None:
         async with sem:
@@ -168,7 +167,7 @@ class SpeculativeFetcher:
     ) -> None:
         self._store, self._client, self._progress = store, client, progress
         self._sem = asyncio.Semaphore(max(1, concurrency))
-        self._policy = _Retry(retries, backoff_base, backoff_cap)
+        self._policy = RetryPolicy(retries, backoff_base, backoff_cap)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._bytes = progress.task("fetch (while resolving)", unit="bytes")
         self.downloaded = 0
@@ -233,26 +232,10 @@ def _combined(failures: list[tuple[FetchItem, Exception]], attempted: int) -> Ex
     if any(isinstance(exc, IntegrityError) for _, exc in failures):
         return IntegrityError(message, hint="the upstream served bytes the lock does not record; nothing "
                               "was stored for those files. Check the upstream, or re-lock if it changed")
-    hints = {getattr(exc, "hint", None) for _, exc in failures} - {None}
+    errors = tuple(exc for _, exc in failures if isinstance(exc, MirrorctlError))
+    hints = {exc.hint for exc in errors} - {None}
     hint = hints.pop() if len(hints) == 1 else "run again: finished files are kept, partial ones resume"
-    return NetworkError(message, hint=hint)
-
-
-@dataclass(frozen=True, slots=True)
-class _Retry:
-    retries: int
-    base: float
-    cap: float
-
-    def delay(self, attempt: int, exc: BaseException) -> float:
-        """Exponential backoff with jitter; a server's Retry-After (seconds) is honoured up to the cap."""
-        wait = min(self.cap, self.base * 2 ** (attempt - 1))
-        wait = wait / 2 + random.uniform(0, wait / 2)
-        if isinstance(exc, httpx.HTTPStatusError):
-            after = exc.response.headers.get("Retry-After", "")
-            if after.isdigit():
-                wait = max(wait, min(float(after), self.cap))
-        return wait
+    return NetworkError(message, hint=hint, failures=errors)
 
 
 async def _fetch_one(
@@ -260,7 +243,7 @@ async def _fetch_one(
     store: Store,
     tmp_dir: Path,
     client: httpx.AsyncClient,
-    policy: _Retry,
+    policy: RetryPolicy,
     task: ProgressTask,
 ) -> None:
     part = _Partial(tmp_dir / f"{item.sha256}.part")
@@ -321,26 +304,22 @@ async def _claim(part: _Partial) -> None:
 
 
 async def _download(
-    item: FetchItem, part: _Partial, client: httpx.AsyncClient, policy: _Retry, reported: _Reporter
+    item: FetchItem, part: _Partial, client: httpx.AsyncClient, policy: RetryPolicy, reported: _Reporter
 ) -> None:
     """Bring the ``.part`` file to full length, retrying transient errors and resuming where it stopped."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            await _attempt(item, part, client, reported)
-            return
-        except _Restart:
-            attempt -= 1  # not the upstream failing: our prefix was unusable; start over at once
-        except IntegrityError:
-            await _discard(part)  # endless data: nothing of it may stay behind
-            raise
-        except httpx.HTTPError as exc:
-            if is_transient(exc) and attempt <= policy.retries:
-                await asyncio.sleep(policy.delay(attempt, exc))
-                continue
-            tries = f" (after {attempt} attempts)" if attempt > 1 else ""
-            raise network_error(exc, f"{item.label}{tries}") from exc
+
+    async def once() -> None:
+        while True:
+            try:
+                await _attempt(item, part, client, reported)
+                return
+            except _Restart:
+                continue  # not the upstream failing: our prefix was unusable; start over, not counted
+            except IntegrityError:
+                await _discard(part)  # endless data: nothing of it may stay behind
+                raise
+
+    await retrying(once, item.label, policy)
 
 
 class _Restart(Exception):
@@ -497,14 +476,15 @@ async def _verify_and_commit(item: FetchItem, part: _Partial, store: Store, repo
     actual = part.hashes.hexdigests()
     extra = {k: v.lower() for k, v in item.extra_hashes.items()}
     expected: Mapping[str, str] = {"sha256": item.sha256, **extra}
-    wrong = [f"{k} {actual[k]} (expected {v})" for k, v in expected.items() if actual.get(k) != v]
+    wrong = {k: actual.get(k, "") for k, v in expected.items() if actual.get(k) != v}
     on_disk = os.fstat(part.fd).st_size  # what is renamed must be exactly what was hashed
     if part.offset != item.size or on_disk != item.size or wrong:
-        got = ", ".join(wrong) if part.offset == on_disk == item.size else f"size {max(part.offset, on_disk)}"
+        same_size = part.offset == on_disk == item.size
         await _discard(part)
-        raise IntegrityError(
-            f"{item.label}: downloaded file does not match the lock: {got}; expected size {item.size}, "
-            f"sha256 {item.sha256} ({redact(item.url)})",
+        raise DigestMismatch(
+            item.label, expected=expected, actual=wrong if same_size else {},
+            expected_size=item.size, actual_size=item.size if same_size else max(part.offset, on_disk),
+            url=redact(item.url),
             hint="the upstream served different bytes than were locked; nothing was stored for this file",
         )
     reported.at(item.size)

@@ -31,7 +31,7 @@ import httpx
 from mirrorctl.ecosystems.base import FetchItem, ResolveContext
 from mirrorctl.errors import IntegrityError, ProfileError, ResolutionError, UserError
 from mirrorctl.lockfile import Artifact
-from mirrorctl.net import is_transient, network_error, redact
+from mirrorctl.net import RetryPolicy, redact, retrying
 
 from .archwork import ERRORS, ArchResult, ArchWorker, lock_arch
 from .index import IndexCheck
@@ -121,28 +121,24 @@ async def _get(client: httpx.AsyncClient, url: str, what: str, retries: int, sin
     decompressed meanwhile, see :class:`.index.IndexCheck`); the result is ``sink.finish()``. The sink runs in a
     thread, a batch at a time: zlib, lzma and hashlib release the GIL, so two indexes decompress on two cores while
     the loop keeps reading."""
-    attempt = 0
-    while True:
-        try:
-            async with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as resp:
-                resp.raise_for_status()
-                into = sink()
-                batch: list[bytes] = []
-                pending = 0
-                async for chunk in resp.aiter_raw():
-                    batch.append(chunk)
-                    pending += len(chunk)
-                    if pending >= _SINK_BATCH:
-                        await asyncio.to_thread(into.feed, b"".join(batch))
-                        batch, pending = [], 0
-                if batch:  # in a thread too: with a worker, feeding may wait for it to take the text
+
+    async def once() -> bytes:
+        async with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as resp:
+            resp.raise_for_status()
+            into = sink()
+            batch: list[bytes] = []
+            pending = 0
+            async for chunk in resp.aiter_raw():
+                batch.append(chunk)
+                pending += len(chunk)
+                if pending >= _SINK_BATCH:
                     await asyncio.to_thread(into.feed, b"".join(batch))
-                return await asyncio.to_thread(into.finish)
-        except httpx.HTTPError as exc:
-            if attempt >= retries or not is_transient(exc):
-                raise network_error(exc, what) from exc
-        attempt += 1
-        await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 10.0))
+                    batch, pending = [], 0
+            if batch:  # in a thread too: with a worker, feeding may wait for it to take the text
+                await asyncio.to_thread(into.feed, b"".join(batch))
+            return await asyncio.to_thread(into.finish)
+
+    return await retrying(once, what, RetryPolicy(retries=retries))
 
 
 def pick_index(release: VerifiedRelease, component: str, arch: str, spec: AptSpec) -> str:

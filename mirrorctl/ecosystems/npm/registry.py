@@ -36,7 +36,7 @@ import httpx
 import msgspec
 
 from mirrorctl.errors import IntegrityError, NetworkError
-from mirrorctl.net import is_transient, network_error, redact
+from mirrorctl.net import RetryPolicy, redact, retrying
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.store import Store, atomic_write
 
@@ -117,7 +117,6 @@ class RegistryClient:
         progress: Progress = SILENT,
         concurrency: int = 16,
         retries: int = 4,
-        backoff: float = 0.25,
         abbreviated: bool = True,
         store: Store | None = None,
     ) -> None:
@@ -131,8 +130,7 @@ class RegistryClient:
         self._early_slots = max(2, concurrency // 4)
         self._tarball_sem = asyncio.Semaphore(self._early_slots)
         self._concurrency = concurrency
-        self._retries = retries
-        self._backoff = backoff
+        self._retry = RetryPolicy(retries=retries)
         self._abbreviated = abbreviated
         self._store = store
         self._docs: dict[str, asyncio.Task[Packument | None]] = {}
@@ -290,20 +288,14 @@ class RegistryClient:
                 tmp.unlink(missing_ok=True)
 
     async def _retrying(self, fn: Callable[[], Awaitable[T]], what: str, sem: asyncio.Semaphore | None = None) -> T:
-        attempt = 0
-        while True:
-            try:
-                async with sem or self._sem:
-                    return await fn()
-            except httpx.HTTPError as exc:
-                if attempt < self._retries and is_transient(exc):
-                    attempt += 1
-                    await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
-                    continue
-                err = network_error(exc, what)
-                if attempt:
-                    err.message += f" (after {attempt + 1} attempts)"
-                raise err from exc
+        """``fn()`` with retries of transient errors, each attempt holding a slot of ``sem`` (packuments by
+        default), none held while waiting."""
+
+        async def held() -> T:
+            async with sem or self._sem:
+                return await fn()
+
+        return await retrying(held, what, self._retry)
 
 
 class _Dist(msgspec.Struct):

@@ -33,7 +33,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion
 
 from mirrorctl.errors import IntegrityError, NetworkError
-from mirrorctl.net import is_transient, network_error, redact
+from mirrorctl.net import RetryPolicy, redact, retrying
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.store import Store
 
@@ -73,7 +73,6 @@ class IndexClient:
         progress: Progress = SILENT,
         concurrency: int = 16,
         retries: int = 4,
-        backoff: float = 0.25,
         store: Store | None = None,
         lazy_wheels: bool = True,
         wheel_ok: WheelFilter | None = None,
@@ -84,8 +83,7 @@ class IndexClient:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._progress = progress
         self._sem = Slots(concurrency)  # metadata reads are served before queued page downloads
-        self._retries = retries
-        self._backoff = backoff
+        self._retry = RetryPolicy(retries=retries)
         self._store = store
         self._lazy_wheels = lazy_wheels
         # sdists=False: a profile that never takes an sdist; its pages' sdists are not even parsed
@@ -377,22 +375,15 @@ class IndexClient:
     async def _retrying(
         self, fn: Callable[[], Awaitable[T]], what: str, *, bounded: bool = True, rank: int = PAGE
     ) -> T:
-        """``fn()`` with retries of transient errors, in a request slot of ``rank`` (:mod:`.slots`);
-        ``bounded=False`` when the caller holds a slot already."""
-        attempt = 0
-        while True:
-            try:
-                async with self._sem.hold(rank) if bounded else contextlib.nullcontext():
-                    return await fn()
-            except httpx.HTTPError as exc:
-                if attempt < self._retries and is_transient(exc):
-                    attempt += 1
-                    await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
-                    continue
-                err = network_error(exc, what)
-                if attempt:
-                    err.message += f" (after {attempt + 1} attempts)"
-                raise err from exc
+        """``fn()`` with retries of transient errors (:func:`mirrorctl.net.retrying`), each attempt in a request
+        slot of ``rank`` (:mod:`.slots`), none held while waiting; ``bounded=False`` when the caller holds a
+        slot already."""
+
+        async def held() -> T:
+            async with self._sem.hold(rank) if bounded else contextlib.nullcontext():
+                return await fn()
+
+        return await retrying(held, what, self._retry)
 
 
 def _label(record: FileRecord) -> str:
