@@ -18,7 +18,7 @@ from mirrorctl.config import Settings, find_config_path, load_settings
 from mirrorctl.errors import MirrorctlError
 from mirrorctl.progress import Progress
 
-from .render import err_console, make_progress
+from .render import err_console, make_progress, print_error, print_unexpected
 
 T = TypeVar("T")
 
@@ -64,9 +64,7 @@ def main_options(
 
 
 def fail(err: MirrorctlError) -> typer.Exit:
-    err_console().print(f"error: {err.message}", style="bold red", markup=False, soft_wrap=True)
-    if err.hint:
-        err_console().print(f"hint: {err.hint}", markup=False, soft_wrap=True)
+    print_error(err)
     return typer.Exit(err.exit_code)
 
 
@@ -93,8 +91,7 @@ def run_async(make: Callable[[], Awaitable[T]], ctx: Ctx) -> T:
     except Exception as exc:  # an unexpected error: a bug, or an environment problem we did not foresee
         if ctx.verbose:
             raise
-        err_console().print(f"error: unexpected {type(exc).__name__}: {exc}", style="bold red", markup=False)
-        err_console().print("hint: run again with -v for the traceback, and report it", markup=False)
+        print_unexpected(exc)
         raise typer.Exit(1) from None
 
 

@@ -7,6 +7,7 @@ import time
 from functools import cache
 from typing import TYPE_CHECKING, TextIO
 
+from mirrorctl.errors import MirrorctlError
 from mirrorctl.progress import Progress, ProgressTask
 
 if TYPE_CHECKING:  # rich is imported when first used: a command run from a script or CI never needs it
@@ -19,6 +20,28 @@ def err_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
+
+
+def error_lines(err: MirrorctlError) -> list[str]:
+    """How a library error reads for a person, rendered from its data: what went wrong, then what to do.
+    The one place that turns an error into words for the terminal (``mirrorctl.cli.app`` prints these)."""
+    lines = [f"error: {err.message}"]
+    if err.hint:
+        lines.append(f"hint: {err.hint}")
+    return lines
+
+
+def print_error(err: MirrorctlError) -> None:
+    first, *rest = error_lines(err)
+    err_console().print(first, style="bold red", markup=False, soft_wrap=True)
+    for line in rest:
+        err_console().print(line, markup=False, soft_wrap=True)
+
+
+def print_unexpected(exc: BaseException) -> None:
+    """An error no layer foresaw (a bug, or an environment problem): its kind and text, and what to do."""
+    err_console().print(f"error: unexpected {type(exc).__name__}: {exc}", style="bold red", markup=False)
+    err_console().print("hint: run again with -v for the traceback, and report it", markup=False)
 
 
 class _RichTask:
