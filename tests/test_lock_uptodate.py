@@ -177,7 +177,7 @@ def test_lock_snapshot_refuses_a_tampered_file(work: Path, pypi_upstream: Fixtur
     # later run with the file mended upstream resumes past it and stores the right bytes.
     leftovers = [p.name for p in (work / "store" / "tmp").iterdir() if p.name.startswith(bad)]
     assert all(n == f"{bad}.part" for n in leftovers), leftovers
-    pypi_upstream._tampered.discard(name)
+    pypi_upstream.untamper(name)
     assert cli("lock", "--snapshot", "web").exit_code == 0
     assert bad in stored(work)
     assert store.verify_blob(bad, pypi_upstream.entry(name).size) is None
