@@ -26,7 +26,7 @@ from mirrorctl.fetch import fetch_all
 from mirrorctl.net import MAX_RETRIES, RetryPolicy, retry_after, retrying
 from mirrorctl.progress import SILENT
 from mirrorctl.store import Store
-from tests.fixtures.http_server import BackgroundServer
+from tests.fixtures.fixture_server import FixtureServer, Request, Response
 
 
 @dataclass
@@ -39,45 +39,42 @@ class Script:
 
 @dataclass
 class ScriptedServer:
-    """A server whose paths answer the scripted statuses and headers (Retry-After), counting requests."""
+    """Paths of a fixture server that answer scripted statuses and headers (Retry-After), with the time of
+    each request."""
 
+    server: FixtureServer
     scripts: dict[str, Script] = field(default_factory=dict)
-    requests: Counter[str] = field(default_factory=Counter)
     times: dict[str, list[float]] = field(default_factory=dict)
-    url: str = ""
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def requests(self) -> Counter[str]:
+        return self.server.requests
 
     def script(self, path: str, *answers: tuple[int, dict[str, str]], body: bytes = b"ok\n") -> str:
         self.scripts[path] = Script(list(answers), body)
         return self.url + path
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        path = scope["path"]
-        n = self.requests[path]
-        self.requests[path] += 1
-        self.times.setdefault(path, []).append(time.monotonic())
-        script = self.scripts.get(path)
-        status, headers, body = (404, {}, b"no such path\n") if script is None else (
-            *script.answers[min(n, len(script.answers) - 1)], script.body
-        )
-        if status != 200:
-            body = b"scripted failure\n"
-        hdrs = [(b"content-length", str(len(body)).encode())] + [
-            (k.lower().encode(), v.encode()) for k, v in headers.items()
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": hdrs})
-        await send({"type": "http.response.body", "body": body})
+    def answer(self, req: Request) -> Response:
+        seen = self.times.setdefault(req.path, [])
+        seen.append(time.monotonic())
+        script = self.scripts.get(req.path)
+        if script is None:
+            return Response(404, b"no such path\n")
+        status, headers = script.answers[min(len(seen) - 1, len(script.answers) - 1)]
+        body = script.body if status == 200 else b"scripted failure\n"
+        return Response(status, body, content_type="application/octet-stream", headers=dict(headers))
 
 
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
-    app = ScriptedServer()
-    srv = BackgroundServer(app, name="scripted server")
-    app.url = srv.url
-    srv.start()
-    try:
-        yield app
-    finally:
-        srv.stop()
+    scripted = ScriptedServer(FixtureServer(name="scripted server"))
+    scripted.server.route("/", scripted.answer, prefix=True)
+    with scripted.server:
+        yield scripted
 
 
 @pytest.fixture
