@@ -44,9 +44,7 @@ from sections import update_section
 from mirrorctl.config import load_settings
 from mirrorctl.ecosystems.apt import lock as apt_lock
 from mirrorctl.ecosystems.apt.spec import AptSpec
-from mirrorctl.ecosystems.base import ResolveContext
-from mirrorctl.net import build_client
-from mirrorctl.progress import SILENT
+from mirrorctl.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "apt-bench"
@@ -135,8 +133,9 @@ def run_mirrorctl(base: Path, suite: str) -> MirrorctlRun:
 async def _in_process_lock(work_cfg: Path, suite: str, recommends: bool) -> tuple[apt_lock.Timings, int]:
     settings = load_settings(work_cfg)
     spec = AptSpec(suite, ("main",), ARCHES, PACKAGES, recommends=recommends)
-    async with build_client(settings, os.environ) as client:
-        ctx = ResolveContext(client, settings.upstream("apt"), SILENT, NAME, fetch=settings.fetch)
+    rt = Runtime.for_settings(settings, environ=os.environ)
+    async with rt.client() as client:
+        ctx = rt.resolve_context("apt", client, NAME)
         arts = await apt_lock.resolve_spec(spec, ctx)
     return apt_lock.last_timings, len(arts)
 

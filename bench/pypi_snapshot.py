@@ -55,12 +55,11 @@ from pypi_report import (  # noqa: E402  (bench/ is on sys.path when this script
 
 from mirrorctl.aionet import AsyncioTransport  # noqa: E402
 from mirrorctl.config import Settings, load_settings  # noqa: E402
-from mirrorctl.ecosystems.base import FetchContext, FetchItem  # noqa: E402
+from mirrorctl.ecosystems.base import FetchItem  # noqa: E402
 from mirrorctl.ecosystems.pypi import PypiEcosystem  # noqa: E402
 from mirrorctl.ecosystems.pypi.targets import Target  # noqa: E402
 from mirrorctl.lockfile import read_lock  # noqa: E402
-from mirrorctl.net import build_client  # noqa: E402
-from mirrorctl.progress import SILENT  # noqa: E402
+from mirrorctl.runtime import Runtime  # noqa: E402
 
 PROFILE = ROOT / "bench" / "profiles" / "bench.toml"
 LARGE_SIZE = 1 << 30  # 1 GiB
@@ -236,8 +235,9 @@ def pip_download(work: Path, index_url: str, requirements: list[str], targets: l
 async def fetch_plan(settings: Settings, lock_path: Path) -> list[FetchItem]:
     """The URLs of the lock's unique files on the configured upstream (not timed: it reads project pages)."""
     artifacts = read_lock(lock_path).for_ecosystem("pypi")
-    async with build_client(settings, os.environ) as client:
-        ctx = FetchContext(client, settings.upstream("pypi"), SILENT)
+    rt = Runtime.for_settings(settings, environ=os.environ)
+    async with rt.client() as client:
+        ctx = rt.fetch_context("pypi", client)
         items = await PypiEcosystem().fetch_plan(artifacts, ctx)
     unique = {i.sha256: i for i in items}
     return sorted(unique.values(), key=lambda i: i.filename)

@@ -25,17 +25,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nodesemver
 from debian.debian_support import Version as DebianVersion
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from mirrorctl.config import Settings
 from mirrorctl.errors import BundleRefused, UserError
 from mirrorctl.lockfile import Artifact, merge_artifacts, read_lock
 from mirrorctl.store import Store
+
+if TYPE_CHECKING:
+    from mirrorctl.runtime import Runtime
 
 KINDS = ("added", "removed", "upgraded", "downgraded", "changed")
 _SIGN = {"added": "+", "removed": "-", "upgraded": "^", "downgraded": "v", "changed": "~"}
@@ -99,25 +101,25 @@ class Side:
 
 def load_side(
     spec: str,
-    settings: Callable[[], Settings],
+    runtime: Runtime,
     *,
     now: datetime | None = None,
-    ecosystems: Mapping[str, Any] | None = None,
     search: Sequence[Path] = (),
 ) -> Side:
-    """Read one side. ``settings`` is called only for a bundle (trusted keys) or a view (the store).
+    """Read one side. The runtime's settings are read only for a bundle (trusted keys, and its ecosystems to
+    check it) or a view (its store): a diff of two locks needs no mirrorctl.toml.
     ``search``: more folders where a chunked bundle's parts may lie.
 
-    Example: ``load_side("profiles/web.lock", lambda: settings)``
+    Example: ``load_side("profiles/web.lock", Runtime.for_settings(settings))``
     """
     if spec == "current" or spec.startswith("view:"):
-        return _load_view(spec, Store(settings().store_path))
+        return _load_view(spec, runtime.store)
     if spec.startswith("channel:"):
-        return _load_channel(spec, Store(settings().store_path))
+        return _load_channel(spec, runtime.store)
     path = Path(spec)
     # A chunked bundle: named by its index or a part, or as the bundle whose index lies beside it.
     if _is_chunked(path) or (path.suffix == ".bundle" and not path.exists() and _index_beside(path).exists()):
-        return _load_bundle(_parts(path, search), spec, settings(), now or datetime.now(UTC), ecosystems)
+        return _load_bundle(_parts(path, search), spec, runtime, now or datetime.now(UTC))
     if path.suffix not in (".lock", ".bundle"):
         raise UserError(f"{spec}: unknown kind of diff side", hint=f"give {KIND_HELP}")
     if not path.exists():
@@ -126,14 +128,14 @@ def load_side(
         raise UserError(f"{path}: is not a file")
     if path.suffix == ".lock":
         return Side(spec, "lock", spec, tuple(merge_artifacts([read_lock(path).artifacts])))
-    return _load_bundle(path, spec, settings(), now or datetime.now(UTC), ecosystems)
+    return _load_bundle(path, spec, runtime, now or datetime.now(UTC))
 
 
-def _load_bundle(
-    path: Path, spec: str, settings: Settings, now: datetime, ecosystems: Mapping[str, Any] | None
-) -> Side:
+def _load_bundle(path: Path, spec: str, runtime: Runtime, now: datetime) -> Side:
     from mirrorctl.bundle.verify import verify_bundle
     from mirrorctl.signing import load_trusted_keys
+
+    settings = runtime.settings
 
     if not settings.trusted_keys:
         where = f" in {settings.config_path}" if settings.config_path else ""
@@ -145,7 +147,7 @@ def _load_bundle(
     keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
     try:
         # A delta rebuilds its locks from the inside copies in this store (read only).
-        verified = verify_bundle(path, keys, now, ecosystems=ecosystems, store=Store(settings.store_path))
+        verified = verify_bundle(path, keys, now, ecosystems=runtime.ecosystems, store=runtime.store)
     except BundleRefused as exc:
         # For diff a bundle that does not verify is bad input, not a failed operation: exit 2, named.
         raise UserError(

@@ -133,12 +133,12 @@ def child_main() -> None:
 
 async def _serve(settings: Settings, stdin: IO[bytes], stdout: IO[bytes]) -> None:
     from mirrorctl.fetch import SpeculativeFetcher
-    from mirrorctl.net import build_client
-    from mirrorctl.store import Store
+    from mirrorctl.runtime import Runtime
 
-    async with build_client(settings, os.environ) as client:
+    rt = Runtime.for_settings(settings, environ=os.environ)  # this process's own: the parent's settings
+    async with rt.client() as client:
         early = SpeculativeFetcher(
-            Store(settings.store_path), client,
+            rt.store, client,
             concurrency=settings.fetch.concurrency, retries=settings.fetch.retries, progress=SILENT,
         )
         kind = "end"

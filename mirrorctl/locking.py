@@ -9,8 +9,8 @@ output, and the pull request's diff shows what changed.
 
 Example::
 
-    results = await lock_profiles(profiles, load_ecosystems(), settings, client, SILENT)
-    problems = check_locks(profiles, load_ecosystems())
+    results = await lock_profiles(profiles, rt.ecosystems, rt.settings, rt.store, client, SILENT)
+    problems = check_locks(profiles, rt.ecosystems)
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ async def lock_profiles(
     profiles: Sequence[Profile],
     ecosystems: Mapping[str, Ecosystem],
     settings: Settings,
+    store: Store,
     client: httpx.AsyncClient,
     progress: Progress,
     *,
@@ -61,7 +62,8 @@ async def lock_profiles(
     ``refresh``) and write its lock; up-to-date locks are kept without a request. All profiles resolve
     first: nothing is written unless every one succeeded, so a failure leaves every lock as it was.
 
-    ``prefetch`` (see :class:`ResolveContext`) is handed to the adapters to download files they pin."""
+    ``store`` is where adapters keep their caches (and files verified while resolving); ``prefetch`` (see
+    :class:`ResolveContext`) is handed to the adapters to download files they pin."""
     current: dict[str, Lock] = {}
     unreadable: dict[str, str] = {}
     if not refresh:
@@ -76,7 +78,7 @@ async def lock_profiles(
         for eco_name in profile.specs:
             settings.upstream(eco_name)  # refuse a missing upstream before any network traffic
     locks = await asyncio.gather(
-        *(_resolve_profile(p, ecosystems, settings, client, progress, prefetch) for p in stale)
+        *(_resolve_profile(p, ecosystems, settings, store, client, progress, prefetch) for p in stale)
     )
     resolved = dict(zip((p.name for p in stale), locks, strict=True))
     results = []
@@ -109,6 +111,7 @@ async def _resolve_profile(
     profile: Profile,
     ecosystems: Mapping[str, Ecosystem],
     settings: Settings,
+    store: Store,
     client: httpx.AsyncClient,
     progress: Progress,
     prefetch: Callable[[FetchItem], None] | None,
@@ -118,8 +121,7 @@ async def _resolve_profile(
     for eco_name, spec in sorted(profile.specs.items()):
         eco = ecosystems[eco_name]
         ctx = ResolveContext(
-            client, settings.upstream(eco_name), progress, profile.name,
-            store=Store(settings.store_path), fetch=settings.fetch, prefetch=prefetch,
+            client, settings.upstream(eco_name), progress, profile.name, store, settings.fetch, prefetch=prefetch
         )
         arts = await eco.resolve(spec, ctx)
         artifacts.extend(arts)

@@ -14,9 +14,9 @@ The service chooses *what* to publish and proves it intact; the target decides *
 
 Example::
 
-    async with build_client(settings, os.environ) as client:
-        target = make_target(settings.target("devpi"), client, os.environ)
-        results = await publish(settings, Store(settings.store_path), target, ["web"], SILENT)
+    async with rt.client() as client:
+        target = make_target(rt.settings.target("devpi"), client, rt.environ)
+        results = await publish(rt.settings, rt.store, target, ["web"], SILENT)
 """
 
 from __future__ import annotations

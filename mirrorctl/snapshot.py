@@ -9,7 +9,7 @@ the file, then runs the same snapshot over the locks it wrote, which only has to
 Example::
 
     locks = load_locks([load_profile(path, ecosystems)])
-    report = await snapshot(locks, ecosystems, settings, Store(settings.store_path), client, SILENT)
+    report = await snapshot(locks, rt.ecosystems, rt.settings, rt.store, client, SILENT)
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ async def _snapshot(
                 f"the locks name {eco_name} artifacts, but no {eco_name} ecosystem is installed",
                 hint=f"installed ecosystems: {', '.join(sorted(ecosystems)) or 'none'}",
             )
-        ctx = FetchContext(client, settings.upstream(eco_name), progress, store)
+        ctx = FetchContext(client, settings.upstream(eco_name), progress, store, settings.fetch)
         plan = await adapter.fetch_plan(missing_by_eco[eco_name], ctx)
         for item in plan:
             # The adapter says where, never what: a file the locks do not list is not fetched.
@@ -209,7 +209,7 @@ async def _lock_and_snapshot(
             early.start()
     try:
         results = await lock_profiles(
-            profiles, ecosystems, settings, client, progress, refresh=refresh, prefetch=early.submit
+            profiles, ecosystems, settings, store, client, progress, refresh=refresh, prefetch=early.submit
         )
         locks = load_locks(profiles)
         early.cancel_unless({sha for _, lock in locks for a in lock.artifacts for sha, _, _ in a.blobs()})

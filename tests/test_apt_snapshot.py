@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mirrorctl.config import Upstream
+from mirrorctl.config import FetchSettings, Upstream
 from mirrorctl.ecosystems.apt.fetchplan import fetch_plan
 from mirrorctl.ecosystems.base import FetchContext
 from mirrorctl.errors import BundleRefused
@@ -65,7 +65,9 @@ async def test_fetch_plan_refuses_a_pool_path_outside_the_pool(tmp_path: Path) -
                    {"architecture": "amd64", "suite": "bookworm", "component": "main",
                     "pool": "pool/../../../etc/curl_7.88.1-10_amd64.deb"})
     async with httpx.AsyncClient() as client:
-        ctx = FetchContext(client, Upstream("apt", "http://127.0.0.1:9/debian"), SILENT)
+        ctx = FetchContext(
+            client, Upstream("apt", "http://127.0.0.1:9/debian"), SILENT, Store(tmp_path / "store"), FetchSettings()
+        )
         with pytest.raises(BundleRefused, match=r"attrs.pool .* is not a plain path under pool/"):
             await fetch_plan([art], ctx)
         good = Artifact(art.ecosystem, art.name, art.version, art.filename, art.size, art.sha256, art.targets,

@@ -15,6 +15,7 @@ from mirrorctl.cli.app import app
 from mirrorctl.config import Settings, load_settings
 from mirrorctl.diff import Diff, compute_diff, human_size, load_side, render_markdown, render_text
 from mirrorctl.lockfile import Artifact, Companion, Lock, dump_lock
+from mirrorctl.runtime import Runtime
 from mirrorctl.store import Store, View
 from tests.fixtures.bundles import World, fingerprint, make_lock, make_world, read_members, write_members
 from tests.fixtures.mixed_bundles import (
@@ -189,12 +190,14 @@ def test_human_size() -> None:
     assert human_size(-1_500, signed=True) == "-1.5 kB" and human_size(0, signed=True) == "+0 B"
 
 
-def _no_settings() -> Settings:
-    raise AssertionError("a lock side must not read settings")
+class _NoSettings(Runtime):
+    @property
+    def settings(self) -> Settings:  # type: ignore[override]
+        raise AssertionError("a lock side must not read settings")
 
 
 def _diff_locks(tmp_path: Path) -> Diff:
-    old, new = (load_side(str(tmp_path / name), _no_settings) for name in ("a.lock", "b.lock"))
+    old, new = (load_side(str(tmp_path / name), _NoSettings()) for name in ("a.lock", "b.lock"))
     return compute_diff(old, new)
 
 
@@ -388,7 +391,8 @@ def test_full_bundle_against_delta_bundle_shows_the_bumps_with_sizes(tmp_path: P
     w.set_profile(BUMPED)
     w.cli("outside", "bundle", "export", "--since", str(state), "--out", str(delta))
     settings = load_settings(w.config("inside"))
-    d = compute_diff(load_side(str(full), lambda: settings), load_side(str(delta), lambda: settings))
+    rt = Runtime.for_settings(settings)
+    d = compute_diff(load_side(str(full), rt), load_side(str(delta), rt))
     assert d.b.kind == "bundle"
     by_eco = {e.ecosystem: e for e in d.ecosystems}
     assert (by_eco["pypi"].changes, by_eco["pypi"].unchanged) == ((), 1)

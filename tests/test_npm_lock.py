@@ -132,9 +132,7 @@ def spec_of(root: Path, text: str) -> NpmSpec:
     return spec
 
 
-async def resolve(
-    root: Path, url: str, text: str = PROFILE, *, store: bool = True, progress: Any = None
-) -> list[Artifact]:
+async def resolve(root: Path, url: str, text: str = PROFILE, *, progress: Any = None) -> list[Artifact]:
     spec = spec_of(root, text)
     async with httpx.AsyncClient() as client:
         ctx = ResolveContext(
@@ -142,7 +140,7 @@ async def resolve(
             Upstream("npm", url),
             progress or Recorder(),
             "web",
-            store=Store(root / "store") if store else None,
+            store=Store(root / "store"),
             fetch=FetchSettings(concurrency=4, retries=2),
         )
         return await resolve_spec(spec, ctx)
@@ -157,7 +155,10 @@ async def lock(root: Path, url: str, text: str = PROFILE) -> tuple[list[Artifact
     ecos = ecosystems()
     profile = load_profile(path, ecos)
     async with httpx.AsyncClient() as client:
-        (result,) = await lock_profiles([profile], ecos, settings_for(root, url), client, Recorder(), refresh=True)
+        settings = settings_for(root, url)
+        (result,) = await lock_profiles(
+            [profile], ecos, settings, Store(settings.store_path), client, Recorder(), refresh=True
+        )
     return list(read_lock(result.path).artifacts), result.path.read_text()
 
 
@@ -392,11 +393,10 @@ async def test_shasum_only_package(npm_registry: FixtureNpmRegistry, tmp_path: P
     assert any("no sha512 integrity upstream" in n for n in rec.notes)
 
 
-async def test_works_without_corgi_and_without_store(npm_registry_factory: Any, tmp_path: Path) -> None:
+async def test_works_without_corgi(npm_registry_factory: Any, tmp_path: Path) -> None:
     reg = npm_registry_factory(corgi=False)
     populate(reg)
-    assert closure(await resolve(tmp_path, reg.url, store=False)) == EXPECTED
-    assert not (tmp_path / "store").exists()
+    assert closure(await resolve(tmp_path, reg.url)) == EXPECTED
 
 
 def _lock_v3() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mirrorctl.config import Upstream
+from mirrorctl.config import FetchSettings, Upstream
 from mirrorctl.ecosystems.base import ResolveContext
 from mirrorctl.ecosystems.npm import NpmEcosystem
 from mirrorctl.ecosystems.npm.manifest import ManifestCache, read_tarball_info
@@ -423,7 +423,7 @@ async def test_tool_at_next_through_lock_and_serve(npm_registry: FixtureNpmRegis
     spec = load_profile(profile, {"npm": NpmEcosystem()}).specs["npm"]
     store = Store(tmp_path / "store")
     async with httpx.AsyncClient() as http:
-        ctx = ResolveContext(http, Upstream("npm", npm_registry.url), SILENT, "web", store=store)
+        ctx = ResolveContext(http, Upstream("npm", npm_registry.url), SILENT, "web", store, FetchSettings())
         arts = await resolve_spec(spec, ctx)
     assert {(a.version, a.attrs.get("dist-tags")) for a in arts} == {("3.0.0", "next"), ("2.5.0", None)}
     publish_view(store, arts)

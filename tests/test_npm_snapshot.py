@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mirrorctl.config import Settings, Upstream
+from mirrorctl.config import FetchSettings, Settings, Upstream
 from mirrorctl.ecosystems.base import FetchContext, FetchItem
 from mirrorctl.ecosystems.npm.fetchplan import fetch_plan
 from mirrorctl.errors import IntegrityError, NetworkError
@@ -40,9 +40,9 @@ async def run_snapshot(root: Path, url: str, store: str) -> tuple[int, Store]:
     return report.downloaded, st
 
 
-async def plan(url: str, arts: list[Artifact]) -> list[FetchItem]:
+async def plan(url: str, arts: list[Artifact], store: Store) -> list[FetchItem]:
     async with httpx.AsyncClient() as client:
-        return list(await fetch_plan(arts, FetchContext(client, Upstream("npm", url), SILENT)))
+        return list(await fetch_plan(arts, FetchContext(client, Upstream("npm", url), SILENT, store, FetchSettings())))
 
 
 async def test_snapshot_into_a_fresh_store(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ async def test_snapshot_after_lock_downloads_nothing(npm_registry: FixtureNpmReg
 async def test_plan_checks_sha512_while_streaming(npm_registry: FixtureNpmRegistry, tmp_path: Path) -> None:
     populate(npm_registry)
     arts, _ = await lock(tmp_path, npm_registry.url)
-    items = {i.filename: i for i in await plan(npm_registry.url, arts)}
+    items = {i.filename: i for i in await plan(npm_registry.url, arts, Store(tmp_path / "plan-store"))}
     entry = npm_registry.entry("@acme/liba", "1.2.5")
     item = items["liba-1.2.5.tgz"]
     assert item.url == npm_registry.tarball_url("@acme/liba", "1.2.5")
@@ -94,7 +94,7 @@ async def test_version_gone_upstream(npm_registry: FixtureNpmRegistry, tmp_path:
     npm_registry.remove("linux-helper", "1.0.0")
     npm_registry.add(PkgSpec("linux-helper", "1.0.1"))
     with pytest.raises(NetworkError) as err:
-        await plan(npm_registry.url, arts)
+        await plan(npm_registry.url, arts, Store(tmp_path / "plan-store"))
     assert "npm linux-helper 1.0.0 (linux-helper-1.0.0.tgz)" in err.value.message
     assert "no longer lists this locked version" in err.value.message
     assert npm_registry.count_tarballs() == len(EXPECTED), "no tarball requested by the plan"
@@ -105,6 +105,6 @@ async def test_integrity_changed_upstream(npm_registry: FixtureNpmRegistry, tmp_
     arts, _ = await lock(tmp_path, npm_registry.url)
     npm_registry.add(PkgSpec("tool", "2.0.0", description="republished with other bytes"))
     with pytest.raises(IntegrityError) as err:
-        await plan(npm_registry.url, arts)
+        await plan(npm_registry.url, arts, Store(tmp_path / "plan-store"))
     assert "npm tool 2.0.0 (tool-2.0.0.tgz): the upstream lists integrity sha512-" in err.value.message
     assert "the lock says sha512-" in err.value.message

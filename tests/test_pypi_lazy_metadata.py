@@ -214,7 +214,7 @@ async def test_concurrency_setting_bounds_requests(
     ecos = load_ecosystems()
     hooks: dict[str, list[Callable[..., Any]]] = {"request": [hook_req], "response": [hook_resp]}
     async with httpx.AsyncClient(event_hooks=hooks) as client:
-        await lock_profiles([load_profile(path, ecos)], ecos, settings, client, SILENT)
+        await lock_profiles([load_profile(path, ecos)], ecos, settings, Store(settings.store_path), client, SILENT)
     assert peak == 1
 
 

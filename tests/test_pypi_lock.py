@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
-from mirrorctl.config import Settings, Upstream
+from mirrorctl.config import FetchSettings, Settings, Upstream
 from mirrorctl.ecosystems.base import FetchContext, load_ecosystems
 from mirrorctl.ecosystems.pypi.fetchplan import fetch_plan
 from mirrorctl.errors import NetworkError, ResolutionError
@@ -21,6 +21,7 @@ from mirrorctl.lockfile import Artifact, read_lock
 from mirrorctl.locking import check_locks, lock_profiles
 from mirrorctl.profiles import load_profile
 from mirrorctl.progress import SILENT
+from mirrorctl.store import Store
 from tests.fixtures.upstream import (  # noqa: F401  (until tests/conftest.py registers the plugin)
     FixtureUpstream,
     pypi_upstream_factory_fixture,
@@ -93,7 +94,10 @@ async def lock(root: Path, url: str, text: str = PROFILE) -> tuple[list[Artifact
     profile = load_profile(path, ecos)
     async with httpx.AsyncClient() as client:
         # refresh: these tests change the upstream between locks and want a new resolution every time
-        (result,) = await lock_profiles([profile], ecos, settings_for(root, url), client, SILENT, refresh=True)
+        settings = settings_for(root, url)
+        (result,) = await lock_profiles(
+            [profile], ecos, settings, Store(settings.store_path), client, SILENT, refresh=True
+        )
     lock_text = result.path.read_text()
     return list(read_lock(result.path).artifacts), lock_text
 
@@ -232,7 +236,8 @@ async def test_fetch_plan_finds_files_on_upstream(pypi_upstream: FixtureUpstream
     populate(pypi_upstream)
     arts, _ = await lock(tmp_path, pypi_upstream.url)
     async with httpx.AsyncClient() as client:
-        ctx = FetchContext(client, Upstream("pypi", pypi_upstream.url), SILENT)
+        store = Store(tmp_path / "plan-store")  # not the lock's: its URL cache would answer without the index
+        ctx = FetchContext(client, Upstream("pypi", pypi_upstream.url), SILENT, store, FetchSettings())
         items = await fetch_plan(arts, ctx)
         assert len(items) == sum(1 + len(a.companions) for a in arts)
         lib = next(i for i in items if i.filename == "lib-1.0-py3-none-any.whl")

@@ -7,18 +7,23 @@ import gc
 import importlib
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from mirrorctl.config import Settings, find_config_path, load_settings
+from mirrorctl.config import Settings
 from mirrorctl.errors import MirrorctlError
 from mirrorctl.progress import Progress
+from mirrorctl.runtime import Runtime
 
 from .render import err_console, make_progress, print_error, print_unexpected
+
+if TYPE_CHECKING:
+    from mirrorctl.ecosystems.base import Ecosystem
+    from mirrorctl.store import Store
 
 T = TypeVar("T")
 
@@ -37,17 +42,27 @@ _app = typer.Typer(
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Ctx:
-    config: Path | None
+    """The global options and the invocation's one :class:`Runtime` (built by the callback below). The methods
+    hand out the runtime's parts, turning an error building one (no mirrorctl.toml, a bad field) into the
+    CLI's message and exit code."""
+
+    runtime: Runtime
     verbose: bool
     quiet: bool
 
     def settings(self) -> Settings:
-        return run_sync(lambda: load_settings(find_config_path(self.config, os.environ, Path.cwd())), self)
+        return run_sync(lambda: self.runtime.settings, self)
+
+    def store(self) -> Store:
+        return run_sync(lambda: self.runtime.store, self)
+
+    def ecosystems(self) -> Mapping[str, Ecosystem]:
+        return run_sync(lambda: self.runtime.ecosystems, self)
 
     def progress(self) -> Progress:
-        return make_progress(self.quiet)
+        return self.runtime.progress
 
 
 @_app.callback()
@@ -60,7 +75,9 @@ def main_options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks for unexpected errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    ctx.obj = Ctx(config, verbose, quiet)
+    # Built once per invocation; its parts (settings, store, ecosystems) only when the command first uses them,
+    # so `--help` and commands without a mirrorctl.toml never read one.
+    ctx.obj = Ctx(Runtime(progress=make_progress(quiet), environ=os.environ, config_path=config), verbose, quiet)
 
 
 def fail(err: MirrorctlError) -> typer.Exit:

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mirrorctl.store import Store
-
 from .app import Ctx, run_sync
 
 if TYPE_CHECKING:
@@ -65,10 +63,9 @@ def verify_cmd(
         if against_state is not None:
             from mirrorctl.bundle.state import audit_head_of_state
 
-            store = Store(settings.store_path)
-            head, state_note = audit_head_of_state(against_state, store, settings.signing_key)
+            head, state_note = audit_head_of_state(against_state, c.runtime.store, settings.signing_key)
             heads.append(head)
-        return audit.verify(Store(settings.store_path), tuple(heads)), state_note
+        return audit.verify(c.runtime.store, tuple(heads)), state_note
 
     report, state_note = run_sync(run, c)
     head = report.head
@@ -123,8 +120,7 @@ def show_cmd(
     from mirrorctl import audit
 
     c: Ctx = ctx.obj
-    settings = c.settings()
-    entries = run_sync(lambda: audit.last_entries(Store(settings.store_path), last), c)
+    entries = run_sync(lambda: audit.last_entries(c.runtime.store, last), c)
     if not entries:
         typer.echo("the audit journal is empty")
     for e in entries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -9,11 +10,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mirrorctl.config import Settings
-from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import ProfileError, UserError
 from mirrorctl.lockfile import parse_lock
 from mirrorctl.profiles import list_profiles, load_profile, profile_path
-from mirrorctl.store import Store
 
 from .app import Ctx, run_sync
 
@@ -31,9 +31,8 @@ bundle_app = typer.Typer(
 )
 
 
-def collect_locks(settings: Settings, names: list[str]) -> list[LockInput]:
+def collect_locks(settings: Settings, ecosystems: Mapping[str, Ecosystem], names: list[str]) -> list[LockInput]:
     """The locks of ``names`` (all profiles when empty); refuses a lock older than its profile."""
-    ecosystems = load_ecosystems()
     paths = [profile_path(settings.profiles_dir, n) for n in names] or list_profiles(settings.profiles_dir)
     if not paths:
         raise UserError(f"{settings.profiles_dir}: no profiles found", hint="name the profiles to export")
@@ -119,8 +118,8 @@ def export(
             base = read_state(since, [load_public_key(k) for k in settings.trusted_keys])
             _describe_state(base)
         return export_bundle(
-            collect_locks(settings, list(profiles or [])),
-            Store(settings.store_path),
+            collect_locks(settings, obj.runtime.ecosystems, list(profiles or [])),
+            obj.runtime.store,
             settings.signing_key,
             out,
             sequence=sequence,
@@ -192,11 +191,11 @@ def verify(
         source = resolve_bundle(bundle, list(from_dirs or ()), progress=progress)
         now = datetime.now(UTC)
         # As import judges it: keys that rotations brought into the store, revocations; nothing is written.
-        store = Store(settings.store_path)
+        store = obj.runtime.store
         gate = TrustGate(store, keys, source, now=now)
         # The store is only read: a delta's locks and SBOM carried as line deltas are rebuilt from its copies.
         verified = verify_bundle(
-            source, gate.keys, now, ecosystems=load_ecosystems(), progress=progress, store=store
+            source, gate.keys, now, ecosystems=obj.runtime.ecosystems, progress=progress, store=store
         )
         gate.check(verified.manifest, verified.signer, progress)
         return verified

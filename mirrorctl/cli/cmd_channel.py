@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from mirrorctl.store import Store
-
 from .app import Ctx, run_sync
 
 channels_app = typer.Typer(
@@ -35,8 +33,7 @@ def promote_cmd(
     from mirrorctl import channels
 
     c: Ctx = ctx.obj
-    settings = c.settings()
-    store = Store(settings.store_path)
+    store = c.store()
     done = run_sync(lambda: channels.promote(store, snapshot, channel, c.progress()), c)
     if not done.changed:
         typer.echo(f"channel {channel} already points at {done.view_id}; nothing changed")
@@ -53,11 +50,10 @@ def list_cmd(ctx: typer.Context) -> None:
     from mirrorctl import channels
 
     c: Ctx = ctx.obj
-    settings = c.settings()
-    store = Store(settings.store_path)
+    store = c.store()
     targets = run_sync(lambda: channels.channel_targets(store), c)
     if not targets:
-        typer.echo(f"no channels in {settings.store_path} yet")
+        typer.echo(f"no channels in {store.root} yet")
     for name, view_id in sorted(targets.items()):
         steps = len(channels.history(store, name)["previous"])
         typer.echo(f"{name}  {view_id}  {steps} rollback step(s)")
@@ -74,8 +70,7 @@ def history_cmd(
     from mirrorctl import channels
 
     c: Ctx = ctx.obj
-    settings = c.settings()
-    store = Store(settings.store_path)
+    store = c.store()
     run_sync(lambda: channels.require_channel(store, channel), c)
     for e in channels.history(store, channel)["log"]:
         typer.echo(f"{e['when']}  {e['who']}  {e['action']}  {e.get('from') or '-'} -> {e['to']}")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from mirrorctl.ecosystems.base import load_ecosystems
 
 from .app import Ctx, run_sync
 
@@ -53,14 +50,12 @@ def diff_cmd(
 
     obj: Ctx = ctx.obj
 
-    settings = functools.cache(obj.settings)  # read mirrorctl.toml once, and only if a side needs it
-
     def run() -> str:
         now = datetime.now(UTC)
-        ecosystems = load_ecosystems()
         search = list(from_dirs or ())
-        old = load_side(a, settings, now=now, ecosystems=ecosystems, search=search)
-        new = load_side(b, settings, now=now, ecosystems=ecosystems, search=search)
+        # The runtime reads mirrorctl.toml (once) only if a side needs it: a diff of two locks needs none.
+        old = load_side(a, obj.runtime, now=now, search=search)
+        new = load_side(b, obj.runtime, now=now, search=search)
         return RENDERERS[fmt.value](compute_diff(old, new))
 
     typer.echo(run_sync(run, obj), nl=False)

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from mirrorctl.store import Store
-
 from .app import Ctx, run_sync
 
 
@@ -56,7 +54,7 @@ def gc_cmd(
 
     c: Ctx = ctx.obj
     settings = c.settings()
-    store = Store(settings.store_path)
+    store = c.store()
     locks = sorted(settings.profiles_dir.glob("*.lock")) if settings.profiles_dir.is_dir() else []
     locks += list(lock or ())
     report = run_sync(

@@ -8,9 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mirrorctl.ecosystems.base import load_ecosystems
-from mirrorctl.store import Store
-
 from .app import Ctx, run_sync
 from .render import err_console
 
@@ -74,9 +71,9 @@ def import_cmd(
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
         return import_bundle(
             resolve_bundle(bundle, list(from_dirs or ()), progress=progress),  # parts: located and checked
-            Store(settings.store_path),
+            obj.runtime.store,
             keys,
-            load_ecosystems(),
+            obj.runtime.ecosystems,
             now=datetime.now(UTC),
             allow_rollback=allow_rollback,
             accept_expired_until=until,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import UserError
 from mirrorctl.initconfig import init_config
 
@@ -40,7 +38,8 @@ def register(app: typer.Typer) -> None:
                 if not sep or not url:
                     raise UserError(f"--upstream {item!r}: expected ECOSYSTEM=URL")
                 overrides[name] = url
-            result = init_config(out, load_ecosystems(), os.environ, overrides=overrides, store=store, force=force)
+            rt = c.runtime
+            result = init_config(out, rt.ecosystems, rt.environ, overrides=overrides, store=store, force=force)
             typer.echo(f"wrote {result.path}")
             for name, (url, source) in sorted(result.upstreams.items()):
                 typer.echo(f"  {name}: {url}  (from {source})")

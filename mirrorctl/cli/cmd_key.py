@@ -65,11 +65,10 @@ def rotate(
     progress = obj.progress()
 
     def run() -> RotationReport:
-        from mirrorctl.store import Store
         from mirrorctl.trust import rotate as rotate_key
 
         signing = _signing_key(settings)
-        return rotate_key(Store(settings.store_path), signing, new, now=datetime.now(UTC), progress=progress)
+        return rotate_key(obj.runtime.store, signing, new, now=datetime.now(UTC), progress=progress)
 
     r = run_sync(run, obj)
     typer.echo(f"rotation {r.index} of lineage {r.lineage}: key {r.old_key} -> {r.new_key}")
@@ -99,10 +98,9 @@ def revoke(
     progress = obj.progress()
 
     def run() -> tuple[bool, Path | None]:
-        from mirrorctl.store import Store
         from mirrorctl.trust import revoke_local, sign_revocation
 
-        store = Store(settings.store_path)
+        store = obj.runtime.store
         statement = None
         if sign:
             statement = sign_revocation(
@@ -124,10 +122,9 @@ def status(ctx: typer.Context) -> None:
     """
     obj: Ctx = ctx.obj
     settings = obj.settings()
-    from mirrorctl.store import Store
     from mirrorctl.trust import read_state
 
-    state = run_sync(lambda: read_state(Store(settings.store_path)), obj)
+    state = run_sync(lambda: read_state(obj.runtime.store), obj)
     for path in settings.trusted_keys:
         typer.echo(f"configured  {path}")
     for lineage, rec in sorted(state.get("lineages", {}).items()):

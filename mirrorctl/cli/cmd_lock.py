@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
-from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import UserError
 from mirrorctl.locking import LockResult, check_locks, lock_profiles
-from mirrorctl.net import build_client
 from mirrorctl.profiles import Profile, list_profiles, load_profile, profile_path
 
 from .app import Ctx, run_async, run_sync
@@ -53,10 +50,11 @@ def register(app: typer.Typer) -> None:
         Example: mirrorctl lock example && mirrorctl lock --check && mirrorctl lock --refresh --snapshot
         """
         c: Ctx = ctx.obj
+        rt = c.runtime
         settings = c.settings()
 
         def load() -> list[Profile]:
-            ecosystems = load_ecosystems()
+            ecosystems = rt.ecosystems
             paths = [profile_path(settings.profiles_dir, p) for p in profiles or []]
             if not paths:
                 paths = list_profiles(settings.profiles_dir)
@@ -78,7 +76,7 @@ def register(app: typer.Typer) -> None:
 
             run_sync(refuse, c)
         if check:
-            problems = run_sync(lambda: check_locks(loaded, load_ecosystems()), c)
+            problems = run_sync(lambda: check_locks(loaded, rt.ecosystems), c)
             for problem in problems:
                 typer.echo(f"out of date: {problem}", err=True)
             if problems:
@@ -91,15 +89,13 @@ def register(app: typer.Typer) -> None:
 
         if then_snapshot:
             from mirrorctl.snapshot import LockSnapshotReport, lock_and_snapshot
-            from mirrorctl.store import Store
 
             from .cmd_snapshot import summary
 
             async def both() -> LockSnapshotReport:
-                async with build_client(settings, os.environ) as client:
+                async with rt.client() as client:
                     return await lock_and_snapshot(
-                        loaded, load_ecosystems(), settings, Store(settings.store_path), client, c.progress(),
-                        refresh=refresh,
+                        loaded, rt.ecosystems, settings, rt.store, client, rt.progress, refresh=refresh
                     )
 
             report = run_async(both, c)
@@ -115,9 +111,9 @@ def register(app: typer.Typer) -> None:
             return
 
         async def go() -> list[LockResult]:
-            async with build_client(settings, os.environ) as client:
+            async with rt.client() as client:
                 return await lock_profiles(
-                    loaded, load_ecosystems(), settings, client, c.progress(), refresh=refresh
+                    loaded, rt.ecosystems, settings, rt.store, client, rt.progress, refresh=refresh
                 )
 
         for r in run_async(go, c):

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 
 from mirrorctl import publish as service
-from mirrorctl.config import Settings
 from mirrorctl.errors import UserError
-from mirrorctl.net import build_client
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store
+from mirrorctl.runtime import Runtime
 from mirrorctl.targets.base import PublishedVersion, PublishResult, PublishTarget, TargetCheck, make_target
 
 from .app import Ctx, fail, run_async, run_sync
@@ -30,14 +27,14 @@ EcosystemOption = Annotated[str, typer.Option("--ecosystem", "-e", help="Which e
 
 
 def with_target(
-    settings: Settings, name: str, work: Callable[[PublishTarget], Awaitable[T]]
+    runtime: Runtime, name: str, work: Callable[[PublishTarget], Awaitable[T]]
 ) -> Callable[[], Awaitable[T]]:
     """The coroutine factory for run_async: one HTTP client (closed afterwards) and the target built on it."""
 
     async def go() -> T:
-        target_settings = settings.target(name)  # inside run_async, so an unknown name is a UserError exit
-        async with build_client(settings, os.environ) as client:
-            return await work(make_target(target_settings, client, os.environ))
+        target_settings = runtime.settings.target(name)  # inside run_async: an unknown name is a UserError exit
+        async with runtime.client() as client:
+            return await work(make_target(target_settings, client, runtime.environ))
 
     return go
 
@@ -74,7 +71,7 @@ def publish_cmd(
     """
     c: Ctx = ctx.obj
     settings = c.settings()
-    store = Store(settings.store_path)
+    store = c.store()
     progress: Progress = c.progress()
     view = None
     if channel is not None:
@@ -84,7 +81,7 @@ def publish_cmd(
         view = run_sync(lambda: channel_view(store, name), c)
     results = run_async(
         with_target(
-            settings,
+            c.runtime,
             to,
             lambda t: service.publish(settings, store, t, profiles or None, progress, target_name=to, view=view),
         ),
@@ -106,7 +103,7 @@ def check_cmd(
     """
     c: Ctx = ctx.obj
     settings = c.settings()
-    result: TargetCheck = run_async(with_target(settings, name, service.check_target), c)
+    result: TargetCheck = run_async(with_target(c.runtime, name, service.check_target), c)
     kind = settings.target(name).kind
     typer.echo(f"target {name} ({kind}) at {settings.target(name).url}")
     typer.echo(f"  reachable      {'yes' if result.reachable else 'NO'}")
@@ -136,9 +133,8 @@ def history_cmd(ctx: typer.Context, to: ToOption, ecosystem: EcosystemOption = "
     Example: mirrorctl history --to pulp --ecosystem pypi
     """
     c: Ctx = ctx.obj
-    settings = c.settings()
-    store = Store(settings.store_path)
-    versions = run_async(with_target(settings, to, lambda t: service.history(store, t, ecosystem, target_name=to)), c)
+    store = c.store()
+    versions = run_async(with_target(c.runtime, to, lambda t: service.history(store, t, ecosystem, target_name=to)), c)
     if not versions:
         typer.echo(f"nothing published to {to} for {ecosystem} yet")
     for v in versions:
@@ -175,8 +171,7 @@ def rollback_cmd(
     c: Ctx = ctx.obj
     if (to is None) == (channel is None):
         raise fail(UserError("rollback: give exactly one of --to TARGET (with --version) and --channel NAME"))
-    settings = c.settings()
-    store = Store(settings.store_path)
+    store = c.store()
     if channel is not None:
         if version is not None:
             raise fail(UserError("rollback --channel: --version is for --to TARGET; a channel goes back one step"))
@@ -192,7 +187,7 @@ def rollback_cmd(
     target_name, number = to, version
     v = run_async(
         with_target(
-            settings, target_name, lambda t: service.rollback(store, t, ecosystem, number, target_name=target_name)
+            c.runtime, target_name, lambda t: service.rollback(store, t, ecosystem, number, target_name=target_name)
         ),
         c,
     )

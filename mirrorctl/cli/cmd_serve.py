@@ -6,9 +6,6 @@ from typing import Annotated
 
 import typer
 
-from mirrorctl.ecosystems.base import load_ecosystems
-from mirrorctl.store import Store
-
 from .app import Ctx, run_async
 
 
@@ -60,6 +57,6 @@ def register(app: typer.Typer) -> None:
             access_log=access_log,
             ecosystems=settings.serve_options,
         )
-        store = Store(settings.store_path)
+        store, ecosystems = c.store(), c.ecosystems()
         channels = list(channel or ())
-        run_async(lambda: serve(store, load_ecosystems(), options, c.progress(), channels), c)
+        run_async(lambda: serve(store, ecosystems, options, c.progress(), channels), c)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Annotated
 
 import typer
 
-from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
+from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import UserError
 from mirrorctl.lockfile import Lock
-from mirrorctl.net import build_client
 from mirrorctl.profiles import list_profiles, load_profile, profile_path
 from mirrorctl.snapshot import SnapshotReport, load_locks, snapshot
-from mirrorctl.store import Store
 
 from .app import Ctx, run_async, run_sync
 
@@ -37,10 +35,11 @@ def register(app: typer.Typer) -> None:
         Example: mirrorctl snapshot web data-science
         """
         obj: Ctx = ctx.obj
+        rt = obj.runtime
         settings = obj.settings()
 
-        def load() -> tuple[dict[str, Ecosystem], list[tuple[str, Lock]]]:
-            ecosystems = load_ecosystems()
+        def load() -> tuple[Mapping[str, Ecosystem], list[tuple[str, Lock]]]:
+            ecosystems = rt.ecosystems
             if profiles:
                 paths = [profile_path(settings.profiles_dir, p) for p in profiles]
             else:
@@ -54,12 +53,9 @@ def register(app: typer.Typer) -> None:
             return ecosystems, load_locks(loaded)
 
         ecosystems, locks = run_sync(load, obj)
-        progress = obj.progress()
-
         async def run() -> SnapshotReport:
-            async with build_client(settings, os.environ) as client:
-                store = Store(settings.store_path)
-                return await snapshot(locks, ecosystems, settings, store, client, progress)
+            async with rt.client() as client:
+                return await snapshot(locks, ecosystems, settings, rt.store, client, rt.progress)
 
         report = run_async(run, obj)
         typer.echo(summary(report))

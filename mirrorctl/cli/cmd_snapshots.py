@@ -11,8 +11,6 @@ from typing import Annotated
 
 import typer
 
-from mirrorctl.store import Store
-
 from .app import Ctx, run_sync
 
 snapshots_app = typer.Typer(
@@ -45,8 +43,8 @@ def list_cmd(
     from mirrorctl.channels import list_snapshots
 
     c: Ctx = ctx.obj
-    settings = c.settings()
-    infos = run_sync(lambda: list_snapshots(Store(settings.store_path)), c)
+    store = c.store()
+    infos = run_sync(lambda: list_snapshots(store), c)
     if as_json:
         doc = [
             {
@@ -64,7 +62,7 @@ def list_cmd(
         typer.echo(json.dumps(doc, indent=1))
         return
     if not infos:
-        typer.echo(f"no snapshots in {settings.store_path} yet: `mirrorctl import BUNDLE` creates one")
+        typer.echo(f"no snapshots in {store.root} yet: `mirrorctl import BUNDLE` creates one")
         return
     typer.echo("id  created  bundle  sequence  profiles  artifacts  channels")
     for i in infos:
@@ -87,8 +85,7 @@ def show_cmd(
     from mirrorctl.channels import missing_blobs, show_snapshot
 
     c: Ctx = ctx.obj
-    settings = c.settings()
-    store = Store(settings.store_path)
+    store = c.store()
     info = run_sync(lambda: show_snapshot(store, snapshot), c)
     v = info.view
     typer.echo(f"snapshot  {v.view_id}")
@@ -122,8 +119,7 @@ def prune_cmd(
     from mirrorctl.gc import collect
 
     c: Ctx = ctx.obj
-    settings = c.settings()
-    store = Store(settings.store_path)
+    store = c.store()
     report = run_sync(lambda: collect(store, keep=keep, dry_run=dry_run, blobs=False, progress=c.progress()), c)
     verb = "would remove" if dry_run else "removed"
     typer.echo(

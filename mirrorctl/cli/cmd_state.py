@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mirrorctl.store import Store
-
 from .app import Ctx, run_sync
 
 if TYPE_CHECKING:
@@ -44,7 +42,7 @@ def export(
     def run() -> InsideState:
         from mirrorctl.bundle.state import export_state, store_state_key
 
-        store = Store(settings.store_path)
+        store = obj.runtime.store
         key = settings.signing_key or store_state_key(store, create=True)
         return export_state(store, out, signing_key=key)
 

@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from mirrorctl.store import Store
-
 from .app import Ctx, run_async
 
 
@@ -26,8 +24,8 @@ def register(app: typer.Typer) -> None:
         from mirrorctl.verify import verify_store
 
         c: Ctx = ctx.obj
-        settings = c.settings()
-        report = run_async(lambda: verify_store(Store(settings.store_path), c.progress(), everything=everything), c)
+        store = c.store()
+        report = run_async(lambda: verify_store(store, c.progress(), everything=everything), c)
         typer.echo(f"OK: {report.checked} blobs, {report.bytes} bytes, all match their sha256")
         typer.echo(
             f"    {report.snapshots} snapshot(s) as their import made them"

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import UserError
 from mirrorctl.publish import target_name_of
 from mirrorctl.store import atomic_write
@@ -75,7 +74,7 @@ def register(app: typer.Typer) -> None:
         if target is not None:
             settings = c.settings()
             name = target
-            ecosystems = load_ecosystems()
+            ecosystems = c.ecosystems()
 
             async def endpoints_of(t: PublishTarget) -> dict[str, str]:
                 found = await _endpoints(t, settings.target(name).repositories, ecosystems)
@@ -84,18 +83,17 @@ def register(app: typer.Typer) -> None:
                     trust.update(await files(eco) if files else {})
                 return found
 
-            endpoints = run_async(with_target(settings, name, endpoints_of), c)
+            endpoints = run_async(with_target(c.runtime, name, endpoints_of), c)
             mirror_url = settings.target(name).url
         assert mirror_url is not None
         base_url = mirror_url if channel is None else f"{mirror_url.rstrip('/')}/{channel}"
 
         def go() -> None:
             from mirrorctl.serve.app import StoreContent
-            from mirrorctl.store import Store
 
-            content = StoreContent(Store(c.settings().store_path), channel or "current")
+            content = StoreContent(c.runtime.store, channel or "current")
             render_workspace_config(
-                base_url, out, load_ecosystems(), install_dir, endpoints=endpoints, content=content
+                base_url, out, c.runtime.ecosystems, install_dir, endpoints=endpoints, content=content
             )
             for rel, text in sorted(trust.items()):
                 atomic_write(out / rel, text.encode())

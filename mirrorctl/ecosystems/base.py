@@ -55,14 +55,17 @@ class ProfileSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ResolveContext:
+    """What ``resolve`` gets, built from the invocation's runtime (``Runtime.resolve_context``): the HTTP
+    client, the configured upstream, progress, the profile's name, the store (where an adapter may keep caches
+    and files it had to download whole, verified, while resolving) and ``[fetch]`` (how many requests it may
+    have in flight, how often to retry)."""
+
     client: httpx.AsyncClient
     upstream: Upstream
     progress: Progress
     profile_name: str
-    # Optional: where an adapter may keep caches and files it had to download whole (verified) while
-    # resolving, and how many requests it may have in flight. Older callers leave the defaults.
-    store: Store | None = None
-    fetch: FetchSettings = field(default_factory=FetchSettings)
+    store: Store
+    fetch: FetchSettings
     # Optional (``mirrorctl lock --snapshot``): an adapter may hand each file it pins for a target to this
     # callable, on the event loop thread, so the download starts while resolution goes on. Speculative: a
     # file later dropped is a harmless extra blob; the snapshot after the lock still checks every locked one.
@@ -71,10 +74,14 @@ class ResolveContext:
 
 @dataclass(frozen=True, slots=True)
 class FetchContext:
+    """What ``fetch_plan`` gets (``Runtime.fetch_context``): the store holds the caches the adapter keeps
+    (e.g. where lock saw each file); ``fetch`` says how often to retry."""
+
     client: httpx.AsyncClient
     upstream: Upstream
     progress: Progress
-    store: Store | None = None  # for caches the adapter keeps (e.g. where lock saw each file)
+    store: Store
+    fetch: FetchSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ def _label(a: Artifact) -> str:
 
 
 async def fetch_plan(artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
-    registry = RegistryClient(ctx.client, ctx.upstream.url, progress=ctx.progress)
+    registry = RegistryClient(ctx.client, ctx.upstream.url, progress=ctx.progress, retries=ctx.fetch.retries)
     try:
         names = sorted({a.name for a in artifacts})
         docs = dict(zip(names, await asyncio.gather(*(registry.packument(n) for n in names)), strict=True))

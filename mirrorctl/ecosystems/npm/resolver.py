@@ -424,7 +424,7 @@ class _StagedStore(Store):
 
 async def resolve_spec(spec: NpmSpec, ctx: ResolveContext) -> list[Artifact]:
     """Every platform's closure, merged: one artifact per tarball, ``targets`` naming the platforms."""
-    staged = _StagedStore(ctx.store) if ctx.store is not None else None
+    staged = _StagedStore(ctx.store)
     registry = RegistryClient(
         ctx.client,
         ctx.upstream.url,

@@ -29,8 +29,8 @@ def _items(a: Artifact, url: str, label: str) -> list[FetchItem]:
 
 
 async def fetch_plan(artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
-    index = IndexClient(ctx.client, ctx.upstream.url, progress=ctx.progress)
-    seen = UrlCache(ctx.store.root / "cache" / "pypi-urls", index.base_url).get() if ctx.store else {}
+    index = IndexClient(ctx.client, ctx.upstream.url, progress=ctx.progress, retries=ctx.fetch.retries)
+    seen = UrlCache(ctx.store.root / "cache" / "pypi-urls", index.base_url).get()
     items: list[FetchItem] = []
     unknown: list[Artifact] = []
     for a in artifacts:
