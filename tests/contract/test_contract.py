@@ -1,0 +1,306 @@
+"""The ecosystem contract, checked for every registered ecosystem through the CLI as operators run it: lock,
+snapshot, bundle export outside; import, workspace-config, serve inside.
+
+A new ecosystem gets these tests by registering its entry point and adding its contract fixture
+(tests/contract/kit.py says what that is); one registered without a fixture fails here, naming the file to add.
+
+* the lock is deterministic (locked twice, from two upstreams with the same content on other ports: same bytes)
+  and names no upstream host or port;
+* a tampered upstream artifact fails the snapshot, naming it, and stores nothing;
+* serve answers 404, at once, for what was not imported (and 200 for what was);
+* the generated client config names only the mirror;
+* every locked artifact path is a safe relative path, and a hostile name from the upstream is refused before
+  anything is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from mirrorctl.cli.app import app
+from tests.contract.kit import ContractFixture, ContractUpstream, contract_fixture, registered
+
+MIRROR_URL = "http://mirror.contract.internal:8080"
+MIRRORCTL = str(Path(sys.executable).parent / "mirrorctl")
+FAST = 1.0  # seconds: a 404 is answered from the view, never after asking anything else
+
+
+def cli(config: Path, *args: str) -> str:
+    code, out = cli_result(config, *args)
+    assert code == 0, f"mirrorctl {' '.join(args)} -> {code}\n{out}"
+    return out
+
+
+def cli_result(config: Path, *args: str) -> tuple[int, str]:
+    done = CliRunner().invoke(app, ["--config", str(config), *args])
+    return done.exit_code, done.output
+
+
+def blobs(store: Path) -> dict[str, str]:
+    """Stored blob file -> sha256 of its bytes."""
+    root = store / "blobs"
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+def outside_site(root: Path, eco: str, up: ContractUpstream) -> Path:
+    """``root/mirrorctl.toml`` (store, the upstream, a signing key) and ``root/profiles/contract.toml``."""
+    (root / "profiles").mkdir(parents=True, exist_ok=True)
+    (root / "keys").mkdir(exist_ok=True)
+    config = root / "mirrorctl.toml"
+    config.write_text(
+        f'[store]\npath = "store"\n\n[upstreams.{eco}]\n{up.upstream}\n\n[signing]\nkey = "keys/mirrorctl.key"\n'
+    )
+    (root / "profiles" / "contract.toml").write_text(f'description = "contract suite"\n\n{up.profile}')
+    return config
+
+
+def record_path(record: dict[str, object]) -> str:
+    """A lock record's path: lock-version 1 names a file, later versions a path in the ecosystem's namespace."""
+    return str(record.get("path", record.get("filename", "")))
+
+
+def record_blobs(record: dict[str, object]) -> set[str]:
+    """The sha256 of a lock record's file and of its companions (PEP 658 metadata, ...)."""
+    companions = record.get("companions", [])
+    assert isinstance(companions, list)
+    return {str(record["sha256"]), *(str(c["sha256"]) for c in companions)}
+
+
+def host_marks(up: ContractUpstream) -> list[str]:
+    port = up.server.url.rsplit(":", 1)[1]
+    return [up.server.url, "127.0.0.1", "localhost", f":{port}"]
+
+
+@dataclass
+class Site:
+    """One ecosystem taken through the pipeline once; each step runs when a test first needs it."""
+
+    eco: str
+    fixture: ContractFixture
+    root: Path
+    up: ContractUpstream
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @cached_property
+    def outside(self) -> Path:
+        config = outside_site(self.root / "out", self.eco, self.up)
+        cli(config, "key", "generate", "--out", str(self.root / "out" / "keys" / "mirrorctl.key"))
+        return config
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "out" / "profiles" / "contract.lock"
+
+    @cached_property
+    def lock_text(self) -> str:
+        cli(self.outside, "lock", "contract")
+        return self.lock_path.read_text()
+
+    @cached_property
+    def lock(self) -> dict[str, object]:
+        return tomllib.loads(self.lock_text)
+
+    @cached_property
+    def bundle(self) -> Path:
+        _ = self.lock_text
+        cli(self.outside, "snapshot", "contract")
+        bundle = self.root / "contract.bundle"
+        cli(self.outside, "bundle", "export", "--out", str(bundle), "contract")
+        return bundle
+
+    @cached_property
+    def inside(self) -> Path:
+        # Short names: gpg-agent's socket (apt's archive key) lives under the store and must fit in 108 bytes.
+        inside = self.root / "in"
+        inside.mkdir()
+        pub = self.root / "out" / "keys" / "mirrorctl.key.pub"
+        config = inside / "mirrorctl.toml"
+        config.write_text(f'[store]\npath = "s"\n\n[trust]\nkeys = ["{pub}"]\n')
+        for command in self.up.inside_setup:
+            cli(config, *command)
+        cli(config, "import", str(self.bundle))
+        return config
+
+    @cached_property
+    def mirror(self) -> str:
+        """The URL of ``mirrorctl serve`` running over the inside store."""
+        proc = subprocess.Popen(
+            [MIRRORCTL, "--config", str(self.inside), "serve", "--port", "0", "--no-access-log"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.procs.append(proc)
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = re.search(r"(http://127\.0\.0\.1:\d+)/", line)
+        assert m, f"mirrorctl serve said: {line}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(m.group(1) + "/healthz", timeout=2)
+                return m.group(1)
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "mirrorctl serve did not come up"
+                time.sleep(0.05)
+
+
+@pytest.fixture(scope="module", params=registered())
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    eco: str = request.param
+    fixture = contract_fixture(eco)
+    root = tmp_path_factory.mktemp(f"c-{eco}")
+    up = fixture.start(root / "up")
+    s = Site(eco, fixture, root, up)
+    try:
+        yield s
+    finally:
+        for proc in s.procs:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=20)
+        up.server.stop()
+
+
+def test_every_registered_ecosystem_has_a_contract_fixture() -> None:
+    assert {"pypi", "npm", "apt"} <= set(registered())
+    for eco in registered():
+        contract_fixture(eco)
+
+
+def test_a_registered_ecosystem_without_a_fixture_fails_naming_the_file_to_add() -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"'go-mod' is registered .*add tests/contract/go_mod\.py"):
+        contract_fixture("go-mod")
+
+
+# -- the lock ------------------------------------------------------------------------------------------------
+
+
+def test_lock_is_deterministic_and_host_free(site: Site) -> None:
+    first = site.lock_text
+    for mark in host_marks(site.up):
+        assert mark not in first, f"the {site.eco} lock names the upstream ({mark!r}):\n{first}"
+    assert site.lock["artifacts"], first
+    site.lock_path.unlink()
+    cli(site.outside, "lock", "contract")
+    assert site.lock_path.read_text() == first  # resolved again from nothing: the same bytes
+    # The same content on another port, into another store: still the same bytes.
+    other = site.fixture.start(site.root / "up2")
+    try:
+        config = outside_site(site.root / "out2", site.eco, other)
+        cli(config, "lock", "contract")
+        assert (site.root / "out2" / "profiles" / "contract.lock").read_text() == first
+    finally:
+        other.server.stop()
+
+
+def test_locked_paths_are_safe(site: Site) -> None:
+    artifacts = site.lock["artifacts"]
+    assert isinstance(artifacts, list) and artifacts
+    for record in artifacts:
+        path = record_path(record)
+        assert isinstance(path, str) and path, record
+        assert not path.startswith("/") and "\\" not in path, path
+        assert not any(ord(ch) < 0x20 or ch == "\x7f" for ch in path), path
+        assert all(seg not in ("", ".", "..") for seg in path.split("/")), path
+        assert not re.match(r"^[A-Za-z]:", path), path
+
+
+def test_hostile_upstream_name_refused_before_download(site: Site) -> None:
+    if site.fixture.HOSTILE is None:
+        pytest.skip(f"the {site.eco} contract fixture declares no hostile-name check (HOSTILE = None)")
+    root = site.root / "hostile"
+    up = site.fixture.start(root / "up", hostile=True)
+    try:
+        config = outside_site(root / "out", site.eco, up)
+        code, out = cli_result(config, "lock", "contract")
+        assert code in (1, 2), out
+        assert site.fixture.HOSTILE in out, out
+        assert "Traceback" not in out, out
+        assert not (root / "out" / "profiles" / "contract.lock").exists()
+        downloads = [p for _, p, _ in up.server.log if p in up.artifacts]
+        assert downloads == [], f"the {site.eco} lock downloaded {downloads} before refusing"
+        assert blobs(root / "out" / "store") == {}
+    finally:
+        up.server.stop()
+
+
+# -- the snapshot ----------------------------------------------------------------------------------------------
+
+
+def test_tampered_artifact_fails_the_snapshot_and_stores_nothing(site: Site) -> None:
+    _ = site.lock_text
+    # Into a store of its own: a lock may already have stored what it verified while resolving.
+    config = site.root / "out" / "tamper.toml"
+    config.write_text(site.outside.read_text().replace('path = "store"', 'path = "store-tamper"', 1))
+    store = site.root / "out" / "store-tamper"
+    before = blobs(store)
+    path = site.up.artifacts[0]
+    site.up.server.tamper(path)
+    try:
+        code, out = cli_result(config, "snapshot", "contract")
+    finally:
+        site.up.server.untamper(path)
+    assert code == 1, out
+    assert site.up.label in out and "Traceback" not in out, out
+    assert site.up.server.requests[path] >= 1  # the tampered bytes were offered, and refused
+    after = blobs(store)
+    records: list[dict[str, object]] = site.lock["artifacts"]  # type: ignore[assignment]
+    locked = set().union(*(record_blobs(a) for a in records))
+    tampered = next(str(a["sha256"]) for a in records if record_path(a).endswith(site.up.label))
+    gained = {name: sha for name, sha in after.items() if name not in before}
+    assert tampered not in after.values()
+    # Only other locked blobs (a companion verified on its own), each under its own digest, may have come in.
+    assert all(name.endswith(sha) and sha in locked - {tampered} for name, sha in gained.items()), gained
+    assert {k: v for k, v in after.items() if k in before} == before
+    if locked == {tampered}:
+        assert after == before
+    # Mended upstream, the same snapshot goes through.
+    cli(config, "snapshot", "contract")
+    assert tampered in blobs(store).values()
+
+
+# -- inside ------------------------------------------------------------------------------------------------------
+
+
+def test_serve_404s_fast_for_what_was_not_imported(site: Site) -> None:
+    with httpx.Client(base_url=site.mirror, timeout=10) as client:
+        for path in site.up.imported:
+            assert client.get(path).status_code == 200, path
+        for path in site.up.not_imported:
+            started = time.monotonic()
+            r = client.get(path)
+            assert r.status_code == 404, (path, r.status_code, r.text[:200])
+            assert time.monotonic() - started < FAST, path
+    upstream_requests = sum(site.up.server.requests.values())
+    with httpx.Client(base_url=site.mirror, timeout=10) as client:
+        client.get(site.up.not_imported[0])
+    assert sum(site.up.server.requests.values()) == upstream_requests  # the mirror never asks the upstream
+
+
+def test_workspace_config_names_only_the_mirror(site: Site) -> None:
+    ws = site.root / "ws"
+    cli(site.inside, "workspace-config", "--mirror-url", MIRROR_URL, "--out", str(ws), "--install-dir", str(ws))
+    texts = {p.name: p.read_bytes().decode("utf-8", "replace") for p in ws.rglob("*") if p.is_file()}
+    assert texts
+    for name, text in texts.items():
+        for mark in host_marks(site.up):
+            assert mark not in text, f"{name} names the upstream ({mark!r}):\n{text}"
+        for url in re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", text):
+            assert url.startswith(MIRROR_URL), f"{name} names {url}, not the mirror"
+    assert any(f"{MIRROR_URL}/{site.eco}" in text for text in texts.values()), texts
