@@ -23,17 +23,15 @@ def start(workdir: Path, *, hostile: bool = False) -> ContractUpstream:
     up = FixtureUpstream(workdir=workdir)
     (app,) = up.add(APP)
     (extra,) = up.add(EXTRA)
-    artifacts = (f"/files/{app.filename}",)
     if hostile:
         up.remove(app.filename)
         up.files[EVIL_NAME] = replace(app, filename=EVIL_NAME)
-        artifacts = (f"/files/{EVIL_NAME}", f"/{app.filename}", *artifacts)  # as sent, as a client normalizes it
     up.server.start()
     return ContractUpstream(
         server=up.server,
         upstream=f'url = "{up.url}"',
         profile=PROFILE,
-        artifacts=artifacts,
+        artifacts=(f"/files/{app.filename}",),
         label=app.filename,
         imported=("/pypi/simple/contract-pypi-app/",),
         not_imported=(
