@@ -11,7 +11,8 @@ from tests.contract.kit import ContractUpstream
 from tests.fixtures.apt_upstream import PREFIX, FixtureAptUpstream
 from tests.fixtures.debs import BuiltDeb, TestKey, build_deb
 
-HOSTILE = "is not a plain path under pool/"
+# The index lists the .deb under a Filename that climbs out of the pool: the refusal names that path.
+HOSTILE = "'pool/../../etc/contract-apt-tool_1.0-1_amd64.deb'"
 
 
 @dataclass(frozen=True)

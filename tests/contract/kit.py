@@ -8,8 +8,8 @@ one module, ``tests/contract/<entry-point name>.py`` (``-`` and ``.`` in the nam
   not ask for. Same content, same bytes: ``start`` twice serves identical files. With ``hostile=True`` the
   upstream instead offers the closure under a name that must never become a path (``1.0.0/../../x``, a pool path
   leaving the pool, ...).
-* ``HOSTILE: str | None``: what the lock's refusal of that hostile upstream says; None where the ecosystem has no
-  such check (then say why in a comment).
+* ``HOSTILE: str | None``: what the lock says when it refuses that hostile upstream (best: the hostile name
+  itself, quoted as the message quotes it); None where the ecosystem has no such check (then say why in a comment).
 
 Example (a new ecosystem, ``gomod``)::
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from tests.contract.kit import ContractUpstream
 from tests.fixtures.npm_registry import FixtureNpmRegistry, PkgSpec
 
-HOSTILE = "which is not a valid npm version"
+# The registry gives a version key that would climb out of the package folder: the refusal names it.
+HOSTILE = "'1.0.0/../../x', which is not a valid npm version"
 
 APP = PkgSpec("contract-npm-app", "1.0.0")
 EXTRA = PkgSpec("contract-npm-extra", "1.0.0")
@@ -17,7 +18,7 @@ def start(workdir: Path, *, hostile: bool = False) -> ContractUpstream:
     reg = FixtureNpmRegistry(workdir=workdir)
     reg.add(APP)
     reg.add(EXTRA)
-    if hostile:  # the registry's latest tag points at a version key that would climb out of the package folder
+    if hostile:  # the latest tag points at it, and the profile asks for latest
         reg.list_as(APP.name, "1.0.0/../../x", APP.version)
         reg.set_tag(APP.name, "latest", "1.0.0/../../x")
     reg.server.start()
