@@ -159,9 +159,19 @@ def _lock_state(profile: Profile, ecosystems: Mapping[str, Ecosystem]) -> tuple[
             f"{path}: {profile.path} changed since the lock was made; run `mirrorctl lock {profile.name}`"
         )
     for eco_name, spec in sorted(profile.specs.items()):
-        for problem in ecosystems[eco_name].check_lock(spec, lock.for_ecosystem(eco_name)):
+        recorded = _recorded_targets(lock, eco_name)
+        for problem in ecosystems[eco_name].check_lock(spec, lock.for_ecosystem(eco_name), targets=recorded):
             problems.append(f"{path}: {problem}")
     return lock, problems
+
+
+def _recorded_targets(lock: Lock, ecosystem: str) -> frozenset[str]:
+    """The targets the lock says were resolved for ``ecosystem``: its ``targets`` list (``pypi:<id>``), which
+    names a target even when its closure is empty, and those its artifacts name (a lock written before
+    every declared target was listed)."""
+    prefix = f"{ecosystem}:"
+    listed = {t[len(prefix):] for t in lock.targets if t.startswith(prefix)}
+    return frozenset(listed | {t for a in lock.for_ecosystem(ecosystem) for t in a.targets})
 
 
 def _display(path: Path) -> str:

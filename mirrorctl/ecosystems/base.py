@@ -12,7 +12,7 @@ The four parts, in the order the workflow uses them:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -155,8 +155,12 @@ class Ecosystem(Protocol):
         """The full closure for every target the spec declares; deterministic; raises ResolutionError."""
         ...
 
-    def check_lock(self, spec: Any, artifacts: Sequence[Artifact]) -> list[str]:
-        """Problems that make a lock no longer match its profile (empty when it still does)."""
+    def check_lock(self, spec: Any, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
+        """Problems that make a lock no longer match its profile (empty when it still does).
+
+        ``targets``: the ecosystem's targets the lock records as resolved (its ``targets`` list, without the
+        ``<ecosystem>:`` prefix). A recorded target that no artifact names is an empty closure (every
+        requirement's marker excludes it, say): a valid result, not a missing target."""
         ...
 
     async def fetch_plan(self, artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:

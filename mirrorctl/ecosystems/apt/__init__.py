@@ -33,7 +33,7 @@ do), so nothing but the verified .deb has to cross the gap. The inside's archive
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from mirrorctl.ecosystems.base import (
@@ -66,10 +66,10 @@ class AptEcosystem:
 
         return await resolve_spec(spec, ctx)
 
-    def check_lock(self, spec: Any, artifacts: Sequence[Artifact]) -> list[str]:
+    def check_lock(self, spec: Any, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
         from .lock import check_lock
 
-        return check_lock(spec, artifacts)
+        return check_lock(spec, artifacts, targets)
 
     async def fetch_plan(self, artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
         from .fetchplan import fetch_plan

@@ -21,7 +21,7 @@ import asyncio
 import os
 import posixpath
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -378,8 +378,12 @@ def merge_architectures(
     return artifacts
 
 
-def check_lock(spec: AptSpec, artifacts: Sequence[Artifact]) -> list[str]:
-    """Why the apt part of a lock no longer matches the profile (empty when it does). Reads no network."""
+def check_lock(spec: AptSpec, artifacts: Sequence[Artifact], targets: Collection[str] | None = None) -> list[str]:
+    """Why the apt part of a lock no longer matches the profile (empty when it does). Reads no network.
+
+    ``targets`` (the architectures the lock records) is not needed: a profile names at least one package, and
+    each is locked for every architecture, so no architecture's closure is ever empty; an architecture the lock
+    lacks shows as its packages not being locked for it."""
     problems: list[str] = []
     arches = set(spec.architectures)
     by_arch: dict[str, dict[str, Artifact]] = {a: {} for a in spec.architectures}

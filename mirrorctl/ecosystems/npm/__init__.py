@@ -29,7 +29,7 @@ Modules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from mirrorctl.ecosystems.base import (
@@ -58,10 +58,10 @@ class NpmEcosystem:
 
         return await resolve_spec(spec, ctx)
 
-    def check_lock(self, spec: Any, artifacts: Sequence[Artifact]) -> list[str]:
+    def check_lock(self, spec: Any, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
         from .resolver import check_lock
 
-        return check_lock(spec, artifacts)
+        return check_lock(spec, artifacts, targets)
 
     async def fetch_plan(self, artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
         from .fetchplan import fetch_plan

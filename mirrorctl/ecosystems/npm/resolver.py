@@ -30,7 +30,7 @@ import asyncio
 import functools
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -451,14 +451,18 @@ async def resolve_spec(spec: NpmSpec, ctx: ResolveContext) -> list[Artifact]:
     return artifacts
 
 
-def check_lock(spec: NpmSpec, artifacts: Sequence[Artifact]) -> list[str]:
+def check_lock(spec: NpmSpec, artifacts: Sequence[Artifact], targets: Collection[str] | None = None) -> list[str]:
     """Problems that make the locked set no longer fit the spec (reads no network): a missing or extra
     platform, a profile package or package-lock pin the locked versions no longer meet, a dist-tag the profile
     names that the lock does not record (an older lock: resolved again). A lock without any ``dist-tags`` attr
-    is otherwise accepted: the mirror then publishes ``latest`` only, as the highest mirrored release."""
+    is otherwise accepted: the mirror then publishes ``latest`` only, as the highest mirrored release.
+
+    ``targets``: the platforms the lock records as resolved (None: those its artifacts name). A recorded
+    platform without artifacts is an empty closure (its only packages are optional ones it does not install),
+    which is valid."""
     problems: list[str] = []
     wanted = set(spec.target_ids())
-    locked_targets = {t for a in artifacts for t in a.targets}
+    locked_targets = {t for a in artifacts for t in a.targets} | set(targets or ())
     for extra in sorted(locked_targets - wanted):
         problems.append(f"npm: the lock has platform {extra}, which the profile no longer declares")
     for plat in spec.target_ids():

@@ -16,7 +16,7 @@ The parts live in their own modules; this class only wires them to the :class:`E
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from mirrorctl.ecosystems.base import (
@@ -45,10 +45,10 @@ class PypiEcosystem:
 
         return await resolve_spec(spec, ctx)
 
-    def check_lock(self, spec: Any, artifacts: Sequence[Artifact]) -> list[str]:
+    def check_lock(self, spec: Any, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
         from .resolver import check_lock
 
-        return check_lock(spec, artifacts)
+        return check_lock(spec, artifacts, targets)
 
     async def fetch_plan(self, artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
         from .fetchplan import fetch_plan

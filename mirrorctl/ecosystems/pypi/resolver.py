@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -526,17 +526,23 @@ async def _hash_file(index: IndexClient, f: FileRecord) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def check_lock(spec: PypiSpec, artifacts: Sequence[Artifact]) -> list[str]:
+def check_lock(
+    spec: PypiSpec, artifacts: Sequence[Artifact], targets: Collection[str] | None = None
+) -> list[str]:
     """Problems that make the locked set no longer fit the spec: a missing or extra target, a top-level
-    requirement or constraint that the locked versions of some target do not satisfy."""
+    requirement or constraint that the locked versions of some target do not satisfy.
+
+    ``targets``: those the lock records as resolved (None: those its artifacts name). A recorded target
+    without artifacts is an empty closure (every requirement's marker excludes it), which is valid; its
+    requirements are still checked, so one whose marker now includes it is reported."""
     problems: list[str] = []
     wanted = set(spec.target_ids())
-    locked_targets = {t for a in artifacts for t in a.targets}
+    locked_targets = {t for a in artifacts for t in a.targets} | set(targets or ())
     for extra in sorted(locked_targets - wanted):
         problems.append(f"pypi: the lock has target {extra}, which the profile no longer declares")
     for target in spec.targets():
         have = {canonicalize_name(a.name): a for a in artifacts if target.id in a.targets}
-        if not have:
+        if target.id not in locked_targets:
             problems.append(f"pypi target {target.id}: not in the lock")
             continue
         env = target.marker_env()
