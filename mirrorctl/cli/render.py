@@ -124,8 +124,9 @@ class _PlainTask:
 class PlainProgress:
     """One line when a task starts, every few seconds while it runs, and when it ends."""
 
-    def __init__(self, out: TextIO = sys.stderr) -> None:
-        self._out = out
+    def __init__(self, out: TextIO | None = None) -> None:
+        # Looked up now, not when the module was imported: the stderr of this run (a test's runner swaps it).
+        self._out = out if out is not None else sys.stderr
 
     def task(self, description: str, total: float | None = None, *, unit: str = "") -> ProgressTask:
         return _PlainTask(self._out, description, total, unit)
