@@ -45,6 +45,7 @@ class FileRecord(NamedTuple):
     yanked: bool
     metadata_sha256: str | None  # PEP 658/714 hash of <url>.metadata, when offered
     metadata_offered: bool
+    yank_reason: str | None = None  # PEP 592: why it was yanked, when the index says (yanked is True then)
 
     def python_ok(self, full_version: str) -> bool:
         return not self.requires_python or _python_ok(self.requires_python, full_version)
@@ -159,13 +160,14 @@ def parse_file(
     sha256: str | None,
     size: int | None,
     requires_python: str | None,
-    yanked: bool,
+    yanked: bool | str,
     metadata: Any,
     wheel_ok: WheelFilter | FileFilter | None = None,
     parsed: tuple[NormalizedName, Version, frozenset[Tag]] | None = None,
 ) -> FileRecord | None:
     """A file record, or None for files that are neither wheels nor sdists (eggs, .exe, bad names), and for
-    wheels ``wheel_ok`` refuses. ``parsed``: the wheel's name, version and tags when already known."""
+    wheels ``wheel_ok`` refuses. ``parsed``: the wheel's name, version and tags when already known.
+    ``yanked``: True, or the reason (PEP 592; an empty reason is a yank without one)."""
     try:
         if filename.endswith(".whl"):
             parsed = parsed or _parse_wheel(filename, wheel_ok)
@@ -193,9 +195,10 @@ def parse_file(
         sha256,
         size,
         requires_python or None,
-        yanked,
+        yanked is not False,
         meta_hash,
         offered,
+        (yanked or None) if isinstance(yanked, str) else None,
     )
 
 
@@ -296,7 +299,7 @@ def parse_json_page(
             sha256=sha256 if type(sha256) is str else None,
             size=size if type(size) is int else None,
             requires_python=requires_python if type(requires_python) is str else None,
-            yanked=yanked is not False and yanked is not None,
+            yanked=_yank(yanked),
             metadata=f["core-metadata"] if "core-metadata" in f else f.get("dist-info-metadata", False),
             wheel_ok=wheel_ok,
             parsed=parsed,
@@ -351,9 +354,17 @@ def _records_from_structs(
                 yanked is not False and yanked is not None,
                 meta_hash,
                 offered,
+                yanked if type(yanked) is str and yanked else None,
             )
         )
     return files
+
+
+def _yank(value: Any) -> bool | str:
+    """PEP 691's ``yanked``: false (or absent, or null), true, or the reason as a string."""
+    if value is False or value is None:
+        return False
+    return value if type(value) is str else True
 
 
 def _absolute(page_url: str, url: str) -> str:
@@ -383,7 +394,7 @@ def parse_html_page(
             sha256=value if algo == "sha256" and value else None,
             size=None,
             requires_python=attrs.get("data-requires-python"),
-            yanked="data-yanked" in attrs,
+            yanked=(attrs["data-yanked"] or True) if "data-yanked" in attrs else False,
             metadata="true" if metadata is None else metadata,  # a bare attribute means "offered"
             wheel_ok=wheel_ok,
         )
@@ -410,13 +421,13 @@ def parse_core_metadata(raw: bytes, from_pep658: bool) -> CoreMetadata:
     return CoreMetadata(tuple(reqs), str(rp) if rp else None, raw, from_pep658)
 
 
-_PARSER_VERSION = "3"  # bump when parsing changes what a record holds, or the row layout
+_PARSER_VERSION = "4"  # bump when parsing changes what a record holds, or the row layout
 
 
 def _to_row(r: FileRecord) -> list[Any]:
     tags = "-".join(r.filename[:-4].rsplit("-", 3)[1:]) if r.kind == "wheel" else None  # as _parse_wheel
     return [r.filename, r.url, r.name, str(r.version), r.kind, tags, r.sha256,
-            r.size, r.requires_python, r.yanked, r.metadata_sha256, r.metadata_offered]
+            r.size, r.requires_python, r.yanked, r.metadata_sha256, r.metadata_offered, r.yank_reason]
 
 
 def _rows_to_records(rows: list[list[Any]]) -> list[FileRecord]:
@@ -424,13 +435,13 @@ def _rows_to_records(rows: list[list[Any]]) -> list[FileRecord]:
     on read), so nothing is validated twice; versions and tag sets are shared, as a fresh parse shares them."""
     versions: dict[str, Version] = {}
     out = []
-    for filename, url, name, version, kind, tags, sha256, size, rp, yanked, meta_sha, offered in rows:
+    for filename, url, name, version, kind, tags, sha256, size, rp, yanked, meta_sha, offered, reason in rows:
         v = versions.get(version)
         if v is None:
             v = versions[version] = Version(version)
         out.append(
             FileRecord(filename, url, name, v, kind, _wheel_tags(tags) if tags else frozenset(), sha256, size,
-                       rp, yanked, meta_sha, offered)
+                       rp, yanked, meta_sha, offered, reason)
         )
     return out
 
