@@ -7,7 +7,9 @@ The parts live in their own modules; this class only wires them to the :class:`E
     spec.py         [pypi] profile table -> PypiSpec; artifact name/version validation
     targets.py      target -> wheel tags and marker environment (packaging.tags / packaging.markers)
     index.py        the upstream simple API client (PEP 691 JSON, PEP 503 HTML fallback, PEP 658 metadata)
+    choice.py       which files and versions are candidates (tags, requires-python, sdists, yanks, pre-releases)
     resolver.py     resolvelib provider; one consistent set per target; lock checking
+    explain.py      the notes a lock prints and why a target cannot be resolved
     fetchplan.py    locked artifacts -> upstream URLs
     serve.py        the embedded simple index over the served view
     clientconfig.py pip.conf, uv.toml and environment for workspaces

@@ -139,32 +139,17 @@ class IndexClient:
         self._writes.add(fut)
         fut.add_done_callback(self._writes.discard)
 
+    async def unfiltered(self, name: str) -> list[FileRecord]:
+        """Every wheel and sdist the page lists, with none of the filters this client was made with (wheels
+        for no target, sdists a profile never takes): to explain a failed resolution. Read again (the
+        page cache answers with 304 when it can) rather than kept: it is needed only when one fails."""
+        key = canonicalize_name(name)
+        got = await self._retrying(lambda: self._get_page(key), f"pypi project page {key}")
+        return [] if got is None else self._parse_page(key, *got, filtered=False)
+
     async def _fetch_page(self, name: NormalizedName) -> list[FileRecord]:
         url = self.project_url(name)
-        cached = self._page_cache.get(url) if self._page_cache else None
-        headers = {"Accept": ACCEPT}
-        if cached:  # a conditional request: the upstream answers 304 (no body) when the page is unchanged
-            if "etag" in cached[0]:
-                headers["If-None-Match"] = cached[0]["etag"]
-            if "last-modified" in cached[0]:
-                headers["If-Modified-Since"] = cached[0]["last-modified"]
-
-        async def get() -> tuple[str, str, bytes] | None:
-            resp = await self._client.get(url, headers=headers)
-            if resp.status_code == 404:
-                return None
-            if resp.status_code == 304 and cached:
-                return cached[0]["content-type"], cached[0]["page-url"], cached[1]
-            resp.raise_for_status()
-            ctype = resp.headers.get("content-type", "")
-            if self._page_cache and ("etag" in resp.headers or "last-modified" in resp.headers):
-                keep = {k: resp.headers[k] for k in ("etag", "last-modified") if k in resp.headers}
-                keep |= {"content-type": ctype, "page-url": str(resp.url)}
-                page_cache, body = self._page_cache, resp.content
-                self._write_later(lambda: page_cache.put(url, keep, body))
-            return ctype, str(resp.url), resp.content
-
-        got = await self._retrying(get, f"pypi project page {name}")
+        got = await self._retrying(lambda: self._get_page(name), f"pypi project page {name}")
         if got is None:
             return []
         if self._parsed_cache is None:
@@ -182,17 +167,45 @@ class IndexClient:
         self._write_later(lambda: parsed_cache.put(url, digest, [_to_row(r) for r in records]))
         return records
 
-    def _parse_page(self, name: str, ctype: str, page_url: str, body: bytes) -> list[FileRecord]:
+    async def _get_page(self, name: NormalizedName) -> tuple[str, str, bytes] | None:
+        """(content type, final URL, body) of a project page, None when the upstream has no such project."""
+        url = self.project_url(name)
+        cached = self._page_cache.get(url) if self._page_cache else None
+        headers = {"Accept": ACCEPT}
+        if cached:  # a conditional request: the upstream answers 304 (no body) when the page is unchanged
+            if "etag" in cached[0]:
+                headers["If-None-Match"] = cached[0]["etag"]
+            if "last-modified" in cached[0]:
+                headers["If-Modified-Since"] = cached[0]["last-modified"]
+
+        resp = await self._client.get(url, headers=headers)
+        if resp.status_code == 404:
+            return None
+        if resp.status_code == 304 and cached:
+            return cached[0]["content-type"], cached[0]["page-url"], cached[1]
+        resp.raise_for_status()
+        ctype = resp.headers.get("content-type", "")
+        if self._page_cache and ("etag" in resp.headers or "last-modified" in resp.headers):
+            keep = {k: resp.headers[k] for k in ("etag", "last-modified") if k in resp.headers}
+            keep |= {"content-type": ctype, "page-url": str(resp.url)}
+            page_cache, body = self._page_cache, resp.content
+            self._write_later(lambda: page_cache.put(url, keep, body))
+        return ctype, str(resp.url), resp.content
+
+    def _parse_page(
+        self, name: str, ctype: str, page_url: str, body: bytes, *, filtered: bool = True
+    ) -> list[FileRecord]:
+        keep = self._wheel_ok if filtered else None
         ctype = ctype.split(";")[0].strip().lower()
         if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
             try:
-                return parse_json_page(body, page_url, self._wheel_ok)
+                return parse_json_page(body, page_url, keep)
             except (ValueError, AttributeError) as exc:
                 raise NetworkError(
                     f"pypi project page {name}: unreadable JSON from {redact(page_url)}"
                 ) from exc
         if "html" in ctype:
-            return parse_html_page(body.decode("utf-8", "replace"), page_url, self._wheel_ok)
+            return parse_html_page(body.decode("utf-8", "replace"), page_url, keep)
         raise NetworkError(
             f"pypi project page {name}: unexpected content type {ctype!r} from {redact(page_url)}",
             hint="the upstream URL must be a simple repository index (PEP 503/691), e.g. https://host/simple/",

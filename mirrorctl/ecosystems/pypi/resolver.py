@@ -1,10 +1,12 @@
 """Resolve a ``[pypi]`` spec: one consistent set of files per target, merged into the lock's artifacts.
 
-resolvelib does the backtracking; :class:`TargetProvider` tells it, for one target, which versions exist
-(those with a file that installs on that target: the best wheel by tag priority, an sdist only where the
-profile allows it and the version has no wheel), what each depends on there (markers evaluated for that
-target) and which requirements a version satisfies. Extras use the usual trick: ``foo[bar]`` is its own
-identifier whose candidate depends on ``foo==<same version>`` plus the extra's requirements.
+resolvelib does the backtracking; :class:`TargetProvider` tells it, for one target, which versions are
+candidates (:mod:`.choice`: those with a file that installs on that target, the best wheel by tag priority,
+an sdist only where the profile allows it and the version has no wheel; yanked releases only under an exact
+pin; pre-releases by PEP 440's default), what each depends on there (markers evaluated for that target) and
+which requirements a version satisfies; :mod:`.explain` says why a target cannot be resolved. Extras use
+the usual trick: ``foo[bar]`` is its own identifier whose candidate depends on ``foo==<same version>`` plus
+the extra's requirements.
 
 resolvelib is synchronous, so each target resolves in its own thread; metadata comes from the event loop
 (:class:`IndexClient`, shared and cached) through ``run_coroutine_threadsafe``. While a target resolves, the
@@ -23,7 +25,6 @@ from typing import Any, TypeVar
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
@@ -33,6 +34,18 @@ from mirrorctl.ecosystems.base import FetchItem, ResolveContext
 from mirrorctl.errors import ResolutionError
 from mirrorctl.lockfile import Artifact, Companion
 
+from .choice import (
+    PRERELEASE_ATTR,
+    YANKED_ATTR,
+    VersionGroups,
+    candidate_files,
+    choose_files,
+    exact_pin,
+    group_by_version,
+    names_prerelease,
+    prerelease_reason,
+)
+from .explain import impossible_message, lock_notes
 from .index import CoreMetadata, FileRecord, IndexClient
 from .spec import PypiSpec
 from .targets import Target
@@ -84,56 +97,6 @@ def marker_ok(req: Requirement, env: Mapping[str, str], extras: Iterable[str] = 
     if req.marker is None:
         return True
     return any(req.marker.evaluate({**env, "extra": e}) for e in ("", *extras))
-
-
-VersionGroups = list[tuple[Version, list[FileRecord]]]
-
-
-def group_by_version(files: Sequence[FileRecord]) -> VersionGroups:
-    """A project's files by version, newest first: computed once per project, shared by every target
-    (sorting and hashing thousands of Versions per target was a visible cost on big projects)."""
-    groups: dict[Version, list[FileRecord]] = {}
-    for f in files:
-        groups.setdefault(f.version, []).append(f)
-    return sorted(groups.items(), key=lambda item: item[0], reverse=True)
-
-
-def choose_files(
-    files: Sequence[FileRecord], target: Target, spec: PypiSpec, groups: VersionGroups | None = None
-) -> list[FileRecord]:
-    """One file per version that installs on ``target``: versions with a wheel first (newest first), then,
-    where the profile allows sdists, versions that only have an sdist. Yanked files only when nothing else."""
-    # Big projects list thousands of files but only a handful of distinct requires-python values and tag
-    # sets (shared objects, see index._wheel_tags): both checks are memoized per call.
-    full_version = target.full_version
-    python_ok: dict[str | None, bool] = {}
-    priority: dict[frozenset[Tag], int | None] = {}
-    wheels: list[FileRecord] = []
-    sdists: list[FileRecord] = []
-    for _version, group in groups if groups is not None else group_by_version(files):
-        best: tuple[bool, int, str, FileRecord] | None = None
-        srcs: list[FileRecord] = []
-        for f in group:
-            ok = python_ok.get(f.requires_python)
-            if ok is None:
-                ok = python_ok[f.requires_python] = f.python_ok(full_version)
-            if not ok:
-                continue
-            if f.kind != "wheel":
-                srcs.append(f)
-                continue
-            if f.tags in priority:
-                prio = priority[f.tags]
-            else:
-                prio = priority[f.tags] = target.tag_priority(f.tags)
-            if prio is not None and (best is None or (f.yanked, prio, f.filename) < best[:3]):
-                best = (f.yanked, prio, f.filename, f)
-        if best is not None:
-            wheels.append(best[3])
-        elif srcs and spec.sdist_ok(srcs[0].name):
-            srcs.sort(key=lambda f: (f.yanked, not f.filename.endswith(".tar.gz"), f.filename))
-            sdists.append(srcs[0])
-    return wheels + sdists
 
 
 class _Bridge:
@@ -216,6 +179,8 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
                 self.constraints.setdefault(canonicalize_name(c.name), []).append(c)
         self._choices: dict[str, list[FileRecord]] = {}
         self.parents: dict[str, Candidate] = {}
+        # The requirements' specifiers last asked for per project, to explain a failed resolution.
+        self.wanted: dict[str, list[SpecifierSet]] = {}
         self._prefetched: set[tuple[str, str]] = set()
 
     # -- resolvelib interface ----------------------------------------------------------------------------
@@ -253,17 +218,19 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         name = canonicalize_name(identifier.split("[")[0])
         extras = reqs[0].extras if reqs else frozenset()
         bad = {c.version for c in incompatibilities[identifier]}
-        pins_exact = any(s.operator in ("==", "===") for r in reqs for s in r.specifier)
-        specifiers = [r.specifier for r in reqs]
+        specifiers = self.specifiers(name, [r.specifier for r in reqs])
+        self.wanted[name] = [r.specifier for r in reqs]
+        admit_all = self.spec.prereleases or names_prerelease(specifiers)
+        yank_ok = exact_pin(specifiers)
         files = self._files(name)
 
         # Lazy, as pip does: resolvelib usually takes the first (newest) match, so checking every one of
         # thousands of versions against every specifier on each call was most of a resolver thread's work.
+        # Versions marked incompatible are dropped after the pre-release decision, which (as pip's) looks at
+        # every release the target has, not at what backtracking has ruled out so far.
         def matches() -> Iterator[Candidate]:
-            for f in files:
-                if f.version in bad or (f.yanked and not pins_exact):
-                    continue
-                if self._allowed(name, f.version, specifiers):
+            for f in candidate_files(files, specifiers, admit_all=admit_all, yank_ok=yank_ok):
+                if f.version not in bad:
                     yield Candidate(name, f.version, f, extras)
 
         return matches
@@ -302,15 +269,18 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
             self._choices[name] = choose_files(files, self.target, self.spec, self.bridge.groups(name, files))
         return self._choices[name]
 
-    def _allowed(self, name: NormalizedName, version: Version, specifiers: Iterable[SpecifierSet]) -> bool:
-        # Pre-releases only when the profile allows them or a specifier names one (as pip does). Decided
-        # here, explicitly: an empty SpecifierSet admits pre-releases in recent packaging releases.
-        specifiers = list(specifiers)
-        if version.is_prerelease and not (self.spec.prereleases or any(s.prereleases for s in specifiers)):
-            return False
-        if not all(s.contains(version, prereleases=True) for s in specifiers):
-            return False
-        return all(c.specifier.contains(version, prereleases=True) for c in self.constraints.get(name, []))
+    def specifiers(self, name: NormalizedName, specifiers: Iterable[SpecifierSet]) -> list[SpecifierSet]:
+        """The requirements' specifiers on a project plus the profile's constraints on it: what a candidate
+        must satisfy, and what the pre-release and yank rules look at (pip merges them the same way)."""
+        return [*specifiers, *(c.specifier for c in self.constraints.get(name, []))]
+
+    def first_candidate(
+        self, name: NormalizedName, specifier: SpecifierSet, choices: Sequence[FileRecord]
+    ) -> FileRecord | None:
+        """The newest candidate for one requirement alone (a prefetch's guess at what will be pinned)."""
+        specifiers = self.specifiers(name, [specifier])
+        admit_all = self.spec.prereleases or names_prerelease(specifiers)
+        return next(candidate_files(choices, specifiers, admit_all=admit_all, yank_ok=False), None)
 
     def _prefetch(self, deps: Sequence[Req]) -> None:
         """Ask the loop for the newest acceptable version's metadata of each dependency, recursively."""
@@ -342,14 +312,7 @@ async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
                 choose_files(files, provider.target, provider.spec, provider.bridge.groups(req.name, files)),
             )
         # The newest version this requirement, the profile's constraints and the pre-release policy allow.
-        best = next(
-            (
-                f
-                for f in choices
-                if not f.yanked and provider._allowed(req.name, f.version, [req.specifier])
-            ),
-            None,
-        )
+        best = provider.first_candidate(req.name, req.specifier, choices)
         if best is None or depth > 30:
             return
         if provider.prefetch is not None:
@@ -374,6 +337,8 @@ async def _prefetch(provider: TargetProvider, req: Req, depth: int) -> None:
 class TargetResult:
     target: Target
     files: list[FileRecord]
+    # filename -> why a pre-release was admitted here (choice.PRE_*), and the requirements it had to meet
+    prereleases: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 async def resolve_spec(spec: PypiSpec, ctx: ResolveContext) -> list[Artifact]:
@@ -427,6 +392,8 @@ async def resolve_with_index(spec: PypiSpec, index: IndexClient, ctx: ResolveCon
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
         task.close()
+    for line in lock_notes(results):
+        ctx.progress.note(line)
     if index.downloads:
         ctx.progress.note(
             f"pypi: downloaded {index.downloads} file(s) whole to read their dependencies (no PEP 658 "
@@ -445,50 +412,45 @@ def _resolve_target(provider: TargetProvider) -> TargetResult:
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as exc:
-        raise ResolutionError(_impossible_message(target, exc, provider), hint=_HINT) from None
+        raise ResolutionError(impossible_message(target, exc, provider), hint=_HINT) from None
     except ResolutionTooDeep as exc:
         raise ResolutionError(
             f"pypi target {target.id}: gave up after {exc.round_count} rounds of backtracking", hint=_HINT
         ) from None
     files = [c.file for c in result.mapping.values() if not c.extras]
-    return TargetResult(target, sorted(files, key=lambda f: f.filename))
+    prereleases: dict[str, tuple[str, str]] = {}
+    for ident, cand in result.mapping.items():
+        if cand.extras or not cand.version.is_prerelease:
+            continue
+        # Every requirement on the project (those on foo[x] too), except the pin each foo[x] adds on foo.
+        reqs = [
+            info.requirement
+            for key, crit in result.criteria.items()
+            if key.split("[")[0] == ident
+            for info in crit.information
+            if not (info.parent is not None and info.parent.name == cand.name)
+        ]
+        specifiers = provider.specifiers(cand.name, [r.specifier for r in reqs])
+        reason = prerelease_reason(cand.version, specifiers, spec)
+        if reason is not None:
+            wanted = ", ".join(sorted({r.text for r in reqs} | {str(c) for c in provider.constraints.get(ident, [])}))
+            prereleases[cand.file.filename] = (reason, wanted)
+    return TargetResult(target, sorted(files, key=lambda f: f.filename), prereleases)
 
 
 _HINT = "relax a requirement or constraint in the profile, or drop the target that cannot be met"
 
 
-def _impossible_message(
-    target: Target, exc: ResolutionImpossible[Req, Candidate], provider: TargetProvider
-) -> str:
-    lines = []
-    for cause in exc.causes:
-        req: Req = cause.requirement
-        chain = [req.text]
-        parent: Candidate | None = cause.parent
-        seen: set[str] = set()
-        while parent is not None and parent.name not in seen:
-            seen.add(parent.name)
-            chain.append(str(parent))
-            parent = provider.parents.get(parent.name)
-        chain.append("the profile")
-        available = [str(f.version) for f in provider._choices.get(req.name, [])[:5]]
-        note = (
-            f" (versions for this target: {', '.join(available)})"
-            if available
-            else " (no file installs here)"
-        )
-        lines.append("  " + " <- ".join(chain) + note)
-    uniq = list(dict.fromkeys(lines))
-    return f"pypi target {target.id}: no consistent set of versions:\n" + "\n".join(uniq)
-
-
 async def _artifacts(results: Sequence[TargetResult], index: IndexClient) -> list[Artifact]:
     files: dict[str, FileRecord] = {}
     needed: dict[str, set[str]] = {}
+    pre: dict[str, set[str]] = {}
     for res in results:
         for f in res.files:
             files[f.filename] = f
             needed.setdefault(f.filename, set()).add(res.target.id)
+        for filename, (reason, _) in res.prereleases.items():
+            pre.setdefault(filename, set()).add(reason)
 
     async def build(f: FileRecord) -> Artifact:
         size = await index.file_size(f)
@@ -501,6 +463,10 @@ async def _artifacts(results: Sequence[TargetResult], index: IndexClient) -> lis
         attrs: dict[str, str | int | bool] = {"kind": f.kind}
         if f.requires_python:
             attrs["requires-python"] = f.requires_python
+        if f.yanked:  # served as yanked, so pip and uv inside warn as they would outside
+            attrs[YANKED_ATTR] = f.yank_reason or True
+        if f.filename in pre:
+            attrs[PRERELEASE_ATTR] = ",".join(sorted(pre[f.filename]))
         return Artifact(
             "pypi",
             str(f.name),
