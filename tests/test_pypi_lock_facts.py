@@ -71,9 +71,11 @@ class Notes:
 async def lock(root: Path, url: str, text: str, notes: Notes | None = None) -> dict[str, Artifact]:
     path = write_profile(root, text)
     ecos = load_ecosystems()
+    settings = settings_for(root, url)
     async with httpx.AsyncClient() as client:
         (result,) = await lock_profiles(
-            [load_profile(path, ecos)], ecos, settings_for(root, url), client, notes or Notes(), refresh=True
+            [load_profile(path, ecos)], ecos, settings, Store(settings.store_path), client, notes or Notes(),
+            refresh=True,
         )
     return {a.name: a for a in read_lock(result.path).artifacts}
 
