@@ -109,12 +109,14 @@ class IntegrityError(MirrorctlError):
 
 class DigestMismatch(IntegrityError):
     """A file whose size or digests are not the promised ones: ``artifact`` names it (the lock's label),
-    ``expected``/``actual`` map algorithm -> hex digest (``actual`` holds only the algorithms that differ, or
-    nothing when the size already differs), ``expected_size``/``actual_size`` in bytes, ``url`` where it came
-    from (redacted), ``source`` what promised the digest ("the lock", "the manifest").
+    ``expected``/``actual`` map algorithm -> hex digest (``actual`` holds the algorithms that differ, or nothing
+    when the size already differs), ``expected_size``/``actual_size`` in bytes, ``url`` where it came from
+    (redacted), ``source`` what promised the digest ("the lock", "the registry's integrity"), ``what`` the
+    kind of file ("the file", "the tarball").
 
     Example: ``DigestMismatch("pypi a 1.0 (a-1.0.whl)", expected={"sha256": "ab…"}, actual={"sha256": "cd…"},
-    expected_size=10, actual_size=10)``.
+    url="http://127.0.0.1:9/a-1.0.whl")`` renders as ``pypi a 1.0 (a-1.0.whl): the file from
+    http://127.0.0.1:9/a-1.0.whl does not match the lock: sha256 cd… (expected ab…)``.
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class DigestMismatch(IntegrityError):
         actual_size: int | None = None,
         url: str | None = None,
         source: str = "the lock",
+        what: str = "the file",
         hint: str | None = None,
     ) -> None:
         self.artifact = artifact
@@ -136,6 +139,7 @@ class DigestMismatch(IntegrityError):
         self.actual_size = actual_size
         self.url = url
         self.source = source
+        self.what = what
         super().__init__("", hint=hint)
         self.args = (self.message,)
 
@@ -147,19 +151,12 @@ class DigestMismatch(IntegrityError):
     @property
     def message(self) -> str:
         if self.size_differs:
-            got = f"size {self.actual_size}"
+            sha = f", sha256 {self.expected['sha256']}" if "sha256" in self.expected else ""
+            got = f"size {self.actual_size} (expected {self.expected_size}{sha})"
         else:
             got = ", ".join(f"{k} {v} (expected {self.expected.get(k)})" for k, v in self.actual.items())
-        promised = []
-        if self.expected_size is not None:
-            promised.append(f"size {self.expected_size}")
-        if "sha256" in self.expected:
-            promised.append(f"sha256 {self.expected['sha256']}")
-        where = f" ({self.url})" if self.url else ""
-        return (
-            f"{self.artifact}: downloaded file does not match {self.source}: {got}; expected {', '.join(promised)}"
-            f"{where}"
-        )
+        origin = f" from {self.url}" if self.url else ""
+        return f"{self.artifact}: {self.what}{origin} does not match {self.source}: {got}"
 
 
 class BundleRefused(IntegrityError):

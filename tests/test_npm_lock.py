@@ -21,7 +21,7 @@ from mirrorctl.ecosystems.npm.registry import Packument
 from mirrorctl.ecosystems.npm.resolver import check_lock, pick_version, resolve_spec
 from mirrorctl.ecosystems.npm.spec import NpmSpec
 from mirrorctl.ecosystems.pypi import PypiEcosystem
-from mirrorctl.errors import IntegrityError, ResolutionError
+from mirrorctl.errors import DigestMismatch, IntegrityError, ResolutionError
 from mirrorctl.lockfile import Artifact, read_lock
 from mirrorctl.locking import lock_profiles
 from mirrorctl.profiles import load_profile
@@ -369,6 +369,9 @@ async def test_tampered_tarball_refused_while_locking(npm_registry: FixtureNpmRe
         await lock(tmp_path, npm_registry.url)
     assert "npm @acme/liba 1.2.5 (liba-1.2.5.tgz)" in err.value.message
     assert "does not match the registry's integrity" in err.value.message
+    assert isinstance(err.value, DigestMismatch) and err.value.artifact == "npm @acme/liba 1.2.5 (liba-1.2.5.tgz)"
+    assert set(err.value.expected) == set(err.value.actual) == {"sha512"}
+    assert err.value.expected["sha512"] != err.value.actual["sha512"]
     assert not (tmp_path / "profiles" / "web.lock").exists()
     entry = npm_registry.entry("@acme/liba", "1.2.5")
     assert not Store(tmp_path / "store").has_blob(entry.sha256), "nothing stored for it"

@@ -21,7 +21,7 @@ from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.ecosystems.pypi import lazywheel
 from mirrorctl.ecosystems.pypi.lazywheel import NotLazy, RangeReply, read_wheel_metadata
 from mirrorctl.ecosystems.pypi.metacache import MetadataCache
-from mirrorctl.errors import IntegrityError
+from mirrorctl.errors import DigestMismatch, IntegrityError
 from mirrorctl.locking import lock_profiles
 from mirrorctl.profiles import load_profile
 from mirrorctl.progress import SILENT
@@ -122,8 +122,11 @@ async def test_tampered_whole_file_in_fallback_is_refused(
     with pytest.raises(IntegrityError) as err:
         await lock(tmp_path, up.url)
     msg = err.value.message
-    assert "lib-1.0-py3-none-any.whl" in msg and "do not match the sha256 the index lists" in msg, msg
+    assert "lib-1.0-py3-none-any.whl" in msg and "does not match the sha256 the index lists" in msg, msg
     assert up.entry("lib-1.0-py3-none-any.whl").sha256 in msg
+    assert isinstance(err.value, DigestMismatch) and err.value.artifact.endswith("(lib-1.0-py3-none-any.whl)")
+    assert err.value.expected == {"sha256": up.entry("lib-1.0-py3-none-any.whl").sha256}
+    assert set(err.value.actual) == {"sha256"} and err.value.actual["sha256"] != err.value.expected["sha256"]
     assert up.entry("lib-1.0-py3-none-any.whl").sha256 not in blobs(tmp_path)
     assert not (tmp_path / "profiles" / "web.lock").exists(), "no lock written"
     assert not list(Store(tmp_path / "store").tmp_dir.iterdir())

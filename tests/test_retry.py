@@ -283,7 +283,10 @@ async def test_fetch_digest_mismatch_carries_expected_and_actual(
     assert dict(err.expected) == {"sha256": "d" * 64}
     assert dict(err.actual) == {"sha256": hashlib.sha256(body).hexdigest()}
     assert (err.expected_size, err.actual_size) == (len(body), len(body))
-    assert str(err).startswith("test t 1.0 (t.bin): downloaded file does not match the lock: sha256 ")
+    assert str(err) == (
+        f"test t 1.0 (t.bin): the file from {url} does not match the lock: "
+        f"sha256 {hashlib.sha256(body).hexdigest()} (expected {'d' * 64})"
+    )
     assert list(store.tmp_dir.iterdir()) == [] and not store.has_blob("d" * 64, len(body))
 
 

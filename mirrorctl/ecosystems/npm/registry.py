@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from mirrorctl.errors import IntegrityError, NetworkError
+from mirrorctl.errors import DigestMismatch, IntegrityError, NetworkError
 from mirrorctl.net import RetryPolicy, redact, retrying
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.store import Store, atomic_write
@@ -262,10 +262,10 @@ class RegistryClient:
             consume(b"".join(batch))
             wrong = [a for a, digest in expected.items() if hashes[a].digest() != digest]
             if wrong:
-                got = ", ".join(f"{a} {base64.b64encode(hashes[a].digest()).decode()}" for a in wrong)
-                raise IntegrityError(
-                    f"{label}: the tarball from {redact(url)} does not match the registry's integrity "
-                    f"({got}; expected {', '.join(f'{a}-' + base64.b64encode(expected[a]).decode() for a in wrong)})",
+                raise DigestMismatch(
+                    label, expected={a: expected[a].hex() for a in wrong},
+                    actual={a: hashes[a].hexdigest() for a in wrong}, url=redact(url),
+                    source="the registry's integrity", what="the tarball",
                     hint="the registry served other bytes than it lists; nothing was stored for this package",
                 )
             result = Tarball(

@@ -32,7 +32,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion
 
-from mirrorctl.errors import IntegrityError, NetworkError
+from mirrorctl.errors import DigestMismatch, IntegrityError, NetworkError
 from mirrorctl.net import RetryPolicy, redact, retrying
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.store import Store
@@ -405,10 +405,11 @@ def _label(record: FileRecord) -> str:
 
 def _verify(record: FileRecord, sha256: str, size: int) -> None:
     if (record.size is not None and size != record.size) or sha256 != record.sha256:
-        got = f"{size} bytes" if record.size is not None and size != record.size else f"sha256 {sha256}"
-        raise IntegrityError(
-            f"{_label(record)}: downloaded bytes do not match the sha256 the index lists "
-            f"(index: sha256 {record.sha256}, {record.size} bytes; got {got})",
+        raise DigestMismatch(
+            _label(record), expected={"sha256": record.sha256 or ""},
+            actual={"sha256": sha256} if sha256 != record.sha256 else {},
+            expected_size=record.size, actual_size=size, url=redact(record.url),
+            source="the sha256 the index lists",
             hint="the upstream is inconsistent or tampered with; nothing was stored; do not lock from it",
         )
 
