@@ -10,9 +10,9 @@ Example::
     username-env = "PYPI_USER"         # credentials only by environment-variable reference
     password-env = "PYPI_PASSWORD"
 
-    [upstreams.apt]
+    [upstreams.apt]                    # keys beyond url and credentials are the ecosystem adapter's own
     url = "http://deb.mirror.internal/debian/"
-    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"   # apt only: what InRelease must be signed by
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
     [fetch]
     concurrency = 16
@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from mirrorctl.errors import UserError
@@ -59,9 +59,9 @@ class Upstream:
     username_env: str | None = None
     password_env: str | None = None
     token_env: str | None = None
-    # apt: the OpenPGP keyring that vouches for the upstream's InRelease (apt's Signed-By), e.g.
-    # ``keyring = "/usr/share/keyrings/upstream-archive-keyring.gpg"``; relative to mirrorctl.toml.
-    keyring: Path | None = None
+    # What the ecosystem adapter's parse_upstream made of the table's other keys (None: it has none); only
+    # that adapter reads it (ecosystems.base.own_options).
+    options: object = None
 
     def auth(self, environ: Mapping[str, str]) -> tuple[str, str] | None:
         if self.username_env and self.password_env:
@@ -103,10 +103,20 @@ class TargetSettings:
     token_env: str | None = None
     content_url: str | None = None  # Pulp: the content app's origin, when it differs from url
     repositories: Mapping[str, str] = field(default_factory=dict)
-    apt_signing_service: str | None = None  # Pulp: the pulp_deb signing service that signs apt Release files
+    # The table's other keys, as written: the target kind checks them when it is made (Pulp: its publish
+    # strategies' settings, e.g. the pulp_deb signing service), naming ``config_path`` and the key.
+    options: Mapping[str, object] = field(default_factory=dict)
+    config_path: Path | None = None
 
     def credentials(self, environ: Mapping[str, str]) -> tuple[str, str] | None:
         return Upstream(f"targets.{self.name}", self.url, self.username_env, self.password_env).auth(environ)
+
+    def check_options(self, allowed: Iterable[str]) -> ConfigRef:
+        """Refuse a key of the table that neither the core nor the target kind knows (``allowed``: the kind's
+        own keys), naming the file and key; returns the table's ConfigRef for checking the values."""
+        ref = ConfigRef(self.config_path or Path(DEFAULT_CONFIG_NAME), f"targets.{self.name}")
+        _no_unknown({**self.options}, set(allowed) | _TARGET_KEYS, ref.path, f"{ref.table}.")
+        return ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +143,9 @@ class Settings:
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
     targets: Mapping[str, TargetSettings] = field(default_factory=dict)
-    # [serve.<ecosystem>] tables, passed to that ecosystem's server as they are; the adapter validates them.
-    serve_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # [serve.<ecosystem>] tables as that ecosystem's adapter parsed them (parse_serve_options); its server reads
+    # them back through ServedContent.options.
+    serve_options: Mapping[str, object] = field(default_factory=dict)
 
     def target(self, name: str) -> TargetSettings:
         try:
@@ -159,10 +170,46 @@ class Settings:
 
 
 _TOP_KEYS = {"store", "profiles", "upstreams", "fetch", "signing", "trust", "serve", "targets"}
-_TARGET_KEYS = {"kind", "url", "username-env", "password-env", "token-env", "content-url", "repositories",
-                "apt-signing-service"}
+_TARGET_KEYS = {"kind", "url", "username-env", "password-env", "token-env", "content-url", "repositories"}
 TARGET_KINDS = ("pulp", "devpi")
-_UPSTREAM_KEYS = {"url", "username-env", "password-env", "token-env", "keyring"}
+COMMON_UPSTREAM_KEYS = frozenset({"url", "username-env", "password-env", "token-env"})
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRef:
+    """One table of mirrorctl.toml, for the code that checks it (an ecosystem adapter, a target kind): names the
+    file and field in errors (``mirrorctl.toml: upstreams.apt.keyring must be ...``) and resolves paths the way
+    every other path of the file is resolved (relative to the file, ``~`` expanded)."""
+
+    path: Path  # the settings file
+    table: str  # "upstreams.apt", "serve.apt", "targets.pulp"
+    common_upstream_keys: frozenset[str] = COMMON_UPSTREAM_KEYS
+
+    def field(self, key: str) -> str:
+        return f"{self.table}.{key}"
+
+    def error(self, key: str, problem: str, *, hint: str | None = None) -> UserError:
+        """``<file>: <table>.<key> <problem>``, e.g. ``ref.error("valid-days", "must be >= 1, got 0")``."""
+        return UserError(f"{self.path}: {self.table}.{key} {problem}", hint=hint)
+
+    def no_unknown(self, table: Mapping[str, object], allowed: Iterable[str]) -> None:
+        """Refuse a key outside ``allowed``, naming it and listing the known ones; returns None."""
+        _no_unknown(table, set(allowed), self.path, f"{self.table}.")
+
+    def path_value(self, value: object, key: str) -> Path:
+        """A path setting: a non-empty string, relative to the settings file's folder."""
+        if not isinstance(value, str) or not value:
+            raise self.error(key, "must be a non-empty string (a path)")
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else self.path.parent.resolve() / p
+
+
+class SettingsParser(Protocol):
+    """What checks the ecosystem tables of mirrorctl.toml: an ecosystem adapter (ecosystems/base.py
+    ``Ecosystem.parse_upstream`` / ``parse_serve_options``), by the ecosystem's name."""
+
+    def parse_upstream(self, table: Mapping[str, object], ref: ConfigRef) -> object: ...
+    def parse_serve_options(self, table: Mapping[str, object], ref: ConfigRef) -> object: ...
 
 
 def find_config_path(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
@@ -175,8 +222,11 @@ def find_config_path(explicit: Path | None, environ: Mapping[str, str], cwd: Pat
     return candidate if candidate.exists() else None
 
 
-def load_settings(path: Path | None, *, cwd: Path | None = None) -> Settings:
-    """Read and validate ``mirrorctl.toml``; with no file, defaults relative to ``cwd``."""
+def load_settings(
+    path: Path | None, *, cwd: Path | None = None, ecosystems: Mapping[str, SettingsParser] | None = None
+) -> Settings:
+    """Read and validate ``mirrorctl.toml``; with no file, defaults relative to ``cwd``. ``ecosystems`` check
+    their own tables (default: the registered ecosystems)."""
     base = cwd or Path.cwd()
     if path is None:
         return Settings(None, base / ".mirrorctl" / "store", base / "profiles")
@@ -186,10 +236,17 @@ def load_settings(path: Path | None, *, cwd: Path | None = None) -> Settings:
         raise UserError(f"{path}: configuration file not found", hint="run `mirrorctl init` to write one") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_settings(data, path)
+    return parse_settings(data, path, ecosystems)
 
 
-def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
+def parse_settings(
+    data: Mapping[str, Any], path: Path, ecosystems: Mapping[str, SettingsParser] | None = None
+) -> Settings:
+    """``ecosystems``: as for :func:`load_settings`."""
+    if ecosystems is None:
+        from mirrorctl.ecosystems.base import load_ecosystems  # the contract, never an ecosystem package
+
+        ecosystems = load_ecosystems()
     root = path.parent.resolve()
     _no_unknown(data, _TOP_KEYS, path, "")
 
@@ -214,7 +271,13 @@ def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
     for eco, up in table("upstreams").items():
         if not isinstance(up, dict):
             raise UserError(f"{path}: [upstreams.{eco}] must be a table")
-        _no_unknown(up, _UPSTREAM_KEYS, path, f"upstreams.{eco}.")
+        ref = ConfigRef(path, f"upstreams.{eco}")
+        adapter = ecosystems.get(eco)
+        if adapter is None:
+            _no_unknown(up, set(COMMON_UPSTREAM_KEYS), path, f"upstreams.{eco}.")
+            options = None
+        else:
+            options = adapter.parse_upstream(up, ref)
         url = up.get("url")
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https", "file"):
             raise UserError(f"{path}: upstreams.{eco}.url must be an http(s) or file URL, got {url!r}")
@@ -226,9 +289,8 @@ def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
         for key in ("username-env", "password-env", "token-env"):
             if key in up and not isinstance(up[key], str):
                 raise UserError(f"{path}: upstreams.{eco}.{key} must be the name of an environment variable")
-        keyring = rel(up["keyring"], f"upstreams.{eco}.keyring") if "keyring" in up else None
         upstreams[eco] = Upstream(
-            eco, url, up.get("username-env"), up.get("password-env"), up.get("token-env"), keyring=keyring
+            eco, url, up.get("username-env"), up.get("password-env"), up.get("token-env"), options=options
         )
 
     fetch_t = table("fetch")
@@ -249,8 +311,17 @@ def parse_settings(data: Mapping[str, Any], path: Path) -> Settings:
     if not isinstance(keys, list):
         raise UserError(f"{path}: trust.keys must be a list of paths to public keys")
     serve = table("serve")
-    serve_options = {k: v for k, v in serve.items() if isinstance(v, dict)}  # [serve.apt], ...
-    _no_unknown({k: v for k, v in serve.items() if k not in serve_options}, {"host", "port"}, path, "serve.")
+    serve_tables = {k: v for k, v in serve.items() if isinstance(v, dict)}  # [serve.<ecosystem>]
+    _no_unknown({k: v for k, v in serve.items() if k not in serve_tables}, {"host", "port"}, path, "serve.")
+    serve_options: dict[str, object] = {}
+    for eco, table_ in serve_tables.items():
+        adapter = ecosystems.get(eco)
+        if adapter is None:
+            raise UserError(
+                f"{path}: [serve.{eco}]: no ecosystem {eco!r} is installed",
+                hint=f"installed ecosystems: {', '.join(sorted(ecosystems)) or 'none'}",
+            )
+        serve_options[eco] = adapter.parse_serve_options(table_, ConfigRef(path, f"serve.{eco}"))
     targets = {name: _parse_target(name, t, path) for name, t in table("targets").items()}
 
     return Settings(
@@ -272,7 +343,6 @@ def _parse_target(name: str, t: Any, path: Path) -> TargetSettings:
     where = f"targets.{name}"
     if not isinstance(t, dict):
         raise UserError(f"{path}: [{where}] must be a table")
-    _no_unknown(t, _TARGET_KEYS, path, f"{where}.")
     kind = t.get("kind")
     if kind not in TARGET_KINDS:
         raise UserError(f"{path}: {where}.kind must be one of {', '.join(TARGET_KINDS)}, got {kind!r}")
@@ -306,15 +376,9 @@ def _parse_target(name: str, t: Any, path: Path) -> TargetSettings:
         token_env=t.get("token-env"),
         content_url=urls["content-url"],
         repositories=dict(repos),
-        apt_signing_service=_optional_name(t, "apt-signing-service", path, where),
+        options={k: v for k, v in t.items() if k not in _TARGET_KEYS},
+        config_path=path,
     )
-
-
-def _optional_name(t: Mapping[str, Any], key: str, path: Path, where: str) -> str | None:
-    value = t.get(key)
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise UserError(f"{path}: {where}.{key} must be a non-empty name, got {value!r}")
-    return value
 
 
 def _no_unknown(table: Mapping[str, Any], allowed: set[str], path: Path, prefix: str) -> None:

@@ -11,9 +11,9 @@ A side is one of:
 
 Files are grouped per (ecosystem, project name), so a version bump of a project with four wheels is one change
 with four files. A file's size counts its companions (e.g. PEP 658 metadata): that is what crosses the gap.
-Version ordering comes from a small table per ecosystem (packaging for PyPI, node-semver for npm, python-debian
-for apt: epochs and tildes as dpkg orders them, so ``1:2.0`` > ``3.0`` and ``1.0~rc1`` < ``1.0``); an ecosystem
-not in the table, or a version its rules cannot parse, gives "changed" instead of a guessed up/down.
+Version ordering and name folding come from each ecosystem's adapter (``compare_versions``, ``fold_name``); an
+ecosystem that is not installed, or a version its adapter cannot parse, gives "changed" instead of a guessed
+up/down.
 """
 
 from __future__ import annotations
@@ -27,11 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nodesemver
-from debian.debian_support import Version as DebianVersion
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
-
+from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import BundleRefused, UserError
 from mirrorctl.lockfile import Artifact, merge_artifacts, read_lock
 from mirrorctl.store import Store
@@ -47,47 +43,19 @@ KIND_HELP = (
 )
 
 
-# --- per-ecosystem rules: how names fold and versions order (no ecosystem module imported) ----------------------
-def _pypi_cmp(a: str, b: str) -> int | None:
-    try:
-        va, vb = Version(a), Version(b)
-    except InvalidVersion:
-        return None
-    return (va > vb) - (va < vb)
-
-
-def _npm_cmp(a: str, b: str) -> int | None:
-    try:
-        return int(nodesemver.compare(a, b, loose=True))
-    except (ValueError, TypeError):
-        return None
-
-
-def _apt_cmp(a: str, b: str) -> int | None:
-    # python-debian's own comparison (no apt_pkg needed): the order dpkg and apt use for upgrades.
-    try:
-        va, vb = DebianVersion(a), DebianVersion(b)
-    except ValueError:
-        return None
-    return (va > vb) - (va < vb)
-
-
+# --- per-ecosystem rules: how names fold and versions order, as the adapters say -------------------------------
 @dataclass(frozen=True, slots=True)
 class Rules:
     fold: Callable[[str], str]  # the name two spellings of one project share
     compare: Callable[[str, str], int | None]  # <0, 0, >0, or None when the order is unknown
 
 
-_RULES: Mapping[str, Rules] = {
-    "pypi": Rules(canonicalize_name, _pypi_cmp),
-    "npm": Rules(lambda n: n, _npm_cmp),
-    "apt": Rules(lambda n: n, _apt_cmp),  # Debian package names are lower case by policy: nothing to fold
-}
 _DEFAULT_RULES = Rules(lambda n: n, lambda a, b: None)
 
 
-def rules_for(ecosystem: str) -> Rules:
-    return _RULES.get(ecosystem, _DEFAULT_RULES)
+def rules_for(ecosystem: str, ecosystems: Mapping[str, Ecosystem]) -> Rules:
+    adapter = ecosystems.get(ecosystem)
+    return _DEFAULT_RULES if adapter is None else Rules(adapter.fold_name, adapter.compare_versions)
 
 
 # --- sides -----------------------------------------------------------------------------------------------------
@@ -271,10 +239,10 @@ class Diff:
         return sum(e.bytes_removed for e in self.ecosystems)
 
 
-def _group(artifacts: Iterable[Artifact]) -> dict[tuple[str, str], list[Artifact]]:
+def _group(artifacts: Iterable[Artifact], rules: Callable[[str], Rules]) -> dict[tuple[str, str], list[Artifact]]:
     groups: dict[tuple[str, str], list[Artifact]] = {}
     for a in artifacts:
-        groups.setdefault((a.ecosystem, rules_for(a.ecosystem).fold(a.name)), []).append(a)
+        groups.setdefault((a.ecosystem, rules(a.ecosystem).fold(a.name)), []).append(a)
     return groups
 
 
@@ -305,9 +273,17 @@ def _kind(old: Sequence[Artifact], new: Sequence[Artifact], rules: Rules) -> str
     return "changed"
 
 
-def compute_diff(a: Side, b: Side) -> Diff:
-    """Compare two sides: per ecosystem, one Change per project whose files differ, plus an unchanged count."""
-    old_groups, new_groups = _group(a.artifacts), _group(b.artifacts)
+def compute_diff(a: Side, b: Side, ecosystems: Mapping[str, Ecosystem]) -> Diff:
+    """Compare two sides: per ecosystem, one Change per project whose files differ, plus an unchanged count.
+    ``ecosystems`` order versions and fold names (see the module docstring)."""
+    cache: dict[str, Rules] = {}
+
+    def rules_of(eco: str) -> Rules:
+        if eco not in cache:
+            cache[eco] = rules_for(eco, ecosystems)
+        return cache[eco]
+
+    old_groups, new_groups = _group(a.artifacts, rules_of), _group(b.artifacts, rules_of)
     per_eco: dict[str, list[Change]] = {}
     unchanged: dict[str, int] = {}
     for key in sorted(old_groups.keys() | new_groups.keys()):
@@ -319,7 +295,7 @@ def compute_diff(a: Side, b: Side) -> Diff:
         if old_sha == new_sha:
             unchanged[eco] += 1
             continue
-        rules = rules_for(eco)
+        rules = rules_of(eco)
         name = (new or old)[0].name
         per_eco[eco].append(
             Change(
@@ -337,7 +313,7 @@ def compute_diff(a: Side, b: Side) -> Diff:
     ecos = tuple(
         EcosystemDiff(
             eco,
-            tuple(sorted(changes, key=lambda c: (order[c.kind], rules_for(eco).fold(c.name), c.name))),
+            tuple(sorted(changes, key=lambda c: (order[c.kind], rules_of(eco).fold(c.name), c.name))),
             unchanged[eco],
         )
         for eco, changes in sorted(per_eco.items())

@@ -39,7 +39,7 @@ def init_config(
     if path.exists() and not force:
         raise UserError(f"{path}: already exists", hint="pass --force to overwrite it, or edit it by hand")
     upstreams: dict[str, tuple[str, str]] = {}
-    keyrings: dict[str, str] = {}  # apt: the keyring the local client trusts for that upstream
+    more: dict[str, Mapping[str, str]] = {}  # other keys the client's settings give (DiscoveredUpstream.settings)
     missing: list[str] = []
     for name, eco in sorted(ecosystems.items()):
         if overrides and name in overrides:
@@ -50,8 +50,7 @@ def init_config(
             missing.append(name)
         else:
             upstreams[name] = (found.url, found.source)
-            if found.keyring:
-                keyrings[name] = found.keyring
+            more[name] = found.settings
     for name in overrides or {}:
         if name not in ecosystems:
             raise UserError(f"--upstream {name}=...: unknown ecosystem", hint=f"known: {', '.join(sorted(ecosystems))}")
@@ -73,8 +72,7 @@ def init_config(
             }
         else:
             ups[name] = {"url": url}
-        if name in keyrings:
-            ups[name]["keyring"] = keyrings[name]
+        ups[name].update(more.get(name, {}))
         upstreams[name] = (url, upstreams[name][1])
     doc["upstreams"] = ups
     doc["fetch"] = {"concurrency": 16, "retries": 4, "timeout": 60}
@@ -86,6 +84,6 @@ def init_config(
         "# mirrorctl settings, written by `mirrorctl init`. Credentials go in environment variables named here\n"
         "# (username-env / password-env / token-env), never in this file.\n" + tomli_w.dumps(doc)
     )
-    parse_settings(tomllib.loads(text), path)  # what we write must load
+    parse_settings(tomllib.loads(text), path, ecosystems)  # what we write must load
     atomic_write(path, text.encode())
     return InitResult(path, upstreams, tuple(missing))

@@ -125,10 +125,7 @@ async def _resolve_profile(
         )
         arts = await eco.resolve(spec, ctx)
         artifacts.extend(arts)
-        declared = (
-            spec.target_ids() if hasattr(spec, "target_ids") else sorted({t for a in arts for t in a.targets})
-        )
-        targets.extend(f"{eco_name}:{t}" for t in declared)
+        targets.extend(f"{eco_name}:{t}" for t in spec.target_ids())
     return Lock(profile.name, profile.inputs_digest, tuple(sorted(targets)), tuple(artifacts))
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mirrorctl.ecosystems.base import Ecosystem, FieldRef
+from mirrorctl.ecosystems.base import Ecosystem, FieldRef, ProfileSpec
 from mirrorctl.errors import ProfileError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -35,7 +35,7 @@ class Profile:
     name: str
     path: Path
     description: str
-    specs: Mapping[str, Any]  # ecosystem name -> the adapter's parsed spec
+    specs: Mapping[str, ProfileSpec]  # ecosystem name -> the adapter's parsed spec
     inputs_digest: str  # sha256 over the effective (merged) inputs: what `lock --check` compares
 
     @property
@@ -106,7 +106,7 @@ def load_profile(path: Path, ecosystems: Mapping[str, Ecosystem]) -> Profile:
             hint="use lowercase letters, digits, '-' and '_' (it becomes a file and bundle name)",
         )
     merged, texts = _load_merged(path, (), ecosystems)
-    specs: dict[str, Any] = {}
+    specs: dict[str, ProfileSpec] = {}
     for eco_name in sorted(k for k in merged if k not in _GENERIC_KEYS):
         table = merged[eco_name]
         origin, text = texts[eco_name]

@@ -59,8 +59,7 @@ class JournalEntry:
 
 
 def target_name_of(target: PublishTarget) -> str:
-    settings = getattr(target, "settings", None)
-    return str(getattr(settings, "name", None) or target.kind)
+    return target.name or target.kind
 
 
 # --- choosing and verifying the set -----------------------------------------------------------------------------

@@ -73,7 +73,9 @@ class Runtime:
     @cached_property
     def settings(self) -> Settings:
         """mirrorctl.toml, read once; UserError naming the file and field when it cannot be used."""
-        return load_settings(find_config_path(self.config_path, self.environ, self.cwd), cwd=self.cwd)
+        path = find_config_path(self.config_path, self.environ, self.cwd)
+        # The ecosystem adapters check their own tables ([upstreams.<name>], [serve.<name>]).
+        return load_settings(path, cwd=self.cwd, ecosystems=self.ecosystems)
 
     @cached_property
     def store(self) -> Store:

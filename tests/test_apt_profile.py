@@ -14,6 +14,7 @@ from mirrorctl.cli.app import app
 from mirrorctl.config import load_settings
 from mirrorctl.ecosystems.apt import AptEcosystem
 from mirrorctl.ecosystems.apt.discover import discover_upstream
+from mirrorctl.ecosystems.apt.settings import upstream_keyring
 from mirrorctl.ecosystems.apt.spec import AptSpec, validate_artifact
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import BundleRefused, ProfileError, UserError
@@ -183,7 +184,7 @@ def test_discover_from_deb822_sources(tmp_path: Path) -> None:
     found = discover_upstream({}, etc=tmp_path)
     assert found is not None
     assert found.url == "http://deb.mirror.internal/debian/"
-    assert found.keyring == "/usr/share/keyrings/upstream-archive-keyring.gpg"
+    assert found.settings == {"keyring": "/usr/share/keyrings/upstream-archive-keyring.gpg"}
     assert found.source == f"{tmp_path}/sources.list.d/debian.sources (URIs)"
 
 
@@ -195,7 +196,8 @@ def test_discover_from_one_line_sources(tmp_path: Path) -> None:
     )
     found = discover_upstream({}, etc=tmp_path)
     assert found is not None
-    assert (found.url, found.keyring) == ("https://deb.mirror.internal/debian/", "/etc/apt/keyrings/up.gpg")
+    assert found.url == "https://deb.mirror.internal/debian/"
+    assert found.settings == {"keyring": "/etc/apt/keyrings/up.gpg"}
     (tmp_path / "sources.list").write_text("deb file:/srv/local bookworm main\n")
     assert discover_upstream({}, etc=tmp_path) is None
     assert discover_upstream({}, etc=tmp_path / "missing") is None
@@ -215,15 +217,16 @@ def test_init_writes_the_discovered_keyring(tmp_path: Path, monkeypatch: pytest.
     assert result.upstreams == {"apt": ("http://deb.mirror.internal/debian/", f"{tmp_path}/etc/sources.list.d/"
                                                                              "debian.sources (URIs)")}
     up = load_settings(out).upstream("apt")
-    assert up.keyring == Path("/usr/share/keyrings/upstream-archive-keyring.gpg")
+    assert upstream_keyring(up) == Path("/usr/share/keyrings/upstream-archive-keyring.gpg")
 
 
 def test_upstream_keyring_setting(tmp_path: Path) -> None:
     cfg = tmp_path / "mirrorctl.toml"
     cfg.write_text('[upstreams.apt]\nurl = "http://deb.mirror.internal/debian/"\nkeyring = "keys/upstream.gpg"\n')
-    assert load_settings(cfg).upstream("apt").keyring == tmp_path.resolve() / "keys" / "upstream.gpg"
+    assert upstream_keyring(load_settings(cfg).upstream("apt")) == tmp_path.resolve() / "keys" / "upstream.gpg"
     cfg.write_text('[upstreams.apt]\nurl = "http://deb.mirror.internal/debian/"\nkeyring = 3\n')
     with pytest.raises(UserError, match=r"upstreams\.apt\.keyring must be a non-empty string \(a path\)"):
         load_settings(cfg)
     cfg.write_text('[upstreams.pypi]\nurl = "http://pypi.mirror.internal/simple/"\n')
-    assert load_settings(cfg).upstream("pypi").keyring is None
+    assert upstream_keyring(load_settings(cfg).upstream("pypi")) is None
+    assert load_settings(cfg).upstream("pypi").options is None  # pypi has no keys beyond url and credentials

@@ -106,15 +106,19 @@ async def test_a_new_view_is_served_at_once(served: tuple[Store, list[Artifact]]
 async def test_serve_apt_settings_from_mirrorctl_toml_reach_the_release(
     served: tuple[Store, list[Artifact]], tmp_path: Path
 ) -> None:
+    from datetime import timedelta
+
     from mirrorctl.config import load_settings
     from mirrorctl.ecosystems.apt import AptEcosystem
+    from mirrorctl.ecosystems.apt.settings import ReleaseOptions
     from mirrorctl.serve.app import create_app
 
     config = tmp_path / "mirrorctl.toml"
     config.write_text('[serve]\nport = 8090\n\n[serve.apt]\norigin = "ACME"\nlabel = "ACME inside"\nvalid-days = 7\n')
     settings = load_settings(config)
+    # Checked and parsed by the apt adapter when mirrorctl.toml is read.
     assert settings.serve_port == 8090 and settings.serve_options == {
-        "apt": {"origin": "ACME", "label": "ACME inside", "valid-days": 7}
+        "apt": ReleaseOptions("ACME", "ACME inside", valid_until=timedelta(days=7))
     }
     app = create_app(served[0], {"apt": AptEcosystem()}, options=settings.serve_options)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:

@@ -13,6 +13,7 @@ from mirrorctl.bundle.export import export_bundle, last_exported_sequence
 from mirrorctl.bundle.manifest import parse_manifest
 from mirrorctl.bundle.sbom import purl
 from mirrorctl.bundle.verify import verify_bundle
+from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import IntegrityError, UserError
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, make_world, read_members
 
@@ -57,7 +58,7 @@ def test_sbom_has_a_component_per_artifact_with_purl(tmp_path: Path) -> None:
     manifest = parse_manifest(read_members(bundle)[0][1])
     assert sbom["serialNumber"] == f"urn:uuid:{manifest.bundle_id}"
     purls = {c["purl"] for c in sbom["components"]}
-    assert purls == {purl(a) for a in world.artifacts}
+    assert purls == {purl(a, load_ecosystems()) for a in world.artifacts}
     assert "pkg:pypi/alpha@1.0?file_name=alpha-1.0-py3-none-any.whl" in purls
     comp = next(c for c in sbom["components"] if c["name"] == "beta")
     assert comp["hashes"] == [{"alg": "SHA-256", "content": world.artifacts[1].sha256}]

@@ -16,6 +16,7 @@ import pytest
 import typer
 
 from mirrorctl.cli import app as app_module
+from mirrorctl.ecosystems.base import load_ecosystems
 
 MIRRORCTL = Path(sys.executable).parent / "mirrorctl"  # the console script users run
 
@@ -30,7 +31,10 @@ def test_every_command_is_in_the_table_with_the_module_that_adds_it() -> None:
     full = app_module.register_commands()  # the same as `from mirrorctl.cli.app import app`
     assert app_module.app is full
     names = _names(full)
-    assert sorted(names) == sorted(app_module.COMMAND_MODULES), "COMMAND_MODULES must list every command"
+    # The core's commands are in the table; the ecosystems' groups (apt: archive-key) come from their adapters.
+    contributed = [g.name for eco in load_ecosystems().values() for g in eco.cli_commands()]
+    assert "archive-key" in contributed
+    assert sorted(names) == sorted([*app_module.COMMAND_MODULES, *contributed]), "COMMAND_MODULES: every command"
     for name, module in app_module.COMMAND_MODULES.items():
         made = [c for c in full.registered_commands if c.name == name and c.callback is not None]
         grouped = [g for g in full.registered_groups if g.name == name and g.typer_instance is not None]
@@ -68,6 +72,9 @@ def test_a_command_run_alone_lists_and_refuses_as_the_full_app_does(tmp_path: Pa
     for name in app_module.COMMAND_MODULES:
         assert name in full.stdout, name
 
+    for name in ("archive-key",):  # a group an ecosystem contributes is listed too
+        assert name in full.stdout, name
+
     alone = _run(["lock", "--help"], tmp_path)
     assert alone.returncode == 0 and "Usage: mirrorctl lock" in alone.stdout and "Example:" in alone.stdout
 
@@ -96,3 +103,19 @@ def test_running_one_command_imports_neither_the_others_nor_httpx_s_own_cli(tmp_
     )
     loaded = ran.stdout.strip().splitlines()[-1]
     assert loaded == "['mirrorctl.cli.cmd_init']", ran.stdout + ran.stderr
+
+
+def test_an_ecosystem_command_run_alone_registers_only_the_ecosystems_commands(tmp_path: Path) -> None:
+    probe = (
+        "import sys; from mirrorctl.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "watch = ('mirrorctl.cli.cmd_', 'httpx', 'rich', 'starlette')\n"
+        "print(sorted(m for m, v in sys.modules.items() if v and m.startswith(watch)))"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe, "archive-key", "show", "--help"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )
+    assert "Example: mirrorctl archive-key show" in ran.stdout, ran.stdout + ran.stderr
+    loaded = ran.stdout.strip().splitlines()[-1]
+    assert loaded == "['mirrorctl.cli.cmd_ecosystems']", ran.stdout + ran.stderr

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from mirrorctl.cli.app import app
 from mirrorctl.config import Settings, load_settings
 from mirrorctl.diff import Diff, compute_diff, human_size, load_side, render_markdown, render_text
+from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.lockfile import Artifact, Companion, Lock, dump_lock
 from mirrorctl.runtime import Runtime
 from mirrorctl.store import Store, View
@@ -198,7 +199,7 @@ class _NoSettings(Runtime):
 
 def _diff_locks(tmp_path: Path) -> Diff:
     old, new = (load_side(str(tmp_path / name), _NoSettings()) for name in ("a.lock", "b.lock"))
-    return compute_diff(old, new)
+    return compute_diff(old, new, load_ecosystems())
 
 
 # --- bundles ---------------------------------------------------------------------------------------------------
@@ -333,7 +334,7 @@ APT_NEW = [
 def test_apt_rules_follow_dpkg_order() -> None:
     from mirrorctl.diff import rules_for
 
-    cmp = rules_for("apt").compare
+    cmp = rules_for("apt", load_ecosystems()).compare
     assert cmp("1:2.0", "3.0") == 1 and cmp("3.0", "1:2.0") == -1
     assert cmp("1.0~rc1", "1.0") == -1 and cmp("1.0", "1.0~rc1") == 1
     assert cmp("1.10-1", "1.9-1") == 1  # not a string order
@@ -392,7 +393,7 @@ def test_full_bundle_against_delta_bundle_shows_the_bumps_with_sizes(tmp_path: P
     w.cli("outside", "bundle", "export", "--since", str(state), "--out", str(delta))
     settings = load_settings(w.config("inside"))
     rt = Runtime.for_settings(settings)
-    d = compute_diff(load_side(str(full), rt), load_side(str(delta), rt))
+    d = compute_diff(load_side(str(full), rt), load_side(str(delta), rt), load_ecosystems())
     assert d.b.kind == "bundle"
     by_eco = {e.ecosystem: e for e in d.ecosystems}
     assert (by_eco["pypi"].changes, by_eco["pypi"].unchanged) == ((), 1)

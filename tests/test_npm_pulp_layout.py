@@ -1,22 +1,29 @@
-"""The static registry layout npm is published as in Pulp (mirrorctl/targets/pulp/npm.py), without a Pulp:
-which paths the files get, and refusals before anything is uploaded."""
+"""The static registry layout npm is published as in Pulp (the npm adapter's static_layout, through
+mirrorctl/targets/pulp/files.py), without a Pulp: which paths the files get, and refusals before anything is
+uploaded."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from mirrorctl.ecosystems.npm import NpmEcosystem
 from mirrorctl.errors import TargetError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.store import Store
-from mirrorctl.targets.pulp.npm import registry_files
+from mirrorctl.targets.pulp.files import PublishFile, layout_files
 from tests.fixtures.npm_registry import PkgSpec
 from tests.fixtures.npm_store import npm_artifact
 
 ENDPOINT = "http://pulp.internal/pulp/content/npm-team/"
+
+
+def registry_files(arts: Sequence[Artifact], store: Store, endpoint: str) -> list[PublishFile]:
+    return layout_files(NpmEcosystem(), arts, store, endpoint)
 
 
 def test_tarballs_at_the_public_layout_and_packuments_under_the_packument_dir(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from .fixtures.wheels import Dist
 
 class FakeTarget:
     kind = "fake"
+    name = "fake"
     ecosystems = frozenset({"pypi"})
 
     def __init__(self, fail: str | None = None) -> None:
@@ -48,6 +49,9 @@ class FakeTarget:
 
     def endpoint(self, ecosystem: str) -> str:
         return "http://fake/simple/"
+
+    async def trust_files(self, ecosystem: str) -> dict[str, str]:
+        return {}
 
 
 def _settings(store: Store) -> Settings:

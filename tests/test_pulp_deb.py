@@ -83,7 +83,7 @@ def deb_settings(service: PulpService, repo: str, signing: str | None) -> Target
         password_env="T_PULP_PASSWORD",
         content_url=service.content_url,
         repositories={"apt": repo},
-        apt_signing_service=signing,
+        options={"apt-signing-service": signing} if signing is not None else {},
     )
 
 

@@ -17,17 +17,38 @@ def _target_table(**extra: object) -> dict[str, object]:
     return {"targets": {"pulp": {"kind": "pulp", "url": "http://pulp.internal:24817", **extra}}}
 
 
-def test_apt_signing_service_is_read_from_the_target_table(tmp_path: Path) -> None:
+def _deb(target: PulpTarget) -> DebPlugin:
+    plugin = target.plugins["apt"]
+    assert isinstance(plugin, DebPlugin)
+    return plugin
+
+
+# The key is the Pulp apt strategy's (targets/pulp/deb.py), no longer config.py's: the target table keeps it
+# as written and the strategy checks it when the target is made.
+async def test_apt_signing_service_is_read_from_the_target_table(tmp_path: Path) -> None:
     table = _target_table(repositories={"apt": "team-apt"}, **{"apt-signing-service": "mirrorctl-archive"})
     settings = parse_settings(table, tmp_path / "mirrorctl.toml")
-    assert settings.target("pulp").apt_signing_service == "mirrorctl-archive"
-    assert parse_settings(_target_table(), tmp_path / "m.toml").target("pulp").apt_signing_service is None
+    async with httpx.AsyncClient() as client:
+        assert _deb(PulpTarget(settings.target("pulp"), client, {})).signing_service == "mirrorctl-archive"
+        plain = parse_settings(_target_table(repositories={"apt": "a"}), tmp_path / "m.toml").target("pulp")
+        assert _deb(PulpTarget(plain, client, {})).signing_service is None
 
 
 @pytest.mark.parametrize("value", ["", "  ", 3])
-def test_a_bad_apt_signing_service_is_refused_naming_the_key(tmp_path: Path, value: object) -> None:
-    with pytest.raises(UserError, match=r"targets\.pulp\.apt-signing-service must be a non-empty name"):
-        parse_settings(_target_table(**{"apt-signing-service": value}), tmp_path / "mirrorctl.toml")
+async def test_a_bad_apt_signing_service_is_refused_naming_the_key(tmp_path: Path, value: object) -> None:
+    settings = parse_settings(_target_table(**{"apt-signing-service": value}), tmp_path / "mirrorctl.toml")
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(UserError, match=r"targets\.pulp\.apt-signing-service must be a non-empty name"):
+            PulpTarget(settings.target("pulp"), client, {})
+
+
+async def test_a_key_no_pulp_strategy_reads_is_refused_naming_file_and_key(tmp_path: Path) -> None:
+    settings = parse_settings(_target_table(**{"apt-signing-servce": "x"}), tmp_path / "mirrorctl.toml")
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(UserError) as err:
+            PulpTarget(settings.target("pulp"), client, {})
+    assert err.value.message == f"{tmp_path / 'mirrorctl.toml'}: unknown setting targets.pulp.apt-signing-servce"
+    assert err.value.hint and "targets.pulp.apt-signing-service" in err.value.hint
 
 
 async def test_apt_is_offered_only_when_the_target_names_an_apt_repository(tmp_path: Path) -> None:

@@ -19,13 +19,14 @@ import io
 import os
 import secrets
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from mirrorctl import __version__
+from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
 from mirrorctl.errors import IntegrityError, UserError
 from mirrorctl.lockfile import Artifact, Lock, merge_artifacts
 from mirrorctl.progress import SILENT, Progress, ProgressTask
@@ -102,8 +103,10 @@ def export_bundle(
     since: InsideState | None = None,
     chunk_size: int | None = None,
     progress: Progress = SILENT,
+    ecosystems: Mapping[str, Ecosystem] | None = None,
 ) -> ExportReport:
     """Write a signed bundle of ``locks`` to ``out`` (a delta against ``since``; in parts of ``chunk_size``).
+    ``ecosystems`` name the SBOM's package URLs (default: the registered ones).
 
     Example: ``export_bundle([("web", lock, lock_bytes)], Store(root), Path("keys/k"), Path("web.bundle"))``.
     """
@@ -166,6 +169,7 @@ def export_bundle(
             timestamp=format_time(created),
             tool_version=__version__,
             profiles=names,
+            ecosystems=load_ecosystems() if ecosystems is None else ecosystems,
         )
         small: dict[str, bytes] = {SBOM_NAME: sbom, **statements}
         for name, _, lock_bytes in locks:

@@ -7,35 +7,22 @@ and ``metadata.timestamp`` (the bundle's creation time).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
-from packaging.utils import canonicalize_name
-
+from mirrorctl.ecosystems.base import Ecosystem, package_url
 from mirrorctl.lockfile import Artifact
 
 SPEC_VERSION = "1.5"
 
-# Package URL types (the purl-spec) per ecosystem; unknown ones fall back to generic.
-_PURL_TYPES = {
-    "pypi": "pypi",
-    "npm": "npm",
-    "go": "golang",
-    "maven": "maven",
-    "apt": "deb",
-    "hf": "huggingface",
-}
 
-
-def purl(artifact: Artifact) -> str:
-    """``pkg:pypi/requests@2.32.3?file_name=requests-2.32.3-py3-none-any.whl``: names the exact file."""
-    kind = _PURL_TYPES.get(artifact.ecosystem, "generic")
-    name = str(canonicalize_name(artifact.name)) if kind == "pypi" else artifact.name
-    return (
-        f"pkg:{kind}/{quote(name, safe='/')}@{quote(artifact.version, safe='')}"
-        f"?file_name={quote(artifact.filename, safe='')}"
-    )
+def purl(artifact: Artifact, ecosystems: Mapping[str, Ecosystem]) -> str:
+    """The package URL the artifact's adapter gives (``pkg:pypi/requests@2.32.3?file_name=...``: names the exact
+    file); ``pkg:generic/...`` for an ecosystem that is not installed."""
+    adapter = ecosystems.get(artifact.ecosystem)
+    if adapter is None:
+        return package_url("generic", artifact.name, artifact.version, artifact.filename)
+    return adapter.purl(artifact)
 
 
 def build_sbom(
@@ -45,10 +32,11 @@ def build_sbom(
     timestamp: str,
     tool_version: str,
     profiles: Sequence[str],
+    ecosystems: Mapping[str, Ecosystem],
 ) -> bytes:
     components: list[dict[str, Any]] = []
     for a in sorted(artifacts, key=Artifact.sort_key):
-        ref = purl(a)
+        ref = purl(a, ecosystems)
         component: dict[str, Any] = {
             "type": "library",
             "bom-ref": ref,

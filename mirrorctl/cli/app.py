@@ -134,20 +134,32 @@ COMMAND_MODULES: dict[str, str] = {
     "promote": "cmd_channel",  # promote; the channels group
     "channels": "cmd_channel",
     "gc": "cmd_gc",
-    "archive-key": "cmd_archive_key",
 }
+# Adds the command groups the installed ecosystems contribute (apt: archive-key), after the core's.
+ECOSYSTEM_COMMANDS = "cmd_ecosystems"
 _registered: set[str] = set()
 
 
 def register_commands(only: str | None = None) -> typer.Typer:
     """Add the commands to the app: all of them, or (``only``, a command name) just the module that adds it,
-    so that running one command neither imports nor builds the other thirty (about 0.1 s of start-up)."""
-    modules = [COMMAND_MODULES[only]] if only in COMMAND_MODULES else list(dict.fromkeys(COMMAND_MODULES.values()))
+    so that running one command neither imports nor builds the other thirty (about 0.1 s of start-up). A name
+    the core does not have is looked for among the ecosystems' commands first."""
+    if only in COMMAND_MODULES:
+        modules = [COMMAND_MODULES[only]]
+    elif only is not None and _register(ECOSYSTEM_COMMANDS) and only in {g.name for g in _app.registered_groups}:
+        modules = []
+    else:
+        modules = [*dict.fromkeys(COMMAND_MODULES.values()), ECOSYSTEM_COMMANDS]
     for name in modules:
-        if name not in _registered:
-            _registered.add(name)
-            importlib.import_module(f"{__package__}.{name}").register(_app)
+        _register(name)
     return _app
+
+
+def _register(module: str) -> bool:
+    if module not in _registered:
+        _registered.add(module)
+        importlib.import_module(f"{__package__}.{module}").register(_app)
+    return True
 
 
 def invoked_command(argv: Sequence[str]) -> str | None:

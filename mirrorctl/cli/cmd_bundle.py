@@ -128,6 +128,7 @@ def export(
             since=base,
             chunk_size=size,
             progress=progress,
+            ecosystems=obj.runtime.ecosystems,
         )
 
     from mirrorctl.bundle.chunks import parse_size

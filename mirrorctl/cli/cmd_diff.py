@@ -56,7 +56,7 @@ def diff_cmd(
         # The runtime reads mirrorctl.toml (once) only if a side needs it: a diff of two locks needs none.
         old = load_side(a, obj.runtime, now=now, search=search)
         new = load_side(b, obj.runtime, now=now, search=search)
-        return RENDERERS[fmt.value](compute_diff(old, new))
+        return RENDERERS[fmt.value](compute_diff(old, new, obj.runtime.ecosystems))
 
     typer.echo(run_sync(run, obj), nl=False)
 

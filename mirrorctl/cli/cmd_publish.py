@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from mirrorctl import publish as service
+from mirrorctl.config import Settings
 from mirrorctl.errors import UserError
 from mirrorctl.progress import Progress
 from mirrorctl.runtime import Runtime
@@ -23,7 +24,24 @@ targets_app = typer.Typer(
 )
 
 ToOption = Annotated[str, typer.Option("--to", help="The target: a [targets.NAME] table of mirrorctl.toml.")]
-EcosystemOption = Annotated[str, typer.Option("--ecosystem", "-e", help="Which ecosystem's repository.")]
+EcosystemOption = Annotated[
+    str | None,
+    typer.Option("--ecosystem", "-e", help="Which ecosystem's repository (default: the target's only one)."),
+]
+
+
+def target_ecosystem(settings: Settings, target: str, ecosystem: str | None) -> str:
+    """``--ecosystem``, or the one ecosystem the target's ``repositories`` name; refused when that is ambiguous."""
+    if ecosystem is not None:
+        return ecosystem
+    named = sorted(settings.target(target).repositories)
+    if len(named) == 1:
+        return named[0]
+    raise UserError(
+        f"--to {target}: which ecosystem? targets.{target}.repositories names "
+        f"{', '.join(named) if named else 'none'}",
+        hint="give --ecosystem NAME",
+    )
 
 
 def with_target(
@@ -34,7 +52,7 @@ def with_target(
     async def go() -> T:
         target_settings = runtime.settings.target(name)  # inside run_async: an unknown name is a UserError exit
         async with runtime.client() as client:
-            return await work(make_target(target_settings, client, runtime.environ))
+            return await work(make_target(target_settings, client, runtime.environ, ecosystems=runtime.ecosystems))
 
     return go
 
@@ -125,7 +143,7 @@ def _render_version(v: PublishedVersion) -> str:
     )
 
 
-def history_cmd(ctx: typer.Context, to: ToOption, ecosystem: EcosystemOption = "pypi") -> None:
+def history_cmd(ctx: typer.Context, to: ToOption, ecosystem: EcosystemOption = None) -> None:
     """List what was published to a target, and when; `*` marks what is served now.
 
     Pulp: the repository's versions. devpi keeps no versions: the local publish journal of this store.
@@ -134,9 +152,10 @@ def history_cmd(ctx: typer.Context, to: ToOption, ecosystem: EcosystemOption = "
     """
     c: Ctx = ctx.obj
     store = c.store()
-    versions = run_async(with_target(c.runtime, to, lambda t: service.history(store, t, ecosystem, target_name=to)), c)
+    eco = run_sync(lambda: target_ecosystem(c.runtime.settings, to, ecosystem), c)
+    versions = run_async(with_target(c.runtime, to, lambda t: service.history(store, t, eco, target_name=to)), c)
     if not versions:
-        typer.echo(f"nothing published to {to} for {ecosystem} yet")
+        typer.echo(f"nothing published to {to} for {eco} yet")
     for v in versions:
         typer.echo(_render_version(v))
 
@@ -149,7 +168,7 @@ def rollback_cmd(
     version: Annotated[
         int | None, typer.Option("--version", help="With --to: the version to serve again (see `history`).")
     ] = None,
-    ecosystem: EcosystemOption = "pypi",
+    ecosystem: EcosystemOption = None,
     channel: Annotated[
         str | None,
         typer.Option("--channel", help="Instead of --to: point this channel back at its previous snapshot."),
@@ -185,9 +204,10 @@ def rollback_cmd(
         raise fail(UserError("rollback --to: --version is required (see `mirrorctl history --to TARGET`)"))
     assert to is not None
     target_name, number = to, version
+    eco = run_sync(lambda: target_ecosystem(c.runtime.settings, target_name, ecosystem), c)
     v = run_async(
         with_target(
-            c.runtime, target_name, lambda t: service.rollback(store, t, ecosystem, number, target_name=target_name)
+            c.runtime, target_name, lambda t: service.rollback(store, t, eco, number, target_name=target_name)
         ),
         c,
     )

@@ -78,9 +78,8 @@ def register(app: typer.Typer) -> None:
 
             async def endpoints_of(t: PublishTarget) -> dict[str, str]:
                 found = await _endpoints(t, settings.target(name).repositories, ecosystems)
-                files = getattr(t, "trust_files", None)  # optional target hook (PulpTarget.trust_files)
                 for eco in sorted(found):
-                    trust.update(await files(eco) if files else {})
+                    trust.update(await t.trust_files(eco))
                 return found
 
             endpoints = run_async(with_target(c.runtime, name, endpoints_of), c)

@@ -8,6 +8,12 @@ The four parts, in the order the workflow uses them:
 3. ``serve_app``: an ASGI app, mounted at ``/<name>``, that serves the current view the way the real client
    expects (PyPI simple API, npm packuments, a GOPROXY tree, a Maven layout, a signed apt repository, ...).
 4. ``client_config``: the files and environment that make the real client resolve only from the mirror.
+
+Beside them, everything else the core needs to know about an ecosystem is asked here, never spelled out in
+the core: how versions order and names fold (``diff``), the package URL (the SBOM), the keys of its
+``[upstreams.<name>]`` and ``[serve.<name>]`` tables, the local client's settings (``init``), the commands it
+adds to the CLI (as data, :class:`CommandGroup`), and the files it serves as a static tree
+(``static_layout``, which publishing through a plain file repository uses).
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from mirrorctl.config import FetchSettings, Upstream
+from mirrorctl.config import ConfigRef, FetchSettings, Upstream
 from mirrorctl.errors import UserError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import Progress
@@ -26,6 +32,8 @@ from mirrorctl.store import Store
 
 if TYPE_CHECKING:  # keep adapter discovery cheap: the HTTP stack loads only when something fetches
     import httpx
+
+    from mirrorctl.ecosystems.commands import CommandGroup
 
 ENTRY_POINT_GROUP = "mirrorctl.ecosystems.v1"
 
@@ -51,6 +59,36 @@ class ProfileSource(Protocol):
     path: Path
 
     def ref(self, field: str, index: int | None = None) -> FieldRef: ...
+
+
+class ProfileSpec(Protocol):
+    """What the core uses of the spec an adapter parsed from a profile section; everything else in it is the
+    adapter's own. The core hands a spec back only to the adapter that made it (see :func:`own_spec`)."""
+
+    def target_ids(self) -> Sequence[str]:
+        """The targets the section declares (``py3.12-manylinux_2_28_x86_64``, ``linux-x64``, ``amd64``), in the
+        order the lock lists them; a target whose closure is empty is still declared."""
+        ...
+
+
+SpecT = TypeVar("SpecT", bound=ProfileSpec)
+
+
+def own_spec(spec: ProfileSpec, kind: type[SpecT], ecosystem: str) -> SpecT:
+    """``spec`` as the adapter's own type. The core only ever passes back what ``parse_profile`` returned, so a
+    mismatch is a bug in the caller, not bad input."""
+    if not isinstance(spec, kind):
+        raise TypeError(f"{ecosystem}: given a {type(spec).__name__}, which its parse_profile did not make")
+    return spec
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+def own_options(options: object, kind: type[OptionsT], default: OptionsT) -> OptionsT:
+    """Parsed settings (``Upstream.options``, ``ServedContent.options``) as the adapter's own type: what its
+    ``parse_upstream`` / ``parse_serve_options`` returned, or ``default`` when the table was absent."""
+    return options if isinstance(options, kind) else default
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +137,41 @@ class FetchItem:
 class ServedView(Protocol):
     """The content a server sees at one moment: immutable; replaced as a whole when an import commits."""
 
-    view_id: str
+    @property
+    def view_id(self) -> str: ...
+
+    @property
+    def created(self) -> str:
+        """When the view was made (ISO 8601 UTC, ``2026-01-31T12:00:00Z``); the same for every request."""
+        ...
 
     def artifacts(self, ecosystem: str) -> Sequence[Artifact]: ...
     def blob_path(self, sha256: str) -> Path: ...
+
+    def cache_dir(self, ecosystem: str, purpose: str) -> Path | None:
+        """A folder where ``ecosystem`` may keep disposable data derived from blobs (``<store>/cache/
+        <ecosystem>-<purpose>``, e.g. ``npm-manifests``); None where nothing may be written."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSet:
+    """A :class:`ServedView` over a chosen set of artifacts in a store: what a publish sends (the Pulp target
+    hands it to ``static_layout``)."""
+
+    store: Store
+    view_id: str
+    created: str
+    chosen: Mapping[str, Sequence[Artifact]]  # ecosystem -> its artifacts
+
+    def artifacts(self, ecosystem: str) -> Sequence[Artifact]:
+        return self.chosen.get(ecosystem, ())
+
+    def blob_path(self, sha256: str) -> Path:
+        return self.store.blob_path(sha256)
+
+    def cache_dir(self, ecosystem: str, purpose: str) -> Path | None:
+        return self.store.root / "cache" / f"{ecosystem}-{purpose}"
 
 
 class ServedContent(Protocol):
@@ -114,9 +183,10 @@ class ServedContent(Protocol):
         """The inside's own serving keys (e.g. ``<store>/keys/apt`` for the apt archive key); never carried."""
         ...
 
-    def options(self, ecosystem: str) -> Mapping[str, Any]:
-        """The ``[serve.<ecosystem>]`` table of mirrorctl.toml (empty when absent), for ``serve_app`` to validate
-        when it is called (so a bad value stops ``mirrorctl serve`` at start, naming the field)."""
+    def options(self, ecosystem: str) -> object:
+        """What the adapter's ``parse_serve_options`` made of ``[serve.<ecosystem>]`` when mirrorctl.toml was
+        read (a bad value stops every command there, naming the file and field); None when the table is absent.
+        Read it with :func:`own_options`."""
         ...
 
 
@@ -140,22 +210,38 @@ class ClientConfig:
 class DiscoveredUpstream:
     url: str
     source: str  # where it was found, e.g. "pip config (global.index-url)"
-    keyring: str | None = None  # apt: the keyring the client trusts for it (Signed-By), written as upstreams.*.keyring
+    # More keys of [upstreams.<name>] the client's settings give (apt: {"keyring": "<its Signed-By>"}); written
+    # by ``mirrorctl init`` as they are, so they must be keys ``parse_upstream`` accepts.
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFile:
+    """One file of a static layout: a blob of the view (``sha256``) or bytes the adapter generated (``data``).
+
+    ``artifact`` is the locked artifact a blob file is (None for generated files)."""
+
+    sha256: str
+    size: int
+    artifact: Artifact | None = None
+    data: bytes | None = None
 
 
 @runtime_checkable
 class Ecosystem(Protocol):
     name: str
 
-    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> Any:
+    # --- profile and lock (outside) ---------------------------------------------------------------------------
+
+    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> ProfileSpec:
         """Validate a profile section (``[pypi]``, ...); raise ProfileError naming the field. Returns a spec."""
         ...
 
-    async def resolve(self, spec: Any, ctx: ResolveContext) -> list[Artifact]:
+    async def resolve(self, spec: ProfileSpec, ctx: ResolveContext) -> list[Artifact]:
         """The full closure for every target the spec declares; deterministic; raises ResolutionError."""
         ...
 
-    def check_lock(self, spec: Any, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
+    def check_lock(self, spec: ProfileSpec, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
         """Problems that make a lock no longer match its profile (empty when it still does).
 
         ``targets``: the ecosystem's targets the lock records as resolved (its ``targets`` list, without the
@@ -171,8 +257,50 @@ class Ecosystem(Protocol):
         """Refuse names and versions outside the ecosystem's grammar (raise BundleRefused or ProfileError)."""
         ...
 
+    # --- what the core reports about artifacts --------------------------------------------------------------
+
+    def compare_versions(self, a: str, b: str) -> int | None:
+        """<0, 0 or >0 as the ecosystem's clients order ``a`` and ``b``; None when either is not a version of its
+        grammar (``diff`` then says "changed" rather than guess up or down)."""
+        ...
+
+    def fold_name(self, name: str) -> str:
+        """The spelling two names of one project share (PyPI: PEP 503 normalization; most: ``name``)."""
+        ...
+
+    def purl(self, artifact: Artifact) -> str:
+        """The package URL (purl-spec) naming this exact file, e.g.
+        ``pkg:pypi/requests@2.32.3?file_name=requests-2.32.3-py3-none-any.whl``: the SBOM's component id."""
+        ...
+
+    # --- mirrorctl.toml ---------------------------------------------------------------------------------------
+
+    def parse_upstream(self, table: Mapping[str, object], ref: ConfigRef) -> object:
+        """Check ``[upstreams.<name>]`` beyond the keys every upstream has (``ref.common_upstream_keys``: url and
+        credentials, which the core checks after this) and return the adapter's parsed extra settings, stored
+        as ``Upstream.options`` (read back with :func:`own_options`); errors through ``ref`` name file and field.
+        An adapter without extra keys returns ``ref.no_unknown(table, ref.common_upstream_keys)``."""
+        ...
+
+    def parse_serve_options(self, table: Mapping[str, object], ref: ConfigRef) -> object:
+        """Check ``[serve.<name>]`` and return what ``serve_app`` reads through ``ServedContent.options``."""
+        ...
+
+    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
+        """The upstream the local client is configured to use (for ``mirrorctl init``), or None."""
+        ...
+
+    # --- inside -----------------------------------------------------------------------------------------------
+
     def serve_app(self, content: ServedContent) -> ASGIApp:
         """An ASGI app mounted at ``/<name>`` that serves the current view to the real client."""
+        ...
+
+    def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:
+        """The ecosystem's repository as plain files: relative path -> file, for a server that can only serve
+        static files (Pulp's pulp_file). ``base_url`` is where the tree will be served (ending in ``/``), for
+        documents that must carry absolute links (npm's tarball URLs). Every path is a safe relative POSIX path.
+        None when the ecosystem's clients cannot use a static tree (they need a server that answers queries)."""
         ...
 
     def client_config(
@@ -187,9 +315,29 @@ class Ecosystem(Protocol):
         An ecosystem with nothing served may return an empty ClientConfig."""
         ...
 
-    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
-        """The upstream the local client is configured to use (for ``mirrorctl init``), or None."""
+    def cli_commands(self) -> Sequence[CommandGroup]:
+        """Command groups the ecosystem adds to ``mirrorctl`` (apt: ``archive-key``), described as data the CLI
+        turns into commands: an adapter never imports the CLI framework. Usually empty."""
         ...
+
+
+def package_url(purl_type: str, name: str, version: str, filename: str) -> str:
+    """A purl naming one file, encoded the one way every adapter's ``purl`` uses:
+    ``package_url("pypi", "requests", "2.32.3", "requests-2.32.3-py3-none-any.whl")`` ->
+    ``pkg:pypi/requests@2.32.3?file_name=requests-2.32.3-py3-none-any.whl`` (a scope's ``/`` kept)."""
+    from urllib.parse import quote
+
+    return f"pkg:{purl_type}/{quote(name, safe='/')}@{quote(version, safe='')}?file_name={quote(filename, safe='')}"
+
+
+def no_settings(table: Mapping[str, object], ref: ConfigRef) -> None:
+    """``parse_upstream`` of an ecosystem whose upstream has only the common keys (url, credentials)."""
+    ref.no_unknown(table, ref.common_upstream_keys)
+
+
+def no_serve_options(table: Mapping[str, object], ref: ConfigRef) -> None:
+    """``parse_serve_options`` of an ecosystem whose server has no settings."""
+    ref.no_unknown(table, ())
 
 
 def load_ecosystems() -> dict[str, Ecosystem]:

@@ -13,7 +13,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -38,6 +37,7 @@ class StoreView:
         self._store = store
         self.view = view
         self.view_id = view.view_id
+        self.created = view.created
         grouped: dict[str, list[Artifact]] = {}
         for a in view.artifacts:
             grouped.setdefault(a.ecosystem, []).append(a)
@@ -49,6 +49,9 @@ class StoreView:
     def blob_path(self, sha256: str) -> Path:
         return self._store.blob_path(sha256)
 
+    def cache_dir(self, ecosystem: str, purpose: str) -> Path | None:
+        return self._store.root / "cache" / f"{ecosystem}-{purpose}"
+
     def counts(self) -> dict[str, int]:
         return {eco: len(arts) for eco, arts in sorted(self._by_ecosystem.items())}
 
@@ -58,7 +61,7 @@ class StoreContent:
     default) points at, per call."""
 
     def __init__(
-        self, store: Store, channel: str = CURRENT, options: Mapping[str, Mapping[str, Any]] | None = None
+        self, store: Store, channel: str = CURRENT, options: Mapping[str, object] | None = None
     ) -> None:
         self.store = store
         self.channel = channel
@@ -86,8 +89,8 @@ class StoreContent:
     def keys_dir(self) -> Path:
         return self.store.root / "keys"
 
-    def options(self, ecosystem: str) -> Mapping[str, Any]:
-        return self._options.get(ecosystem, {})
+    def options(self, ecosystem: str) -> object:
+        return self._options.get(ecosystem)
 
 
 async def _store_error(request: Request, exc: Exception) -> Response:
@@ -132,14 +135,15 @@ def create_app(
     store: Store,
     ecosystems: Mapping[str, Ecosystem],
     channels: Sequence[str] | None = None,
-    options: Mapping[str, Mapping[str, Any]] | None = None,
+    options: Mapping[str, object] | None = None,
 ) -> Starlette:
     """The mirror: ``/healthz``, ``/`` (what is served, as JSON) and each ecosystem's app at ``/<name>``.
 
     ``channels``: None or one name serves that channel (``current`` by default) in this layout. Several names
     serve each under ``/<channel>/`` (``/<channel>/`` status, ``/<channel>/<ecosystem>/``), and ``/`` lists them.
 
-    ``options``: the ``[serve.<ecosystem>]`` tables of mirrorctl.toml (Settings.serve_options).
+    ``options``: the ``[serve.<ecosystem>]`` tables of mirrorctl.toml as the adapters parsed them
+    (Settings.serve_options).
 
     Example: ``uvicorn.Server(uvicorn.Config(create_app(Store(path), load_ecosystems()), port=8080))``
     """

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import uvicorn
 
@@ -22,7 +21,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     access_log: bool = True
-    ecosystems: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [serve.<ecosystem>] tables
+    ecosystems: Mapping[str, object] = field(default_factory=dict)  # [serve.<ecosystem>], as the adapters parsed them
 
 
 def base_url(host: str, port: int) -> str:

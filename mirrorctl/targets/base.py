@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import httpx
 
 from mirrorctl.config import TargetSettings
+from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import UserError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import Progress
@@ -67,6 +68,7 @@ class PublishedVersion:
 @runtime_checkable
 class PublishTarget(Protocol):
     kind: str
+    name: str  # the [targets.<name>] it was made from: names it in messages, the journal and the audit log
     ecosystems: frozenset[str]  # the ecosystems this kind can publish
 
     async def check(self) -> TargetCheck: ...
@@ -89,11 +91,26 @@ class PublishTarget(Protocol):
         """The URL the ecosystem's clients use on this target (for PyPI: the simple index URL)."""
         ...
 
+    async def trust_files(self, ecosystem: str) -> Mapping[str, str]:
+        """Files (path relative to the workspace folder -> text) a workspace needs, beside the client config,
+        to trust what the target serves for ``ecosystem`` (Pulp's apt: the signing service's public key, at the
+        path the apt client config's Signed-By names); empty for a target that ships none. Written by
+        ``mirrorctl workspace-config --target``."""
+        ...
+
 
 class TargetFactory(Protocol):
     def __call__(
-        self, settings: TargetSettings, client: httpx.AsyncClient, environ: Mapping[str, str]
-    ) -> PublishTarget: ...
+        self,
+        settings: TargetSettings,
+        client: httpx.AsyncClient,
+        environ: Mapping[str, str],
+        *,
+        ecosystems: Mapping[str, Ecosystem] | None = None,
+    ) -> PublishTarget:
+        """``ecosystems``: the installed adapters a target may need (Pulp: the static layouts); default: the
+        registered ones."""
+        ...
 
 
 def target_kinds() -> dict[str, TargetFactory]:
@@ -105,7 +122,13 @@ def target_kinds() -> dict[str, TargetFactory]:
     return found
 
 
-def make_target(settings: TargetSettings, client: httpx.AsyncClient, environ: Mapping[str, str]) -> PublishTarget:
+def make_target(
+    settings: TargetSettings,
+    client: httpx.AsyncClient,
+    environ: Mapping[str, str],
+    *,
+    ecosystems: Mapping[str, Ecosystem] | None = None,
+) -> PublishTarget:
     kinds = target_kinds()
     try:
         factory = kinds[settings.kind]
@@ -114,4 +137,4 @@ def make_target(settings: TargetSettings, client: httpx.AsyncClient, environ: Ma
             f"targets.{settings.name}.kind: no target plugin {settings.kind!r} is installed",
             hint=f"installed kinds: {', '.join(sorted(kinds)) or 'none'}",
         ) from None
-    return factory(settings, client, environ)
+    return factory(settings, client, environ, ecosystems=ecosystems)

@@ -68,8 +68,11 @@ class DevpiTarget:
         client: httpx.AsyncClient,
         environ: Mapping[str, str],
         *,
+        ecosystems: Mapping[str, object] | None = None,  # devpi takes PyPI content only: no adapter needed
         concurrency: int = UPLOAD_CONCURRENCY,
     ) -> None:
+        settings.check_options(())  # devpi has no settings of its own: refuse a stray key, naming it
+        self.name = settings.name
         self.settings = settings
         self.client = client
         self.environ = environ
@@ -104,6 +107,9 @@ class DevpiTarget:
 
     def endpoint(self, ecosystem: str) -> str:
         return self._index_url(ecosystem) + "/+simple/"
+
+    async def trust_files(self, ecosystem: str) -> Mapping[str, str]:
+        return {}  # clients trust devpi through TLS, as the workspace's system does
 
     # --- HTTP --------------------------------------------------------------------------------------------------
     async def _request(self, method: str, url: str, what: str, **kw: Any) -> httpx.Response:

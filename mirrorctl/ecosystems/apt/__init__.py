@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from mirrorctl.config import ConfigRef
 from mirrorctl.ecosystems.base import (
     ASGIApp,
     ClientConfig,
@@ -43,33 +44,42 @@ from mirrorctl.ecosystems.base import (
     FetchContext,
     FetchItem,
     ProfileSource,
+    ProfileSpec,
     ResolveContext,
     ServedContent,
+    ServedView,
+    StaticFile,
+    own_spec,
+    package_url,
 )
+from mirrorctl.ecosystems.commands import CommandGroup
 from mirrorctl.lockfile import Artifact
 
 
 class AptEcosystem:
     """Modules: spec.py (``[apt]`` table, grammar checks), release.py (InRelease, index hashes), resolve.py (the
     closure), lock.py (lock and check_lock), fetchplan.py (pool URLs), discover.py (the machine's apt sources),
-    serve.py and clientconfig.py (the served repository and the workspace's sources)."""
+    settings.py (its mirrorctl.toml keys), serve.py and clientconfig.py (the served repository and the
+    workspace's sources), commands.py (``mirrorctl archive-key``)."""
 
     name = "apt"
 
-    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> Any:
+    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> ProfileSpec:
         from .spec import parse_spec
 
         return parse_spec(table, source)
 
-    async def resolve(self, spec: Any, ctx: ResolveContext) -> list[Artifact]:
+    async def resolve(self, spec: ProfileSpec, ctx: ResolveContext) -> list[Artifact]:
         from .lock import resolve_spec
+        from .spec import AptSpec
 
-        return await resolve_spec(spec, ctx)
+        return await resolve_spec(own_spec(spec, AptSpec, self.name), ctx)
 
-    def check_lock(self, spec: Any, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
+    def check_lock(self, spec: ProfileSpec, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
         from .lock import check_lock
+        from .spec import AptSpec
 
-        return check_lock(spec, artifacts, targets)
+        return check_lock(own_spec(spec, AptSpec, self.name), artifacts, targets)
 
     async def fetch_plan(self, artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
         from .fetchplan import fetch_plan
@@ -81,10 +91,47 @@ class AptEcosystem:
 
         validate_artifact(artifact)
 
+    def compare_versions(self, a: str, b: str) -> int | None:
+        # python-debian's own comparison (no apt_pkg needed): the order dpkg and apt use for upgrades, so
+        # ``1:2.0`` > ``3.0`` and ``1.0~rc1`` < ``1.0``.
+        from debian.debian_support import Version
+
+        try:
+            va, vb = Version(a), Version(b)
+        except ValueError:
+            return None
+        return (va > vb) - (va < vb)
+
+    def fold_name(self, name: str) -> str:
+        return name  # Debian package names are lower case by policy: nothing to fold
+
+    def purl(self, artifact: Artifact) -> str:
+        return package_url("deb", artifact.name, artifact.version, artifact.filename)
+
+    def parse_upstream(self, table: Mapping[str, object], ref: ConfigRef) -> object:
+        from .settings import parse_upstream
+
+        return parse_upstream(table, ref)
+
+    def parse_serve_options(self, table: Mapping[str, object], ref: ConfigRef) -> object:
+        from .settings import release_options
+
+        return release_options(table, ref)
+
+    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
+        from .discover import discover_upstream
+
+        return discover_upstream(environ)
+
     def serve_app(self, content: ServedContent) -> ASGIApp:
         from .serve import serve_app
 
         return serve_app(content)
+
+    def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:
+        # A signed repository needs the inside's archive key, which a view does not carry; Pulp publishes apt
+        # with pulp_deb, which signs with its own signing service.
+        return None
 
     def client_config(
         self, mirror_url: str, *, endpoint: str | None = None, content: ServedContent | None = None
@@ -93,7 +140,7 @@ class AptEcosystem:
 
         return client_config(mirror_url, endpoint=endpoint, content=content)
 
-    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
-        from .discover import discover_upstream
+    def cli_commands(self) -> Sequence[CommandGroup]:
+        from .commands import ARCHIVE_KEY
 
-        return discover_upstream(environ)
+        return (ARCHIVE_KEY,)

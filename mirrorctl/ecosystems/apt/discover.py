@@ -21,7 +21,8 @@ APT_ETC = Path("/etc/apt")
 def discover_upstream(environ: Mapping[str, str], *, etc: Path = APT_ETC) -> DiscoveredUpstream | None:
     for uri, keyring, source in _sources(etc):
         if uri.startswith(("http://", "https://")):
-            return DiscoveredUpstream(uri if uri.endswith("/") else uri + "/", source, keyring)
+            settings = {"keyring": keyring} if keyring else {}
+            return DiscoveredUpstream(uri if uri.endswith("/") else uri + "/", source, settings)
     return None
 
 

@@ -37,6 +37,7 @@ from .archwork import ERRORS, ArchResult, ArchWorker, lock_arch
 from .index import IndexCheck
 from .release import VerifiedRelease, verify_inrelease
 from .resolve import ResolvedPackage
+from .settings import upstream_keyring
 from .spec import AptSpec, validate_artifact
 
 # Below this much compressed index data a worker process costs more than it saves (tests, small suites).
@@ -253,7 +254,8 @@ async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
     """Fetch, verify, parse and resolve; one Artifact per .deb with the architectures that need it."""
     global last_timings
     upstream = ctx.upstream
-    if upstream.keyring is None:
+    keyring = upstream_keyring(upstream)
+    if keyring is None:
         raise UserError(
             f"upstreams.{upstream.ecosystem}: no keyring configured to verify {redact(upstream.url)}",
             hint='add keyring = "/path/to/archive-keyring.gpg" (the Signed-By of the upstream) under '
@@ -268,7 +270,7 @@ async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
         what = f"apt suite {spec.suite} InRelease"
         inrelease = await _get(ctx.client, url, what, retries, lambda: _Bounded(what, url, _INRELEASE_MAX))
         release = await asyncio.to_thread(
-            verify_inrelease, inrelease, upstream.keyring, suite=spec.suite, fingerprints=spec.fingerprints
+            verify_inrelease, inrelease, keyring, suite=spec.suite, fingerprints=spec.fingerprints
         )
         arch_all = {c: arch_all_index(release, c) for c in spec.components}
         wanted = [

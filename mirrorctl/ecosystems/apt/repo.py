@@ -26,7 +26,7 @@ import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from debian.deb822 import Deb822
@@ -37,9 +37,10 @@ from mirrorctl.lockfile import Artifact
 from mirrorctl.store import atomic_write
 
 from .archive_key import ArchiveKey
+from .settings import ReleaseOptions
 
 ECOSYSTEM = "apt"
-CONTROL_CACHE = Path("cache") / "apt-control"
+CONTROL_CACHE = "control"  # the view's cache_dir("apt", ...): <store>/cache/apt-control
 FALLBACK_CREATED = "1970-01-01T00:00:00Z"
 INDEX_NAMES = ("Packages", "Packages.gz", "Packages.xz")
 
@@ -62,16 +63,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$")
 _POOL = re.compile(r"^[A-Za-z0-9._+~%-]+(/[A-Za-z0-9._+~%-]+)+$")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseOptions:
-    """What the Release files say about the archive. ``valid_until``: None means no Valid-Until field."""
-
-    origin: str = "mirrorctl"
-    label: str = "mirrorctl"
-    description: str = "mirrorctl internal mirror"
-    valid_until: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -153,11 +144,8 @@ class ControlCache:
 
 
 def control_cache_for(view: ServedView) -> ControlCache:
-    """``<store>/cache/apt-control``, found from the store's blob layout (blobs/sha256/ab/<sha>)."""
-    probe = view.blob_path("0" * 64)
-    if len(probe.parents) > 3 and probe.parents[2].name == "blobs":
-        return ControlCache(probe.parents[3] / CONTROL_CACHE)
-    return ControlCache(None)
+    """``<store>/cache/apt-control``."""
+    return ControlCache(view.cache_dir(ECOSYSTEM, CONTROL_CACHE))
 
 
 def packages_stanza(control: bytes, a: Artifact, where: str) -> str:

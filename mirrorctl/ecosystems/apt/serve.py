@@ -21,18 +21,18 @@ import hashlib
 import os
 import threading
 from collections.abc import Mapping
-from datetime import timedelta
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route, Router
 
-from mirrorctl.ecosystems.base import ASGIApp, ServedContent, ServedView
+from mirrorctl.ecosystems.base import ASGIApp, ServedContent, ServedView, own_options
 from mirrorctl.errors import UserError
 
 from .archive_key import ArchiveKey
-from .repo import ReleaseOptions, Repository, build_repository, signed_files
+from .repo import Repository, build_repository, signed_files
+from .settings import ReleaseOptions
 
 _IMMUTABLE = "public, max-age=31536000, immutable"
 _REVALIDATE = "max-age=0, must-revalidate"
@@ -156,40 +156,6 @@ def make_app(content: ServedContent, options: ReleaseOptions = ReleaseOptions())
     return Router(routes=[Route("/{path:path}", endpoint, methods=["GET", "HEAD"])])
 
 
-_OPTION_KEYS = {"origin", "label", "description", "valid-days"}
-
-
-def release_options(table: Mapping[str, object]) -> ReleaseOptions:
-    """``[serve.apt]`` of mirrorctl.toml -> the Release fields; refuses what it does not know, naming the key.
-
-    ``valid-days``: adds ``Valid-Until`` (the view's creation time + that many days), after which apt refuses
-    the repository until a newer import: freeze protection for the inside. Absent: no Valid-Until."""
-    unknown = sorted(set(table) - _OPTION_KEYS)
-    if unknown:
-        raise UserError(
-            f"mirrorctl.toml: serve.apt.{unknown[0]} is not a setting",
-            hint=f"known: {', '.join(sorted(_OPTION_KEYS))}",
-        )
-    texts: dict[str, str] = {}
-    for key in ("origin", "label", "description"):
-        value = table.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str) or not value.strip() or "\n" in value:
-            raise UserError(f"mirrorctl.toml: serve.apt.{key} must be a one-line text, got {value!r}")
-        texts[key] = value.strip()
-    days = table.get("valid-days")
-    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
-        raise UserError(f"mirrorctl.toml: serve.apt.valid-days must be a whole number of days >= 1, got {days!r}")
-    defaults = ReleaseOptions()
-    return ReleaseOptions(
-        origin=texts.get("origin", defaults.origin),
-        label=texts.get("label", defaults.label),
-        description=texts.get("description", defaults.description),
-        valid_until=timedelta(days=days) if isinstance(days, int) else None,
-    )
-
-
 def serve_app(content: ServedContent) -> ASGIApp:
     """The ecosystem's ``serve_app``: the signed repository at ``/apt``, Release fields from ``[serve.apt]``."""
-    return make_app(content, release_options(content.options("apt")))
+    return make_app(content, own_options(content.options("apt"), ReleaseOptions, ReleaseOptions()))

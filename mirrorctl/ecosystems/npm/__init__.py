@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from mirrorctl.config import ConfigRef
 from mirrorctl.ecosystems.base import (
     ASGIApp,
     ClientConfig,
@@ -39,29 +40,39 @@ from mirrorctl.ecosystems.base import (
     FetchContext,
     FetchItem,
     ProfileSource,
+    ProfileSpec,
     ResolveContext,
     ServedContent,
+    ServedView,
+    StaticFile,
+    no_serve_options,
+    no_settings,
+    own_spec,
+    package_url,
 )
+from mirrorctl.ecosystems.commands import CommandGroup
 from mirrorctl.lockfile import Artifact
 
 
 class NpmEcosystem:
     name = "npm"
 
-    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> Any:
+    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> ProfileSpec:
         from .spec import parse_spec
 
         return parse_spec(table, source)
 
-    async def resolve(self, spec: Any, ctx: ResolveContext) -> list[Artifact]:
+    async def resolve(self, spec: ProfileSpec, ctx: ResolveContext) -> list[Artifact]:
         from .resolver import resolve_spec
+        from .spec import NpmSpec
 
-        return await resolve_spec(spec, ctx)
+        return await resolve_spec(own_spec(spec, NpmSpec, self.name), ctx)
 
-    def check_lock(self, spec: Any, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
+    def check_lock(self, spec: ProfileSpec, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
         from .resolver import check_lock
+        from .spec import NpmSpec
 
-        return check_lock(spec, artifacts, targets)
+        return check_lock(own_spec(spec, NpmSpec, self.name), artifacts, targets)
 
     async def fetch_plan(self, artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
         from .fetchplan import fetch_plan
@@ -73,10 +84,42 @@ class NpmEcosystem:
 
         validate_artifact(artifact)
 
+    def compare_versions(self, a: str, b: str) -> int | None:
+        import nodesemver
+
+        try:
+            return int(nodesemver.compare(a, b, loose=True))
+        except (ValueError, TypeError):
+            return None
+
+    def fold_name(self, name: str) -> str:
+        return name  # npm names are lower case by rule: one spelling per package
+
+    def purl(self, artifact: Artifact) -> str:
+        return package_url("npm", artifact.name, artifact.version, artifact.filename)
+
+    def parse_upstream(self, table: Mapping[str, object], ref: ConfigRef) -> object:
+        no_settings(table, ref)
+        return None
+
+    def parse_serve_options(self, table: Mapping[str, object], ref: ConfigRef) -> object:
+        no_serve_options(table, ref)
+        return None
+
+    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
+        from .discover import discover_upstream
+
+        return discover_upstream(environ)
+
     def serve_app(self, content: ServedContent) -> ASGIApp:
         from .serve import make_app
 
         return make_app(content)
+
+    def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:
+        from .layout import static_layout
+
+        return static_layout(view, base_url)
 
     def client_config(
         self, mirror_url: str, *, endpoint: str | None = None, content: ServedContent | None = None
@@ -85,7 +128,5 @@ class NpmEcosystem:
 
         return client_config(mirror_url, endpoint=endpoint)
 
-    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
-        from .discover import discover_upstream
-
-        return discover_upstream(environ)
+    def cli_commands(self) -> Sequence[CommandGroup]:
+        return ()

@@ -49,7 +49,7 @@ ECOSYSTEM = "npm"
 CORGI_TYPE = "application/vnd.npm.install-v1+json"
 JSON_TYPE = "application/json"
 # Where manifests parsed out of tarballs are kept, under the store root.
-MANIFEST_CACHE = Path("cache") / "npm-manifests"
+MANIFEST_CACHE = "manifests"  # the view's cache_dir("npm", ...): <store>/cache/npm-manifests
 FALLBACK_TIME = "1970-01-01T00:00:00.000Z"
 
 _IMMUTABLE = "public, max-age=31536000, immutable"
@@ -102,7 +102,7 @@ def _semver_cmp(a: str, b: str) -> int:
     return int(nodesemver.compare(va, vb, False))
 
 
-_VERSION_KEY = cmp_to_key(_semver_cmp)
+VERSION_KEY = cmp_to_key(_semver_cmp)
 
 
 def _is_release(version: str) -> bool:
@@ -134,9 +134,9 @@ def dist_tags(artifacts: Sequence[Artifact]) -> dict[str, str]:
             # Only tag names npm accepts (never a version or range: npm would read those as such).
             if _TAG.match(tag) and nodesemver.valid_range(tag, loose=True) is None:
                 tagged.setdefault(tag, set()).add(a.version)
-    tags = {tag: sorted(versions, key=_VERSION_KEY)[-1] for tag, versions in tagged.items()}
+    tags = {tag: sorted(versions, key=VERSION_KEY)[-1] for tag, versions in tagged.items()}
     if "latest" not in tags:
-        tags["latest"] = latest_version(sorted({a.version for a in artifacts}, key=_VERSION_KEY))
+        tags["latest"] = latest_version(sorted({a.version for a in artifacts}, key=VERSION_KEY))
     return dict(sorted(tags.items()))
 
 
@@ -159,9 +159,7 @@ class _Index:
 
 
 def _view_created(view: ServedView) -> str:
-    # The server's StoreView carries the store's View (with its creation time); other views may not.
-    created = getattr(getattr(view, "view", None), "created", None)
-    return created if isinstance(created, str) and created else FALLBACK_TIME
+    return view.created or FALLBACK_TIME
 
 
 def build_index(view: ServedView) -> _Index:
@@ -173,7 +171,7 @@ def build_index(view: ServedView) -> _Index:
         by_version: dict[str, Artifact] = {}
         for a in sorted(arts, key=lambda a: (a.version, a.filename, a.sha256)):
             by_version.setdefault(a.version, a)  # a view never holds two tarballs of one version; if so, one
-        ordered = tuple(by_version[v] for v in sorted(by_version, key=_VERSION_KEY))
+        ordered = tuple(by_version[v] for v in sorted(by_version, key=VERSION_KEY))
         packages[name] = _Package(name, ordered, {a.filename: a for a in ordered}, dist_tags(arts))
     return _Index(view.view_id, _view_created(view), packages)
 
@@ -199,11 +197,8 @@ class _IndexCache:
 
 
 def _manifest_cache_dir(view: ServedView) -> Path | None:
-    """``<store>/cache/npm-manifests``, found from the store's blob layout (blobs/sha256/ab/<sha>)."""
-    probe = view.blob_path("0" * 64)
-    if len(probe.parents) > 3 and probe.parents[2].name == "blobs":
-        return probe.parents[3] / MANIFEST_CACHE
-    return None
+    """``<store>/cache/npm-manifests``."""
+    return view.cache_dir(ECOSYSTEM, MANIFEST_CACHE)
 
 
 # --- documents ---------------------------------------------------------------------------------------------
@@ -224,6 +219,12 @@ def _normalized_manifest(info: TarballInfo) -> dict[str, Any]:
     return doc
 
 
+def tarball_path(name: str, filename: str) -> str:
+    """Where a tarball is under the registry's root (``@scope/name/-/name-1.0.0.tgz``), as the public registry
+    lays it out: the app below and the static layout (layout.py) both serve it there."""
+    return f"{name}/-/{filename}"
+
+
 def version_document(a: Artifact, info: TarballInfo, registry: str, *, corgi: bool) -> dict[str, Any]:
     """One entry of ``versions``: the tarball's package.json with the registry's fields set from the lock."""
     doc = _normalized_manifest(info)
@@ -234,7 +235,7 @@ def version_document(a: Artifact, info: TarballInfo, registry: str, *, corgi: bo
     deprecated = a.attrs.get("deprecated")
     if isinstance(deprecated, str) and deprecated:
         doc["deprecated"] = deprecated
-    dist: dict[str, Any] = {"tarball": f"{registry}{a.name}/-/{quote(a.filename)}"}
+    dist: dict[str, Any] = {"tarball": registry + tarball_path(a.name, quote(a.filename))}
     if a.attrs.get("shasum"):
         dist["shasum"] = str(a.attrs["shasum"])
     if a.attrs.get("integrity"):

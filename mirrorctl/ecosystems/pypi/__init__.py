@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from mirrorctl.config import ConfigRef
 from mirrorctl.ecosystems.base import (
     ASGIApp,
     ClientConfig,
@@ -28,29 +29,39 @@ from mirrorctl.ecosystems.base import (
     FetchContext,
     FetchItem,
     ProfileSource,
+    ProfileSpec,
     ResolveContext,
     ServedContent,
+    ServedView,
+    StaticFile,
+    no_serve_options,
+    no_settings,
+    own_spec,
+    package_url,
 )
+from mirrorctl.ecosystems.commands import CommandGroup
 from mirrorctl.lockfile import Artifact
 
 
 class PypiEcosystem:
     name = "pypi"
 
-    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> Any:
+    def parse_profile(self, table: Mapping[str, Any], source: ProfileSource) -> ProfileSpec:
         from .spec import parse_spec
 
         return parse_spec(table, source)
 
-    async def resolve(self, spec: Any, ctx: ResolveContext) -> list[Artifact]:
+    async def resolve(self, spec: ProfileSpec, ctx: ResolveContext) -> list[Artifact]:
         from .resolver import resolve_spec
+        from .spec import PypiSpec
 
-        return await resolve_spec(spec, ctx)
+        return await resolve_spec(own_spec(spec, PypiSpec, self.name), ctx)
 
-    def check_lock(self, spec: Any, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
+    def check_lock(self, spec: ProfileSpec, artifacts: Sequence[Artifact], *, targets: Collection[str]) -> list[str]:
         from .resolver import check_lock
+        from .spec import PypiSpec
 
-        return check_lock(spec, artifacts, targets)
+        return check_lock(own_spec(spec, PypiSpec, self.name), artifacts, targets)
 
     async def fetch_plan(self, artifacts: Sequence[Artifact], ctx: FetchContext) -> list[FetchItem]:
         from .fetchplan import fetch_plan
@@ -62,10 +73,43 @@ class PypiEcosystem:
 
         validate_artifact(artifact)
 
+    def compare_versions(self, a: str, b: str) -> int | None:
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            va, vb = Version(a), Version(b)
+        except InvalidVersion:
+            return None
+        return (va > vb) - (va < vb)
+
+    def fold_name(self, name: str) -> str:
+        from packaging.utils import canonicalize_name
+
+        return str(canonicalize_name(name))
+
+    def purl(self, artifact: Artifact) -> str:
+        return package_url("pypi", self.fold_name(artifact.name), artifact.version, artifact.filename)
+
+    def parse_upstream(self, table: Mapping[str, object], ref: ConfigRef) -> object:
+        no_settings(table, ref)
+        return None
+
+    def parse_serve_options(self, table: Mapping[str, object], ref: ConfigRef) -> object:
+        no_serve_options(table, ref)
+        return None
+
+    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
+        from .discover import discover_upstream
+
+        return discover_upstream(environ)
+
     def serve_app(self, content: ServedContent) -> ASGIApp:
         from .serve import make_app
 
         return make_app(content)
+
+    def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:
+        return None  # pip and uv need the simple API's answers per project; Pulp serves it with pulp_python
 
     def client_config(
         self, mirror_url: str, *, endpoint: str | None = None, content: ServedContent | None = None
@@ -74,7 +118,5 @@ class PypiEcosystem:
 
         return client_config(mirror_url, endpoint=endpoint)
 
-    def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
-        from .discover import discover_upstream
-
-        return discover_upstream(environ)
+    def cli_commands(self) -> Sequence[CommandGroup]:
+        return ()

@@ -1,6 +1,7 @@
-"""Publish into Pulp 3 over its REST API (pulp_python for PyPI; one strategy per plugin in plugins.py)."""
+"""Publish into Pulp 3 over its REST API: one strategy per Pulp plugin (plugins.py: pulp_python; deb.py: pulp_deb;
+files.py: pulp_file for an ecosystem's static tree), registered as entry points of ``mirrorctl.targets.pulp.v1``."""
 
-from .plugins import PLUGINS, PulpPlugin, PythonPlugin
+from .plugins import PulpPlugin, PythonPlugin
 from .target import PulpTarget
 
-__all__ = ["PLUGINS", "PulpPlugin", "PulpTarget", "PythonPlugin"]
+__all__ = ["PulpPlugin", "PulpTarget", "PythonPlugin"]

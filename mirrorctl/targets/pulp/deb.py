@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mirrorctl.config import ConfigRef, TargetSettings
+from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import TargetError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.store import Store
@@ -83,6 +85,27 @@ def placement_keys(files: Sequence[PublishFile]) -> set[Key]:
     return keys
 
 
+SIGNING_SERVICE_KEY = "apt-signing-service"  # in [targets.<name>]
+
+
+class DebStrategy:
+    """The entry point (``DEB``): offered only where the target names a repository for the ecosystem (it needs
+    the target's signing service); ``targets.<name>.apt-signing-service`` is checked here, naming file and key."""
+
+    settings_keys = frozenset({SIGNING_SERVICE_KEY})
+
+    def __call__(self, target: TargetSettings, ref: ConfigRef, ecosystem: Ecosystem) -> DebPlugin | None:
+        value = target.options.get(SIGNING_SERVICE_KEY)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ref.error(SIGNING_SERVICE_KEY, f"must be a non-empty name, got {value!r}")
+        if ecosystem.name not in target.repositories:
+            return None
+        return DebPlugin(target.name, value, ecosystem=ecosystem.name)
+
+
+DEB = DebStrategy()
+
+
 class DebPlugin:
     """pulp_deb: packages plus their placement, served from a structured, signed publication."""
 
@@ -96,7 +119,8 @@ class DebPlugin:
     architectures = "content/deb/release_architectures/"
     links = "content/deb/package_release_components/"
 
-    def __init__(self, target: str, signing_service: str | None) -> None:
+    def __init__(self, target: str, signing_service: str | None, *, ecosystem: str = "apt") -> None:
+        self.ecosystem = ecosystem
         self.target = target
         self.signing_service = signing_service
         self._service: dict[str, Any] | None = None
@@ -261,7 +285,7 @@ class DebPlugin:
             )
         return key if key.endswith("\n") else key + "\n"
 
-    async def trust_files(self, api: PulpApi) -> dict[str, str]:
+    async def trust_files(self, api: PulpApi) -> Mapping[str, str]:
         """What a workspace must hold to trust this distribution: the key at WORKSPACE_KEYRING."""
         return {WORKSPACE_KEYRING: await self.public_key(api)}
 

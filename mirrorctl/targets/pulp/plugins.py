@@ -7,15 +7,18 @@ differs per plugin is small and lives behind :class:`PulpPlugin`:
 * endpoints (repository, distribution, content) and the status component that must be installed;
 * how a content unit is named (filename or relative path) and looked up by sha256;
 * which files a version holds for a set of artifacts (:meth:`PulpPlugin.files`): pulp_python, the artifacts;
-  npm (in pulp_file, see npm.py), the tarballs plus one generated packument per package;
+  pulp_file (files.py), the tree the ecosystem adapter's ``static_layout`` gives (npm: the tarballs plus one
+  generated packument per package);
 * the fastest upload path the plugin offers;
 * how a distribution is made to serve one repository version: pulp_python serves a version directly
   (``repository_version``); pulp_deb and pulp_file serve a *publication*, so their ``serve`` creates one for
   the version first and returns ``{"publication": href}``. The switch is still one PATCH.
 
-Later plugins, per protocol-facts section 8.2: pulp_deb (``content/deb/packages/``, publication with
-``--simple``/``--structured``), pulp_maven (``content/maven/artifact/upload/``), and pulp_file
-(``content/file/files/`` with a relative path: Go module proxy trees, Maven trees, model files).
+Which strategy publishes which ecosystem is registered as entry points in the group ``mirrorctl.targets.pulp.v1``
+(name: the ecosystem; value: a :class:`PulpStrategy`), the built-in ones in pyproject.toml the way a third
+party registers its own: an ecosystem whose adapter has a ``static_layout`` gets Pulp publishing by registering
+``files:FileLayoutPlugin`` under its name. Later plugins, per protocol-facts section 8.2: pulp_maven
+(``content/maven/artifact/upload/``), and pulp_file for Go module proxy trees, Maven trees, model files.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from mirrorctl.config import TargetSettings
-from mirrorctl.errors import TargetError
+from mirrorctl.config import ConfigRef, TargetSettings
+from mirrorctl.ecosystems.base import Ecosystem
+from mirrorctl.errors import TargetError, UserError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.store import Store
 
@@ -35,6 +40,7 @@ from .api import PulpApi
 
 # sha256 values per lookup: Pulp's gunicorn refuses a request line over 4094 bytes (65 bytes per value).
 SHA_QUERY_CHUNK = 40
+STRATEGY_GROUP = "mirrorctl.targets.pulp.v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +102,37 @@ class PulpPlugin(Protocol):
         """The URL the ecosystem's clients are configured with."""
         ...
 
+    async def trust_files(self, api: PulpApi) -> Mapping[str, str]:
+        """Files (path relative to the workspace folder -> text) a workspace needs to trust what the distribution
+        serves (pulp_deb: the signing service's public key); empty for most."""
+        ...
+
+
+class PulpStrategy(Protocol):
+    """What an entry point of ``mirrorctl.targets.pulp.v1`` names: a PulpPlugin class (or factory)."""
+
+    settings_keys: frozenset[str]  # keys of [targets.<name>] it reads (checked against the table first)
+
+    def __call__(self, target: TargetSettings, ref: ConfigRef, ecosystem: Ecosystem) -> PulpPlugin | None:
+        """The strategy for one target, or None where it is not offered there."""
+        ...
+
 
 class PythonPlugin:
     """pulp_python: wheels and sdists, served by the distribution from a repository version (no publication)."""
 
+    settings_keys: frozenset[str] = frozenset()
     ecosystem = "pypi"
     component = "python"
     repositories = "repositories/python/python/"
     distributions = "distributions/python/pypi/"
     content = "content/python/packages/"
+
+    def __init__(self, target: TargetSettings | None = None, ref: ConfigRef | None = None, ecosystem: object = None):
+        pass  # nothing per target
+
+    async def trust_files(self, api: PulpApi) -> Mapping[str, str]:
+        return {}
 
     def unit_key(self, unit: Mapping[str, Any]) -> tuple[str, str]:
         return str(unit["filename"]), str(unit["sha256"])
@@ -207,16 +235,26 @@ class StructuredPulpPlugin(PulpPlugin, Protocol):
         ...
 
 
-from .deb import DebPlugin  # noqa: E402  (deb.py builds on PublishFile above)
-from .npm import NpmFilePlugin  # noqa: E402  (npm.py builds on PublishFile above)
-
-PLUGINS: dict[str, PulpPlugin] = {p.ecosystem: p for p in (PythonPlugin(), NpmFilePlugin())}
-
-
-def plugins_for(settings: TargetSettings) -> dict[str, PulpPlugin]:
-    """The plugins of one target: the shared ones, plus apt (pulp_deb) when the target names an apt repository
-    (it needs the target's signing service, so it is made per target)."""
-    found = dict(PLUGINS)
-    if "apt" in settings.repositories:
-        found["apt"] = DebPlugin(settings.name, settings.apt_signing_service)
+def strategies() -> dict[str, PulpStrategy]:
+    """The registered strategies by ecosystem name; refuses two registrations under one name."""
+    found: dict[str, PulpStrategy] = {}
+    for ep in sorted(entry_points(group=STRATEGY_GROUP), key=lambda e: e.name):
+        if ep.name in found:
+            raise UserError(f"two Pulp publish strategies are registered for {ep.name!r} ({ep.value})")
+        found[ep.name] = ep.load()
     return found
+
+
+def plugins_for(settings: TargetSettings, ecosystems: Mapping[str, Ecosystem]) -> dict[str, PulpPlugin]:
+    """The plugins of one target: a strategy per installed ecosystem that has one and offers itself here (apt
+    only where the target names an apt repository: it needs the target's signing service). The target table's
+    keys beyond the core's are checked against what the strategies read, naming file and key."""
+    found = strategies()
+    ref = settings.check_options(frozenset().union(*(s.settings_keys for s in found.values())))
+    plugins: dict[str, PulpPlugin] = {}
+    for name, strategy in found.items():
+        adapter = ecosystems.get(name)
+        plugin = strategy(settings, ref, adapter) if adapter is not None else None
+        if plugin is not None:
+            plugins[name] = plugin
+    return plugins

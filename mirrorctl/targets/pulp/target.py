@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from mirrorctl.config import TargetSettings
+from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
 from mirrorctl.errors import MirrorctlError, TargetError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import Progress
@@ -48,13 +49,16 @@ class PulpTarget:
         client: httpx.AsyncClient,
         environ: Mapping[str, str],
         *,
+        ecosystems: Mapping[str, Ecosystem] | None = None,
         plugins: Mapping[str, PulpPlugin] | None = None,
         upload_concurrency: int = UPLOAD_CONCURRENCY,
         task_timeout: float | None = None,
     ) -> None:
         self.settings = settings
-        # apt (pulp_deb) only where the target names an apt repository: see plugins_for.
-        self.plugins = dict(plugins if plugins is not None else plugins_for(settings))
+        self.name = settings.name
+        if plugins is None:  # the registered strategies, for the installed ecosystems (see plugins_for)
+            plugins = plugins_for(settings, load_ecosystems() if ecosystems is None else ecosystems)
+        self.plugins = dict(plugins)
         self.ecosystems = frozenset(self.plugins)
         self.upload_concurrency = max(1, upload_concurrency)
         self.api = PulpApi(settings, client, environ, **({"task_timeout": task_timeout} if task_timeout else {}))
@@ -374,12 +378,11 @@ class PulpTarget:
             chosen.details,
         )
 
-    async def trust_files(self, ecosystem: str) -> dict[str, str]:
+    async def trust_files(self, ecosystem: str) -> Mapping[str, str]:
         """Files (path relative to the workspace folder -> text) a workspace needs, beside the client config,
         to trust what this target serves for ``ecosystem``; for apt the signing service's public key (written
         by ``mirrorctl workspace-config --target`` at deb.WORKSPACE_KEYRING, for the sources' Signed-By)."""
-        files = getattr(self._plugin(ecosystem), "trust_files", None)
-        return dict(await files(self.api)) if files else {}
+        return dict(await self._plugin(ecosystem).trust_files(self.api))
 
     def endpoint(self, ecosystem: str) -> str:
         return self._plugin(ecosystem).endpoint(self.api.origin, self.content_origin, self._repo_name(ecosystem))
