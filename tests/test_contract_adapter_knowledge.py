@@ -174,6 +174,14 @@ def test_two_strategies_for_one_ecosystem_are_refused(monkeypatch: pytest.Monkey
         pulp_plugins.strategies()
 
 
+def test_an_install_without_the_strategy_entry_points_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pulp_plugins, "entry_points", lambda group: [])
+    with pytest.raises(UserError) as err:
+        pulp_plugins.strategies()
+    assert "no Pulp publish strategy is registered" in err.value.message
+    assert err.value.hint and "reinstall mirrorctl" in err.value.hint
+
+
 async def test_a_strategy_is_offered_only_for_an_installed_ecosystem(tmp_path: Path) -> None:
     from mirrorctl.targets.pulp import PulpTarget
 

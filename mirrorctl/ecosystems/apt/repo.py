@@ -84,9 +84,7 @@ def release_date(t: datetime) -> str:
 
 
 def view_created(view: ServedView) -> datetime:
-    # The server's StoreView carries the store's View (with its creation time); other views may not.
-    created = getattr(getattr(view, "view", None), "created", None)
-    text = created if isinstance(created, str) and created else FALLBACK_CREATED
+    text = view.created or FALLBACK_CREATED
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:

@@ -242,6 +242,11 @@ def strategies() -> dict[str, PulpStrategy]:
         if ep.name in found:
             raise UserError(f"two Pulp publish strategies are registered for {ep.name!r} ({ep.value})")
         found[ep.name] = ep.load()
+    if not found:  # mirrorctl itself registers three: an install made before the group existed
+        raise UserError(
+            f"no Pulp publish strategy is registered (entry point group {STRATEGY_GROUP})",
+            hint="reinstall mirrorctl (pip install -e . in a checkout) so its entry points are registered",
+        )
     return found
 
 
