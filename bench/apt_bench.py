@@ -44,6 +44,7 @@ from sections import update_section
 from mirrorctl.config import load_settings
 from mirrorctl.ecosystems.apt import lock as apt_lock
 from mirrorctl.ecosystems.apt.spec import AptSpec
+from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +109,7 @@ def mirrorctl(work: Path, *args: str) -> Run:
 
 def run_mirrorctl(base: Path, suite: str) -> MirrorctlRun:
     work, source = make_workdir(base, suite)
-    settings = load_settings(work / "mirrorctl.toml")
+    settings = load_settings(work / "mirrorctl.toml", ecosystems=load_ecosystems())
     up = settings.upstream("apt")
     lock = mirrorctl(work, "lock", NAME)
     snap = mirrorctl(work, "snapshot", NAME)
@@ -131,7 +132,7 @@ def run_mirrorctl(base: Path, suite: str) -> MirrorctlRun:
 
 
 async def _in_process_lock(work_cfg: Path, suite: str, recommends: bool) -> tuple[apt_lock.Timings, int]:
-    settings = load_settings(work_cfg)
+    settings = load_settings(work_cfg, ecosystems=load_ecosystems())
     spec = AptSpec(suite, ("main",), ARCHES, PACKAGES, recommends=recommends)
     rt = Runtime.for_settings(settings, environ=os.environ)
     async with rt.client() as client:

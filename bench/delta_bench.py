@@ -52,6 +52,8 @@ from mirrorctl.lockfile import Artifact, Lock, dump_lock, read_lock
 from mirrorctl.signing import generate_key, load_public_key
 from mirrorctl.store import Store
 
+ECOSYSTEMS = load_ecosystems()  # the installed adapters, as the runtime loads them
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_LOCK = ROOT / "bench" / "data" / "bench-profile.lock"
 SECTION = "delta"
@@ -216,7 +218,7 @@ def run_profile(name: str, base_artifacts: list[Artifact], bumps: Sequence[str],
         return "bench", lock, dump_lock(lock, source="profiles/bench.toml").encode()
 
     full0 = work / "base.bundle"
-    export_bundle([lock_input(base)], outside, key.private_path, full0)
+    export_bundle([lock_input(base)], outside, key.private_path, full0, ecosystems=ECOSYSTEMS)
     inside = Store(work / "inside")
     import_bundle(full0, inside, trusted, ecosystems, now=dt.datetime.now(dt.UTC))
     full0.unlink()
@@ -236,10 +238,10 @@ def run_profile(name: str, base_artifacts: list[Artifact], bumps: Sequence[str],
         full = case_dir / "full.bundle"
         delta = case_dir / "delta.bundle"
         t0 = time.perf_counter()
-        export_bundle(locks, outside, key.private_path, full)
+        export_bundle(locks, outside, key.private_path, full, ecosystems=ECOSYSTEMS)
         full_export_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        export_bundle(locks, outside, key.private_path, delta, since=read_state(state_file))
+        export_bundle(locks, outside, key.private_path, delta, since=read_state(state_file), ecosystems=ECOSYSTEMS)
         delta_export_s = time.perf_counter() - t0
         # Both imports start from the same inside (holding the base): hard-linked copies of it. Imports replace
         # files by rename, never in place, except the audit journal (appended): that one is copied.

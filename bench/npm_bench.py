@@ -42,6 +42,7 @@ from pypi_report import Run, code_version
 from pypi_snapshot import dir_size, mirrorctl_argv, run_child
 
 from mirrorctl.config import load_settings
+from mirrorctl.ecosystems.base import load_ecosystems
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "bench" / "profiles" / "npm-bench.toml"
@@ -65,7 +66,7 @@ def make_workdir(parent: Path, name: str) -> tuple[Path, str, str]:
     found = re.search(r"^\s+npm: \S+\s+\(from (.*)\)\s*$", init.output, re.M)
     if not found:
         raise SystemExit(f"mirrorctl init found no npm upstream:\n{init.output}")
-    settings = load_settings(path / "mirrorctl.toml")
+    settings = load_settings(path / "mirrorctl.toml", ecosystems=load_ecosystems())
     return path, settings.upstream("npm").url, found.group(1)
 
 
@@ -74,7 +75,7 @@ def mirrorctl(work: Path, *args: str) -> Run:
 
 
 def store_size(work: Path) -> tuple[int, int]:
-    settings = load_settings(work / "mirrorctl.toml")
+    settings = load_settings(work / "mirrorctl.toml", ecosystems=load_ecosystems())
     blobs = settings.store_path / "blobs"
     return dir_size(blobs) if blobs.exists() else (0, 0)
 

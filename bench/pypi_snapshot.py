@@ -55,7 +55,7 @@ from pypi_report import (  # noqa: E402  (bench/ is on sys.path when this script
 
 from mirrorctl.aionet import AsyncioTransport  # noqa: E402
 from mirrorctl.config import Settings, load_settings  # noqa: E402
-from mirrorctl.ecosystems.base import FetchItem  # noqa: E402
+from mirrorctl.ecosystems.base import FetchItem, load_ecosystems  # noqa: E402
 from mirrorctl.ecosystems.pypi import PypiEcosystem  # noqa: E402
 from mirrorctl.ecosystems.pypi.targets import Target  # noqa: E402
 from mirrorctl.lockfile import read_lock  # noqa: E402
@@ -133,7 +133,8 @@ def make_workdir(parent: Path, name: str, profile_text: str, profile_name: str, 
     found = re.search(r"^\s+pypi: \S+\s+\(from (.*)\)\s*$", init.output, re.M)
     if not found:
         raise SystemExit(f"mirrorctl init found no PyPI upstream:\n{init.output}")
-    return Workdir(path, load_settings(path / "mirrorctl.toml"), found.group(1), profile_text)
+    settings = load_settings(path / "mirrorctl.toml", ecosystems=load_ecosystems())
+    return Workdir(path, settings, found.group(1), profile_text)
 
 
 def dir_size(path: Path) -> tuple[int, int]:

@@ -223,10 +223,12 @@ def find_config_path(explicit: Path | None, environ: Mapping[str, str], cwd: Pat
 
 
 def load_settings(
-    path: Path | None, *, cwd: Path | None = None, ecosystems: Mapping[str, SettingsParser] | None = None
+    path: Path | None, *, ecosystems: Mapping[str, SettingsParser], cwd: Path | None = None
 ) -> Settings:
-    """Read and validate ``mirrorctl.toml``; with no file, defaults relative to ``cwd``. ``ecosystems`` check
-    their own tables (default: the registered ecosystems)."""
+    """Read and validate ``mirrorctl.toml``; with no file, defaults relative to ``cwd``. ``ecosystems`` (the
+    installed adapters, by name) check their own tables.
+
+    Example: ``load_settings(Path("mirrorctl.toml"), ecosystems=runtime.ecosystems)``"""
     base = cwd or Path.cwd()
     if path is None:
         return Settings(None, base / ".mirrorctl" / "store", base / "profiles")
@@ -239,14 +241,8 @@ def load_settings(
     return parse_settings(data, path, ecosystems)
 
 
-def parse_settings(
-    data: Mapping[str, Any], path: Path, ecosystems: Mapping[str, SettingsParser] | None = None
-) -> Settings:
+def parse_settings(data: Mapping[str, Any], path: Path, ecosystems: Mapping[str, SettingsParser]) -> Settings:
     """``ecosystems``: as for :func:`load_settings`."""
-    if ecosystems is None:
-        from mirrorctl.ecosystems.base import load_ecosystems  # the contract, never an ecosystem package
-
-        ecosystems = load_ecosystems()
     root = path.parent.resolve()
     _no_unknown(data, _TOP_KEYS, path, "")
 

@@ -15,7 +15,7 @@ The service chooses *what* to publish and proves it intact; the target decides *
 Example::
 
     async with rt.client() as client:
-        target = make_target(rt.settings.target("devpi"), client, rt.environ)
+        target = make_target(rt.settings.target("devpi"), client, rt.environ, ecosystems=rt.ecosystems)
         results = await publish(rt.settings, rt.store, target, ["web"], SILENT)
 """
 

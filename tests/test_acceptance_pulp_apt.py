@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
+from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.progress import SilentProgress
 from mirrorctl.targets.pulp import PulpTarget
 from mirrorctl.targets.pulp.deb import WORKSPACE_KEYRING
@@ -77,7 +78,7 @@ async def test_real_apt_get_verifies_pulps_signature_and_downloads_the_closure(
     ]
     publish_view(debs.store, arts)
     settings = deb_settings(pulp_service, repo_name, signing_service_name(pulp_service))
-    target = PulpTarget(settings, client, environ(pulp_service))
+    target = PulpTarget(settings, client, environ(pulp_service), ecosystems=load_ecosystems())
     result = await target.publish("apt", arts, debs.store, SilentProgress())
     assert result.changed and result.uploaded == len(arts)
 

@@ -16,11 +16,13 @@ from mirrorctl.ecosystems.apt import AptEcosystem
 from mirrorctl.ecosystems.apt.discover import discover_upstream
 from mirrorctl.ecosystems.apt.settings import upstream_keyring
 from mirrorctl.ecosystems.apt.spec import AptSpec, validate_artifact
-from mirrorctl.ecosystems.base import Ecosystem
+from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
 from mirrorctl.errors import BundleRefused, ProfileError, UserError
 from mirrorctl.initconfig import init_config
 from mirrorctl.lockfile import Artifact
 from mirrorctl.profiles import load_profile
+
+ECOSYSTEMS = load_ecosystems()  # the installed adapters, as the runtime loads them
 
 GOOD = """\
 [apt]
@@ -216,17 +218,19 @@ def test_init_writes_the_discovered_keyring(tmp_path: Path, monkeypatch: pytest.
     result = init_config(out, {"apt": AptEcosystem()}, {})
     assert result.upstreams == {"apt": ("http://deb.mirror.internal/debian/", f"{tmp_path}/etc/sources.list.d/"
                                                                              "debian.sources (URIs)")}
-    up = load_settings(out).upstream("apt")
+    up = load_settings(out, ecosystems=ECOSYSTEMS).upstream("apt")
     assert upstream_keyring(up) == Path("/usr/share/keyrings/upstream-archive-keyring.gpg")
 
 
 def test_upstream_keyring_setting(tmp_path: Path) -> None:
     cfg = tmp_path / "mirrorctl.toml"
     cfg.write_text('[upstreams.apt]\nurl = "http://deb.mirror.internal/debian/"\nkeyring = "keys/upstream.gpg"\n')
-    assert upstream_keyring(load_settings(cfg).upstream("apt")) == tmp_path.resolve() / "keys" / "upstream.gpg"
+    up = load_settings(cfg, ecosystems=ECOSYSTEMS).upstream("apt")
+    assert upstream_keyring(up) == tmp_path.resolve() / "keys" / "upstream.gpg"
     cfg.write_text('[upstreams.apt]\nurl = "http://deb.mirror.internal/debian/"\nkeyring = 3\n')
     with pytest.raises(UserError, match=r"upstreams\.apt\.keyring must be a non-empty string \(a path\)"):
-        load_settings(cfg)
+        load_settings(cfg, ecosystems=ECOSYSTEMS)
     cfg.write_text('[upstreams.pypi]\nurl = "http://pypi.mirror.internal/simple/"\n')
-    assert upstream_keyring(load_settings(cfg).upstream("pypi")) is None
-    assert load_settings(cfg).upstream("pypi").options is None  # pypi has no keys beyond url and credentials
+    pypi = load_settings(cfg, ecosystems=ECOSYSTEMS).upstream("pypi")
+    assert upstream_keyring(pypi) is None
+    assert pypi.options is None  # pypi has no keys beyond url and credentials

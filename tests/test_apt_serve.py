@@ -13,6 +13,7 @@ from starlette.routing import Mount
 
 from mirrorctl.ecosystems.apt.archive_key import ArchiveKey
 from mirrorctl.ecosystems.apt.serve import make_app
+from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.lockfile import Artifact
 from mirrorctl.serve.app import StoreContent
 from mirrorctl.store import Store
@@ -115,7 +116,7 @@ async def test_serve_apt_settings_from_mirrorctl_toml_reach_the_release(
 
     config = tmp_path / "mirrorctl.toml"
     config.write_text('[serve]\nport = 8090\n\n[serve.apt]\norigin = "ACME"\nlabel = "ACME inside"\nvalid-days = 7\n')
-    settings = load_settings(config)
+    settings = load_settings(config, ecosystems=load_ecosystems())
     # Checked and parsed by the apt adapter when mirrorctl.toml is read.
     assert settings.serve_port == 8090 and settings.serve_options == {
         "apt": ReleaseOptions("ACME", "ACME inside", valid_until=timedelta(days=7))

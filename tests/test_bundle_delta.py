@@ -19,6 +19,7 @@ from mirrorctl.bundle.importer import import_bundle
 from mirrorctl.bundle.manifest import expected_digest, parse_manifest
 from mirrorctl.bundle.state import export_state, read_state
 from mirrorctl.bundle.verify import verify_bundle
+from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import BundleRefused, UserError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.signing import generate_key, load_public_key
@@ -133,7 +134,7 @@ def test_delta_against_another_store_or_lineage_refused(tmp_path: Path) -> None:
     trusted = [*world.trusted, load_public_key(other_key.public_path)]
     stranger = Store(tmp_path / "stranger")
     other = tmp_path / "other.bundle"
-    export_bundle(world.locks, world.outside, other_key.private_path, other, now=NOW)
+    export_bundle(world.locks, world.outside, other_key.private_path, other, now=NOW, ecosystems=load_ecosystems())
     import_bundle(other, stranger, trusted, ECOSYSTEMS, now=NOW)
     before = fingerprint(stranger)
     with pytest.raises(BundleRefused) as exc:

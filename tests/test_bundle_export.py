@@ -17,6 +17,8 @@ from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import IntegrityError, UserError
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, make_world, read_members
 
+ADAPTERS = load_ecosystems()  # the installed adapters, as the runtime loads them
+
 
 def test_layout_and_manifest(tmp_path: Path) -> None:
     world = make_world(tmp_path)
@@ -58,7 +60,7 @@ def test_sbom_has_a_component_per_artifact_with_purl(tmp_path: Path) -> None:
     manifest = parse_manifest(read_members(bundle)[0][1])
     assert sbom["serialNumber"] == f"urn:uuid:{manifest.bundle_id}"
     purls = {c["purl"] for c in sbom["components"]}
-    assert purls == {purl(a, load_ecosystems()) for a in world.artifacts}
+    assert purls == {purl(a, ADAPTERS) for a in world.artifacts}
     assert "pkg:pypi/alpha@1.0?file_name=alpha-1.0-py3-none-any.whl" in purls
     comp = next(c for c in sbom["components"] if c["name"] == "beta")
     assert comp["hashes"] == [{"alg": "SHA-256", "content": world.artifacts[1].sha256}]
@@ -101,7 +103,7 @@ def test_missing_blob_refused_naming_it_and_no_file_left(tmp_path: Path) -> None
     world.outside.blob_path(gone.sha256).unlink()
     out = tmp_path / "out.bundle"
     with pytest.raises(UserError, match=rf"1 blob\(s\) missing .*{gone.filename}") as info:
-        export_bundle(world.locks, world.outside, world.key.private_path, out, now=NOW)
+        export_bundle(world.locks, world.outside, world.key.private_path, out, now=NOW, ecosystems=ADAPTERS)
     assert info.value.exit_code == 2 and "mirrorctl snapshot" in (info.value.hint or "")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["canary.txt", "keys", "outside", "work"]
     assert last_exported_sequence(world.outside, world.key.key_id) == 0
@@ -116,7 +118,7 @@ def test_rotten_blob_stops_export_and_leaves_no_file(tmp_path: Path) -> None:
     out = tmp_path / "out.bundle"
     out.write_bytes(b"previous bundle")
     with pytest.raises(IntegrityError, match="stored blob does not match its digest"):
-        export_bundle(world.locks, world.outside, world.key.private_path, out, now=NOW)
+        export_bundle(world.locks, world.outside, world.key.private_path, out, now=NOW, ecosystems=ADAPTERS)
     assert out.read_bytes() == b"previous bundle"  # the old file under the real name is untouched
     assert not list(tmp_path.glob(".out.bundle.*"))
 
@@ -124,7 +126,9 @@ def test_rotten_blob_stops_export_and_leaves_no_file(tmp_path: Path) -> None:
 def test_missing_signing_key_refused(tmp_path: Path) -> None:
     world = make_world(tmp_path)
     with pytest.raises(UserError, match=r"nokey: signing key not found"):
-        export_bundle(world.locks, world.outside, tmp_path / "nokey", tmp_path / "x.bundle", now=NOW)
+        export_bundle(
+            world.locks, world.outside, tmp_path / "nokey", tmp_path / "x.bundle", now=NOW, ecosystems=ADAPTERS
+        )
     assert not (tmp_path / "x.bundle").exists()
 
 

@@ -16,7 +16,7 @@ import pytest
 import typer
 
 from mirrorctl.cli import app as app_module
-from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.cli import cmd_ecosystems
 
 MIRRORCTL = Path(sys.executable).parent / "mirrorctl"  # the console script users run
 
@@ -31,8 +31,8 @@ def test_every_command_is_in_the_table_with_the_module_that_adds_it() -> None:
     full = app_module.register_commands()  # the same as `from mirrorctl.cli.app import app`
     assert app_module.app is full
     names = _names(full)
-    # The core's commands are in the table; the ecosystems' groups (apt: archive-key) come from their adapters.
-    contributed = [g.name for eco in load_ecosystems().values() for g in eco.cli_commands()]
+    # The core's commands are in the table; the groups ecosystems contribute (apt: archive-key) are entry points.
+    contributed = cmd_ecosystems.contributed_names()
     assert "archive-key" in contributed
     assert sorted(names) == sorted([*app_module.COMMAND_MODULES, *contributed]), "COMMAND_MODULES: every command"
     for name, module in app_module.COMMAND_MODULES.items():

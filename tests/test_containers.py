@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from mirrorctl.config import parse_settings
+from mirrorctl.ecosystems.base import load_ecosystems
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINERS = ROOT / "containers"
@@ -84,7 +85,7 @@ def test_the_pinned_service_versions_match_what_the_tests_run() -> None:
 
 def test_inside_settings_load() -> None:
     path = CONTAINERS / "mirrorctl.inside.toml"
-    settings = parse_settings(tomllib.loads(path.read_text()), path)
+    settings = parse_settings(tomllib.loads(path.read_text()), path, load_ecosystems())
     assert set(settings.targets) == {"pulp", "devpi"}
     assert not settings.upstreams  # the inside has no upstream at all
     compile((CONTAINERS / "pulp" / "settings.py").read_text(), "settings.py", "exec")

@@ -4,7 +4,7 @@ typed specs and views. Each refusal also checks that nothing changed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ ECOSYSTEMS = load_ecosystems()
 def _refused_load(cfg: Path, text: str) -> UserError:
     cfg.write_text(text)
     with pytest.raises(UserError) as err:
-        load_settings(cfg)
+        load_settings(cfg, ecosystems=ECOSYSTEMS)
     return err.value
 
 
@@ -78,7 +78,9 @@ def test_an_upstream_of_an_ecosystem_not_installed_keeps_the_common_keys(tmp_pat
     up = parse_settings(data, tmp_path / "mirrorctl.toml", ECOSYSTEMS).upstream("future")
     assert (up.url, up.token_env, up.options) == ("http://go.mirror.internal/", "T", None)
     with pytest.raises(UserError, match=r"unknown setting upstreams\.future\.keyring"):
-        parse_settings({"upstreams": {"future": {"url": "http://x.test/", "keyring": "k"}}}, tmp_path / "m.toml")
+        parse_settings(
+            {"upstreams": {"future": {"url": "http://x.test/", "keyring": "k"}}}, tmp_path / "m.toml", ECOSYSTEMS
+        )
 
 
 def test_init_writes_what_the_adapter_discovered_without_naming_it(tmp_path: Path) -> None:
@@ -104,23 +106,40 @@ def test_init_writes_what_the_adapter_discovered_without_naming_it(tmp_path: Pat
 # --- commands an ecosystem contributes ---------------------------------------------------------------------
 
 
-class _Adds:
-    """An adapter stand-in that only contributes commands."""
+def _plugins(monkeypatch: pytest.MonkeyPatch, *registered: tuple[str, str]) -> None:
+    from importlib.metadata import EntryPoint
 
-    def __init__(self, name: str, group: str) -> None:
-        self.name = name
-        self.group = group
+    from mirrorctl.ecosystems.commands import COMMAND_GROUP
 
-    def cli_commands(self) -> Sequence[CommandGroup]:
-        return (CommandGroup(self.group, "help", (Command("x", "help", (), lambda ctx, args: ["ran"]),)),)
+    eps = [EntryPoint(name, value, COMMAND_GROUP) for name, value in registered]
+    monkeypatch.setattr(cmd_ecosystems, "entry_points", lambda group: eps)
 
 
-@pytest.mark.parametrize(("group", "taken_by"), [("lock", "mirrorctl itself"), ("archive-key", "ecosystem 'apt'")])
-def test_a_command_group_name_already_taken_is_refused(group: str, taken_by: str) -> None:
-    ecosystems: dict[str, Any] = {"apt": ECOSYSTEMS["apt"], "zz": _Adds("zz", group)}
+GROUP = "tests.test_contract_adapter_knowledge:EXTRA"
+EXTRA = CommandGroup("extra", "help", (Command("x", "help", (), lambda ctx, args: ["ran"]),))
+
+
+@pytest.mark.parametrize(
+    ("registered", "message"),
+    [
+        ((("lock", GROUP),), f"the command plugin {GROUP} adds 'lock', which mirrorctl itself already has"),
+        ((("extra", GROUP), ("extra", GROUP)), f"the command plugin {GROUP} adds 'extra', which another plugin"),
+        ((("other", GROUP),), f"the command plugin {GROUP} is not a CommandGroup named 'other'"),
+    ],
+)
+def test_a_bad_command_plugin_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, registered: tuple[tuple[str, str], ...], message: str
+) -> None:
+    _plugins(monkeypatch, *registered)
     with pytest.raises(UserError) as err:
-        cmd_ecosystems.ecosystem_groups(ecosystems, {"lock", "snapshot"})
-    assert err.value.message == f"ecosystem 'zz' adds a command {group!r}, which {taken_by} already has"
+        cmd_ecosystems.contributed_groups({"lock", "snapshot"})
+    assert err.value.message.startswith(message)
+
+
+def test_a_contributed_group_is_found_by_name_and_loaded_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugins(monkeypatch, ("extra", GROUP), ("broken", "no.such.module:X"))
+    assert cmd_ecosystems.contributed_names() == ["broken", "extra"]  # names only: nothing imported
+    assert cmd_ecosystems.contributed_groups(set(), "extra") == [EXTRA]
 
 
 def test_a_contributed_command_runs_with_the_cli_s_error_conversion(tmp_path: Path) -> None:

@@ -391,7 +391,7 @@ def test_full_bundle_against_delta_bundle_shows_the_bumps_with_sizes(tmp_path: P
     w.cli("inside", "state", "export", "--out", str(state))
     w.set_profile(BUMPED)
     w.cli("outside", "bundle", "export", "--since", str(state), "--out", str(delta))
-    settings = load_settings(w.config("inside"))
+    settings = load_settings(w.config("inside"), ecosystems=load_ecosystems())
     rt = Runtime.for_settings(settings)
     d = compute_diff(load_side(str(full), rt), load_side(str(delta), rt), load_ecosystems())
     assert d.b.kind == "bundle"

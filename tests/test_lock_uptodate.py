@@ -204,7 +204,7 @@ def test_lock_snapshot_dropped_guess_is_harmless(work: Path, pypi_upstream: Fixt
 async def test_early_downloads_then_snapshot(work: Path, pypi_upstream: FixtureUpstream, in_process: bool) -> None:
     # Called as a service so the early downloads can be seen: the fixture resolves faster than a child
     # process starts, so here every file is handed over before the lock is written.
-    settings = load_settings(work / "mirrorctl.toml", cwd=work)
+    settings = load_settings(work / "mirrorctl.toml", cwd=work, ecosystems=load_ecosystems())
     ecos = load_ecosystems()
     profiles = [load_profile(work / "profiles" / "web.toml", ecos)]
     async with build_client(settings, {}) as client:
@@ -222,7 +222,7 @@ async def test_early_downloads_then_snapshot(work: Path, pypi_upstream: FixtureU
 
 
 async def test_process_fetcher_stores_verified_files_only(work: Path, pypi_upstream: FixtureUpstream) -> None:
-    settings = load_settings(work / "mirrorctl.toml", cwd=work)
+    settings = load_settings(work / "mirrorctl.toml", cwd=work, ecosystems=load_ecosystems())
     good, bad = (pypi_upstream.entry(n) for n in sorted(pypi_upstream.files) if n.startswith("ut_lib"))
     pypi_upstream.tamper(bad.filename)
     early = ProcessFetcher(settings)

@@ -20,6 +20,7 @@ import pytest
 from debian import deb822
 
 from mirrorctl.config import TargetSettings
+from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import TargetError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import SilentProgress
@@ -31,6 +32,8 @@ from tests.fixtures.services import PulpService, pulp_service, unavailable  # no
 from tests.fixtures.store_content import publish_view, put_blob
 
 from .test_pulp_target import session_client
+
+ECOSYSTEMS = load_ecosystems()  # the installed adapters, as the runtime loads them
 
 pytestmark = pytest.mark.live
 
@@ -136,7 +139,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def target(pulp_service: PulpService, repo_name: str, client: httpx.AsyncClient) -> PulpTarget:
     settings = deb_settings(pulp_service, repo_name, signing_service_name(pulp_service))
-    return PulpTarget(settings, client, environ(pulp_service))
+    return PulpTarget(settings, client, environ(pulp_service), ecosystems=ECOSYSTEMS)
 
 
 async def publish(target: PulpTarget, arts: Sequence[Artifact], store: Store) -> PublishResult:
@@ -264,7 +267,7 @@ async def test_a_missing_signing_service_is_refused_naming_it_and_nothing_is_cre
     pulp_service: PulpService, debs: Debs, repo_name: str, client: httpx.AsyncClient
 ) -> None:
     settings = deb_settings(pulp_service, repo_name, "mctl-no-such-service")
-    target = PulpTarget(settings, client, environ(pulp_service))
+    target = PulpTarget(settings, client, environ(pulp_service), ecosystems=ECOSYSTEMS)
     art = debs.artifact("mctl-refused", "1.0")
     with pytest.raises(TargetError) as err:
         await publish(target, [art], debs.store)
@@ -275,7 +278,9 @@ async def test_a_missing_signing_service_is_refused_naming_it_and_nothing_is_cre
     assert repository(pulp_service, repo_name) is None
     assert api_get(pulp_service, "content/deb/packages/", sha256=art.sha256)["count"] == 0
 
-    unset = PulpTarget(deb_settings(pulp_service, repo_name, None), client, environ(pulp_service))
+    unset = PulpTarget(
+        deb_settings(pulp_service, repo_name, None), client, environ(pulp_service), ecosystems=ECOSYSTEMS
+    )
     with pytest.raises(TargetError, match=r"targets\.pulp\.apt-signing-service is not set"):
         await publish(unset, [art], debs.store)
     assert repository(pulp_service, repo_name) is None
@@ -304,10 +309,18 @@ async def test_targets_check_names_a_missing_signing_service(
     pulp_service: PulpService, repo_name: str, client: httpx.AsyncClient
 ) -> None:
     good = PulpTarget(
-        deb_settings(pulp_service, repo_name, signing_service_name(pulp_service)), client, environ(pulp_service)
+        deb_settings(pulp_service, repo_name, signing_service_name(pulp_service)),
+        client,
+        environ(pulp_service),
+        ecosystems=ECOSYSTEMS,
     )
     assert (await good.check()).ok
-    bad = PulpTarget(deb_settings(pulp_service, repo_name, "mctl-no-such-service"), client, environ(pulp_service))
+    bad = PulpTarget(
+        deb_settings(pulp_service, repo_name, "mctl-no-such-service"),
+        client,
+        environ(pulp_service),
+        ecosystems=ECOSYSTEMS,
+    )
     found = await bad.check()
     assert not found.ok
     assert any("no signing service 'mctl-no-such-service'" in p for p in found.problems), found.problems

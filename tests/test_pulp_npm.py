@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from mirrorctl.config import TargetSettings
+from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_DIR
 from mirrorctl.errors import TargetError
 from mirrorctl.lockfile import Artifact
@@ -101,7 +102,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def target(pulp_service: PulpService, repo_name: str, client: httpx.AsyncClient) -> PulpTarget:
     environ = {"T_PULP_USER": pulp_service.username, "T_PULP_PASSWORD": pulp_service.password}
-    return PulpTarget(npm_settings(pulp_service, repo_name), client, environ)
+    return PulpTarget(npm_settings(pulp_service, repo_name), client, environ, ecosystems=load_ecosystems())
 
 
 def get(url: str) -> httpx.Response:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from mirrorctl.config import TargetSettings
+from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import TargetError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import SilentProgress
@@ -27,6 +28,8 @@ from mirrorctl.targets.pulp import PulpTarget
 from tests.fixtures.services import PulpService, pulp_service  # noqa: F401
 from tests.fixtures.store_content import wheel_artifact
 from tests.fixtures.wheels import Dist
+
+ECOSYSTEMS = load_ecosystems()  # the installed adapters, as the runtime loads them
 
 pytestmark = pytest.mark.live
 
@@ -99,7 +102,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def target(pulp_service: PulpService, repo_name: str, client: httpx.AsyncClient) -> PulpTarget:
-    return PulpTarget(pulp_settings(pulp_service, repo_name), client, pulp_environ(pulp_service))
+    return PulpTarget(pulp_settings(pulp_service, repo_name), client, pulp_environ(pulp_service), ecosystems=ECOSYSTEMS)
 
 
 def distribution(service: PulpService, repo: str) -> dict[str, Any]:
@@ -203,7 +206,9 @@ async def test_republishing_the_same_bytes_into_a_new_repository_uploads_nothing
     await target.publish("pypi", arts, made.store, SilentProgress())
     other = f"mctl-test-{uuid.uuid4().hex[:10]}"
     try:
-        second = PulpTarget(pulp_settings(pulp_service, other), client, pulp_environ(pulp_service))
+        second = PulpTarget(
+            pulp_settings(pulp_service, other), client, pulp_environ(pulp_service), ecosystems=ECOSYSTEMS
+        )
         result = await second.publish("pypi", arts, made.store, SilentProgress())
         assert (result.uploaded, result.present, result.version) == (0, 1, 1)
     finally:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from mirrorctl.config import TargetSettings
+from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import TargetError
 from mirrorctl.progress import SilentProgress
 from mirrorctl.store import Store
@@ -24,6 +25,8 @@ from mirrorctl.targets.pulp import PulpTarget
 from tests.fixtures.services import PulpService, pulp_service  # noqa: F401
 from tests.fixtures.store_content import wheel_artifact
 from tests.fixtures.wheels import Dist
+
+ECOSYSTEMS = load_ecosystems()  # the installed adapters, as the runtime loads them
 
 ENVIRON = {"PU": "admin", "PP": "secret"}
 
@@ -79,7 +82,7 @@ def _free_port() -> int:
 async def test_unreachable_pulp_fails_check_and_publish_with_a_hint(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_free_port()}"
     async with httpx.AsyncClient(trust_env=False) as client:
-        target = PulpTarget(settings(url), client, ENVIRON)
+        target = PulpTarget(settings(url), client, ENVIRON, ecosystems=ECOSYSTEMS)
         check = await target.check()
         assert not check.reachable and not check.ok
         assert "unreachable" in check.problems[0] and "pulpcore-api" in check.problems[0]
@@ -100,7 +103,7 @@ async def test_missing_python_plugin_is_named_with_what_to_install() -> None:
         return None
 
     async with fake_pulp(handler) as client:
-        target = PulpTarget(settings(), client, ENVIRON)
+        target = PulpTarget(settings(), client, ENVIRON, ecosystems=ECOSYSTEMS)
         check = await target.check()
         assert check.reachable and check.authenticated and not check.ok
         assert check.plugins == {"core": "3.123.1"}
@@ -118,7 +121,7 @@ async def test_no_workers_and_no_content_app_are_problems() -> None:
         return httpx.Response(200, json=status) if request.url.path.endswith("/status/") else None
 
     async with fake_pulp(handler) as client:
-        check = await PulpTarget(settings(), client, ENVIRON).check()
+        check = await PulpTarget(settings(), client, ENVIRON, ecosystems=ECOSYSTEMS).check()
     assert not check.ok
     assert any("no Pulp worker" in p for p in check.problems)
     assert any("no Pulp content app" in p for p in check.problems)
@@ -131,7 +134,7 @@ async def test_wrong_password_is_named_with_the_variables_to_check() -> None:
         return httpx.Response(401, json={"detail": "Invalid username/password."})
 
     async with fake_pulp(handler) as client:
-        target = PulpTarget(settings(), client, ENVIRON)
+        target = PulpTarget(settings(), client, ENVIRON, ecosystems=ECOSYSTEMS)
         check = await target.check()
         assert check.reachable and not check.authenticated
         with pytest.raises(TargetError) as err:
@@ -144,7 +147,7 @@ async def test_wrong_password_is_named_with_the_variables_to_check() -> None:
 def test_unset_credential_variable_is_refused_before_any_request() -> None:
     client = fake_pulp(lambda r: None)
     with pytest.raises(TargetError) as err:
-        PulpTarget(settings(), client, {"PU": "admin"})
+        PulpTarget(settings(), client, {"PU": "admin"}, ecosystems=ECOSYSTEMS)
     assert "password-env = 'PP'" in err.value.message
     assert client.requests == []  # type: ignore[attr-defined]
 
@@ -189,7 +192,9 @@ async def test_a_failed_task_carries_pulps_error_description(tmp_path: Path) -> 
 
     async with fake_pulp(handler) as client:
         with pytest.raises(TargetError) as err:
-            await PulpTarget(settings(), client, ENVIRON).publish("pypi", [art], store, SilentProgress())
+            await PulpTarget(settings(), client, ENVIRON, ecosystems=ECOSYSTEMS).publish(
+                "pypi", [art], store, SilentProgress()
+            )
         sent = client.requests  # type: ignore[attr-defined]
     assert "task /pulp/api/v3/tasks/t1/ failed: disk full on worker-2" in err.value.message
     # One login with Basic auth; every later request rides the session, never the password.
@@ -205,7 +210,10 @@ async def test_a_failed_task_carries_pulps_error_description(tmp_path: Path) -> 
 async def test_wrong_password_against_the_real_pulp(pulp_service: PulpService) -> None:  # noqa: F811
     async with httpx.AsyncClient(trust_env=False, timeout=60) as client:
         target = PulpTarget(
-            settings(pulp_service.url, f"mctl-test-{uuid.uuid4().hex[:8]}"), client, {"PU": "admin", "PP": "wrong"}
+            settings(pulp_service.url, f"mctl-test-{uuid.uuid4().hex[:8]}"),
+            client,
+            {"PU": "admin", "PP": "wrong"},
+            ecosystems=ECOSYSTEMS,
         )
         check = await target.check()
         assert check.reachable and not check.authenticated and check.plugins.get("python")

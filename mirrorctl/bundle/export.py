@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from mirrorctl import __version__
-from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
+from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import IntegrityError, UserError
 from mirrorctl.lockfile import Artifact, Lock, merge_artifacts
 from mirrorctl.progress import SILENT, Progress, ProgressTask
@@ -103,12 +103,13 @@ def export_bundle(
     since: InsideState | None = None,
     chunk_size: int | None = None,
     progress: Progress = SILENT,
-    ecosystems: Mapping[str, Ecosystem] | None = None,
+    ecosystems: Mapping[str, Ecosystem],
 ) -> ExportReport:
     """Write a signed bundle of ``locks`` to ``out`` (a delta against ``since``; in parts of ``chunk_size``).
-    ``ecosystems`` name the SBOM's package URLs (default: the registered ones).
+    ``ecosystems`` (the installed adapters) give the SBOM's package URLs.
 
-    Example: ``export_bundle([("web", lock, lock_bytes)], Store(root), Path("keys/k"), Path("web.bundle"))``.
+    Example: ``export_bundle([("web", lock, lock_bytes)], rt.store, Path("keys/k"), Path("web.bundle"),
+    ecosystems=rt.ecosystems)``.
     """
     if not locks:
         raise UserError("no profiles to export", hint="name at least one profile with a lock")
@@ -169,7 +170,7 @@ def export_bundle(
             timestamp=format_time(created),
             tool_version=__version__,
             profiles=names,
-            ecosystems=load_ecosystems() if ecosystems is None else ecosystems,
+            ecosystems=ecosystems,
         )
         small: dict[str, bytes] = {SBOM_NAME: sbom, **statements}
         for name, _, lock_bytes in locks:

@@ -145,21 +145,24 @@ def register_commands(only: str | None = None) -> typer.Typer:
     so that running one command neither imports nor builds the other thirty (about 0.1 s of start-up). A name
     the core does not have is looked for among the ecosystems' commands first."""
     if only in COMMAND_MODULES:
-        modules = [COMMAND_MODULES[only]]
-    elif only is not None and _register(ECOSYSTEM_COMMANDS) and only in {g.name for g in _app.registered_groups}:
-        modules = []
-    else:
-        modules = [*dict.fromkeys(COMMAND_MODULES.values()), ECOSYSTEM_COMMANDS]
-    for name in modules:
+        _register(COMMAND_MODULES[only])
+        return _app
+    plugins = importlib.import_module(f"{__package__}.{ECOSYSTEM_COMMANDS}")
+    if only is not None and only in plugins.contributed_names():
+        plugins.register(_app, only)
+        return _app
+    for name in dict.fromkeys(COMMAND_MODULES.values()):
         _register(name)
+    if ECOSYSTEM_COMMANDS not in _registered:
+        _registered.add(ECOSYSTEM_COMMANDS)
+        plugins.register(_app, None)
     return _app
 
 
-def _register(module: str) -> bool:
+def _register(module: str) -> None:
     if module not in _registered:
         _registered.add(module)
         importlib.import_module(f"{__package__}.{module}").register(_app)
-    return True
 
 
 def invoked_command(argv: Sequence[str]) -> str | None:

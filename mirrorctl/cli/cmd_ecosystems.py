@@ -1,37 +1,54 @@
-"""The command groups ecosystems contribute (``Ecosystem.cli_commands``, e.g. apt's ``archive-key``), made into
-typer commands here: the adapters describe them as data (mirrorctl/ecosystems/commands.py) and never import
-the CLI framework."""
+"""The command groups ecosystems contribute (apt: ``archive-key``), made into typer commands here. An ecosystem
+package registers each group, described as data (mirrorctl/ecosystems/commands.py), as an entry point of
+``mirrorctl.commands.v1`` named like the group; so the CLI finds the names without loading any adapter, runs
+one group loading only that group's module, and no ecosystem imports the CLI framework."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Annotated, Any
 
 import typer
 
-from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
-from mirrorctl.ecosystems.commands import Command, CommandArgs, CommandContext, CommandGroup, Param, Value
-from mirrorctl.errors import UserError
+from mirrorctl.ecosystems.commands import (
+    COMMAND_GROUP,
+    Command,
+    CommandArgs,
+    CommandContext,
+    CommandGroup,
+    Param,
+    Value,
+)
+from mirrorctl.errors import MirrorctlError, UserError
 
-from .app import Ctx, run_sync
+from .app import Ctx, fail, run_sync
 
 
-def ecosystem_groups(ecosystems: Mapping[str, Ecosystem], taken: set[str]) -> list[CommandGroup]:
-    """Every contributed group, in ecosystem order; refuses a name the core or another ecosystem uses."""
-    groups: list[CommandGroup] = []
-    owner: dict[str, str] = {}
-    for eco_name, eco in sorted(ecosystems.items()):
-        for group in eco.cli_commands():
-            if group.name in taken or group.name in owner:
-                other = owner.get(group.name, "mirrorctl itself")
-                raise UserError(
-                    f"ecosystem {eco_name!r} adds a command {group.name!r}, which {other} already has",
-                    hint="uninstall one of the two ecosystem plugins, or report it to its authors",
-                )
-            owner[group.name] = f"ecosystem {eco_name!r}"
-            groups.append(group)
-    return groups
+def contributed_names() -> list[str]:
+    """The group names registered in ``mirrorctl.commands.v1`` (nothing loaded)."""
+    return sorted({ep.name for ep in entry_points(group=COMMAND_GROUP)})
+
+
+def contributed_groups(taken: set[str], only: str | None = None) -> list[CommandGroup]:
+    """Every registered group (or just ``only``), by name; refuses a name the core has, a name registered
+    twice, and an entry point whose group calls itself otherwise."""
+    groups: dict[str, CommandGroup] = {}
+    for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        if only is not None and ep.name != only:
+            continue
+        if ep.name in taken or ep.name in groups:
+            other = "mirrorctl itself" if ep.name in taken else "another plugin"
+            raise UserError(
+                f"the command plugin {ep.value} adds {ep.name!r}, which {other} already has",
+                hint="uninstall one of the two plugins, or report it to their authors",
+            )
+        group = ep.load()
+        if not isinstance(group, CommandGroup) or group.name != ep.name:
+            raise UserError(f"the command plugin {ep.value} is not a CommandGroup named {ep.name!r}")
+        groups[ep.name] = group
+    return list(groups.values())
 
 
 def _parameter(p: Param) -> inspect.Parameter:
@@ -68,11 +85,18 @@ def group_app(group: CommandGroup) -> typer.Typer:
     return sub
 
 
-def register(app: typer.Typer, ecosystems: Mapping[str, Ecosystem] | None = None) -> None:
-    """Add every ecosystem's command groups to the app."""
-    taken = {c.name or "" for c in app.registered_commands} | {g.name or "" for g in app.registered_groups}
+_added: set[str] = set()  # groups already on the app (one group alone first, then all of them)
+
+
+def register(app: typer.Typer, only: str | None = None) -> None:
+    """Add the contributed command groups (or just ``only``) to the app; a bad plugin is reported as any
+    error is, before the command line is parsed."""
     from .app import COMMAND_MODULES
 
-    taken |= set(COMMAND_MODULES)
-    for group in ecosystem_groups(ecosystems if ecosystems is not None else load_ecosystems(), taken):
-        app.add_typer(group_app(group), name=group.name)
+    try:
+        for group in contributed_groups(set(COMMAND_MODULES), only):
+            if group.name not in _added:
+                _added.add(group.name)
+                app.add_typer(group_app(group), name=group.name)
+    except MirrorctlError as err:
+        raise SystemExit(fail(err).exit_code) from None

@@ -11,9 +11,9 @@ The four parts, in the order the workflow uses them:
 
 Beside them, everything else the core needs to know about an ecosystem is asked here, never spelled out in
 the core: how versions order and names fold (``diff``), the package URL (the SBOM), the keys of its
-``[upstreams.<name>]`` and ``[serve.<name>]`` tables, the local client's settings (``init``), the commands it
-adds to the CLI (as data, :class:`CommandGroup`), and the files it serves as a static tree
-(``static_layout``, which publishing through a plain file repository uses).
+``[upstreams.<name>]`` and ``[serve.<name>]`` tables, the local client's settings (``init``), and the files it
+serves as a static tree (``static_layout``, which publishing through a plain file repository uses). Commands
+an ecosystem adds to the CLI are data registered as entry points of their own (ecosystems/commands.py).
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from mirrorctl.store import Store
 
 if TYPE_CHECKING:  # keep adapter discovery cheap: the HTTP stack loads only when something fetches
     import httpx
-
-    from mirrorctl.ecosystems.commands import CommandGroup
 
 ENTRY_POINT_GROUP = "mirrorctl.ecosystems.v1"
 
@@ -313,11 +311,6 @@ class Ecosystem(Protocol):
         ``content``: the inside store's current content, when known, for ecosystems whose config depends on
         what is served or on the inside's keys (apt: suites, components, architectures, the archive keyring).
         An ecosystem with nothing served may return an empty ClientConfig."""
-        ...
-
-    def cli_commands(self) -> Sequence[CommandGroup]:
-        """Command groups the ecosystem adds to ``mirrorctl`` (apt: ``archive-key``), described as data the CLI
-        turns into commands: an adapter never imports the CLI framework. Usually empty."""
         ...
 
 

@@ -1,8 +1,12 @@
-"""Commands an ecosystem adds to ``mirrorctl``, described as data (part of the adapter contract).
+"""Commands an ecosystem adds to ``mirrorctl``, described as data (part of the ecosystem contract).
 
-An adapter returns :class:`CommandGroup` values from ``Ecosystem.cli_commands()``; the CLI
-(mirrorctl/cli/cmd_ecosystems.py) turns each into a command group with options, ``--help`` and the one error
-conversion every command has. Why data rather than an ecosystem-owned ``cli.py`` registering typer commands:
+An ecosystem package registers each :class:`CommandGroup` as an entry point of ``mirrorctl.commands.v1`` named
+like the group (apt: ``archive-key = "mirrorctl.ecosystems.apt.commands:ARCHIVE_KEY"``); the CLI
+(mirrorctl/cli/cmd_ecosystems.py) finds the names without loading anything, and turns a group into commands with
+options, ``--help`` and the one error conversion every command has. An entry point of its own rather than a
+method of the adapter: ``mirrorctl --help`` and ``mirrorctl <group>`` need no adapter loaded, and the CLI
+registers its commands before the invocation's runtime (which loads the adapters once) exists.
+Why data rather than an ecosystem-owned ``cli.py`` registering typer commands:
 the library never imports the CLI framework, and an ecosystem module never imports the CLI (its ``Ctx``,
 ``run_sync``); a later ecosystem shipped as its own package gets the same options, exit codes and help layout
 as every other command without depending on typer's API. What a command needs beyond its arguments comes in
@@ -23,6 +27,8 @@ from pathlib import Path
 
 from mirrorctl.config import Settings
 from mirrorctl.errors import UserError
+
+COMMAND_GROUP = "mirrorctl.commands.v1"
 
 Value = str | int | float | bool | Path | None
 ValueType = type[str] | type[int] | type[float] | type[bool] | type[Path]

@@ -106,10 +106,9 @@ class TargetFactory(Protocol):
         client: httpx.AsyncClient,
         environ: Mapping[str, str],
         *,
-        ecosystems: Mapping[str, Ecosystem] | None = None,
+        ecosystems: Mapping[str, Ecosystem],
     ) -> PublishTarget:
-        """``ecosystems``: the installed adapters a target may need (Pulp: the static layouts); default: the
-        registered ones."""
+        """``ecosystems``: the installed adapters, which a target may need (Pulp: their static layouts)."""
         ...
 
 
@@ -127,7 +126,7 @@ def make_target(
     client: httpx.AsyncClient,
     environ: Mapping[str, str],
     *,
-    ecosystems: Mapping[str, Ecosystem] | None = None,
+    ecosystems: Mapping[str, Ecosystem],
 ) -> PublishTarget:
     kinds = target_kinds()
     try:

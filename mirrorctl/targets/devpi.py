@@ -68,7 +68,7 @@ class DevpiTarget:
         client: httpx.AsyncClient,
         environ: Mapping[str, str],
         *,
-        ecosystems: Mapping[str, object] | None = None,  # devpi takes PyPI content only: no adapter needed
+        ecosystems: Mapping[str, object] | None = None,  # devpi takes PyPI content as it is: no adapter needed
         concurrency: int = UPLOAD_CONCURRENCY,
     ) -> None:
         settings.check_options(())  # devpi has no settings of its own: refuse a stray key, naming it

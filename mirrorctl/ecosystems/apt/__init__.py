@@ -52,7 +52,6 @@ from mirrorctl.ecosystems.base import (
     own_spec,
     package_url,
 )
-from mirrorctl.ecosystems.commands import CommandGroup
 from mirrorctl.lockfile import Artifact
 
 
@@ -139,8 +138,3 @@ class AptEcosystem:
         from .clientconfig import client_config
 
         return client_config(mirror_url, endpoint=endpoint, content=content)
-
-    def cli_commands(self) -> Sequence[CommandGroup]:
-        from .commands import ARCHIVE_KEY
-
-        return (ARCHIVE_KEY,)

@@ -50,7 +50,6 @@ from mirrorctl.ecosystems.base import (
     own_spec,
     package_url,
 )
-from mirrorctl.ecosystems.commands import CommandGroup
 from mirrorctl.lockfile import Artifact
 
 
@@ -127,6 +126,3 @@ class NpmEcosystem:
         from .clientconfig import client_config
 
         return client_config(mirror_url, endpoint=endpoint)
-
-    def cli_commands(self) -> Sequence[CommandGroup]:
-        return ()

@@ -39,7 +39,6 @@ from mirrorctl.ecosystems.base import (
     own_spec,
     package_url,
 )
-from mirrorctl.ecosystems.commands import CommandGroup
 from mirrorctl.lockfile import Artifact
 
 
@@ -117,6 +116,3 @@ class PypiEcosystem:
         from .clientconfig import client_config
 
         return client_config(mirror_url, endpoint=endpoint)
-
-    def cli_commands(self) -> Sequence[CommandGroup]:
-        return ()

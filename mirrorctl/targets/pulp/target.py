@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from mirrorctl.config import TargetSettings
-from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
+from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import MirrorctlError, TargetError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import Progress
@@ -49,16 +49,15 @@ class PulpTarget:
         client: httpx.AsyncClient,
         environ: Mapping[str, str],
         *,
-        ecosystems: Mapping[str, Ecosystem] | None = None,
+        ecosystems: Mapping[str, Ecosystem],
         plugins: Mapping[str, PulpPlugin] | None = None,
         upload_concurrency: int = UPLOAD_CONCURRENCY,
         task_timeout: float | None = None,
     ) -> None:
         self.settings = settings
         self.name = settings.name
-        if plugins is None:  # the registered strategies, for the installed ecosystems (see plugins_for)
-            plugins = plugins_for(settings, load_ecosystems() if ecosystems is None else ecosystems)
-        self.plugins = dict(plugins)
+        # The registered strategies, for the installed ecosystems (see plugins_for); tests may give their own.
+        self.plugins = dict(plugins if plugins is not None else plugins_for(settings, ecosystems))
         self.ecosystems = frozenset(self.plugins)
         self.upload_concurrency = max(1, upload_concurrency)
         self.api = PulpApi(settings, client, environ, **({"task_timeout": task_timeout} if task_timeout else {}))
