@@ -263,3 +263,36 @@ def test_every_adapter_orders_versions_and_names_files_by_purl() -> None:
     assert npm.purl(scoped) == "pkg:npm/%40acme/core@1.0.0?file_name=core-1.0.0.tgz"
     deb = Artifact("apt", "curl", "7.88.1-10+deb12u5", "curl_7.88.1-10+deb12u5_amd64.deb", 1, "a" * 64, ())
     assert apt.purl(deb) == "pkg:deb/curl@7.88.1-10%2Bdeb12u5?file_name=curl_7.88.1-10%2Bdeb12u5_amd64.deb"
+
+
+# --- one static layout for serve and for Pulp ---------------------------------------------------------------
+
+
+async def test_static_app_serves_the_same_tree_pulp_file_gets(tmp_path: Path) -> None:
+    import json
+
+    from mirrorctl.ecosystems.static import static_app
+    from mirrorctl.serve.app import StoreContent
+    from tests.fixtures.npm_registry import PkgSpec
+    from tests.fixtures.npm_store import npm_artifact
+    from tests.fixtures.store_content import publish_view
+
+    store = Store(tmp_path / "store")
+    empty = static_app(ECOSYSTEMS["npm"], StoreContent(store))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=empty), base_url="http://m.test") as c:
+        assert (await c.get("/-/packuments/left")).status_code == 404  # nothing imported yet
+    arts = [npm_artifact(store, PkgSpec("@acme/liba", "1.0.0")), npm_artifact(store, PkgSpec("left", "2.1.0"))]
+    publish_view(store, arts)
+    app = static_app(ECOSYSTEMS["npm"], StoreContent(store))
+    base = "http://mirror.test:8080/"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as c:
+        doc = (await c.get("-/packuments/@acme/liba")).json()
+        tarball = await c.get("@acme/liba/-/liba-1.0.0.tgz")
+        etag = tarball.headers["etag"]
+        again = await c.get("@acme/liba/-/liba-1.0.0.tgz", headers={"If-None-Match": etag})
+        missing = await c.get("@acme/liba/-/liba-9.9.9.tgz")
+    assert doc["versions"]["1.0.0"]["dist"]["tarball"] == base + "@acme/liba/-/liba-1.0.0.tgz"
+    assert tarball.status_code == 200 and tarball.content == store.blob_path(arts[0].sha256).read_bytes()
+    assert again.status_code == 304 and missing.status_code == 404
+    pulp = {f.relative_path: f for f in layout_files(ECOSYSTEMS["npm"], arts, store, base)}
+    assert json.loads(pulp["-/packuments/@acme/liba"].data or b"") == doc  # the same function, the same bytes
