@@ -9,6 +9,8 @@ A new ecosystem gets these tests by registering its entry point and adding its c
 * a tampered upstream artifact fails the snapshot, naming it, and stores nothing;
 * serve answers 404, at once, for what was not imported (and 200 for what was);
 * the generated client config names only the mirror;
+* the adapter's purls name no host and its version order is reflexive; its static layout (where it has one) has
+  safe paths, names only the mirror and is what the embedded mirror serves;
 * every locked artifact path is a safe relative path, and a hostile name from the upstream is refused before
   anything is downloaded.
 """
@@ -32,6 +34,10 @@ import pytest
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
+from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
+from mirrorctl.lockfile import read_lock
+from mirrorctl.serve import StoreContent
+from mirrorctl.store import Store
 from tests.contract.kit import ContractFixture, ContractUpstream, contract_fixture, registered
 
 MIRROR_URL = "http://mirror.contract.internal:8080"
@@ -84,6 +90,15 @@ def record_blobs(record: dict[str, object]) -> set[str]:
     return {str(record["sha256"]), *(str(c["sha256"]) for c in companions)}
 
 
+def assert_safe_path(path: str) -> None:
+    """A relative POSIX path that stays in its folder on every system that stores or serves it."""
+    assert isinstance(path, str) and path, path
+    assert not path.startswith("/") and "\\" not in path, path
+    assert not any(ord(ch) < 0x20 or ch == "\x7f" for ch in path), path
+    assert all(seg not in ("", ".", "..") for seg in path.split("/")), path
+    assert not re.match(r"^[A-Za-z]:", path), path
+
+
 def host_marks(up: ContractUpstream) -> list[str]:
     port = up.server.url.rsplit(":", 1)[1]
     return [up.server.url, "127.0.0.1", "localhost", f":{port}"]
@@ -130,7 +145,7 @@ class Site:
     def inside(self) -> Path:
         # Short names: gpg-agent's socket (apt's archive key) lives under the store and must fit in 108 bytes.
         inside = self.root / "in"
-        inside.mkdir()
+        inside.mkdir(exist_ok=True)
         pub = self.root / "out" / "keys" / "mirrorctl.key.pub"
         config = inside / "mirrorctl.toml"
         config.write_text(f'[store]\npath = "s"\n\n[trust]\nkeys = ["{pub}"]\n')
@@ -213,12 +228,7 @@ def test_locked_paths_are_safe(site: Site) -> None:
     artifacts = site.lock["artifacts"]
     assert isinstance(artifacts, list) and artifacts
     for record in artifacts:
-        path = record_path(record)
-        assert isinstance(path, str) and path, record
-        assert not path.startswith("/") and "\\" not in path, path
-        assert not any(ord(ch) < 0x20 or ch == "\x7f" for ch in path), path
-        assert all(seg not in ("", ".", "..") for seg in path.split("/")), path
-        assert not re.match(r"^[A-Za-z]:", path), path
+        assert_safe_path(record_path(record))
     paths = {(record["ecosystem"], record_path(record)) for record in artifacts}
     folded = {(eco, str(path).casefold()) for eco, path in paths}
     assert len(folded) == len(paths), f"locked paths that collide under casefold: {sorted(paths)}"
@@ -308,3 +318,51 @@ def test_workspace_config_names_only_the_mirror(site: Site) -> None:
         for url in re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", text):
             assert url.startswith(MIRROR_URL), f"{name} names {url}, not the mirror"
     assert any(f"{MIRROR_URL}/{site.eco}" in text for text in texts.values()), texts
+
+
+# -- what the adapter reports about what it locked and serves ---------------------------------------------------
+
+
+def adapter(site: Site) -> Ecosystem:
+    return load_ecosystems()[site.eco]
+
+
+def test_purls_and_version_order_of_the_locked_artifacts(site: Site) -> None:
+    eco = adapter(site)
+    _ = site.lock_text
+    artifacts = read_lock(site.lock_path).for_ecosystem(site.eco)
+    assert artifacts
+    for art in artifacts:
+        purl = eco.purl(art)
+        assert purl.startswith("pkg:") and "@" in purl and "file_name=" in purl, purl
+        for mark in host_marks(site.up):
+            assert mark not in purl, purl
+        assert eco.compare_versions(art.version, art.version) == 0, art.version
+
+
+def test_static_layout_is_safe_names_only_the_mirror_and_is_served(site: Site) -> None:
+    view = StoreContent(Store(site.inside.parent / "s")).current()
+    assert view is not None
+    base = f"{MIRROR_URL}/{site.eco}/"
+    layout = adapter(site).static_layout(view, base)
+    if layout is None:
+        pytest.skip(f"the {site.eco} adapter gives no static layout (static_layout returns None)")
+    assert layout
+    locked = {sha for a in site.lock["artifacts"] for sha in record_blobs(a)}  # type: ignore[union-attr]
+    served_blobs: set[str] = set()
+    with httpx.Client(base_url=site.mirror, timeout=10) as client:
+        for path, file in layout.items():
+            assert_safe_path(path)
+            if file.data is not None:
+                text = file.data.decode("utf-8", "replace")
+                for mark in host_marks(site.up):
+                    assert mark not in text, f"{path} names the upstream ({mark!r})"
+                for url in re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", text):
+                    assert url.startswith(base), f"{path} names {url}, not {base}"
+                continue
+            assert view.blob_path(file.sha256).stat().st_size == file.size, path
+            served_blobs.add(file.sha256)
+            r = client.get(f"/{site.eco}/{path}")  # the embedded mirror serves the same tree
+            assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == file.sha256, path
+    files = {str(a["sha256"]) for a in site.lock["artifacts"]}  # type: ignore[union-attr]
+    assert files <= served_blobs <= locked, (files, served_blobs)  # every locked file, and nothing unlocked
