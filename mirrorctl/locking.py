@@ -7,6 +7,11 @@ only ``refresh=True`` (``mirrorctl lock --refresh``) resolves it again to take n
 that cannot be read (a damaged file, merge-conflict markers) is resolved again and replaced: it is generated
 output, and the pull request's diff shows what changed.
 
+A lock of the previous format (lock-version 1, before artifact paths) is read, and ``--check`` reports it as out of
+date ("format 1; run `mirrorctl lock`"): CI keeps failing until the file in the repository is the current format.
+When format is its only problem, a plain ``mirrorctl lock`` rewrites it as lock-version 2 from the artifacts it
+records, without any request (the paths come from the adapters' ``legacy_path``): the same artifacts, new format.
+
 Example::
 
     results = await lock_profiles(profiles, rt.ecosystems, rt.settings, rt.store, client, SILENT)
@@ -25,7 +30,15 @@ import httpx
 from mirrorctl.config import Settings
 from mirrorctl.ecosystems.base import Ecosystem, FetchItem, ResolveContext
 from mirrorctl.errors import ProfileError
-from mirrorctl.lockfile import Artifact, Lock, dump_lock, read_lock
+from mirrorctl.lockfile import (
+    LEGACY_LOCK_VERSION,
+    LOCK_VERSION,
+    Artifact,
+    Lock,
+    dump_lock,
+    read_lock,
+    refuse_path_collisions,
+)
 from mirrorctl.profiles import Profile
 from mirrorctl.progress import Progress
 from mirrorctl.store import Store, atomic_write
@@ -69,7 +82,7 @@ async def lock_profiles(
     if not refresh:
         for profile in profiles:
             lock, problems = _lock_state(profile, ecosystems)
-            if lock is not None and not problems:
+            if lock is not None and (not problems or problems == [_old_format(profile.lock_path, lock)]):
                 current[profile.name] = lock
             elif lock is None and problems and profile.lock_path.exists():
                 unreadable[profile.name] = problems[0]
@@ -84,10 +97,17 @@ async def lock_profiles(
     results = []
     for profile in profiles:
         path = profile.lock_path
-        if profile.name in current:
+        if profile.name in current and current[profile.name].version == LOCK_VERSION:
             lock = current[profile.name]
             results.append(
                 LockResult(profile.name, path, len(lock.artifacts), lock.targets, False, _size(lock), False)
+            )
+            continue
+        if profile.name in current:  # up to date but of the old format: the same artifacts, written as v2
+            lock = current[profile.name]
+            atomic_write(path, dump_lock(lock, source=_display(profile.path)).encode("utf-8"))
+            results.append(
+                LockResult(profile.name, path, len(lock.artifacts), lock.targets, True, _size(lock), False)
             )
             continue
         lock = resolved[profile.name]
@@ -124,6 +144,7 @@ async def _resolve_profile(
             client, settings.upstream(eco_name), progress, profile.name, store, settings.fetch, prefetch=prefetch
         )
         arts = await eco.resolve(spec, ctx)
+        refuse_path_collisions(arts, f"{profile.path}: [{eco_name}] resolved", ProfileError)
         artifacts.extend(arts)
         targets.extend(f"{eco_name}:{t}" for t in spec.target_ids())
     return Lock(profile.name, profile.inputs_digest, tuple(sorted(targets)), tuple(artifacts))
@@ -149,6 +170,8 @@ def _lock_state(profile: Profile, ecosystems: Mapping[str, Ecosystem]) -> tuple[
         return None, [exc.message]
     except ValueError as exc:  # not UTF-8
         return None, [f"{path}: unreadable lock: {exc}"]
+    if lock.version == LEGACY_LOCK_VERSION:
+        problems.append(_old_format(path, lock))
     if lock.profile != profile.name:
         problems.append(f"{path}: was made for profile {lock.profile!r}, not {profile.name!r}")
     if lock.inputs != profile.inputs_digest:
@@ -169,6 +192,13 @@ def _recorded_targets(lock: Lock, ecosystem: str) -> frozenset[str]:
     prefix = f"{ecosystem}:"
     listed = {t[len(prefix):] for t in lock.targets if t.startswith(prefix)}
     return frozenset(listed | {t for a in lock.for_ecosystem(ecosystem) for t in a.targets})
+
+
+def _old_format(path: Path, lock: Lock) -> str:
+    return (
+        f"{path}: is lock-version {lock.version} (before artifact paths); run `mirrorctl lock` "
+        f"to write it as lock-version {LOCK_VERSION}"
+    )
 
 
 def _display(path: Path) -> str:

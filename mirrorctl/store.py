@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mirrorctl.errors import IntegrityError, UserError
-from mirrorctl.lockfile import Artifact
+from mirrorctl.lockfile import Artifact, registered_legacy_paths
 
 _CHUNK = 1024 * 1024
 CURRENT = "current"  # the default channel: what an import switches and a plain `mirrorctl serve` serves
@@ -96,7 +96,11 @@ class View:
 
     @classmethod
     def from_json(cls, data: bytes, where: str) -> View:
+        """Read a view.json; one written before paths (its artifacts carry ``filename``) gets each path from the
+        registered adapters' ``legacy_path``, as a lock-version 1 does. The file itself is never rewritten."""
         doc = json.loads(data)
+        records = doc["artifacts"]
+        legacy = registered_legacy_paths() if any("path" not in a for a in records) else None
         return cls(
             view_id=doc["view-id"],
             bundle_id=doc["bundle-id"],
@@ -105,7 +109,8 @@ class View:
             created=doc["created"],
             profiles=doc["profiles"],
             artifacts=tuple(
-                Artifact.from_dict(a, f"{where}: artifacts[{i}]") for i, a in enumerate(doc["artifacts"])
+                Artifact.from_dict(a, f"{where}: artifacts[{i}]", legacy=None, legacy_paths=legacy)
+                for i, a in enumerate(records)
             ),
         )
 

@@ -185,12 +185,15 @@ def _old_reader() -> ModuleType:
     return module
 
 
-def test_format_version_1_readers_read_full_and_refuse_delta(tmp_path: Path) -> None:
+def test_format_version_1_readers_refuse_format_2_and_delta(tmp_path: Path) -> None:
+    # Format-version 2 (locks with artifact paths) is refused by a format-1 reader naming the version, instead of
+    # failing later on a lock it cannot read; its full bundles have no delta fields, as before.
     old = _old_reader()
     world = make_world(tmp_path)
     state_file = _full_then_state(world)
     full_bytes = read_members(world.root / "full.bundle")[0][1]
-    assert old.parse_manifest(full_bytes).to_bytes() == full_bytes  # byte-compatible full bundles
+    with pytest.raises(BundleRefused, match=r"format-version 2 is not supported \(expected 1\)"):
+        old.parse_manifest(full_bytes)
     assert b'"base"' not in full_bytes and b'"expected"' not in full_bytes
     _bump(world)
     delta_bytes = read_members(world.export("delta.bundle", since=read_state(state_file)))[0][1]
@@ -198,6 +201,7 @@ def test_format_version_1_readers_read_full_and_refuse_delta(tmp_path: Path) -> 
         old.parse_manifest(delta_bytes)
     doc = json.loads(delta_bytes)  # and even without the new fields, the kind alone is refused
     del doc["base"], doc["expected"], doc["rebuilt"]
+    doc["format-version"] = 1
     with pytest.raises(BundleRefused, match="kind 'delta' is not supported"):
         old.parse_manifest(json.dumps(doc).encode())
 

@@ -42,7 +42,7 @@ def test_layout_and_manifest(tmp_path: Path) -> None:
     assert raw == manifest.to_bytes()  # canonical: re-serializing gives the signed bytes
     doc = json.loads(raw)
     assert list(doc) == sorted(doc)
-    assert doc["format"] == "mirrorctl-bundle" and doc["format-version"] == 1 and doc["kind"] == "full"
+    assert doc["format"] == "mirrorctl-bundle" and doc["format-version"] == 2 and doc["kind"] == "full"
     assert doc["lineage"] == world.key.key_id and doc["sequence"] == 1
     assert doc["created"] == "2026-03-01T12:00:00Z" and doc["expires"] == "2026-03-04T12:00:00Z"
     assert set(doc["profiles"]) == {"web", "data"}

@@ -298,10 +298,20 @@ def _crafted_bundle(world: World, **changes: str) -> Path:
     return world.export("crafted.bundle")
 
 
-def test_crafted_filename_in_lock(world: World) -> None:
-    bundle = _crafted_bundle(world, filename="../../x.whl")
-    msg = refused(world, bundle, r"locks/web.lock: artifacts\[\d\].filename: unsafe file name '../../x.whl'")
-    assert "crafted" in msg
+@pytest.mark.parametrize(
+    "path", ["../../x.whl", "/etc/x.whl", "alpha//x.whl", "alpha\\x.whl", "alpha/./x.whl", "a\x01.whl", "a/" * 600]
+)
+def test_crafted_path_in_lock(world: World, path: str) -> None:
+    # An Artifact with such a path cannot be made, so the lock's bytes are edited, as a compromised exporter could.
+    name, lock, data = make_lock("web", world.artifacts)
+    good = world.artifacts[0].path
+    text = data.decode().replace(f'path = "{good}"', "path = " + json.dumps(path))
+    assert text != data.decode()
+    world.locks = [(name, lock, text.encode())]
+    msg = refused(
+        world, world.export("crafted.bundle"), r"locks/web.lock: artifacts\[\d\].path: .*unsafe artifact path"
+    )
+    assert repr(path) in msg and "crafted" in msg
 
 
 @pytest.mark.parametrize(
@@ -311,7 +321,7 @@ def test_crafted_filename_in_lock(world: World) -> None:
         ({"name": "a/b"}, "not a valid project name"),
         ({"name": "%2e%2e"}, "not a valid project name"),
         ({"version": "1.0/../../x"}, "not a valid version"),
-        ({"filename": "beta-1.0-py3-none-any.whl"}, "is not of project"),
+        ({"path": "alpha/beta-1.0-py3-none-any.whl"}, "is not of project"),
     ],
 )
 def test_crafted_names_refused_by_the_ecosystem(world: World, changes: dict[str, str], match: str) -> None:
@@ -328,13 +338,11 @@ def test_crafted_name_refused_by_the_real_pypi_adapter(world: World) -> None:
 
 def test_case_fold_collision(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # The exporter refuses this too; pretend it was a compromised one.
-    monkeypatch.setattr("mirrorctl.bundle.export._refuse_name_collisions", lambda artifacts: None)
+    monkeypatch.setattr("mirrorctl.bundle.export.refuse_path_collisions", lambda *args: None)
     a = world.artifacts[0]
-    twin = replace(
-        world.artifacts[2], name="Alpha", version=a.version, filename=a.filename.replace("alpha", "Alpha")
-    )
+    twin = replace(world.artifacts[2], name="Alpha", version=a.version, path=a.path.replace("/alpha", "/Alpha"))
     world.locks = [make_lock("web", [a, twin])]
-    refused(world, world.export("twins.bundle"), "files 'Alpha-1.0-py3-none-any.whl' and 'alpha-1.0-py3")
+    refused(world, world.export("twins.bundle"), "files 'alpha/Alpha-1.0-py3-none-any.whl' .* and 'alpha/alpha-1.0-py3")
 
 
 def test_unknown_ecosystem(world: World) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from mirrorctl import __version__
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import IntegrityError, UserError
-from mirrorctl.lockfile import Artifact, Lock, merge_artifacts
+from mirrorctl.lockfile import Lock, merge_artifacts, refuse_path_collisions
 from mirrorctl.progress import SILENT, Progress, ProgressTask
 from mirrorctl.signing import key_id, load_private_key, sign
 from mirrorctl.store import Store, fsync_dir
@@ -136,7 +136,7 @@ def export_bundle(
         raise UserError(f"--sequence must be >= 0, got {sequence}")
 
     artifacts = merge_artifacts(lock.artifacts for _, lock, _ in locks)
-    _refuse_name_collisions(artifacts)
+    refuse_path_collisions(artifacts, f"profiles {', '.join(names)}", UserError)
     blobs: dict[str, int] = {}
     for a in artifacts:
         for sha, size, _ in a.blobs():
@@ -301,21 +301,6 @@ def _open_new(path: Path) -> Iterator[BinaryIO]:
         yield raw
         raw.flush()
         os.fsync(raw.fileno())
-
-
-def _refuse_name_collisions(artifacts: Sequence[Artifact]) -> None:
-    # Two different files under one name (or names differing only in case) cannot both be served.
-    seen: dict[tuple[str, str], Artifact] = {}
-    for a in artifacts:
-        key = (a.ecosystem, a.filename.lower())
-        other = seen.get(key)
-        if other is not None and other.sha256 != a.sha256:
-            raise UserError(
-                f"{a.ecosystem}: {other.filename} and {a.filename} name different files "
-                f"(sha256 {other.sha256[:12]}… and {a.sha256[:12]}…)",
-                hint="the profiles lock different builds under one file name; re-lock them together",
-            )
-        seen[key] = a
 
 
 def _write_tar(

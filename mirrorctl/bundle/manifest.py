@@ -27,8 +27,13 @@ A *delta* bundle (``kind`` = ``"delta"``) carries only the blobs the inside lack
   linedelta.py) and accepts it only with exactly the listed size and sha256.
 
 ``files`` thus still lists every file of the view's bundle (what gc retains and verify checks), and a full bundle
-never has these fields, so its bytes are exactly those of format-version 1 as before; an older reader refuses a
-delta on the unknown fields (and on its kind) instead of importing half a view.
+never has these fields; an older reader refuses a delta on the unknown fields (and on its kind) instead of
+importing half a view.
+
+Format versions: 2 carries locks of lock-version 2 (each artifact has its ``path``); its fields are those of 1.
+1 (written before paths) carries lock-version 1 locks and is still read: the lock reader derives each path.
+A bundle's locks must be of the lock-version its format-version says (:data:`LOCK_VERSION_OF`), so the number
+an older reader refuses ("format-version 2 is not supported") is the one that tells it why.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ from typing import Any
 from mirrorctl.errors import BundleRefused
 
 FORMAT = "mirrorctl-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what export writes
+READABLE_FORMAT_VERSIONS = (1, 2)
+LOCK_VERSION_OF = {1: 1, 2: 2}  # format-version -> the lock-version of the locks it carries
 KIND_FULL = "full"
 KIND_DELTA = "delta"
 MANIFEST_NAME = "manifest.json"
@@ -190,12 +197,13 @@ class Manifest:
     base: DeltaBase | None = None  # deltas only
     expected: ExpectedSummary | None = None  # deltas only: blobs of the view not carried, required in the store
     rebuilt: tuple[Rebuilt, ...] = ()  # deltas only: files rebuilt from a line delta, not tar members
+    format_version: int = FORMAT_VERSION  # as read; an old bundle's manifest keeps its own
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, no insignificant whitespace, ASCII only. These bytes are signed."""
         doc: dict[str, Any] = {
             "format": FORMAT,
-            "format-version": FORMAT_VERSION,
+            "format-version": self.format_version,
             "bundle-id": self.bundle_id,
             "kind": self.kind,
             "lineage": self.lineage,
@@ -210,7 +218,7 @@ class Manifest:
         }
         if self.expires is not None:
             doc["expires"] = format_time(self.expires)
-        if self.kind == KIND_DELTA:  # a full bundle keeps exactly the format-version 1 fields
+        if self.kind == KIND_DELTA:  # a full bundle has none of the delta fields
             assert self.base is not None
             doc["base"] = self.base.to_dict()
             assert self.expected is not None
@@ -266,11 +274,12 @@ def parse_manifest(data: bytes) -> Manifest:
         raise BundleRefused(f"manifest.json: missing field(s) {', '.join(missing)}")
     if doc["format"] != FORMAT:
         raise BundleRefused(f"manifest.json: format {doc['format']!r} is not {FORMAT!r}")
-    if doc["format-version"] != FORMAT_VERSION:
+    format_version = doc["format-version"]
+    if format_version not in READABLE_FORMAT_VERSIONS or isinstance(format_version, bool):
         raise BundleRefused(
-            f"manifest.json: format-version {doc['format-version']!r} is not supported "
-            f"(expected {FORMAT_VERSION})",
-            hint="import it with the mirrorctl version that wrote it",
+            f"manifest.json: format-version {format_version!r} is not supported (this mirrorctl reads "
+            f"{' and '.join(map(str, READABLE_FORMAT_VERSIONS))})",
+            hint="import it with the mirrorctl version that wrote it, or a newer one",
         )
     kind = doc["kind"]
     if kind not in (KIND_FULL, KIND_DELTA):
@@ -327,6 +336,7 @@ def parse_manifest(data: bytes) -> Manifest:
         base=base,
         expected=expected,
         rebuilt=rebuilt,
+        format_version=format_version,
     )
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from mirrorctl.errors import BundleRefused, ProfileError, UserError
-from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, parse_lock
+from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, parse_lock, refuse_path_collisions
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.signing import SIGNATURE_SIZE, TrustedKey, find_signer, load_trusted_keys
 from mirrorctl.store import Store
@@ -40,6 +40,7 @@ from .linedelta import apply_delta
 from .manifest import (
     DELTA_SUFFIX,
     KIND_DELTA,
+    LOCK_VERSION_OF,
     MANIFEST_NAME,
     MAX_LOCK_SIZE,
     MAX_MANIFEST_SIZE,
@@ -379,8 +380,14 @@ def check_contents(
             raise BundleRefused(exc.message) from None
         if lock.profile != name:
             raise BundleRefused(f"{where}: is the lock of profile {lock.profile!r}, not {name!r}")
+        if lock.version != LOCK_VERSION_OF[manifest.format_version]:
+            raise BundleRefused(
+                f"{where}: is lock-version {lock.version}, but a bundle of format-version "
+                f"{manifest.format_version} carries lock-version {LOCK_VERSION_OF[manifest.format_version]}",
+                hint="the bundle was made wrongly or tampered with; export it again",
+            )
         for i, art in enumerate(lock.artifacts):
-            label = f"{where}: artifacts[{i}] ({art.ecosystem} {art.name} {art.version}, {art.filename!r})"
+            label = f"{where}: artifacts[{i}] ({art.ecosystem} {art.name} {art.version}, {art.path!r})"
             if ecosystems is not None:
                 eco = ecosystems.get(art.ecosystem)
                 if eco is None:
@@ -389,17 +396,17 @@ def check_contents(
                     eco.validate_artifact(art)
                 except (BundleRefused, ProfileError) as exc:
                     raise BundleRefused(f"{label}: {exc.message}") from None
-            for sha, size, filename in art.blobs():
+            for sha, size, blob_path in art.blobs():
                 member = blob_member(sha)
                 entry_f = listed.get(member)
                 if entry_f is None and delta:
                     needed.add(member)
                     continue
                 if entry_f is None:
-                    raise BundleRefused(f"{label}: {filename} (blob {sha}) is not in the bundle")
+                    raise BundleRefused(f"{label}: {blob_path} (blob {sha}) is not in the bundle")
                 if entry_f.size != size:
                     raise BundleRefused(
-                        f"{label}: {filename} is {size} bytes in the lock, {entry_f.size} in the bundle"
+                        f"{label}: {blob_path} is {size} bytes in the lock, {entry_f.size} in the bundle"
                     )
                 needed.add(member)
         locks[name] = lock
@@ -416,19 +423,8 @@ def check_contents(
                 f"carried (sha256 {derived.sha256[:16]}…)",
                 hint="the bundle was made wrongly or tampered with; export the delta again",
             )
-    _refuse_collisions(path, merge_artifacts(lock.artifacts for lock in locks.values()))
+    refuse_path_collisions(merge_artifacts(lock.artifacts for lock in locks.values()), str(path), BundleRefused)
     return locks
-
-
-def _refuse_collisions(path: Path, artifacts: Sequence[Artifact]) -> None:
-    # Two different files under one name, or names equal but for case, cannot both be served safely.
-    seen: dict[tuple[str, str], Artifact] = {}
-    for a in artifacts:
-        key = (a.ecosystem, a.filename.lower())
-        other = seen.get(key)
-        if other is not None and other.sha256 != a.sha256:
-            raise BundleRefused(f"{path}: {a.ecosystem} files {other.filename!r} and {a.filename!r} collide")
-        seen[key] = a
 
 
 def verify_bundle(

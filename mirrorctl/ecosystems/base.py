@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from mirrorctl.config import ConfigRef, FetchSettings, Upstream
 from mirrorctl.errors import UserError
-from mirrorctl.lockfile import Artifact
+from mirrorctl.lockfile import Artifact, LegacyRecord
 from mirrorctl.progress import Progress
 from mirrorctl.store import Store
 
@@ -252,7 +252,14 @@ class Ecosystem(Protocol):
         ...
 
     def validate_artifact(self, artifact: Artifact) -> None:
-        """Refuse names and versions outside the ecosystem's grammar (raise BundleRefused or ProfileError)."""
+        """Refuse names and versions outside the ecosystem's grammar (raise BundleRefused or ProfileError),
+        and a ``path`` that is not the one this ecosystem gives that artifact (it would be served elsewhere)."""
+        ...
+
+    def legacy_path(self, record: LegacyRecord) -> str:
+        """The ``path`` of an artifact recorded before paths (lock-version 1, bundle format-version 1, an old
+        view.json), from its v1 fields: the same path ``resolve`` gives it now. Raise ValueError or KeyError
+        when the record cannot have one (the reader names the record)."""
         ...
 
     # --- what the core reports about artifacts --------------------------------------------------------------

@@ -52,7 +52,7 @@ from mirrorctl.ecosystems.base import (
     own_spec,
     package_url,
 )
-from mirrorctl.lockfile import Artifact
+from mirrorctl.lockfile import Artifact, LegacyRecord
 
 
 class AptEcosystem:
@@ -121,6 +121,11 @@ class AptEcosystem:
         from .discover import discover_upstream
 
         return discover_upstream(environ)
+
+    def legacy_path(self, record: LegacyRecord) -> str:
+        from .spec import legacy_path
+
+        return legacy_path(record)
 
     def serve_app(self, content: ServedContent) -> ASGIApp:
         from .serve import serve_app

@@ -359,7 +359,7 @@ def merge_architectures(
             ecosystem="apt",
             name=pkg.name,
             version=pkg.version,
-            filename=posixpath.basename(filename),
+            path=filename,
             size=pkg.size,
             sha256=pkg.sha256.lower(),
             targets=tuple(sorted(arches)),

@@ -27,7 +27,7 @@ from debian.debian_support import Version
 
 from mirrorctl.ecosystems.base import ProfileSource
 from mirrorctl.errors import BundleRefused, ProfileError
-from mirrorctl.lockfile import Artifact
+from mirrorctl.lockfile import Artifact, LegacyRecord
 
 _KEYS = ("suite", "components", "architectures", "packages", "essential", "recommends", "fingerprints")
 
@@ -178,6 +178,15 @@ def _strings(table: Mapping[str, Any], key: str, source: ProfileSource, default:
     return list(value)
 
 
+def legacy_path(record: LegacyRecord) -> str:
+    """An apt artifact's path is its pool path (``pool/main/c/curl/curl_7.88.1-10_amd64.deb``), which
+    lock-version 1 recorded as ``attrs.pool``."""
+    pool = record.attrs["pool"]
+    if not isinstance(pool, str):
+        raise ValueError(f"attrs.pool must be a string, got {pool!r}")
+    return pool
+
+
 def validate_artifact(artifact: Artifact) -> None:
     """Refuse a locked/imported apt artifact outside the grammar: a bad package name or version, a filename that
     is not the basename of its pool path, or a pool path that could leave the pool (it becomes a served path)."""
@@ -194,8 +203,8 @@ def validate_artifact(artifact: Artifact) -> None:
     if ".." in parts or "." in parts or "" in parts or "\\" in pool or posixpath.normpath(pool) != pool:
         raise BundleRefused(f"{label}: attrs.pool {pool!r} is not a plain path under pool/",
                             hint="the bundle was altered or built wrongly; do not import it")
-    if parts[-1] != artifact.filename or not artifact.filename.endswith(".deb"):
-        raise BundleRefused(f"{label}: the filename must be the .deb basename of attrs.pool ({pool!r})",
+    if artifact.path != pool or not artifact.filename.endswith(".deb"):
+        raise BundleRefused(f"{label}: the path must be the .deb of attrs.pool ({pool!r})",
                             hint="the bundle was altered or built wrongly; do not import it")
     for key in ("architecture", "suite", "component"):
         value = artifact.attrs.get(key)

@@ -50,7 +50,7 @@ from mirrorctl.ecosystems.base import (
     own_spec,
     package_url,
 )
-from mirrorctl.lockfile import Artifact
+from mirrorctl.lockfile import Artifact, LegacyRecord
 
 
 class NpmEcosystem:
@@ -109,6 +109,11 @@ class NpmEcosystem:
         from .discover import discover_upstream
 
         return discover_upstream(environ)
+
+    def legacy_path(self, record: LegacyRecord) -> str:
+        from .spec import legacy_path
+
+        return legacy_path(record)
 
     def serve_app(self, content: ServedContent) -> ASGIApp:
         from .serve import make_app

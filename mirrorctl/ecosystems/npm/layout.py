@@ -1,9 +1,9 @@
 """npm as a static registry: the tree ``static_layout`` gives, for servers that only serve files (Pulp's
 pulp_file; see mirrorctl/targets/pulp/files.py for why pulp_npm is not used).
 
-* tarballs at ``<name>/-/<tarball filename>`` (``@scope/name/-/name-1.0.0.tgz``): the public registry's layout
-  (serve.py ``tarball_path``), so that ``npm ci`` of a package-lock.json made against the public registry finds
-  them where ``replace-registry-host`` sends it;
+* tarballs at their artifact path, ``<name>/-/<tarball filename>`` (``@scope/name/-/name-1.0.0.tgz``; spec.py
+  ``tarball_path``): the public registry's layout, so that ``npm ci`` of a package-lock.json made against the
+  public registry finds them where ``replace-registry-host`` sends it;
 * packuments at ``-/packuments/<name>`` (``-/packuments/@scope/name``), read by npm through a scope registry
   (clientconfig.py ``PACKUMENT_DIR``; the workspace config says why that reaches every package). ``-`` is never
   a package name, so no packument path is a prefix folder of a tarball path: pulp_file refuses a version where
@@ -33,7 +33,7 @@ from mirrorctl.lockfile import Artifact
 
 from .clientconfig import PACKUMENT_DIR
 from .manifest import read_tarball_info
-from .serve import ECOSYSTEM, VERSION_KEY, dist_tags, tarball_path, version_document
+from .serve import ECOSYSTEM, VERSION_KEY, dist_tags, version_document
 from .spec import validate_artifact
 
 
@@ -90,7 +90,7 @@ def static_layout(view: ServedView, base_url: str) -> dict[str, StaticFile]:
     by_name: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     arts_by_name: dict[str, list[Artifact]] = defaultdict(list)
     artifacts: Sequence[Artifact] = view.artifacts(ECOSYSTEM)
-    for a in sorted(artifacts, key=lambda a: (a.name, a.filename)):
+    for a in sorted(artifacts, key=lambda a: (a.name, a.path)):
         try:
             validate_artifact(a)  # names become paths (``..``, a stray ``/``): the grammar first
         except MirrorctlError as exc:
@@ -100,7 +100,7 @@ def static_layout(view: ServedView, base_url: str) -> dict[str, StaticFile]:
             raise IntegrityError(f"{_label(a)}: blob {a.sha256} is not in the store", hint="run `mirrorctl verify`")
         by_name[a.name][a.version] = version_object(a, path, base_url)
         arts_by_name[a.name].append(a)
-        files[tarball_path(a.name, a.filename)] = StaticFile(a.sha256, a.size, a)
+        files[a.path] = StaticFile(a.sha256, a.size, a)  # validate_artifact: the path is the public layout
     for name, versions in sorted(by_name.items()):
         data = render_packument(name, versions, dist_tags(arts_by_name[name]))
         files[packument_path(name)] = StaticFile(hashlib.sha256(data).hexdigest(), len(data), None, data)

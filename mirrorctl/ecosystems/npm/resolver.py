@@ -44,7 +44,17 @@ from mirrorctl.lockfile import Artifact, AttrValue
 from mirrorctl.store import Store
 
 from .registry import Packument, RegistryClient, Tarball, sri_hashes
-from .spec import NpmSpec, Platform, Root, classify, split_arg, tarball_filename, valid_name, valid_version
+from .spec import (
+    NpmSpec,
+    Platform,
+    Root,
+    classify,
+    split_arg,
+    tarball_filename,
+    tarball_path,
+    valid_name,
+    valid_version,
+)
 
 Chain = tuple[str, ...]
 # The lock attr naming the upstream dist-tags that pointed at the locked version ("latest,next"): what serve and
@@ -355,7 +365,7 @@ class Resolver:
             ecosystem="npm",
             name=node.name,
             version=node.version,
-            filename=tarball_filename(node.name, node.version),
+            path=tarball_path(node.name, node.version),
             size=tarball.size,
             sha256=tarball.sha256,
             targets=tuple(p for p in self.platforms if p in node.platforms),

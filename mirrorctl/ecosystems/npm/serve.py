@@ -147,7 +147,7 @@ def dist_tags(artifacts: Sequence[Artifact]) -> dict[str, str]:
 class _Package:
     name: str
     versions: tuple[Artifact, ...]  # one per version, ascending
-    files: Mapping[str, Artifact]  # tarball filename -> artifact
+    files: Mapping[str, Artifact]  # tarball path (``<name>/-/<file>``) -> artifact
     tags: Mapping[str, str]  # dist-tags (see dist_tags)
 
 
@@ -169,10 +169,11 @@ def build_index(view: ServedView) -> _Index:
     packages: dict[str, _Package] = {}
     for name, arts in grouped.items():
         by_version: dict[str, Artifact] = {}
-        for a in sorted(arts, key=lambda a: (a.version, a.filename, a.sha256)):
+        for a in sorted(arts, key=lambda a: (a.version, a.path, a.sha256)):
             by_version.setdefault(a.version, a)  # a view never holds two tarballs of one version; if so, one
         ordered = tuple(by_version[v] for v in sorted(by_version, key=VERSION_KEY))
-        packages[name] = _Package(name, ordered, {a.filename: a for a in ordered}, dist_tags(arts))
+        # Keyed by the artifact's path (``@acme/core/-/core-1.0.0.tgz``): the URL below the registry is the path.
+        packages[name] = _Package(name, ordered, {a.path: a for a in ordered}, dist_tags(arts))
     return _Index(view.view_id, _view_created(view), packages)
 
 
@@ -219,12 +220,6 @@ def _normalized_manifest(info: TarballInfo) -> dict[str, Any]:
     return doc
 
 
-def tarball_path(name: str, filename: str) -> str:
-    """Where a tarball is under the registry's root (``@scope/name/-/name-1.0.0.tgz``), as the public registry
-    lays it out: the app below and the static layout (layout.py) both serve it there."""
-    return f"{name}/-/{filename}"
-
-
 def version_document(a: Artifact, info: TarballInfo, registry: str, *, corgi: bool) -> dict[str, Any]:
     """One entry of ``versions``: the tarball's package.json with the registry's fields set from the lock."""
     doc = _normalized_manifest(info)
@@ -235,7 +230,7 @@ def version_document(a: Artifact, info: TarballInfo, registry: str, *, corgi: bo
     deprecated = a.attrs.get("deprecated")
     if isinstance(deprecated, str) and deprecated:
         doc["deprecated"] = deprecated
-    dist: dict[str, Any] = {"tarball": registry + tarball_path(a.name, quote(a.filename))}
+    dist: dict[str, Any] = {"tarball": registry + quote(a.path, safe="/@")}
     if a.attrs.get("shasum"):
         dist["shasum"] = str(a.attrs["shasum"])
     if a.attrs.get("integrity"):
@@ -396,7 +391,7 @@ def make_app(content: ServedContent) -> Router:
         if view is None or package is None:
             return _not_found()
         if len(rest) == 2 and rest[0] == "-":
-            art = package.files.get(rest[1])
+            art = package.files.get(f"{name}/-/{rest[1]}")
             return _not_found() if art is None else await tarball(request, art, view)
         if len(rest) > 1:
             return _not_found()

@@ -30,7 +30,7 @@ import nodesemver
 
 from mirrorctl.ecosystems.base import ProfileSource
 from mirrorctl.errors import BundleRefused, ProfileError
-from mirrorctl.lockfile import Artifact
+from mirrorctl.lockfile import Artifact, LegacyRecord
 
 _KEYS = ("packages", "package-json", "package-lock", "platforms", "include-peer")
 
@@ -367,16 +367,27 @@ def _lock_entry(name: str, alias: str, entry: Mapping[str, Any], where: str) -> 
     ]
 
 
+def tarball_path(name: str, version: str) -> str:
+    """An npm artifact's path: the public registry's tarball path, scope included
+    (``@acme/core/-/core-1.0.0.tgz`` beside ``core/-/core-1.0.0.tgz``), where npm ci looks after
+    ``replace-registry-host``."""
+    return f"{name}/-/{tarball_filename(name, version)}"
+
+
+def legacy_path(record: LegacyRecord) -> str:
+    return f"{record.name}/-/{record.filename}"
+
+
 def validate_artifact(artifact: Artifact) -> None:
     """Refuse a locked/imported npm artifact whose name, version or tarball filename is outside the grammar,
-    or whose filename is not the tarball of that name and version (it would be served under another)."""
-    label = f"npm artifact {artifact.name!r} {artifact.version!r} ({artifact.filename!r})"
+    or whose path is not the tarball of that name and version (it would be served under another)."""
+    label = f"npm artifact {artifact.name!r} {artifact.version!r} ({artifact.path!r})"
     if not valid_name(artifact.name):
         raise BundleRefused(f"{label}: {artifact.name!r} is not a valid npm package name", hint=_NAME_HINT)
     if not valid_version(artifact.version):
         raise BundleRefused(f"{label}: {artifact.version!r} is not a semver version")
-    expected = tarball_filename(artifact.name, artifact.version)
-    if artifact.filename != expected:
+    expected = tarball_path(artifact.name, artifact.version)
+    if artifact.path != expected:
         raise BundleRefused(
             f"{label}: the tarball of {artifact.name} {artifact.version} is named {expected!r}",
             hint="the bundle was altered or built wrongly; do not import it",

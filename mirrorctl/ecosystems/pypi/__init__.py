@@ -39,7 +39,7 @@ from mirrorctl.ecosystems.base import (
     own_spec,
     package_url,
 )
-from mirrorctl.lockfile import Artifact
+from mirrorctl.lockfile import Artifact, LegacyRecord
 
 
 class PypiEcosystem:
@@ -101,6 +101,11 @@ class PypiEcosystem:
         from .discover import discover_upstream
 
         return discover_upstream(environ)
+
+    def legacy_path(self, record: LegacyRecord) -> str:
+        from .spec import legacy_path
+
+        return legacy_path(record)
 
     def serve_app(self, content: ServedContent) -> ASGIApp:
         from .serve import make_app

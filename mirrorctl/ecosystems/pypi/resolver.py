@@ -47,7 +47,7 @@ from .choice import (
 )
 from .explain import impossible_message, lock_notes
 from .index import CoreMetadata, FileRecord, IndexClient
-from .spec import PypiSpec
+from .spec import PypiSpec, artifact_path
 from .targets import Target
 
 T = TypeVar("T")
@@ -471,7 +471,7 @@ async def _artifacts(results: Sequence[TargetResult], index: IndexClient) -> lis
             "pypi",
             str(f.name),
             str(f.version),
-            f.filename,
+            artifact_path(str(f.name), f.filename),
             size,
             sha,
             tuple(sorted(needed[f.filename])),

@@ -31,7 +31,7 @@ from packaging.version import InvalidVersion, Version
 
 from mirrorctl.ecosystems.base import ProfileSource
 from mirrorctl.errors import BundleRefused, ProfileError
-from mirrorctl.lockfile import Artifact
+from mirrorctl.lockfile import Artifact, LegacyRecord
 
 from .targets import PLATFORM_GRAMMAR, Target, platform_is_valid, python_is_valid
 
@@ -191,10 +191,21 @@ def _valid_name(name: str) -> bool:
     return Requirement(name).name == name and len(name) <= 200
 
 
+def artifact_path(name: str, filename: str) -> str:
+    """A PyPI artifact's path: ``<normalized project>/<file name>`` (``charset-normalizer/charset_normalizer-
+    3.4.0-py3-none-any.whl``), the simple API's project page and file, so one project's files sit together."""
+    return f"{canonicalize_name(name)}/{filename}"
+
+
+def legacy_path(record: LegacyRecord) -> str:
+    return artifact_path(record.name, record.filename)
+
+
 def validate_artifact(artifact: Artifact) -> None:
     """Refuse a locked/imported PyPI artifact whose name, version or filename is outside the grammar, or
-    whose filename names another project or version (it would be served under the wrong name)."""
-    label = f"pypi artifact {artifact.name!r} {artifact.version!r} ({artifact.filename!r})"
+    whose filename names another project or version (it would be served under the wrong name), or whose path
+    is not ``artifact_path`` of them."""
+    label = f"pypi artifact {artifact.name!r} {artifact.version!r} ({artifact.path!r})"
     if not _valid_name(artifact.name) or "/" in artifact.name:
         raise BundleRefused(f"{label}: {artifact.name!r} is not a valid project name")
     try:
@@ -214,6 +225,12 @@ def validate_artifact(artifact: Artifact) -> None:
     if fname != name or fversion != version:
         raise BundleRefused(
             f"{label}: file name is for {fname} {fversion}, not {name} {version}",
+            hint="the bundle was altered or built wrongly; do not import it",
+        )
+    expected = artifact_path(artifact.name, artifact.filename)
+    if artifact.path != expected:
+        raise BundleRefused(
+            f"{label}: the path of {artifact.filename} is {expected!r}",
             hint="the bundle was altered or built wrongly; do not import it",
         )
 
