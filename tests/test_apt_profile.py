@@ -121,7 +121,8 @@ def test_refusal_through_the_cli_exits_2_and_writes_nothing(tmp_path: Path, monk
 def artifact(**overrides: object) -> Artifact:
     fields: dict[str, object] = {
         "ecosystem": "apt", "name": "libstdc++6", "version": "1:12.2.0-14",
-        "filename": "libstdc++6_12.2.0-14_arm64.deb", "size": 10, "sha256": "a" * 64, "targets": ("arm64",),
+        "path": "pool/main/g/gcc-12/libstdc++6_12.2.0-14_arm64.deb", "size": 10, "sha256": "a" * 64,
+        "targets": ("arm64",),
         "attrs": {"architecture": "arm64", "suite": "bookworm", "component": "main",
                   "pool": "pool/main/g/gcc-12/libstdc++6_12.2.0-14_arm64.deb"},
     }
@@ -131,7 +132,8 @@ def artifact(**overrides: object) -> Artifact:
 
 def test_validate_artifact_accepts_a_debian_package() -> None:
     validate_artifact(artifact())
-    validate_artifact(artifact(name="tzdata", version="2024a-0+deb12u1", filename="tzdata_2024a-0+deb12u1_all.deb",
+    validate_artifact(artifact(name="tzdata", version="2024a-0+deb12u1",
+                               path="pool/main/t/tzdata/tzdata_2024a-0+deb12u1_all.deb",
                                targets=("amd64", "arm64"),
                                attrs={"architecture": "all", "suite": "bookworm", "component": "main",
                                       "pool": "pool/main/t/tzdata/tzdata_2024a-0+deb12u1_all.deb"}))
@@ -147,7 +149,8 @@ POOL = "pool/main/g/gcc-12/libstdc++6_12.2.0-14_arm64.deb"
         ({"name": "../x"}, "is not a Debian package name"),
         ({"version": "latest"}, "'latest' is not a Debian version"),
         ({"version": "1.0/../x"}, "is not a Debian version"),
-        ({"filename": "other_1_arm64.deb"}, "the filename must be the .deb basename of attrs.pool"),
+        ({"path": "pool/main/o/other/other_1_arm64.deb"}, "the path must be the .deb of attrs.pool"),
+        ({"path": "libstdc++6_12.2.0-14_arm64.deb"}, "the path must be the .deb of attrs.pool"),  # a flat v1 name
         ({"attrs": {"architecture": "arm64", "suite": "bookworm", "component": "main",
                     "pool": "dists/bookworm/libstdc++6_12.2.0-14_arm64.deb"}}, "attrs.pool must be a path under pool/"),
         ({"attrs": {"architecture": "arm64", "suite": "bookworm", "component": "main",

@@ -61,7 +61,7 @@ def test_refusal_tampered_deb_names_the_package(work: Path, apt_upstream: Fixtur
 
 
 async def test_fetch_plan_refuses_a_pool_path_outside_the_pool(tmp_path: Path) -> None:
-    art = Artifact("apt", "curl", "7.88.1-10", "curl_7.88.1-10_amd64.deb", 10, "a" * 64, ("amd64",),
+    art = Artifact("apt", "curl", "7.88.1-10", "pool/main/c/curl/curl_7.88.1-10_amd64.deb", 10, "a" * 64, ("amd64",),
                    {"architecture": "amd64", "suite": "bookworm", "component": "main",
                     "pool": "pool/../../../etc/curl_7.88.1-10_amd64.deb"})
     async with httpx.AsyncClient() as client:
@@ -70,7 +70,7 @@ async def test_fetch_plan_refuses_a_pool_path_outside_the_pool(tmp_path: Path) -
         )
         with pytest.raises(BundleRefused, match=r"attrs.pool .* is not a plain path under pool/"):
             await fetch_plan([art], ctx)
-        good = Artifact(art.ecosystem, art.name, art.version, art.filename, art.size, art.sha256, art.targets,
+        good = Artifact(art.ecosystem, art.name, art.version, art.path, art.size, art.sha256, art.targets,
                         {**art.attrs, "pool": "pool/main/c/curl/curl_7.88.1-10_amd64.deb"})
         [item] = await fetch_plan([good], ctx)
     assert item.url == "http://127.0.0.1:9/debian/pool/main/c/curl/curl_7.88.1-10_amd64.deb"

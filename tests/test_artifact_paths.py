@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from mirrorctl.errors import BundleRefused, ProfileError
+from mirrorctl.bundle.importer import import_bundle
+from mirrorctl.errors import BundleRefused, ProfileError, UserError
 from mirrorctl.lockfile import (
     Artifact,
     Companion,
@@ -15,6 +18,9 @@ from mirrorctl.lockfile import (
     parse_lock,
     refuse_path_collisions,
 )
+from mirrorctl.store import Store
+from tests.fixtures.bundles import NOW, make_lock, make_world
+from tests.fixtures.store_content import put_blob
 
 SHA_A, SHA_B, SHA_C = "a" * 64, "b" * 64, "c" * 64
 
@@ -141,3 +147,44 @@ def test_unknown_lock_version_names_it(version: object, hint: str) -> None:
     with pytest.raises(ProfileError, match=f"lock-version {version!s}".replace('"', "'")) as err:
         parse_lock(f"lock-version = {version}\nprofile = 'web'\n", "web.lock")
     assert "reads 1 and 2" in err.value.message and hint in (err.value.hint or "")
+
+
+class Tree:
+    """A stand-in for a model-tree ecosystem (files of a repository at a commit): its paths nest, and two files
+    of one tree often hold the same bytes (a LICENSE in two folders)."""
+
+    name = "tree"
+
+    def validate_artifact(self, artifact: Artifact) -> None:
+        pass
+
+
+def tree_file(store: Store, path: str, data: bytes) -> Artifact:
+    sha, size = put_blob(store, data)
+    return Artifact("tree", "acme/model", "0123abcd", f"acme/model/0123abcd/{path}", size, sha)
+
+
+def test_equal_bytes_at_two_paths_cross_the_gap_and_both_stay_in_the_view(tmp_path: Path) -> None:
+    world = make_world(tmp_path, dists=())
+    arts = [tree_file(world.outside, p, b"MIT License\n") for p in ("LICENSE", "sub/LICENSE")]
+    world.locks = [make_lock("web", arts)]
+    import_bundle(world.export(), world.inside, world.trusted, {"tree": Tree()}, now=NOW)
+    view = world.inside.current_view()
+    assert view is not None
+    assert sorted(a.path for a in view.artifacts) == ["acme/model/0123abcd/LICENSE", "acme/model/0123abcd/sub/LICENSE"]
+
+
+def test_export_refuses_a_case_fold_collision_naming_both_and_writes_nothing(tmp_path: Path) -> None:
+    world = make_world(tmp_path, dists=())
+    world.locks = [
+        make_lock("web", [tree_file(world.outside, "README.md", b"one\n")]),
+        make_lock("data", [tree_file(world.outside, "readme.md", b"two\n")]),
+    ]
+    before = world.outside.read_state("export")
+    with pytest.raises(UserError) as err:
+        world.export("twins.bundle")
+    msg = err.value.message
+    assert msg.startswith("profiles web, data: tree files 'acme/model/0123abcd/README.md'")
+    assert "'acme/model/0123abcd/readme.md'" in msg and "differ only in case" in msg
+    assert not (world.root / "twins.bundle").exists() and not list(world.root.glob(".twins.bundle*"))
+    assert world.outside.read_state("export") == before

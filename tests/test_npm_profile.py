@@ -192,39 +192,47 @@ def test_lock_through_the_cli_and_the_registered_ecosystem(
     assert (tmp_path / "profiles" / "web.lock").read_bytes() == before
 
 
-def art(name: str, version: str, filename: str) -> Artifact:
-    return Artifact("npm", name, version, filename, 1, "0" * 64, ("linux-x64",), {"integrity": "sha512-AA=="})
+def art(name: str, version: str, path: str) -> Artifact:
+    return Artifact("npm", name, version, path, 1, "0" * 64, ("linux-x64",), {"integrity": "sha512-AA=="})
 
 
 def test_validate_artifact_accepts_real_names() -> None:
-    validate_artifact(art("left-pad", "1.3.0", "left-pad-1.3.0.tgz"))
-    validate_artifact(art("@types/node", "20.11.5", "node-20.11.5.tgz"))
-    validate_artifact(art("@esbuild/linux-x64", "0.21.5", "linux-x64-0.21.5.tgz"))
-    validate_artifact(art("JSONStream", "1.3.5", "JSONStream-1.3.5.tgz"))  # a pre-2017 uppercase name
-    validate_artifact(art("typescript", "5.5.0-dev.20240301", "typescript-5.5.0-dev.20240301.tgz"))
+    validate_artifact(art("left-pad", "1.3.0", "left-pad/-/left-pad-1.3.0.tgz"))
+    validate_artifact(art("@types/node", "20.11.5", "@types/node/-/node-20.11.5.tgz"))
+    validate_artifact(art("@esbuild/linux-x64", "0.21.5", "@esbuild/linux-x64/-/linux-x64-0.21.5.tgz"))
+    validate_artifact(art("JSONStream", "1.3.5", "JSONStream/-/JSONStream-1.3.5.tgz"))  # a pre-2017 uppercase name
+    validate_artifact(art("typescript", "5.5.0-dev.20240301", "typescript/-/typescript-5.5.0-dev.20240301.tgz"))
+
+
+@pytest.mark.parametrize("path", ["left-pad/-/../left-pad-1.3.0.tgz", "left-pad/-/left-pad-1.3.0.tgz/.."])
+def test_an_unsafe_path_is_refused_before_the_adapter(path: str) -> None:
+    # Once lockfile.check_path refused only what npm did not; now every path passes it when the Artifact is made.
+    with pytest.raises(ProfileError, match=r"npm left-pad 1\.3\.0: unsafe artifact path .*'\.\.' segment"):
+        art("left-pad", "1.3.0", path)
 
 
 @pytest.mark.parametrize(
-    ("name", "version", "filename", "fragment"),
+    ("name", "version", "path", "fragment"),
     [
-        ("left-pad", "1.3.0", "../left-pad-1.3.0.tgz", "is named 'left-pad-1.3.0.tgz'"),
-        ("left-pad", "1.3.0", "left-pad-1.3.0.tgz/..", "is named"),
-        ("left-pad", "1.3.0", "..left-pad-1.3.0.tgz", "is named"),
-        ("left-pad", "1.3.0", "other-1.3.0.tgz", "is named"),
-        ("@acme/liba", "1.0.0", "acme-liba-1.0.0.tgz", "is named 'liba-1.0.0.tgz'"),
-        ("..", "1.0.0", "..-1.0.0.tgz", "not a valid npm package name"),
-        ("@acme/..", "1.0.0", "..-1.0.0.tgz", "not a valid npm package name"),
-        ("a/b/c", "1.0.0", "c-1.0.0.tgz", "not a valid npm package name"),
-        (".hidden", "1.0.0", ".hidden-1.0.0.tgz", "not a valid npm package name"),
-        ("node_modules", "1.0.0", "node_modules-1.0.0.tgz", "not a valid npm package name"),
-        ("a%2fb", "1.0.0", "a%2fb-1.0.0.tgz", "not a valid npm package name"),
-        ("left-pad", "v1.3.0", "left-pad-v1.3.0.tgz", "not a semver version"),
-        ("left-pad", "1.3", "left-pad-1.3.tgz", "not a semver version"),
-        ("left-pad", "1.3.0/../../x", "left-pad-1.3.0.tgz", "not a semver version"),
+        ("left-pad", "1.3.0", "left-pad/-/..left-pad-1.3.0.tgz", "is at 'left-pad/-/left-pad-1.3.0.tgz'"),
+        ("left-pad", "1.3.0", "left-pad/-/other-1.3.0.tgz", "is at"),
+        ("left-pad", "1.3.0", "left-pad-1.3.0.tgz", "is at 'left-pad/-/left-pad-1.3.0.tgz'"),  # a flat v1 name
+        ("left-pad", "1.3.0", "other/-/left-pad-1.3.0.tgz", "is at"),
+        ("@acme/liba", "1.0.0", "@acme/liba/-/acme-liba-1.0.0.tgz", "is at '@acme/liba/-/liba-1.0.0.tgz'"),
+        ("@acme/liba", "1.0.0", "liba/-/liba-1.0.0.tgz", "is at '@acme/liba/-/liba-1.0.0.tgz'"),  # scope dropped
+        ("..", "1.0.0", "x/-/..-1.0.0.tgz", "not a valid npm package name"),
+        ("@acme/..", "1.0.0", "x/-/..-1.0.0.tgz", "not a valid npm package name"),
+        ("a/b/c", "1.0.0", "a/b/c/-/c-1.0.0.tgz", "not a valid npm package name"),
+        (".hidden", "1.0.0", ".hidden/-/.hidden-1.0.0.tgz", "not a valid npm package name"),
+        ("node_modules", "1.0.0", "node_modules/-/node_modules-1.0.0.tgz", "not a valid npm package name"),
+        ("a%2fb", "1.0.0", "a%2fb/-/a%2fb-1.0.0.tgz", "not a valid npm package name"),
+        ("left-pad", "v1.3.0", "left-pad/-/left-pad-v1.3.0.tgz", "not a semver version"),
+        ("left-pad", "1.3", "left-pad/-/left-pad-1.3.tgz", "not a semver version"),
+        ("left-pad", "1.3.0/../../x", "left-pad/-/left-pad-1.3.0.tgz", "not a semver version"),
     ],
 )
-def test_validate_artifact_refusals(name: str, version: str, filename: str, fragment: str) -> None:
+def test_validate_artifact_refusals(name: str, version: str, path: str, fragment: str) -> None:
     with pytest.raises(BundleRefused) as err:
-        validate_artifact(art(name, version, filename))
+        validate_artifact(art(name, version, path))
     assert fragment in err.value.message
     assert f"npm artifact {name!r}" in err.value.message

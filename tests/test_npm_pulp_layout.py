@@ -40,6 +40,29 @@ def test_tarballs_at_the_public_layout_and_packuments_under_the_packument_dir(tm
     assert doc["versions"]["1.0.0"]["dist"]["tarball"] == ENDPOINT + "@acme/liba/-/liba-1.0.0.tgz"
 
 
+def test_a_scoped_and_an_unscoped_package_of_one_basename_keep_both_tarballs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    scoped = npm_artifact(store, PkgSpec("@acme/core", "1.0.0", description="scoped"))
+    plain = npm_artifact(store, PkgSpec("core", "1.0.0", description="plain"))
+    files = {f.relative_path: f for f in registry_files([scoped, plain], store, ENDPOINT)}
+    assert sorted(files) == ["-/packuments/@acme/core", "-/packuments/core", "@acme/core/-/core-1.0.0.tgz",
+                             "core/-/core-1.0.0.tgz"]  # fmt: skip
+    assert files["@acme/core/-/core-1.0.0.tgz"].sha256 == scoped.sha256 != plain.sha256
+    assert files["core/-/core-1.0.0.tgz"].sha256 == plain.sha256
+    for a in (scoped, plain):
+        doc = json.loads(files[f"-/packuments/{a.name}"].data or b"")
+        assert doc["versions"]["1.0.0"]["dist"]["tarball"] == ENDPOINT + a.path
+
+
+def test_a_tarball_path_without_its_scope_is_not_published(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    good = npm_artifact(store, PkgSpec("@acme/core", "1.0.0"))
+    flat = dataclasses.replace(good, path="core/-/core-1.0.0.tgz")  # the scope dropped: another package's path
+    with pytest.raises(TargetError) as err:
+        registry_files([flat], store, ENDPOINT)
+    assert "not published" in err.value.message and "is at '@acme/core/-/core-1.0.0.tgz'" in err.value.message
+
+
 @pytest.mark.parametrize("name", ["../evil", "@acme/../../x", "a/b/c"])
 def test_a_name_outside_npm_grammar_is_refused_before_anything_is_uploaded(tmp_path: Path, name: str) -> None:
     store = Store(tmp_path / "store")

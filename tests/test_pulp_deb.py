@@ -66,7 +66,7 @@ class Debs:
             "component": component,
             "pool": deb.pool_path(component),
         }
-        return Artifact("apt", name, version, deb.path.name, size, sha, tuple(targets), attrs)
+        return Artifact("apt", name, version, str(attrs["pool"]), size, sha, tuple(targets), attrs)
 
 
 def signing_service_name(service: PulpService) -> str:
@@ -294,7 +294,7 @@ async def test_an_artifact_without_the_contract_attrs_is_refused_before_pulp_is_
         "apt",
         art.name,
         art.version,
-        art.filename,
+        art.path,
         art.size,
         art.sha256,
         art.targets,

@@ -47,7 +47,7 @@ def npm_artifact(store: Store, spec: PkgSpec, *, deprecated: str | None = None) 
     }
     if deprecated:
         attrs["deprecated"] = deprecated
-    return Artifact("npm", spec.name, spec.version, spec.filename, size, sha, (), attrs)
+    return Artifact("npm", spec.name, spec.version, spec.path, size, sha, (), attrs)
 
 
 @dataclass
@@ -216,7 +216,9 @@ async def test_a_tarball_that_disagrees_with_the_lock_is_refused_before_pulp_is_
 ) -> None:
     good = made.artifact("mctl-leaf", "1.0.0")
     liar = made.artifact("mctl-other", "1.0.0")
-    renamed = Artifact("npm", "mctl-third", "1.0.0", "mctl-third-1.0.0.tgz", liar.size, liar.sha256, (), liar.attrs)
+    renamed = Artifact(
+        "npm", "mctl-third", "1.0.0", "mctl-third/-/mctl-third-1.0.0.tgz", liar.size, liar.sha256, (), liar.attrs
+    )
     with pytest.raises(TargetError) as err:
         await publish(target, [good, renamed], made.store)
     assert "npm mctl-third 1.0.0 (mctl-third-1.0.0.tgz)" in err.value.message

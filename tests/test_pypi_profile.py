@@ -128,13 +128,25 @@ def test_targets_tags_and_markers() -> None:
     assert t.marker_env()["python_full_version"] == "3.11.0" and t.id == "py3.11-manylinux_2_28_x86_64"
 
 
-def art(name: str, version: str, filename: str) -> Artifact:
-    return Artifact("pypi", name, version, filename, 1, "0" * 64)
+def art(name: str, version: str, filename: str, path: str | None = None) -> Artifact:
+    # A crafted name may not make a safe path segment; the adapter refuses the name before it looks at the path.
+    folder = name.lower().replace(".", "-").replace("_", "-") if "/" not in name and ".." not in name else "x"
+    return Artifact("pypi", name, version, path or f"{folder}/{filename}", 1, "0" * 64)
 
 
 def test_validate_artifact_accepts_real_names() -> None:
     validate_artifact(art("Foo.Bar", "1.0.post1", "foo_bar-1.0.post1-py3-none-any.whl"))
     validate_artifact(art("foo-bar", "2.0", "foo_bar-2.0.tar.gz"))
+    assert art("Foo.Bar", "1.0", "f.whl").path == "foo-bar/f.whl"
+
+
+@pytest.mark.parametrize(
+    "path", ["foo-1.0-py3-none-any.whl", "bar/foo-1.0-py3-none-any.whl", "Foo/foo-1.0-py3-none-any.whl"]
+)
+def test_validate_artifact_refuses_a_path_not_under_the_normalized_project(path: str) -> None:
+    with pytest.raises(BundleRefused) as err:
+        validate_artifact(art("foo", "1.0", "foo-1.0-py3-none-any.whl", path))
+    assert "the path of foo-1.0-py3-none-any.whl is 'foo/foo-1.0-py3-none-any.whl'" in err.value.message
 
 
 @pytest.mark.parametrize(

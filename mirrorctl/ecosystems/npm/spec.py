@@ -389,6 +389,6 @@ def validate_artifact(artifact: Artifact) -> None:
     expected = tarball_path(artifact.name, artifact.version)
     if artifact.path != expected:
         raise BundleRefused(
-            f"{label}: the tarball of {artifact.name} {artifact.version} is named {expected!r}",
+            f"{label}: the tarball of {artifact.name} {artifact.version} is at {expected!r}",
             hint="the bundle was altered or built wrongly; do not import it",
         )
