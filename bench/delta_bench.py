@@ -101,13 +101,13 @@ def synthetic_profile(rng: random.Random) -> list[Artifact]:
         for t in targets:
             py = "cp311" if "3.11" in t else "cp312"
             plat = t.split("-", 1)[1]
-            arts.append(Artifact("pypi", name, version, f"{name}-{version}-{py}-{py}-{plat}.whl",
+            arts.append(Artifact("pypi", name, version, f"{name}/{name}-{version}-{py}-{py}-{plat}.whl",
                                  int(size * rng.uniform(0.9, 1.1)), "0" * 64, (t,),
                                  attrs={"kind": "wheel"}))  # fmt: skip
     for i in range(60):
         name, version = f"pure{i:02d}", f"2.{i}.1"
         size = int(min(max(rng.lognormvariate(11.0, 1.0), 3_000), 10 * MB))  # median ~60 kB
-        arts.append(Artifact("pypi", name, version, f"{name}-{version}-py3-none-any.whl", size, "0" * 64,
+        arts.append(Artifact("pypi", name, version, f"{name}/{name}-{version}-py3-none-any.whl", size, "0" * 64,
                              targets, attrs={"kind": "wheel"}))  # fmt: skip
     return arts
 
@@ -137,7 +137,7 @@ def bumped(artifacts: Sequence[Artifact], project: str) -> tuple[list[Artifact],
             continue
         v = bump_version(a.version)
         fn = a.filename.replace(f"-{a.version}-", f"-{v}-", 1).replace(f"-{a.version}.tar", f"-{v}.tar", 1)
-        b = replace(a, version=v, filename=fn)
+        b = replace(a, version=v, path=f"{a.path.rsplit('/', 1)[0]}/{fn}")  # the project's folder, the new file
         new.append(b)
         out.append(b)
     assert new, project
