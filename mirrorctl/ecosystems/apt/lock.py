@@ -38,7 +38,7 @@ from .index import IndexCheck
 from .release import VerifiedRelease, verify_inrelease
 from .resolve import ResolvedPackage
 from .settings import upstream_keyring
-from .spec import AptSpec, validate_artifact
+from .spec import AptSpec, check_pool_path, validate_artifact
 
 # Below this much compressed index data a worker process costs more than it saves (tests, small suites).
 _PARALLEL_MIN_BYTES = 1_000_000
@@ -354,6 +354,12 @@ def merge_architectures(
                     hint="the upstream is inconsistent; try again later or use another mirror",
                 )
             seen[1].add(arch)
+    for filename, (pkg, _) in sorted(by_file.items()):
+        # The index's Filename becomes the artifact's path: apt's own rule first, so the refusal names the index.
+        try:
+            check_pool_path(filename, f"apt artifact {pkg.name!r} {pkg.version!r} ({posixpath.basename(filename)!r})")
+        except IntegrityError as exc:
+            raise IntegrityError(f"suite {spec.suite!r}: the index lists {exc.message}", hint=exc.hint) from exc
     artifacts = [
         Artifact(
             ecosystem="apt",

@@ -187,6 +187,18 @@ def legacy_path(record: LegacyRecord) -> str:
     return pool
 
 
+def check_pool_path(pool: object, label: str) -> str:
+    """``pool`` when it is a plain path under ``pool/`` (it becomes the artifact's path and a served path)."""
+    if not isinstance(pool, str) or not pool.startswith("pool/"):
+        raise BundleRefused(f"{label}: attrs.pool must be a path under pool/, got {pool!r}",
+                            hint="the bundle was altered or built wrongly; do not import it")
+    parts = pool.split("/")
+    if ".." in parts or "." in parts or "" in parts or "\\" in pool or posixpath.normpath(pool) != pool:
+        raise BundleRefused(f"{label}: attrs.pool {pool!r} is not a plain path under pool/",
+                            hint="the bundle was altered or built wrongly; do not import it")
+    return pool
+
+
 def validate_artifact(artifact: Artifact) -> None:
     """Refuse a locked/imported apt artifact outside the grammar: a bad package name or version, a filename that
     is not the basename of its pool path, or a pool path that could leave the pool (it becomes a served path)."""
@@ -195,14 +207,7 @@ def validate_artifact(artifact: Artifact) -> None:
         raise BundleRefused(f"{label}: {artifact.name!r} is not a Debian package name", hint=_NAME_HINT)
     if not valid_version(artifact.version):
         raise BundleRefused(f"{label}: {artifact.version!r} is not a Debian version")
-    pool = artifact.attrs.get("pool")
-    if not isinstance(pool, str) or not pool.startswith("pool/"):
-        raise BundleRefused(f"{label}: attrs.pool must be a path under pool/, got {pool!r}",
-                            hint="the bundle was altered or built wrongly; do not import it")
-    parts = pool.split("/")
-    if ".." in parts or "." in parts or "" in parts or "\\" in pool or posixpath.normpath(pool) != pool:
-        raise BundleRefused(f"{label}: attrs.pool {pool!r} is not a plain path under pool/",
-                            hint="the bundle was altered or built wrongly; do not import it")
+    pool = check_pool_path(artifact.attrs.get("pool"), label)
     if artifact.path != pool or not artifact.filename.endswith(".deb"):
         raise BundleRefused(f"{label}: the path must be the .deb of attrs.pool ({pool!r})",
                             hint="the bundle was altered or built wrongly; do not import it")
