@@ -123,7 +123,7 @@ async def _served(store: Store, lock: Lock) -> None:
 def test_a_format_1_bundle_verifies_imports_and_is_served(tmp_path: Path) -> None:
     config = inside(tmp_path)
     out = cli(config, "bundle", "verify", str(V1 / "team-v1.bundle"))
-    assert out.startswith("OK ") and "artifacts  3 in 6 files" in out, out
+    assert f"OK {V1 / 'team-v1.bundle'}" in out and "artifacts  3 in 6 files" in out, out
     cli(config, "import", str(V1 / "team-v1.bundle"))
     store = Store(config.parent / "s")
     view = store.current_view()
