@@ -95,7 +95,8 @@ def load_side(
     if not path.is_file():
         raise UserError(f"{path}: is not a file")
     if path.suffix == ".lock":
-        return Side(spec, "lock", spec, tuple(merge_artifacts([read_lock(path).artifacts])))
+        lock = read_lock(path, legacy_paths=runtime.ecosystems)
+        return Side(spec, "lock", spec, tuple(merge_artifacts([lock.artifacts])))
     return _load_bundle(path, spec, runtime, now or datetime.now(UTC))
 
 

@@ -117,7 +117,7 @@ def _collect_locked(
     for view_id in kept_ids:
         referenced.update(view_blobs(store, store.load_view(view_id)))
     for path in lock_files:  # a lock that cannot be read stops gc: its blobs might be needed
-        for art in read_lock(path).artifacts:
+        for art in read_lock(path, legacy_paths=store.legacy_paths()).artifacts:
             referenced.update(sha for sha, _, _ in art.blobs())
     stored = _stored_blobs(store) if blobs else {}
     doomed = {sha: size for sha, size in stored.items() if sha not in referenced}

@@ -34,7 +34,8 @@ whose paths are equal under casefold are refused by :func:`refuse_path_collision
 bundle export, verify and import apply.
 
 Lock-version 1 (before paths) recorded ``filename`` instead; it is still read: each record's path is derived
-by its adapter's ``legacy_path`` from the v1 fields (:class:`LegacyRecord`), and the Lock says ``version = 1``
+by its adapter's ``legacy_path`` from the v1 fields (:class:`LegacyRecord`; callers pass the installed ecosystems
+as ``legacy_paths``), and the Lock says ``version = 1``
 so that ``mirrorctl lock --check`` reports it and a plain ``mirrorctl lock`` rewrites it as version 2.
 """
 
@@ -43,10 +44,10 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import tomli_w
 
@@ -108,8 +109,15 @@ class LegacyRecord:
     attrs: Mapping[str, AttrValue]
 
 
-# ecosystem name -> its adapter's ``legacy_path``; an ecosystem without one keeps the flat file name as its path.
-LegacyPaths = Mapping[str, Callable[[LegacyRecord], str]]
+class LegacyPathRule(Protocol):
+    """The part of an ecosystem adapter that reads old records (every Ecosystem is one)."""
+
+    def legacy_path(self, record: LegacyRecord) -> str: ...
+
+
+# ecosystem name -> its adapter: the installed ecosystems themselves. An ecosystem that is not in it keeps the
+# flat file name as its path (its v1 identity).
+LegacyPaths = Mapping[str, LegacyPathRule]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +190,8 @@ class Artifact:
     ) -> Artifact:
         """Parse and validate one artifact record; ``where`` names it in errors (file and index).
 
-        ``legacy=True``: a lock-version 1 record (``filename``, no ``path``), whose path ``legacy_paths``
-        derives (default: the registered adapters); ``None``: either kind, told by the record (a view.json
+        ``legacy=True``: a lock-version 1 record (``filename``, no ``path``), whose path the adapter in
+        ``legacy_paths`` (the installed ecosystems) derives; ``None``: either kind, told by the record (a view.json
         written before paths holds v1 records)."""
         if legacy is None:
             legacy = "path" not in d and "filename" in d
@@ -226,29 +234,27 @@ def check_filename(filename: str, where: str) -> None:
         )
 
 
-def registered_legacy_paths() -> dict[str, Callable[[LegacyRecord], str]]:
-    """``legacy_path`` of every registered ecosystem: how old records get their path when no caller says."""
-    from mirrorctl.ecosystems.base import load_ecosystems  # the adapters import this module
-
-    return {name: eco.legacy_path for name, eco in load_ecosystems().items()}
-
-
 def _legacy_path(d: Mapping[str, Any], where: str, legacy_paths: LegacyPaths | None) -> str:
     if "path" in d:
         raise ProfileError(f"{where}: has path, which lock-version {LEGACY_LOCK_VERSION} does not know")
     filename = _str(d, "filename", where)
     check_filename(filename, f"{where}.filename")
     eco = _str(d, "ecosystem", where)
-    rules = registered_legacy_paths() if legacy_paths is None else legacy_paths
-    rule = rules.get(eco)
-    if rule is None:
+    if legacy_paths is None:  # a caller that cannot read old records was handed one
+        raise ProfileError(
+            f"{where}: is a record of lock-version {LEGACY_LOCK_VERSION} (before artifact paths), which this "
+            "command reads only with the ecosystem adapters",
+            hint="run `mirrorctl lock` to write the lock again, or report this command",
+        )
+    adapter = legacy_paths.get(eco)
+    if adapter is None:
         return filename  # an ecosystem no adapter here knows: its v1 identity was the flat file name
     attrs = d.get("attrs", {})
     if not isinstance(attrs, dict):
         raise ProfileError(f"{where}.attrs: must be a table")
     record = LegacyRecord(eco, _str(d, "name", where), _str(d, "version", where), filename, attrs)
     try:
-        return rule(record)
+        return adapter.legacy_path(record)
     except (KeyError, ValueError, TypeError) as exc:
         raise ProfileError(
             f"{where}: cannot derive the path of lock-version {LEGACY_LOCK_VERSION} artifact "
@@ -310,8 +316,8 @@ def dump_lock(lock: Lock, *, source: str) -> str:
 
 
 def parse_lock(text: str, path: Path | str, *, legacy_paths: LegacyPaths | None = None) -> Lock:
-    """Read a lock of version 2, or of version 1 (paths derived by ``legacy_paths``, default the registered
-    adapters); refuse any other version naming it. Example: ``parse_lock(text, "profiles/web.lock")``."""
+    """Read a lock of version 2, or of version 1 (paths derived by the adapters in ``legacy_paths``, the installed
+    ecosystems); refuse any other version naming it. Example: ``parse_lock(text, "web.lock", legacy_paths=ecos)``."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -330,8 +336,6 @@ def parse_lock(text: str, path: Path | str, *, legacy_paths: LegacyPaths | None 
     if not isinstance(arts, list):
         raise ProfileError(f"{path}: artifacts must be an array of tables")
     legacy = version == LEGACY_LOCK_VERSION
-    if legacy and legacy_paths is None and any(isinstance(a, dict) for a in arts):
-        legacy_paths = registered_legacy_paths()  # once per lock, not per record
     return Lock(
         profile=str(data.get("profile", "")),
         inputs=str(data.get("inputs", "")),
@@ -351,12 +355,12 @@ def _table(v: Any, where: str) -> Mapping[str, Any]:
     return v
 
 
-def read_lock(path: Path) -> Lock:
+def read_lock(path: Path, *, legacy_paths: LegacyPaths | None = None) -> Lock:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProfileError(f"{path}: lock not found", hint="run `mirrorctl lock` for this profile first") from None
-    return parse_lock(text, path)
+    return parse_lock(text, path, legacy_paths=legacy_paths)
 
 
 def merge_artifacts(groups: Iterable[Sequence[Artifact]]) -> list[Artifact]:

@@ -165,7 +165,7 @@ def _lock_state(profile: Profile, ecosystems: Mapping[str, Ecosystem]) -> tuple[
     if not path.exists():
         return None, [f"{path}: missing; run `mirrorctl lock {profile.name}`"]
     try:
-        lock = read_lock(path)
+        lock = read_lock(path, legacy_paths=ecosystems)
     except ProfileError as exc:
         return None, [exc.message]
     except ValueError as exc:  # not UTF-8

@@ -102,9 +102,10 @@ def select_artifacts(store: Store, view: View, profiles: Sequence[str] | None) -
                 f"view {view.view_id}: the lock of profile {name!r} (blob {sha}) does not match its digest",
                 hint="the store is damaged; import the bundle again",
             )
-        lock = parse_lock(data.decode("utf-8"), f"{path} (lock of profile {name})")
-        wanted.update((a.ecosystem, a.sha256) for a in lock.artifacts)
-    return [a for a in view.artifacts if (a.ecosystem, a.sha256) in wanted]
+        where = f"{path} (lock of profile {name})"
+        lock = parse_lock(data.decode("utf-8"), where, legacy_paths=store.legacy_paths(data))
+        wanted.update((a.ecosystem, a.path) for a in lock.artifacts)
+    return [a for a in view.artifacts if (a.ecosystem, a.path) in wanted]
 
 
 async def verify_blobs(store: Store, artifacts: Sequence[Artifact], progress: Progress) -> None:

@@ -81,7 +81,8 @@ class Runtime:
     def store(self) -> Store:
         from mirrorctl.store import Store
 
-        return Store(self.settings.store_path)
+        # Records written before artifact paths (an old inside's views) are read with the adapters, loaded then.
+        return Store(self.settings.store_path, adapters=lambda: self.ecosystems)
 
     @cached_property
     def ecosystems(self) -> Mapping[str, Ecosystem]:

@@ -25,7 +25,7 @@ from mirrorctl.config import Settings
 from mirrorctl.ecosystems.base import Ecosystem, FetchContext, FetchItem
 from mirrorctl.errors import IntegrityError, NetworkError, ProfileError, UserError
 from mirrorctl.fetch import FetchReport, SpeculativeFetcher, fetch_all
-from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, read_lock
+from mirrorctl.lockfile import Artifact, LegacyPaths, Lock, merge_artifacts, read_lock
 from mirrorctl.locking import LockResult, check_locks, lock_profiles
 from mirrorctl.profiles import Profile
 from mirrorctl.progress import Progress
@@ -60,11 +60,14 @@ class LockSnapshotReport:
     early_failed: int  # retried by the snapshot
 
 
-def load_locks(profiles: Sequence[Profile]) -> list[tuple[str, Lock]]:
-    """Each profile's lock, refused when the profile changed since it was locked (the lock would lie)."""
+def load_locks(
+    profiles: Sequence[Profile], *, legacy_paths: LegacyPaths | None = None
+) -> list[tuple[str, Lock]]:
+    """Each profile's lock, refused when the profile changed since it was locked (the lock would lie).
+    ``legacy_paths``: the installed ecosystems, to read a lock-version 1 lock."""
     locks: list[tuple[str, Lock]] = []
     for profile in profiles:
-        lock = read_lock(profile.lock_path)
+        lock = read_lock(profile.lock_path, legacy_paths=legacy_paths)
         if lock.inputs != profile.inputs_digest:
             raise ProfileError(
                 f"{profile.lock_path}: lock is stale: {profile.path} changed since it was locked "
@@ -211,7 +214,7 @@ async def _lock_and_snapshot(
         results = await lock_profiles(
             profiles, ecosystems, settings, store, client, progress, refresh=refresh, prefetch=early.submit
         )
-        locks = load_locks(profiles)
+        locks = load_locks(profiles, legacy_paths=ecosystems)
         early.cancel_unless({sha for _, lock in locks for a in lock.artifacts for sha, _, _ in a.blobs()})
         # Runs while early downloads finish: the snapshot waits on their .part flock, then finds the blob.
         report = await snapshot(locks, ecosystems, settings, store, client, progress)

@@ -25,13 +25,13 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mirrorctl.errors import IntegrityError, UserError
-from mirrorctl.lockfile import Artifact, registered_legacy_paths
+from mirrorctl.lockfile import Artifact, LegacyPaths
 
 _CHUNK = 1024 * 1024
 CURRENT = "current"  # the default channel: what an import switches and a plain `mirrorctl serve` serves
@@ -95,12 +95,11 @@ class View:
         return json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
 
     @classmethod
-    def from_json(cls, data: bytes, where: str) -> View:
+    def from_json(cls, data: bytes, where: str, *, legacy_paths: LegacyPaths | None = None) -> View:
         """Read a view.json; one written before paths (its artifacts carry ``filename``) gets each path from the
-        registered adapters' ``legacy_path``, as a lock-version 1 does. The file itself is never rewritten."""
+        adapters in ``legacy_paths``, as a lock-version 1 does. The file itself is never rewritten."""
         doc = json.loads(data)
         records = doc["artifacts"]
-        legacy = registered_legacy_paths() if any("path" not in a for a in records) else None
         return cls(
             view_id=doc["view-id"],
             bundle_id=doc["bundle-id"],
@@ -109,7 +108,7 @@ class View:
             created=doc["created"],
             profiles=doc["profiles"],
             artifacts=tuple(
-                Artifact.from_dict(a, f"{where}: artifacts[{i}]", legacy=None, legacy_paths=legacy)
+                Artifact.from_dict(a, f"{where}: artifacts[{i}]", legacy=None, legacy_paths=legacy_paths)
                 for i, a in enumerate(records)
             ),
         )
@@ -118,8 +117,17 @@ class View:
 class Store:
     """A store root on disk. Cheap to construct; creates its folders on first use."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, adapters: Callable[[], LegacyPaths] | None = None) -> None:
         self.root = root
+        self._adapters = adapters  # called only when a record written before paths is read
+
+    def legacy_paths(self, data: bytes = b'"filename"') -> LegacyPaths | None:
+        """The installed ecosystems, to read records written before artifact paths (an old view.json, a
+        lock-version 1 lock blob) in ``data``; None when ``data`` holds none or the store was opened without them
+        (the runtime's store has them; reading an old record without them is refused, naming it)."""
+        if self._adapters is None or (b'"filename"' not in data and b"filename =" not in data):
+            return None
+        return self._adapters()
 
     # --- blobs -------------------------------------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:
@@ -174,7 +182,8 @@ class Store:
     def load_view(self, view_id: str) -> View:
         path = self.root / "views" / view_id / "view.json"
         try:
-            return View.from_json(path.read_bytes(), str(path))
+            data = path.read_bytes()
+            return View.from_json(data, str(path), legacy_paths=self.legacy_paths(data))
         except FileNotFoundError:
             raise UserError(f"{path}: view not found") from None
 

@@ -11,6 +11,7 @@ from mirrorctl.errors import BundleRefused, ProfileError, UserError
 from mirrorctl.lockfile import (
     Artifact,
     Companion,
+    LegacyRecord,
     Lock,
     check_path,
     dump_lock,
@@ -157,6 +158,9 @@ class Tree:
 
     def validate_artifact(self, artifact: Artifact) -> None:
         pass
+
+    def legacy_path(self, record: LegacyRecord) -> str:
+        return record.filename
 
 
 def tree_file(store: Store, path: str, data: bytes) -> Artifact:

@@ -23,6 +23,8 @@ from typer.testing import CliRunner
 from mirrorctl.bundle.export import export_bundle
 from mirrorctl.bundle.state import read_state
 from mirrorctl.cli.app import app
+from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.errors import ProfileError
 from mirrorctl.lockfile import Lock, dump_lock, parse_lock, read_lock
 from mirrorctl.store import Store
 from tests.fixtures.mixed_bundles import mirror
@@ -31,6 +33,7 @@ from .fixtures.npm_registry import PkgSpec
 from .fixtures.npm_store import npm_artifact
 
 V1 = Path(__file__).parent / "golden" / "v1"
+ECOS = load_ecosystems()
 DEAD = "http://127.0.0.1:9/"  # nothing listens: a lock that made a request would fail
 V1_PATHS = {
     "@acme/core/-/core-1.0.0.tgz",
@@ -71,11 +74,17 @@ def inside(tmp_path: Path, *, old_store: bool = False) -> Path:
 
 
 def test_the_v1_lock_is_read_with_paths_from_the_adapters() -> None:
-    lock = read_lock(V1 / "profiles" / "team.lock")
+    lock = read_lock(V1 / "profiles" / "team.lock", legacy_paths=ECOS)
     assert lock.version == 1
     assert {a.path for a in lock.artifacts} == V1_PATHS
     scoped = next(a for a in lock.artifacts if a.name == "@acme/core")
     assert scoped.filename == "core-1.0.0.tgz" and scoped.attrs["shasum"]
+
+
+def test_a_v1_record_read_without_the_adapters_is_refused_naming_it() -> None:
+    # Only the adapters know a v1 artifact's path; a reader not given them says so instead of guessing one.
+    with pytest.raises(ProfileError, match=r"team\.lock: artifacts\[0\]: is a record of lock-version 1"):
+        read_lock(V1 / "profiles" / "team.lock")
 
 
 def test_lock_check_calls_a_v1_lock_stale_and_lock_rewrites_it_as_v2_without_a_request(tmp_path: Path) -> None:
@@ -90,7 +99,7 @@ def test_lock_check_calls_a_v1_lock_stale_and_lock_rewrites_it_as_v2_without_a_r
     cli(config, "lock")  # the upstreams are dead: this resolves nothing
     new = lock_file.read_bytes()
     assert new != old and b"lock-version = 2" in new and b"filename" not in new
-    v1, v2 = parse_lock(old.decode(), "old"), parse_lock(new.decode(), "new")
+    v1, v2 = parse_lock(old.decode(), "old", legacy_paths=ECOS), parse_lock(new.decode(), "new")
     assert v2.version == 2 and v2.inputs == v1.inputs and v2.targets == v1.targets
     assert sorted(v2.artifacts, key=lambda a: a.path) == sorted(v1.artifacts, key=lambda a: a.path)
     assert 'path = "@acme/core/-/core-1.0.0.tgz"' in new.decode()
@@ -125,22 +134,22 @@ def test_a_format_1_bundle_verifies_imports_and_is_served(tmp_path: Path) -> Non
     out = cli(config, "bundle", "verify", str(V1 / "team-v1.bundle"))
     assert f"OK {V1 / 'team-v1.bundle'}" in out and "artifacts  3 in 6 files" in out, out
     cli(config, "import", str(V1 / "team-v1.bundle"))
-    store = Store(config.parent / "s")
+    store = Store(config.parent / "s", adapters=lambda: ECOS)
     view = store.current_view()
     assert view is not None and {a.path for a in view.artifacts} == V1_PATHS
     assert b'"path"' in (store.root / "views" / view.view_id / "view.json").read_bytes()
-    asyncio.run(_served(store, read_lock(V1 / "profiles" / "team.lock")))
+    asyncio.run(_served(store, read_lock(V1 / "profiles" / "team.lock", legacy_paths=ECOS)))
     cli(config, "verify")
 
 
 def test_the_previous_release_inside_is_served_and_verified(tmp_path: Path) -> None:
     config = inside(tmp_path, old_store=True)
-    store = Store(config.parent / "s")
+    store = Store(config.parent / "s", adapters=lambda: ECOS)
     view = store.current_view()
     assert view is not None and {a.path for a in view.artifacts} == V1_PATHS
     view_json = store.root / "views" / view.view_id / "view.json"
     assert b'"filename"' in view_json.read_bytes() and b'"path"' not in view_json.read_bytes()
-    asyncio.run(_served(store, read_lock(V1 / "profiles" / "team.lock")))
+    asyncio.run(_served(store, read_lock(V1 / "profiles" / "team.lock", legacy_paths=ECOS)))
     cli(config, "verify")  # the snapshot's recorded digest still matches: the old view.json is read, not rewritten
     assert b'"path"' not in view_json.read_bytes()
 
@@ -148,7 +157,7 @@ def test_the_previous_release_inside_is_served_and_verified(tmp_path: Path) -> N
 @pytest.mark.parametrize("state_by", ["previous release", "this version"])
 def test_a_delta_since_a_v1_inside_adds_the_unscoped_twin(tmp_path: Path, state_by: str) -> None:
     config = inside(tmp_path, old_store=True)
-    store = Store(config.parent / "s")
+    store = Store(config.parent / "s", adapters=lambda: ECOS)
     state_file = V1 / "inside-v1.state"
     if state_by == "this version":
         state_file = tmp_path / "inside.state"
@@ -158,12 +167,12 @@ def test_a_delta_since_a_v1_inside_adds_the_unscoped_twin(tmp_path: Path, state_
     # Outside, this version: the same profile's lock as v2, plus `core@1.0.0` beside `@acme/core@1.0.0`.
     outside_store = Store(tmp_path / "outside-store")
     twin = npm_artifact(outside_store, PkgSpec("core", "1.0.0", description="plain core"))
-    old = read_lock(V1 / "profiles" / "team.lock")
+    old = read_lock(V1 / "profiles" / "team.lock", legacy_paths=ECOS)
     lock = Lock(old.profile, old.inputs, old.targets, (*old.artifacts, twin))
     data = dump_lock(lock, source="profiles/team.toml").encode()
     out = tmp_path / "delta.bundle"
     report = export_bundle([("team", lock, data)], outside_store, V1 / "v1.key", out, since=since,
-                           now=datetime.now(UTC))  # fmt: skip
+                           now=datetime.now(UTC), ecosystems=ECOS)  # fmt: skip
     assert report.kind == "delta" and report.blobs == 1 and report.expected_blobs == 4
 
     cli(config, "import", str(out))

@@ -98,7 +98,8 @@ def _view_blobs(store: Store) -> dict[str, int]:
         path = folder / "view.json"
         if folder.name.startswith(".") or not path.is_file():
             continue
-        view = View.from_json(path.read_bytes(), str(path))
+        data = path.read_bytes()
+        view = View.from_json(data, str(path), legacy_paths=store.legacy_paths(data))
         for sha, size in view_blobs(store, view).items():
             if sha in blobs:
                 continue

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from mirrorctl.errors import BundleRefused, ProfileError, UserError
-from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, parse_lock, refuse_path_collisions
+from mirrorctl.lockfile import Artifact, LegacyRecord, Lock, merge_artifacts, parse_lock, refuse_path_collisions
 from mirrorctl.progress import SILENT, Progress
 from mirrorctl.signing import SIGNATURE_SIZE, TrustedKey, find_signer, load_trusted_keys
 from mirrorctl.store import Store
@@ -58,9 +58,12 @@ _CHUNK = 1024 * 1024
 
 
 class ArtifactValidator(Protocol):
-    """The one part of an ecosystem adapter that verify and import need (every Ecosystem is one)."""
+    """The parts of an ecosystem adapter that verify and import need (every Ecosystem is one): the grammar, and
+    the path of a record written before paths (a format-version 1 bundle's locks)."""
 
     def validate_artifact(self, artifact: Artifact) -> None: ...
+
+    def legacy_path(self, record: LegacyRecord) -> str: ...
 
 
 # Reads the inside's copy a line delta is against: (sha256, size) -> its bytes, or None when not held.
@@ -373,7 +376,7 @@ def check_contents(
             raise BundleRefused(f"{path}: {entry.lock} does not match the manifest's profiles.{name}")
         where = f"{path}: {entry.lock}"
         try:
-            lock = parse_lock(data.decode("utf-8"), where)
+            lock = parse_lock(data.decode("utf-8"), where, legacy_paths=ecosystems)
         except UnicodeDecodeError:
             raise BundleRefused(f"{where}: not UTF-8 text") from None
         except ProfileError as exc:

@@ -46,7 +46,7 @@ def collect_locks(settings: Settings, ecosystems: Mapping[str, Ecosystem], names
                 f"{profile.lock_path}: lock not found", hint=f"run `mirrorctl lock {profile.name}` first"
             ) from None
         # Parse the very bytes that travel, so the bundle cannot carry a lock other than the one checked.
-        lock = parse_lock(data.decode("utf-8"), profile.lock_path)
+        lock = parse_lock(data.decode("utf-8"), profile.lock_path, legacy_paths=ecosystems)
         if lock.inputs != profile.inputs_digest:
             raise ProfileError(
                 f"{profile.lock_path}: stale lock: {profile.path} changed since it was locked",

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
                         hint="write a profile there, or name one: mirrorctl snapshot profiles/web.toml",
                     )
             loaded = [load_profile(p, ecosystems) for p in paths]
-            return ecosystems, load_locks(loaded)
+            return ecosystems, load_locks(loaded, legacy_paths=ecosystems)
 
         ecosystems, locks = run_sync(load, obj)
         async def run() -> SnapshotReport:

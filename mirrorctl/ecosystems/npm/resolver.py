@@ -401,7 +401,7 @@ class _StagedStore(Store):
     fails (a range nothing satisfies, a missing package, a hostile document) stores nothing."""
 
     def __init__(self, store: Store) -> None:
-        super().__init__(store.root)
+        super().__init__(store.root, adapters=store._adapters)
         self._target = store
         self._staged: dict[str, Path] = {}
         self._discarded = False
