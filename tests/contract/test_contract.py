@@ -79,8 +79,10 @@ def outside_site(root: Path, eco: str, up: ContractUpstream) -> Path:
 
 
 def record_path(record: dict[str, object]) -> str:
-    """A lock record's path: lock-version 1 names a file, later versions a path in the ecosystem's namespace."""
-    return str(record.get("path", record.get("filename", "")))
+    """A lock record's path in its ecosystem's namespace (the suite's locks are written by this version)."""
+    path = record.get("path")
+    assert isinstance(path, str), f"a lock record without a path: {record}"
+    return path
 
 
 def record_blobs(record: dict[str, object]) -> set[str]:
