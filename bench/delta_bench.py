@@ -44,13 +44,13 @@ from pathlib import Path
 from machine import host_facts
 from pypi_report import code_version, table
 
-from mirrorctl.bundle.export import export_bundle
-from mirrorctl.bundle.importer import import_bundle
-from mirrorctl.bundle.state import export_state, read_state
+from mirrorctl.crossing.bundle.export import export_bundle
+from mirrorctl.crossing.bundle.importer import import_bundle
+from mirrorctl.crossing.bundle.state import export_state, read_state
+from mirrorctl.crossing.signing import generate_key, load_public_key
 from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, Lock, dump_lock, read_lock
-from mirrorctl.signing import generate_key, load_public_key
-from mirrorctl.store import Store
 
 ECOSYSTEMS = load_ecosystems()  # the installed adapters, as the runtime loads them
 
@@ -186,7 +186,7 @@ class Case:
 def channel_round_trip(store: Store, case_dir: Path) -> tuple[float, float, bool]:
     """Point channel prod at the base snapshot, then time the CLI as an operator runs it: promote the delta's
     snapshot to prod, then roll prod back. Returns both wall times and whether prod serves the base again."""
-    from mirrorctl.channels import missing_blobs
+    from mirrorctl.inside.channels import missing_blobs
 
     config = case_dir / "inside.toml"
     config.write_text(f'[store]\npath = "{store.root}"\n')

@@ -56,8 +56,8 @@ from publish_report import Measured, Report, render  # noqa: E402
 from sections import update_section  # noqa: E402
 
 from mirrorctl.config import TargetSettings  # noqa: E402
+from mirrorctl.inside.store import Store  # noqa: E402
 from mirrorctl.lockfile import Artifact  # noqa: E402
-from mirrorctl.store import Store  # noqa: E402
 from mirrorctl.targets.pulp.api import PulpApi  # noqa: E402
 
 PROFILE = ROOT / "bench" / "profiles" / "bench.toml"

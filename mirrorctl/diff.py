@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import BundleRefused, UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, merge_artifacts, read_lock
-from mirrorctl.store import Store
 
 if TYPE_CHECKING:
     from mirrorctl.runtime import Runtime
@@ -101,8 +101,8 @@ def load_side(
 
 
 def _load_bundle(path: Path, spec: str, runtime: Runtime, now: datetime) -> Side:
-    from mirrorctl.bundle.verify import verify_bundle
-    from mirrorctl.signing import load_trusted_keys
+    from mirrorctl.crossing.bundle.verify import verify_bundle
+    from mirrorctl.crossing.signing import load_trusted_keys
 
     settings = runtime.settings
 
@@ -126,8 +126,8 @@ def _load_bundle(path: Path, spec: str, runtime: Runtime, now: datetime) -> Side
     return Side(spec, "bundle", spec, tuple(verified.artifacts))
 
 
-# mirrorctl.bundle is imported only when a side is a bundle: a diff of two locks does not pay for it.
-_INDEX_SUFFIX = ".parts.json"  # mirrorctl/bundle/chunks.py INDEX_SUFFIX
+# mirrorctl.crossing.bundle is imported only when a side is a bundle: a diff of two locks does not pay for it.
+_INDEX_SUFFIX = ".parts.json"  # mirrorctl/crossing/bundle/chunks.py INDEX_SUFFIX
 
 
 def _is_chunked(path: Path) -> bool:
@@ -140,7 +140,7 @@ def _index_beside(path: Path) -> Path:
 
 def _parts(path: Path, search: Sequence[Path]) -> Path:
     """The checked parts as one readable bundle; a missing or damaged part is named (exit 2 for diff)."""
-    from mirrorctl.bundle.chunks import resolve_bundle
+    from mirrorctl.crossing.bundle.chunks import resolve_bundle
 
     try:
         return resolve_bundle(path, search)
@@ -149,7 +149,7 @@ def _parts(path: Path, search: Sequence[Path]) -> Path:
 
 
 def _load_channel(spec: str, store: Store) -> Side:
-    from mirrorctl.channels import require_channel
+    from mirrorctl.inside.channels import require_channel
 
     name = spec.removeprefix("channel:")
     try:

@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # the HTTP stack, the store and the adapters load only when a
     import httpx
 
     from mirrorctl.ecosystems.base import Ecosystem, FetchContext, FetchItem, ResolveContext
+    from mirrorctl.inside.store import Store
     from mirrorctl.net import RetryPolicy
-    from mirrorctl.store import Store
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,7 +79,7 @@ class Runtime:
 
     @cached_property
     def store(self) -> Store:
-        from mirrorctl.store import Store
+        from mirrorctl.inside.store import Store
 
         # Records written before artifact paths (an old inside's views) are read with the adapters, loaded then.
         return Store(self.settings.store_path, adapters=lambda: self.ecosystems)

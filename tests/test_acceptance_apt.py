@@ -28,8 +28,8 @@ import pytest
 
 from mirrorctl.ecosystems.apt.archive_key import ArchiveKey
 from mirrorctl.ecosystems.base import ClientConfig, ServedContent, load_ecosystems
-from mirrorctl.serve.app import StoreContent
-from mirrorctl.workspace import render_workspace_config
+from mirrorctl.inside.serve.app import StoreContent
+from mirrorctl.inside.workspace import render_workspace_config
 from tests.fixtures.netns import VENV_BIN, netns_script, read_timed_step, require_netns, run_in_netns
 
 from .fixtures.apt_store import apt_store
@@ -46,8 +46,8 @@ from pathlib import Path
 from mirrorctl.ecosystems.apt.clientconfig import client_config
 from mirrorctl.ecosystems.apt.serve import serve_app
 from mirrorctl.progress import Progress
-from mirrorctl.serve.runner import ServeOptions, serve
-from mirrorctl.store import Store
+from mirrorctl.inside.serve.runner import ServeOptions, serve
+from mirrorctl.inside.store import Store
 
 class Apt:
     name = "apt"

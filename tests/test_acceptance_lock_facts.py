@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.npm import NpmEcosystem
 from mirrorctl.ecosystems.pypi import PypiEcosystem
+from mirrorctl.inside.store import Store, View
+from mirrorctl.inside.workspace import render_workspace_config
 from mirrorctl.lockfile import merge_artifacts, read_lock
-from mirrorctl.store import Store, View
-from mirrorctl.workspace import render_workspace_config
 from tests.fixtures.netns import (
     VENV_BIN,
     netns_script,

@@ -21,7 +21,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from mirrorctl.ecosystems.pypi import PypiEcosystem
-from mirrorctl.workspace import render_workspace_config
+from mirrorctl.inside.workspace import render_workspace_config
 from tests.fixtures.netns import (
     VENV_BIN,
     netns_script,

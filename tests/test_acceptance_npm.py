@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from mirrorctl.ecosystems.npm import NpmEcosystem
-from mirrorctl.store import Store
-from mirrorctl.workspace import render_workspace_config
+from mirrorctl.inside.store import Store
+from mirrorctl.inside.workspace import render_workspace_config
 from tests.fixtures.netns import VENV_BIN, netns_script, read_timed_step, require_netns, run_in_netns
 
 from .fixtures.npm_registry import PkgSpec

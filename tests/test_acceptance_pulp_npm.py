@@ -29,8 +29,8 @@ from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_DIR
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.store import Store
 from tests.conftest import skip_or_fail
 from tests.fixtures.netns import (
     BASE_PYTHON,

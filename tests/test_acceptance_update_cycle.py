@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mirrorctl.bundle.importer import CRASH_ENV
-from mirrorctl.store import Store
+from mirrorctl.crossing.bundle.importer import CRASH_ENV
+from mirrorctl.inside.store import Store
 from tests.fixtures.cycle_sites import CycleCli, inside_site, outside_site
 from tests.fixtures.netns import VENV_BIN, netns_script, python_client_env, read_step, require_netns, run_in_netns
 from tests.fixtures.services import PulpService, pulp_service  # noqa: F401

@@ -13,7 +13,7 @@ import pytest
 from mirrorctl.ecosystems.apt.lock import arch_all_index
 from mirrorctl.ecosystems.apt.release import IndexEntry, VerifiedRelease
 from mirrorctl.ecosystems.apt.repo import build_repository
-from mirrorctl.serve.app import StoreContent
+from mirrorctl.inside.serve.app import StoreContent
 from tests.fixtures.apt_store import SUITE, apt_store
 from tests.fixtures.apt_upstream import (  # noqa: F401  (fixtures used by name)
     ARCHES,

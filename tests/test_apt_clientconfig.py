@@ -10,8 +10,8 @@ import pytest
 from mirrorctl.ecosystems.apt.archive_key import ArchiveKey
 from mirrorctl.ecosystems.apt.clientconfig import APT_CONF, KEYRING, SOURCES, client_config
 from mirrorctl.errors import UserError
-from mirrorctl.serve.app import StoreContent
-from mirrorctl.store import Store
+from mirrorctl.inside.serve.app import StoreContent
+from mirrorctl.inside.store import Store
 
 from .fixtures.apt_store import apt_artifact, apt_store
 from .fixtures.debs import build_deb

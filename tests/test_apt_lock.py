@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mirrorctl.cli.app import app
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, read_lock
-from mirrorctl.store import Store
 from tests.conftest import skip_or_fail
 from tests.fixtures.apt_upstream import (  # noqa: F401  (fixtures used by name)
     FixtureAptUpstream,

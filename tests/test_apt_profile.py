@@ -18,9 +18,9 @@ from mirrorctl.ecosystems.apt.settings import upstream_keyring
 from mirrorctl.ecosystems.apt.spec import AptSpec, validate_artifact
 from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
 from mirrorctl.errors import BundleRefused, ProfileError, UserError
-from mirrorctl.initconfig import init_config
 from mirrorctl.lockfile import Artifact
-from mirrorctl.profiles import load_profile
+from mirrorctl.outside.initconfig import init_config
+from mirrorctl.outside.profiles import load_profile
 
 ECOSYSTEMS = load_ecosystems()  # the installed adapters, as the runtime loads them
 

@@ -20,9 +20,9 @@ from mirrorctl.ecosystems.apt.release import verify_inrelease
 from mirrorctl.ecosystems.apt.repo import ReleaseOptions, build_repository, signed_files
 from mirrorctl.ecosystems.base import ServedView
 from mirrorctl.errors import IntegrityError
+from mirrorctl.inside.serve.app import StoreContent
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.serve.app import StoreContent
-from mirrorctl.store import Store
 from tests.conftest import skip_or_fail
 
 from .fixtures.apt_store import SUITE, apt_store

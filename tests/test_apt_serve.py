@@ -14,9 +14,9 @@ from starlette.routing import Mount
 from mirrorctl.ecosystems.apt.archive_key import ArchiveKey
 from mirrorctl.ecosystems.apt.serve import make_app
 from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.inside.serve.app import StoreContent
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.serve.app import StoreContent
-from mirrorctl.store import Store
 
 from .fixtures.apt_store import apt_store
 
@@ -112,7 +112,7 @@ async def test_serve_apt_settings_from_mirrorctl_toml_reach_the_release(
     from mirrorctl.config import load_settings
     from mirrorctl.ecosystems.apt import AptEcosystem
     from mirrorctl.ecosystems.apt.settings import ReleaseOptions
-    from mirrorctl.serve.app import create_app
+    from mirrorctl.inside.serve.app import create_app
 
     config = tmp_path / "mirrorctl.toml"
     config.write_text('[serve]\nport = 8090\n\n[serve.apt]\norigin = "ACME"\nlabel = "ACME inside"\nvalid-days = 7\n')

@@ -15,9 +15,9 @@ from mirrorctl.config import FetchSettings, Upstream
 from mirrorctl.ecosystems.apt.fetchplan import fetch_plan
 from mirrorctl.ecosystems.base import FetchContext
 from mirrorctl.errors import BundleRefused
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, read_lock
 from mirrorctl.progress import SILENT
-from mirrorctl.store import Store
 from tests.fixtures.apt_upstream import (  # noqa: F401  (fixtures used by name)
     FixtureAptUpstream,
     apt_fixture_material,

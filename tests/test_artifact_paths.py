@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl.bundle.importer import import_bundle
+from mirrorctl.crossing.bundle.importer import import_bundle
 from mirrorctl.errors import BundleRefused, ProfileError, UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import (
     Artifact,
     Companion,
@@ -19,7 +20,6 @@ from mirrorctl.lockfile import (
     parse_lock,
     refuse_path_collisions,
 )
-from mirrorctl.store import Store
 from tests.fixtures.bundles import NOW, make_lock, make_world
 from tests.fixtures.store_content import put_blob
 

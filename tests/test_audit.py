@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mirrorctl import audit
-from mirrorctl.bundle.importer import import_bundle
 from mirrorctl.cli.app import app
+from mirrorctl.crossing.bundle.importer import import_bundle
 from mirrorctl.errors import BundleRefused, IntegrityError
-from mirrorctl.store import Store
+from mirrorctl.inside import audit
+from mirrorctl.inside.store import Store
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, World, fingerprint, make_world, read_members, write_members
 
 SECRET = "tok-audit-5e4d3c2b1a"
@@ -238,8 +238,8 @@ from tests.test_publish import FakeTarget, _settings, two_profiles  # noqa: E402
 
 async def test_publish_and_rollback_are_recorded(two_profiles) -> None:  # noqa: F811
     from mirrorctl.errors import TargetError
+    from mirrorctl.inside.publish import publish, rollback
     from mirrorctl.progress import SILENT
-    from mirrorctl.publish import publish, rollback
 
     store, _ = two_profiles
     await publish(_settings(store), store, FakeTarget(), None, SILENT, target_name="internal")

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl import audit
-from mirrorctl.bundle.state import export_state, read_state
-from mirrorctl.channels import promote, rollback
+from mirrorctl.crossing.bundle.state import export_state, read_state
+from mirrorctl.crossing.signing import generate_key
 from mirrorctl.errors import IntegrityError, UserError
+from mirrorctl.inside import audit
+from mirrorctl.inside.channels import promote, rollback
+from mirrorctl.inside.store import Store
 from mirrorctl.progress import SILENT
-from mirrorctl.signing import generate_key
-from mirrorctl.store import Store
 from tests.fixtures.bundles import World, make_world
 from tests.test_audit import cli, imp, journal_of_five, lines, write_lines
 

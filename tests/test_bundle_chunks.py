@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl.bundle.chunks import parse_size, resolve_bundle
-from mirrorctl.bundle.importer import import_bundle
-from mirrorctl.bundle.verify import verify_bundle
+from mirrorctl.crossing.bundle.chunks import parse_size, resolve_bundle
+from mirrorctl.crossing.bundle.importer import import_bundle
+from mirrorctl.crossing.bundle.verify import verify_bundle
 from mirrorctl.errors import BundleRefused, UserError
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, World, fingerprint, make_world, staging_dirs
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Lock, dump_lock
-from mirrorctl.profiles import load_profile
-from mirrorctl.store import Store
+from mirrorctl.outside.profiles import load_profile
 from tests.fixtures.bundles import add_dists, fingerprint
 
 SECRETS = {"UP_USER": "alice-user-7c1e", "UP_PASSWORD": "hunter2-pw-0b9d", "UP_TOKEN": "tok-9f8e7d6c5b4a"}

@@ -14,16 +14,16 @@ from types import ModuleType
 
 import pytest
 
-from mirrorctl.bundle.export import export_bundle
-from mirrorctl.bundle.importer import import_bundle
-from mirrorctl.bundle.manifest import expected_digest, parse_manifest
-from mirrorctl.bundle.state import export_state, read_state
-from mirrorctl.bundle.verify import verify_bundle
+from mirrorctl.crossing.bundle.export import export_bundle
+from mirrorctl.crossing.bundle.importer import import_bundle
+from mirrorctl.crossing.bundle.manifest import expected_digest, parse_manifest
+from mirrorctl.crossing.bundle.state import export_state, read_state
+from mirrorctl.crossing.bundle.verify import verify_bundle
+from mirrorctl.crossing.signing import generate_key, load_public_key
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import BundleRefused, UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.signing import generate_key, load_public_key
-from mirrorctl.store import Store
 from tests.fixtures.bundles import (
     ECOSYSTEMS,
     NOW,

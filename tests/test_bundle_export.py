@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl.bundle.export import export_bundle, last_exported_sequence
-from mirrorctl.bundle.manifest import parse_manifest
-from mirrorctl.bundle.sbom import purl
-from mirrorctl.bundle.verify import verify_bundle
+from mirrorctl.crossing.bundle.export import export_bundle, last_exported_sequence
+from mirrorctl.crossing.bundle.manifest import parse_manifest
+from mirrorctl.crossing.bundle.sbom import purl
+from mirrorctl.crossing.bundle.verify import verify_bundle
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import IntegrityError, UserError
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, make_world, read_members

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mirrorctl import audit
-from mirrorctl.bundle.importer import import_bundle
-from mirrorctl.channels import history, promote, rollback, validate_channel_name
 from mirrorctl.cli.app import app
+from mirrorctl.crossing.bundle.importer import import_bundle
 from mirrorctl.errors import IntegrityError, UserError
+from mirrorctl.inside import audit
+from mirrorctl.inside.channels import history, promote, rollback, validate_channel_name
+from mirrorctl.inside.serve.runner import check_channels
+from mirrorctl.inside.store import Store
 from mirrorctl.progress import SILENT
-from mirrorctl.serve.runner import check_channels
-from mirrorctl.store import Store
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, fingerprint
 from tests.fixtures.snapshots import Snapshots, client, project_names, two_snapshots
 
@@ -254,8 +254,8 @@ def test_cli_help_has_examples() -> None:
 
 
 async def test_publish_takes_a_channels_snapshot(snaps: Snapshots) -> None:
-    from mirrorctl.channels import channel_view
-    from mirrorctl.publish import publish
+    from mirrorctl.inside.channels import channel_view
+    from mirrorctl.inside.publish import publish
     from tests.test_publish import FakeTarget, _settings
 
     store = snaps.store

@@ -20,8 +20,8 @@ from mirrorctl.ecosystems.commands import Command, CommandGroup
 from mirrorctl.ecosystems.npm.spec import NpmSpec
 from mirrorctl.ecosystems.pypi.spec import PypiSpec
 from mirrorctl.errors import TargetError, UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.store import Store
 from mirrorctl.targets.pulp import plugins as pulp_plugins
 from mirrorctl.targets.pulp.files import layout_files
 
@@ -85,7 +85,7 @@ def test_an_upstream_of_an_ecosystem_not_installed_keeps_the_common_keys(tmp_pat
 
 def test_init_writes_what_the_adapter_discovered_without_naming_it(tmp_path: Path) -> None:
     from mirrorctl.ecosystems.base import DiscoveredUpstream
-    from mirrorctl.initconfig import init_config
+    from mirrorctl.outside.initconfig import init_config
 
     class Found:
         def __init__(self, eco: Ecosystem) -> None:
@@ -272,7 +272,7 @@ async def test_static_app_serves_the_same_tree_pulp_file_gets(tmp_path: Path) ->
     import json
 
     from mirrorctl.ecosystems.static import static_app
-    from mirrorctl.serve.app import StoreContent
+    from mirrorctl.inside.serve.app import StoreContent
     from tests.fixtures.npm_registry import PkgSpec
     from tests.fixtures.npm_store import npm_artifact
     from tests.fixtures.store_content import publish_view

@@ -18,9 +18,9 @@ import pytest
 
 from mirrorctl.config import TargetSettings
 from mirrorctl.errors import TargetError, UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import SILENT
-from mirrorctl.store import Store
 from mirrorctl.targets.devpi import DevpiTarget
 
 from .fixtures.store_content import closure_store

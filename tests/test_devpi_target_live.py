@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 from mirrorctl.cli.app import app
 from mirrorctl.config import Settings, TargetSettings
 from mirrorctl.errors import TargetError, UserError
+from mirrorctl.inside.publish import publish, read_journal
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
 from mirrorctl.net import build_client
 from mirrorctl.progress import SILENT
-from mirrorctl.publish import publish, read_journal
-from mirrorctl.store import Store
 from mirrorctl.targets.base import PublishResult, TargetCheck
 from mirrorctl.targets.devpi import DevpiTarget
 from tests.fixtures.services import DevpiService, devpi_service  # noqa: F401

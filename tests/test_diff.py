@@ -15,9 +15,9 @@ from mirrorctl.cli.app import app
 from mirrorctl.config import Settings, load_settings
 from mirrorctl.diff import Diff, compute_diff, human_size, load_side, render_markdown, render_text
 from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.inside.store import Store, View
 from mirrorctl.lockfile import Artifact, Companion, Lock, dump_lock
 from mirrorctl.runtime import Runtime
-from mirrorctl.store import Store, View
 from tests.fixtures.bundles import World, fingerprint, make_lock, make_world, read_members, write_members
 from tests.fixtures.mixed_bundles import (
     APT_BASE_NEW,
@@ -249,7 +249,7 @@ def test_bundle_without_trusted_keys_refused(world: World, tmp_path: Path) -> No
 
 
 def test_bundle_signed_by_other_key_refused(world: World, tmp_path: Path) -> None:
-    from mirrorctl.signing import generate_key
+    from mirrorctl.crossing.signing import generate_key
 
     other = generate_key(tmp_path / "other.key")
     (tmp_path / "mirrorctl.toml").write_text(f'[store]\npath = "inside"\n[trust]\nkeys = ["{other.public_path}"]\n')
@@ -473,6 +473,7 @@ def test_channel_sides(tmp_path: Path) -> None:
 
 def test_the_parts_index_suffix_is_the_one_chunks_writes() -> None:
     from mirrorctl import diff
-    from mirrorctl.bundle.chunks import INDEX_SUFFIX
+    from mirrorctl.crossing.bundle.chunks import INDEX_SUFFIX
 
-    assert diff._INDEX_SUFFIX == INDEX_SUFFIX  # diff keeps its own copy so a lock-only diff skips mirrorctl.bundle
+    # diff keeps its own copy so a lock-only diff skips mirrorctl.crossing.bundle
+    assert diff._INDEX_SUFFIX == INDEX_SUFFIX

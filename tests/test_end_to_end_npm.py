@@ -32,8 +32,8 @@ import httpx
 import pytest
 
 from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_DIR
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import read_lock
-from mirrorctl.store import Store
 from tests.fixtures.cycle_sites import CycleCli, inside_site, outside_site
 from tests.fixtures.netns import (
     BASE_PYTHON,

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
+from mirrorctl.crossing.trust import format_time
 from mirrorctl.errors import BundleRefused
-from mirrorctl.trust import format_time
 from tests.fixtures.bundles import NOW, World, make_world
 from tests.fixtures.keys_world import events, everything, imp
 

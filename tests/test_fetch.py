@@ -22,9 +22,9 @@ import pytest
 
 from mirrorctl.ecosystems.base import FetchItem
 from mirrorctl.errors import IntegrityError, NetworkError
-from mirrorctl.fetch import FetchReport, fetch_all
+from mirrorctl.inside.store import Store
+from mirrorctl.outside.fetch import FetchReport, fetch_all
 from mirrorctl.progress import SILENT
-from mirrorctl.store import Store
 from tests.fixtures.fault_server import FaultServer, Route
 from tests.fixtures.upstream import FileEntry, FixtureUpstream, start_upstream
 from tests.fixtures.wheels import Dist
@@ -327,9 +327,9 @@ _CHILD = textwrap.dedent(
     import asyncio, sys
     import httpx
     from mirrorctl.ecosystems.base import FetchItem
-    from mirrorctl.fetch import FetchReport, fetch_all
+    from mirrorctl.outside.fetch import FetchReport, fetch_all
     from mirrorctl.progress import SILENT
-    from mirrorctl.store import Store
+    from mirrorctl.inside.store import Store
 
     async def main():
         root, url, size, sha = sys.argv[1:]

@@ -20,13 +20,13 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from mirrorctl.bundle.export import export_bundle
-from mirrorctl.bundle.state import read_state
 from mirrorctl.cli.app import app
+from mirrorctl.crossing.bundle.export import export_bundle
+from mirrorctl.crossing.bundle.state import read_state
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import ProfileError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Lock, dump_lock, parse_lock, read_lock
-from mirrorctl.store import Store
 from tests.fixtures.mixed_bundles import mirror
 
 from .fixtures.npm_registry import PkgSpec

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mirrorctl import audit
-from mirrorctl.channels import promote, rollback, view_blobs
 from mirrorctl.cli.app import app
 from mirrorctl.errors import UserError
-from mirrorctl.gc import collect
+from mirrorctl.inside import audit
+from mirrorctl.inside.channels import promote, rollback, view_blobs
+from mirrorctl.inside.gc import collect
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import dump_lock
 from mirrorctl.progress import SILENT
-from mirrorctl.store import Store
 from tests.fixtures.bundles import fingerprint, make_lock
 from tests.fixtures.snapshots import Snapshots, two_snapshots
 from tests.fixtures.store_content import put_blob
@@ -172,7 +172,7 @@ async def test_snapshot_holds_the_store_lock_shared_so_gc_waits_for_fetched_blob
     from mirrorctl.config import Settings, Upstream
     from mirrorctl.errors import NetworkError
     from mirrorctl.lockfile import Artifact
-    from mirrorctl.snapshot import snapshot
+    from mirrorctl.outside.snapshot import snapshot
 
     store = Store(tmp_path / "store")
     seen: list[str] = []

@@ -16,21 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl.bundle.importer import CRASH_ENV, import_bundle
-from mirrorctl.bundle.manifest import parse_manifest
-from mirrorctl.bundle.verify import verify_bundle
+from mirrorctl.crossing.bundle.importer import CRASH_ENV, import_bundle
+from mirrorctl.crossing.bundle.manifest import parse_manifest
+from mirrorctl.crossing.bundle.verify import verify_bundle
 from mirrorctl.errors import BundleRefused
-from mirrorctl.store import Store
+from mirrorctl.inside.store import Store
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, World, fingerprint, make_world, read_members, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 _SCRIPT = """
 import sys
 from pathlib import Path
-from mirrorctl.bundle.importer import import_bundle
+from mirrorctl.crossing.bundle.importer import import_bundle
 from mirrorctl.errors import MirrorctlError
-from mirrorctl.signing import load_public_key
-from mirrorctl.store import Store
+from mirrorctl.crossing.signing import load_public_key
+from mirrorctl.inside.store import Store
 from tests.fixtures.bundles import ECOSYSTEMS, NOW
 try:
     r = import_bundle(Path(sys.argv[1]), Store(Path(sys.argv[2])), [load_public_key(Path(sys.argv[3]))],

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl.bundle.importer import import_bundle, lineage_history
-from mirrorctl.bundle.manifest import parse_manifest
+from mirrorctl.crossing.bundle.importer import import_bundle, lineage_history
+from mirrorctl.crossing.bundle.manifest import parse_manifest
 from mirrorctl.errors import BundleRefused
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import merge_artifacts
-from mirrorctl.store import Store
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, World, fingerprint, make_world, read_members, sha256_of
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl.bundle import importer as importer_mod
-from mirrorctl.bundle.importer import import_bundle
-from mirrorctl.bundle.verify import verify_bundle
+from mirrorctl.crossing.bundle import importer as importer_mod
+from mirrorctl.crossing.bundle.importer import import_bundle
+from mirrorctl.crossing.bundle.verify import verify_bundle
+from mirrorctl.crossing.signing import generate_key, load_public_key
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import BundleRefused, MirrorctlError, UserError
-from mirrorctl.signing import generate_key, load_public_key
-from mirrorctl.store import Store
+from mirrorctl.inside.store import Store
 from tests.fixtures.bundles import (
     ECOSYSTEMS,
     NOW,
@@ -338,7 +338,7 @@ def test_crafted_name_refused_by_the_real_pypi_adapter(world: World) -> None:
 
 def test_case_fold_collision(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # The exporter refuses this too; pretend it was a compromised one.
-    monkeypatch.setattr("mirrorctl.bundle.export.refuse_path_collisions", lambda *args: None)
+    monkeypatch.setattr("mirrorctl.crossing.bundle.export.refuse_path_collisions", lambda *args: None)
     a = world.artifacts[0]
     twin = replace(world.artifacts[2], name="Alpha", version=a.version, path=a.path.replace("/alpha", "/Alpha"))
     world.locks = [make_lock("web", [a, twin])]
@@ -394,7 +394,7 @@ def test_disk_full_while_staging(
 
 
 def test_manifest_size_capped(world: World, members: list[Member], monkeypatch: pytest.MonkeyPatch) -> None:
-    from mirrorctl.bundle import verify as verify_mod
+    from mirrorctl.crossing.bundle import verify as verify_mod
 
     monkeypatch.setattr(verify_mod, "MAX_MANIFEST_SIZE", 100)
     refused(world, craft(world, members), "manifest.json is \\d+ bytes, more than the 100 allowed")

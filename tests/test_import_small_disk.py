@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl.bundle import importer as importer_mod
-from mirrorctl.bundle.importer import import_bundle
+from mirrorctl.crossing.bundle import importer as importer_mod
+from mirrorctl.crossing.bundle.importer import import_bundle
 from mirrorctl.errors import UserError
-from mirrorctl.store import Store
+from mirrorctl.inside.store import Store
 from tests.fixtures.bundles import DEFAULT_DISTS, ECOSYSTEMS, NOW, World, fingerprint, make_lock, make_world
 from tests.fixtures.wheels import Dist
 

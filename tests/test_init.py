@@ -12,7 +12,7 @@ from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.ecosystems.pypi.discover import discover_upstream
 from mirrorctl.errors import UserError
-from mirrorctl.initconfig import init_config
+from mirrorctl.outside.initconfig import init_config
 
 LISTING = """\
 :env:.find-links='/opt/wheels'

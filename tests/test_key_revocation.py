@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mirrorctl import trust
 from mirrorctl.cli.app import app
+from mirrorctl.crossing import trust
 from mirrorctl.errors import BundleRefused, UserError
 from tests.fixtures.bundles import NOW, World, make_world
 from tests.fixtures.keys_world import (

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl import trust
-from mirrorctl.bundle.importer import lineage_history
+from mirrorctl.crossing import trust
+from mirrorctl.crossing.bundle.importer import lineage_history
 from mirrorctl.errors import BundleRefused, UserError
-from mirrorctl.store import Store
+from mirrorctl.inside.store import Store
 from tests.fixtures.bundles import NOW, World, make_world, read_members, resign, write_members
 from tests.fixtures.keys_world import (
     events,
@@ -224,7 +224,7 @@ def test_cli_key_rotate_then_export(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from mirrorctl.cli.app import app
-    from mirrorctl.signing import generate_key
+    from mirrorctl.crossing.signing import generate_key
 
     (tmp_path / "keys").mkdir()
     old = generate_key(tmp_path / "keys" / "a.key")
@@ -289,7 +289,7 @@ def test_bundle_verify_judges_like_import(world: World) -> None:
 
 def test_rotation_in_a_chunked_bundle(world: World) -> None:
     """The statements are read from the front of the bundle through the parts, like every other member."""
-    from mirrorctl.bundle.chunks import resolve_bundle
+    from mirrorctl.crossing.bundle.chunks import resolve_bundle
 
     a, b = world.key, new_key(world, "b")
     trust.rotate(world.outside, a.private_path, b.private_path, now=NOW)

@@ -13,13 +13,13 @@ from typer.testing import CliRunner, Result
 from mirrorctl.cli.app import app
 from mirrorctl.config import load_settings
 from mirrorctl.ecosystems.base import FetchItem, load_ecosystems
-from mirrorctl.fetch_worker import ProcessFetcher
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import read_lock
 from mirrorctl.net import build_client
-from mirrorctl.profiles import load_profile
+from mirrorctl.outside.fetch_worker import ProcessFetcher
+from mirrorctl.outside.profiles import load_profile
+from mirrorctl.outside.snapshot import lock_and_snapshot
 from mirrorctl.progress import SILENT
-from mirrorctl.snapshot import lock_and_snapshot
-from mirrorctl.store import Store
 from tests.fixtures.upstream import (  # noqa: F401  (until tests/conftest.py registers the plugin)
     FixtureUpstream,
     pypi_upstream_fixture,

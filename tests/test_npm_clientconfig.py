@@ -17,7 +17,7 @@ import pytest
 from mirrorctl.ecosystems.base import INSTALL_DIR
 from mirrorctl.ecosystems.npm import NpmEcosystem
 from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_SCOPE, client_config, registry_url
-from mirrorctl.workspace import render_workspace_config
+from mirrorctl.inside.workspace import render_workspace_config
 from tests.conftest import skip_or_fail
 
 GOLDEN = Path(__file__).parent / "golden" / "npm"

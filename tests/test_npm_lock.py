@@ -22,10 +22,10 @@ from mirrorctl.ecosystems.npm.resolver import check_lock, pick_version, resolve_
 from mirrorctl.ecosystems.npm.spec import NpmSpec
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.errors import DigestMismatch, IntegrityError, ResolutionError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, read_lock
-from mirrorctl.locking import lock_profiles
-from mirrorctl.profiles import load_profile
-from mirrorctl.store import Store
+from mirrorctl.outside.locking import lock_profiles
+from mirrorctl.outside.profiles import load_profile
 from tests.fixtures.npm_registry import (  # noqa: F401  (fixtures used by name)
     FixtureNpmRegistry,
     PkgSpec,

@@ -17,7 +17,7 @@ from mirrorctl.ecosystems.npm.spec import NpmSpec, Platform, split_arg, validate
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.errors import BundleRefused, ProfileError
 from mirrorctl.lockfile import Artifact, read_lock
-from mirrorctl.profiles import load_profile
+from mirrorctl.outside.profiles import load_profile
 from tests.fixtures.npm_registry import FixtureNpmRegistry, PkgSpec, npm_registry_fixture  # noqa: F401
 
 GOOD = """\

@@ -13,8 +13,8 @@ import pytest
 
 from mirrorctl.ecosystems.npm import NpmEcosystem
 from mirrorctl.errors import TargetError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.store import Store
 from mirrorctl.targets.pulp.files import PublishFile, layout_files
 from tests.fixtures.npm_registry import PkgSpec
 from tests.fixtures.npm_store import npm_artifact

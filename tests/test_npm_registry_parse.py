@@ -15,7 +15,7 @@ import pytest
 
 from mirrorctl.ecosystems.npm.registry import RegistryClient, _parse_packument, _parse_packument_plain
 from mirrorctl.errors import IntegrityError, NetworkError
-from mirrorctl.store import Store
+from mirrorctl.inside.store import Store
 from tests.fixtures.npm_registry import sri_sha512
 
 DOC = {

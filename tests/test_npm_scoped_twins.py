@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import read_lock
-from mirrorctl.store import Store
 from tests.fixtures.mixed_bundles import mirror
 from tests.fixtures.netns import VENV_BIN, netns_script, read_timed_step, require_netns, run_in_netns
 

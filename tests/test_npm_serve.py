@@ -22,11 +22,11 @@ from mirrorctl.ecosystems.npm.manifest import ManifestCache, read_tarball_info
 from mirrorctl.ecosystems.npm.resolver import resolve_spec
 from mirrorctl.ecosystems.npm.serve import CORGI_TYPE, dist_tags, latest_version, wants_corgi
 from mirrorctl.errors import IntegrityError
+from mirrorctl.inside.serve import create_app
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.profiles import load_profile
+from mirrorctl.outside.profiles import load_profile
 from mirrorctl.progress import SILENT
-from mirrorctl.serve import create_app
-from mirrorctl.store import Store
 
 from .fixtures.npm_registry import FixtureNpmRegistry, PkgSpec, npm_registry_fixture  # noqa: F401
 from .fixtures.npm_store import npm_artifact

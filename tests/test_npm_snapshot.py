@@ -15,10 +15,10 @@ from mirrorctl.config import FetchSettings, Settings, Upstream
 from mirrorctl.ecosystems.base import FetchContext, FetchItem
 from mirrorctl.ecosystems.npm.fetchplan import fetch_plan
 from mirrorctl.errors import IntegrityError, NetworkError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, read_lock
+from mirrorctl.outside.snapshot import snapshot
 from mirrorctl.progress import SILENT
-from mirrorctl.snapshot import snapshot
-from mirrorctl.store import Store
 from tests.fixtures.npm_registry import (  # noqa: F401  (fixtures used by name)
     FixtureNpmRegistry,
     PkgSpec,

@@ -11,10 +11,10 @@ import pytest
 
 from mirrorctl.config import Settings
 from mirrorctl.errors import IntegrityError, TargetError, UserError
+from mirrorctl.inside.publish import history, publish, read_journal, rollback
+from mirrorctl.inside.store import Store, View
 from mirrorctl.lockfile import Artifact, Lock, dump_lock
 from mirrorctl.progress import SILENT, Progress, ProgressTask
-from mirrorctl.publish import history, publish, read_journal, rollback
-from mirrorctl.store import Store, View
 from mirrorctl.targets.base import PublishedVersion, PublishResult, TargetCheck
 
 from .fixtures.store_content import put_blob, wheel_artifact

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.errors import UserError
-from mirrorctl.workspace import render_workspace_config
+from mirrorctl.inside.workspace import render_workspace_config
 
 CONFIG = """\
 [store]

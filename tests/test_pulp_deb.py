@@ -22,9 +22,9 @@ from debian import deb822
 from mirrorctl.config import TargetSettings
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import TargetError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import SilentProgress
-from mirrorctl.store import Store
 from mirrorctl.targets.base import PublishResult
 from mirrorctl.targets.pulp import PulpTarget
 from tests.fixtures.debs import build_deb

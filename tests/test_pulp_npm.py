@@ -24,9 +24,9 @@ from mirrorctl.config import TargetSettings
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.ecosystems.npm.clientconfig import PACKUMENT_DIR
 from mirrorctl.errors import TargetError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import SilentProgress
-from mirrorctl.store import Store
 from mirrorctl.targets.pulp import PulpTarget
 from tests.fixtures.npm_registry import PkgSpec, build_tarball, sri_sha512
 from tests.fixtures.services import PulpService, pulp_service  # noqa: F401

@@ -19,8 +19,8 @@ import pytest
 from mirrorctl.config import TargetSettings
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.errors import TargetError
+from mirrorctl.inside.store import Store
 from mirrorctl.progress import SilentProgress
-from mirrorctl.store import Store
 from mirrorctl.targets.pulp import PulpTarget
 from tests.fixtures.services import PulpService, pulp_service  # noqa: F401
 from tests.fixtures.store_content import wheel_artifact

@@ -22,11 +22,11 @@ from mirrorctl.ecosystems.pypi import lazywheel
 from mirrorctl.ecosystems.pypi.lazywheel import NotLazy, RangeReply, read_wheel_metadata
 from mirrorctl.ecosystems.pypi.metacache import MetadataCache
 from mirrorctl.errors import DigestMismatch, IntegrityError
-from mirrorctl.locking import lock_profiles
-from mirrorctl.profiles import load_profile
+from mirrorctl.inside.store import Store
+from mirrorctl.outside.locking import lock_profiles
+from mirrorctl.outside.profiles import load_profile
+from mirrorctl.outside.snapshot import load_locks, snapshot
 from mirrorctl.progress import SILENT
-from mirrorctl.snapshot import load_locks, snapshot
-from mirrorctl.store import Store
 from tests.fixtures.upstream import (  # noqa: F401  (fixtures)
     FixtureUpstream,
     pypi_upstream_factory_fixture,

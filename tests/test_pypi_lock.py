@@ -17,11 +17,11 @@ from mirrorctl.config import FetchSettings, Settings, Upstream
 from mirrorctl.ecosystems.base import FetchContext, load_ecosystems
 from mirrorctl.ecosystems.pypi.fetchplan import fetch_plan
 from mirrorctl.errors import NetworkError, ResolutionError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, read_lock
-from mirrorctl.locking import check_locks, lock_profiles
-from mirrorctl.profiles import load_profile
+from mirrorctl.outside.locking import check_locks, lock_profiles
+from mirrorctl.outside.profiles import load_profile
 from mirrorctl.progress import SILENT
-from mirrorctl.store import Store
 from tests.fixtures.upstream import (  # noqa: F401  (until tests/conftest.py registers the plugin)
     FixtureUpstream,
     pypi_upstream_factory_fixture,

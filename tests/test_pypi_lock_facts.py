@@ -26,11 +26,11 @@ from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.ecosystems.pypi.records import _rows_to_records, _to_row, parse_html_page, parse_json_page
 from mirrorctl.ecosystems.pypi.serve import JSON_TYPE
 from mirrorctl.errors import ResolutionError
+from mirrorctl.inside.serve import create_app
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, read_lock
-from mirrorctl.locking import lock_profiles
-from mirrorctl.profiles import load_profile
-from mirrorctl.serve import create_app
-from mirrorctl.store import Store
+from mirrorctl.outside.locking import lock_profiles
+from mirrorctl.outside.profiles import load_profile
 from tests.fixtures.store_content import publish_view, put_blob
 from tests.fixtures.upstream import (  # noqa: F401  (until tests/conftest.py registers the plugin)
     FixtureUpstream,

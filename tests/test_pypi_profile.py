@@ -15,7 +15,7 @@ from mirrorctl.ecosystems.pypi.spec import PypiSpec, validate_artifact
 from mirrorctl.ecosystems.pypi.targets import Target
 from mirrorctl.errors import BundleRefused, ProfileError
 from mirrorctl.lockfile import Artifact
-from mirrorctl.profiles import load_profile
+from mirrorctl.outside.profiles import load_profile
 
 GOOD = """\
 [pypi]

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
-from mirrorctl.store import Store
+from mirrorctl.inside.store import Store
 from tests.fixtures.upstream import FixtureUpstream, start_upstream
 from tests.fixtures.wheels import Dist
 

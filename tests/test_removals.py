@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mirrorctl.bundle.importer import import_bundle
+from mirrorctl.crossing.bundle.importer import import_bundle
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, make_lock, make_world
 from tests.fixtures.snapshots import client, project_names
 

@@ -22,10 +22,10 @@ from mirrorctl.ecosystems.base import FetchItem
 from mirrorctl.ecosystems.npm.registry import RegistryClient
 from mirrorctl.ecosystems.pypi.index import IndexClient
 from mirrorctl.errors import DigestMismatch, IntegrityError, NetworkError
-from mirrorctl.fetch import fetch_all
+from mirrorctl.inside.store import Store
 from mirrorctl.net import MAX_RETRIES, RetryPolicy, retry_after, retrying
+from mirrorctl.outside.fetch import fetch_all
 from mirrorctl.progress import SILENT
-from mirrorctl.store import Store
 from tests.fixtures.fixture_server import FixtureServer, Request, Response
 
 

@@ -19,10 +19,10 @@ from mirrorctl.config import FetchSettings, Settings, Upstream
 from mirrorctl.ecosystems import base as ecosystems_base
 from mirrorctl.ecosystems.base import FetchContext, ResolveContext
 from mirrorctl.errors import UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.net import RetryPolicy
 from mirrorctl.progress import SILENT
 from mirrorctl.runtime import Runtime
-from mirrorctl.store import Store
 
 PROFILE = '[pypi]\nrequirements = ["app"]\npython = ["3.12"]\nplatforms = ["manylinux_2_28_x86_64"]\n'
 

@@ -15,8 +15,8 @@ import httpx
 
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.ecosystems.pypi.serve import JSON_TYPE
-from mirrorctl.serve import StoreContent, create_app
-from mirrorctl.store import Store
+from mirrorctl.inside.serve import StoreContent, create_app
+from mirrorctl.inside.store import Store
 
 from .fixtures.store_content import closure_store, publish_view, wheel_artifact
 from .fixtures.wheels import Dist

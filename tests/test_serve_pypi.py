@@ -13,9 +13,9 @@ import pytest
 
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.ecosystems.pypi.serve import HTML_TYPE, JSON_TYPE, negotiate
+from mirrorctl.inside.serve import create_app
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.serve import create_app
-from mirrorctl.store import Store
 
 from .fixtures.store_content import CLOSURE, closure_store, publish_view, wheel_artifact
 from .fixtures.wheels import Dist

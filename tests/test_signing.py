@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from mirrorctl.errors import UserError
-from mirrorctl.signing import (
+from mirrorctl.crossing.signing import (
     find_signer,
     generate_key,
     key_id,
@@ -22,6 +21,7 @@ from mirrorctl.signing import (
     load_trusted_keys,
     sign,
 )
+from mirrorctl.errors import UserError
 from tests.fixtures.bundles import make_world
 
 

@@ -18,11 +18,11 @@ from mirrorctl.cli.app import app
 from mirrorctl.config import FetchSettings, Settings, Upstream
 from mirrorctl.ecosystems.base import Ecosystem, FetchContext, FetchItem, load_ecosystems
 from mirrorctl.errors import IntegrityError, ProfileError, UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, Companion, Lock, dump_lock
-from mirrorctl.profiles import load_profile
+from mirrorctl.outside.profiles import load_profile
+from mirrorctl.outside.snapshot import load_locks, snapshot
 from mirrorctl.progress import SILENT
-from mirrorctl.snapshot import load_locks, snapshot
-from mirrorctl.store import Store
 from tests.fixtures.upstream import FileEntry, FixtureUpstream, start_upstream
 from tests.fixtures.wheels import Dist
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mirrorctl.channels import promote
 from mirrorctl.cli.app import app
+from mirrorctl.inside.channels import promote
 from mirrorctl.progress import SILENT
 from tests.fixtures.bundles import fingerprint
 from tests.fixtures.snapshots import Snapshots, two_snapshots
@@ -82,7 +82,7 @@ def test_prune_keeps_what_channels_need(snaps: Snapshots) -> None:
     # The first snapshot is current's rollback target: retained even with --keep 0.
     assert code == 0 and "would remove 0 snapshot(s); kept 2" in out, out
     third = snaps.world.export("3.bundle")
-    from mirrorctl.bundle.importer import import_bundle
+    from mirrorctl.crossing.bundle.importer import import_bundle
     from tests.fixtures.bundles import ECOSYSTEMS, NOW
 
     import_bundle(third, store, snaps.world.trusted, ECOSYSTEMS, now=NOW)

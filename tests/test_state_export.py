@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl.bundle.importer import import_bundle
-from mirrorctl.bundle.state import export_state, read_state
+from mirrorctl.crossing.bundle.importer import import_bundle
+from mirrorctl.crossing.bundle.state import export_state, read_state
+from mirrorctl.crossing.signing import generate_key, load_public_key
 from mirrorctl.errors import UserError
-from mirrorctl.signing import generate_key, load_public_key
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, World, fingerprint, make_world, read_members
 
 
@@ -80,7 +80,7 @@ def test_signed_state(tmp_path: Path) -> None:
     doc["payload"]["blobs"] = doc["payload"]["blobs"][1:]
     import hashlib
 
-    from mirrorctl.bundle.state import _canonical
+    from mirrorctl.crossing.bundle.state import _canonical
 
     doc["payload-sha256"] = hashlib.sha256(_canonical(doc["payload"])).hexdigest()
     out.write_bytes(gzip.compress(_canonical(doc)))

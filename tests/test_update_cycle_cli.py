@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.base import load_ecosystems
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Lock, dump_lock
-from mirrorctl.profiles import load_profile
-from mirrorctl.store import Store
+from mirrorctl.outside.profiles import load_profile
 from tests.fixtures.bundles import add_dists, fingerprint
 from tests.fixtures.wheels import Dist
 from tests.test_bundle_cli import cli, sites  # noqa: F401  (the two-site fixture)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import httpx
 
-from mirrorctl.bundle.manifest import parse_manifest
-from mirrorctl.channels import view_blobs
+from mirrorctl.crossing.bundle.manifest import parse_manifest
+from mirrorctl.inside.channels import view_blobs
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.store import Store
 from tests.fixtures.bundles import read_members
 from tests.fixtures.mixed_bundles import (
     APT_BASE_NEW,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mirrorctl.store import Store
+from mirrorctl.inside.store import Store
 from tests.fixtures.bundles import fingerprint
 
 from .test_bundle_cli import cli, sites  # noqa: F401 - fixture
@@ -83,7 +83,7 @@ def test_verify_with_nothing_imported_is_a_usage_error(tmp_path: Path) -> None:
 def test_a_snapshot_edited_after_its_import_is_named(sites: tuple[Path, Path]) -> None:  # noqa: F811
     import json
 
-    from mirrorctl import audit
+    from mirrorctl.inside import audit
 
     _bundle, inside, store = _imported(sites)
     view_id = store.current_view_id()

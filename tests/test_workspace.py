@@ -19,7 +19,7 @@ from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.base import INSTALL_DIR, ClientConfig, Ecosystem
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.errors import UserError
-from mirrorctl.workspace import render_workspace_config, validate_mirror_url
+from mirrorctl.inside.workspace import render_workspace_config, validate_mirror_url
 
 GOLDEN = Path(__file__).parent / "golden" / "workspace"
 MIRROR = "http://pypi.mirror.internal:8080"

@@ -23,7 +23,7 @@ from .render import err_console, make_progress, print_error, print_unexpected
 
 if TYPE_CHECKING:
     from mirrorctl.ecosystems.base import Ecosystem
-    from mirrorctl.store import Store
+    from mirrorctl.inside.store import Store
 
 T = TypeVar("T")
 

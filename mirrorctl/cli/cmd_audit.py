@@ -11,7 +11,7 @@ import typer
 from .app import Ctx, run_sync
 
 if TYPE_CHECKING:
-    from mirrorctl import audit
+    from mirrorctl.inside import audit
 
 audit_app = typer.Typer(
     help=(
@@ -52,7 +52,7 @@ def verify_cmd(
 
     Example: mirrorctl audit verify --expect-head 5:3f1c...e9 (the head printed last time)
     """
-    from mirrorctl import audit
+    from mirrorctl.inside import audit
 
     c: Ctx = ctx.obj
     settings = c.settings()
@@ -61,7 +61,7 @@ def verify_cmd(
         heads = [audit.parse_head(h, f"the head you gave ({h})") for h in expect_head or []]
         state_note = None
         if against_state is not None:
-            from mirrorctl.bundle.state import audit_head_of_state
+            from mirrorctl.crossing.bundle.state import audit_head_of_state
 
             head, state_note = audit_head_of_state(against_state, c.runtime.store, settings.signing_key)
             heads.append(head)
@@ -117,7 +117,7 @@ def show_cmd(
 
     Example: mirrorctl audit show --last 20
     """
-    from mirrorctl import audit
+    from mirrorctl.inside import audit
 
     c: Ctx = ctx.obj
     entries = run_sync(lambda: audit.last_entries(c.runtime.store, last), c)

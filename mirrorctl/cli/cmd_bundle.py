@@ -13,14 +13,14 @@ from mirrorctl.config import Settings
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import ProfileError, UserError
 from mirrorctl.lockfile import parse_lock
-from mirrorctl.profiles import list_profiles, load_profile, profile_path
+from mirrorctl.outside.profiles import list_profiles, load_profile, profile_path
 
 from .app import Ctx, run_sync
 
 if TYPE_CHECKING:  # the bundle code (and cryptography) loads only when a bundle command runs
-    from mirrorctl.bundle.export import ExportReport, LockInput
-    from mirrorctl.bundle.state import InsideState
-    from mirrorctl.bundle.verify import VerifiedManifest
+    from mirrorctl.crossing.bundle.export import ExportReport, LockInput
+    from mirrorctl.crossing.bundle.state import InsideState
+    from mirrorctl.crossing.bundle.verify import VerifiedManifest
 
 bundle_app = typer.Typer(
     help=(
@@ -98,7 +98,7 @@ def export(
     progress = obj.progress()
 
     def run() -> ExportReport:
-        from mirrorctl.bundle.export import export_bundle
+        from mirrorctl.crossing.bundle.export import export_bundle
 
         if settings.signing_key is None:
             where = settings.config_path or "mirrorctl.toml"
@@ -113,7 +113,7 @@ def export(
         size = parse_size(chunk_size) if chunk_size is not None else None
         base = None
         if since is not None:
-            from mirrorctl.signing import load_public_key
+            from mirrorctl.crossing.signing import load_public_key
 
             base = read_state(since, [load_public_key(k) for k in settings.trusted_keys])
             _describe_state(base)
@@ -131,8 +131,8 @@ def export(
             ecosystems=obj.runtime.ecosystems,
         )
 
-    from mirrorctl.bundle.chunks import parse_size
-    from mirrorctl.bundle.state import read_state
+    from mirrorctl.crossing.bundle.chunks import parse_size
+    from mirrorctl.crossing.bundle.state import read_state
 
     report = run_sync(run, obj)
     where = f"{report.index} + {len(report.parts)} part(s)" if report.index else str(report.path)
@@ -183,10 +183,10 @@ def verify(
     progress = obj.progress()
 
     def run() -> VerifiedManifest:
-        from mirrorctl.bundle.chunks import resolve_bundle
-        from mirrorctl.bundle.verify import verify_bundle
-        from mirrorctl.signing import load_trusted_keys
-        from mirrorctl.trust_gate import TrustGate
+        from mirrorctl.crossing.bundle.chunks import resolve_bundle
+        from mirrorctl.crossing.bundle.verify import verify_bundle
+        from mirrorctl.crossing.signing import load_trusted_keys
+        from mirrorctl.crossing.trust_gate import TrustGate
 
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
         source = resolve_bundle(bundle, list(from_dirs or ()), progress=progress)
@@ -201,7 +201,7 @@ def verify(
         gate.check(verified.manifest, verified.signer, progress)
         return verified
 
-    from mirrorctl.bundle.manifest import format_time
+    from mirrorctl.crossing.bundle.manifest import format_time
 
     v = run_sync(run, obj)
     m = v.manifest

@@ -30,7 +30,7 @@ def promote_cmd(
 
     Example: mirrorctl promote 20261127T153000Z --channel prod
     """
-    from mirrorctl import channels
+    from mirrorctl.inside import channels
 
     c: Ctx = ctx.obj
     store = c.store()
@@ -47,7 +47,7 @@ def list_cmd(ctx: typer.Context) -> None:
 
     Example: mirrorctl channels list
     """
-    from mirrorctl import channels
+    from mirrorctl.inside import channels
 
     c: Ctx = ctx.obj
     store = c.store()
@@ -67,7 +67,7 @@ def history_cmd(
 
     Example: mirrorctl channels history prod
     """
-    from mirrorctl import channels
+    from mirrorctl.inside import channels
 
     c: Ctx = ctx.obj
     store = c.store()

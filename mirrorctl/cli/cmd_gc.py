@@ -50,7 +50,7 @@ def gc_cmd(
 
     Example: mirrorctl gc --keep 5 --dry-run
     """
-    from mirrorctl.gc import collect
+    from mirrorctl.inside.gc import collect
 
     c: Ctx = ctx.obj
     settings = c.settings()

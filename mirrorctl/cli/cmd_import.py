@@ -12,7 +12,7 @@ from .app import Ctx, run_sync
 from .render import err_console
 
 if TYPE_CHECKING:
-    from mirrorctl.bundle.importer import ImportReport
+    from mirrorctl.crossing.bundle.importer import ImportReport
 
 
 def import_cmd(
@@ -62,10 +62,10 @@ def import_cmd(
     progress = obj.progress()
 
     def run() -> ImportReport:
-        from mirrorctl.bundle.chunks import resolve_bundle
-        from mirrorctl.bundle.importer import import_bundle
-        from mirrorctl.signing import load_trusted_keys
-        from mirrorctl.trust import parse_time
+        from mirrorctl.crossing.bundle.chunks import resolve_bundle
+        from mirrorctl.crossing.bundle.importer import import_bundle
+        from mirrorctl.crossing.signing import load_trusted_keys
+        from mirrorctl.crossing.trust import parse_time
 
         until = parse_time(accept_expired_until, "--accept-expired-until") if accept_expired_until else None
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mirrorctl.errors import UserError
-from mirrorctl.initconfig import init_config
+from mirrorctl.outside.initconfig import init_config
 
 from .app import Ctx, run_sync
 

@@ -14,7 +14,7 @@ from mirrorctl.errors import UserError
 from .app import Ctx, run_sync
 
 if TYPE_CHECKING:  # cryptography loads only when a key command runs
-    from mirrorctl.trust import RotationReport
+    from mirrorctl.crossing.trust import RotationReport
 
 key_app = typer.Typer(
     help=(
@@ -39,7 +39,7 @@ def generate(
     Example: mirrorctl key generate --out keys/mirrorctl.key
     """
     obj: Ctx = ctx.obj
-    from mirrorctl.signing import generate_key
+    from mirrorctl.crossing.signing import generate_key
 
     key = run_sync(lambda: generate_key(out), obj)
     typer.echo(f"key id {key.key_id}")
@@ -65,7 +65,7 @@ def rotate(
     progress = obj.progress()
 
     def run() -> RotationReport:
-        from mirrorctl.trust import rotate as rotate_key
+        from mirrorctl.crossing.trust import rotate as rotate_key
 
         signing = _signing_key(settings)
         return rotate_key(obj.runtime.store, signing, new, now=datetime.now(UTC), progress=progress)
@@ -98,7 +98,7 @@ def revoke(
     progress = obj.progress()
 
     def run() -> tuple[bool, Path | None]:
-        from mirrorctl.trust import revoke_local, sign_revocation
+        from mirrorctl.crossing.trust import revoke_local, sign_revocation
 
         store = obj.runtime.store
         statement = None
@@ -122,7 +122,7 @@ def status(ctx: typer.Context) -> None:
     """
     obj: Ctx = ctx.obj
     settings = obj.settings()
-    from mirrorctl.trust import read_state
+    from mirrorctl.crossing.trust import read_state
 
     state = run_sync(lambda: read_state(obj.runtime.store), obj)
     for path in settings.trusted_keys:

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from mirrorctl.errors import UserError
-from mirrorctl.locking import LockResult, check_locks, lock_profiles
-from mirrorctl.profiles import Profile, list_profiles, load_profile, profile_path
+from mirrorctl.outside.locking import LockResult, check_locks, lock_profiles
+from mirrorctl.outside.profiles import Profile, list_profiles, load_profile, profile_path
 
 from .app import Ctx, run_async, run_sync
 
@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
             return
 
         if then_snapshot:
-            from mirrorctl.snapshot import LockSnapshotReport, lock_and_snapshot
+            from mirrorctl.outside.snapshot import LockSnapshotReport, lock_and_snapshot
 
             from .cmd_snapshot import summary
 

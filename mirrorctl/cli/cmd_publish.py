@@ -7,9 +7,9 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from mirrorctl import publish as service
 from mirrorctl.config import Settings
 from mirrorctl.errors import UserError
+from mirrorctl.inside import publish as service
 from mirrorctl.progress import Progress
 from mirrorctl.runtime import Runtime
 from mirrorctl.targets.base import PublishedVersion, PublishResult, PublishTarget, TargetCheck, make_target
@@ -93,7 +93,7 @@ def publish_cmd(
     progress: Progress = c.progress()
     view = None
     if channel is not None:
-        from mirrorctl.channels import channel_view
+        from mirrorctl.inside.channels import channel_view
 
         name = channel
         view = run_sync(lambda: channel_view(store, name), c)
@@ -194,7 +194,7 @@ def rollback_cmd(
     if channel is not None:
         if version is not None:
             raise fail(UserError("rollback --channel: --version is for --to TARGET; a channel goes back one step"))
-        from mirrorctl import channels
+        from mirrorctl.inside import channels
 
         name = channel
         done = run_sync(lambda: channels.rollback(store, name, c.progress()), c)

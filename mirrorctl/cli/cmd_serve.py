@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         """
         c: Ctx = ctx.obj
         settings = c.settings()
-        from mirrorctl.serve.runner import ServeOptions, serve
+        from mirrorctl.inside.serve.runner import ServeOptions, serve
 
         options = ServeOptions(
             host=host if host is not None else settings.serve_host,

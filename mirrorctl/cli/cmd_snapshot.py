@@ -10,8 +10,8 @@ import typer
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import UserError
 from mirrorctl.lockfile import Lock
-from mirrorctl.profiles import list_profiles, load_profile, profile_path
-from mirrorctl.snapshot import SnapshotReport, load_locks, snapshot
+from mirrorctl.outside.profiles import list_profiles, load_profile, profile_path
+from mirrorctl.outside.snapshot import SnapshotReport, load_locks, snapshot
 
 from .app import Ctx, run_async, run_sync
 

@@ -40,7 +40,7 @@ def list_cmd(
 
     Example: mirrorctl snapshots list
     """
-    from mirrorctl.channels import list_snapshots
+    from mirrorctl.inside.channels import list_snapshots
 
     c: Ctx = ctx.obj
     store = c.store()
@@ -82,7 +82,7 @@ def show_cmd(
 
     Example: mirrorctl snapshots show 20261127T1530
     """
-    from mirrorctl.channels import missing_blobs, show_snapshot
+    from mirrorctl.inside.channels import missing_blobs, show_snapshot
 
     c: Ctx = ctx.obj
     store = c.store()
@@ -116,7 +116,7 @@ def prune_cmd(
 
     Example: mirrorctl snapshots prune --keep 10 --dry-run
     """
-    from mirrorctl.gc import collect
+    from mirrorctl.inside.gc import collect
 
     c: Ctx = ctx.obj
     store = c.store()

@@ -10,7 +10,7 @@ import typer
 from .app import Ctx, run_sync
 
 if TYPE_CHECKING:
-    from mirrorctl.bundle.state import InsideState
+    from mirrorctl.crossing.bundle.state import InsideState
 
 state_app = typer.Typer(
     help=(
@@ -40,7 +40,7 @@ def export(
     settings = obj.settings()
 
     def run() -> InsideState:
-        from mirrorctl.bundle.state import export_state, store_state_key
+        from mirrorctl.crossing.bundle.state import export_state, store_state_key
 
         store = obj.runtime.store
         key = settings.signing_key or store_state_key(store, create=True)

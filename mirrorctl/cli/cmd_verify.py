@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
         Example: mirrorctl verify
         """
-        from mirrorctl.verify import verify_store
+        from mirrorctl.inside.verify import verify_store
 
         c: Ctx = ctx.obj
         store = c.store()

@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from mirrorctl.errors import UserError
-from mirrorctl.publish import target_name_of
-from mirrorctl.store import atomic_write
+from mirrorctl.inside.publish import target_name_of
+from mirrorctl.inside.store import atomic_write
+from mirrorctl.inside.workspace import DEFAULT_INSTALL_DIR, render_workspace_config, usage_line
 from mirrorctl.targets.base import PublishTarget
-from mirrorctl.workspace import DEFAULT_INSTALL_DIR, render_workspace_config, usage_line
 
 from .app import Ctx, fail, run_async, run_sync
 from .cmd_publish import with_target
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         if (mirror_url is None) == (target is None):
             raise fail(UserError("workspace-config: give exactly one of --mirror-url and --target"))
         if channel is not None:
-            from mirrorctl.channels import validate_channel_name
+            from mirrorctl.inside.channels import validate_channel_name
 
             if target is not None:
                 raise fail(UserError("workspace-config: --channel goes with --mirror-url (a served channel)"))
@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         base_url = mirror_url if channel is None else f"{mirror_url.rstrip('/')}/{channel}"
 
         def go() -> None:
-            from mirrorctl.serve.app import StoreContent
+            from mirrorctl.inside.serve.app import StoreContent
 
             content = StoreContent(c.runtime.store, channel or "current")
             render_workspace_config(

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from mirrorctl.config import ConfigRef, FetchSettings, Upstream
 from mirrorctl.errors import UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, LegacyRecord
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store
 
 if TYPE_CHECKING:  # keep adapter discovery cheap: the HTTP stack loads only when something fetches
     import httpx

@@ -3,7 +3,7 @@
 A target receives, per ecosystem, the exact set of artifacts a publish should expose (from the store's served
 view) and makes the server expose exactly that set, atomically where the server can: on Pulp one new repository
 version holding the whole set, and the distribution moved to it only once it is complete. Targets never import
-ecosystems or each other; the publish service (mirrorctl/publish.py) wires them.
+ecosystems or each other; the publish service (mirrorctl/inside/publish.py) wires them.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import httpx
 from mirrorctl.config import TargetSettings
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store
 
 ENTRY_POINT_GROUP = "mirrorctl.targets.v1"
 

@@ -45,10 +45,10 @@ from packaging.utils import canonicalize_name
 
 from mirrorctl.config import TargetSettings
 from mirrorctl.errors import MirrorctlError, TargetError, UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
 from mirrorctl.net import redact
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store
 from mirrorctl.targets.base import PublishedVersion, PublishResult, TargetCheck
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -35,9 +35,9 @@ from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
+from mirrorctl.inside.serve import StoreContent
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import read_lock
-from mirrorctl.serve import StoreContent
-from mirrorctl.store import Store
 from tests.contract.kit import ContractFixture, ContractUpstream, contract_fixture, registered
 
 MIRROR_URL = "http://mirror.contract.internal:8080"

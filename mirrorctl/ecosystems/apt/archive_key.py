@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mirrorctl.errors import MirrorctlError, UserError
-from mirrorctl.store import atomic_write
+from mirrorctl.inside.store import atomic_write
 
 DEFAULT_UID = "mirrorctl internal archive key <apt-archive@mirror.internal>"
 ALGORITHMS = ("ed25519", "rsa4096")

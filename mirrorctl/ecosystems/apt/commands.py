@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from mirrorctl.ecosystems.commands import Command, CommandArgs, CommandContext, CommandGroup, Param, read_file
-from mirrorctl.store import atomic_write
+from mirrorctl.inside.store import atomic_write
 
 from .archive_key import DEFAULT_UID, ArchiveKey
 

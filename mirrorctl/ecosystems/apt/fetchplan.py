@@ -1,7 +1,7 @@
 """Locked .debs -> where to download them on the configured upstream.
 
 The lock names no host: each .deb is fetched from ``<upstream url>/<attrs.pool>`` (the index's Filename, which
-is relative to the archive root) and checked by :mod:`mirrorctl.fetch` against the Size and SHA256 the verified
+is relative to the archive root) and checked by :mod:`mirrorctl.outside.fetch` against the Size and SHA256 the verified
 index listed, while it streams. No index is read again: the lock already carries what the signature vouched for.
 """
 

@@ -33,8 +33,8 @@ from debian.deb822 import Deb822
 
 from mirrorctl.ecosystems.base import ServedView
 from mirrorctl.errors import IntegrityError, MirrorctlError
+from mirrorctl.inside.store import atomic_write
 from mirrorctl.lockfile import Artifact
-from mirrorctl.store import atomic_write
 
 from .archive_key import ArchiveKey
 from .settings import ReleaseOptions

@@ -2,7 +2,7 @@
 
 The lock names no host: each tarball is looked up in its package's packument on the registry configured now
 (``dist.tarball``), and that version must still be listed there with the integrity the lock records. The
-download is then checked by :mod:`mirrorctl.fetch` against the lock's size and sha256 *and* its sha512
+download is then checked by :mod:`mirrorctl.outside.fetch` against the lock's size and sha256 *and* its sha512
 integrity, while it streams.
 """
 

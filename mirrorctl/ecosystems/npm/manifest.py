@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mirrorctl.errors import IntegrityError
-from mirrorctl.store import atomic_write
+from mirrorctl.inside.store import atomic_write
 
 # package.json files are small; a few MiB leaves room for the largest real ones (with embedded readmes).
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024

@@ -36,9 +36,9 @@ import httpx
 import msgspec
 
 from mirrorctl.errors import DigestMismatch, IntegrityError, NetworkError
+from mirrorctl.inside.store import Store, atomic_write
 from mirrorctl.net import RetryPolicy, redact, retrying
 from mirrorctl.progress import SILENT, Progress
-from mirrorctl.store import Store, atomic_write
 
 CORGI = "application/vnd.npm.install-v1+json"
 ACCEPT_CORGI = f"{CORGI}; q=1.0, application/json; q=0.8, */*"

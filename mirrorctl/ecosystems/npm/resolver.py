@@ -40,8 +40,8 @@ import nodesemver
 
 from mirrorctl.ecosystems.base import ResolveContext
 from mirrorctl.errors import IntegrityError, MirrorctlError, ResolutionError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, AttrValue
-from mirrorctl.store import Store
 
 from .registry import Packument, RegistryClient, Tarball, sri_hashes
 from .spec import (

@@ -33,9 +33,9 @@ from packaging.utils import (
 from packaging.version import InvalidVersion
 
 from mirrorctl.errors import DigestMismatch, IntegrityError, NetworkError
+from mirrorctl.inside.store import Store
 from mirrorctl.net import RetryPolicy, redact, retrying
 from mirrorctl.progress import SILENT, Progress
-from mirrorctl.store import Store
 
 from .lazywheel import NotLazy, RangeReply, read_wheel_metadata
 from .metacache import MetadataCache, PageCache, ParsedPageCache, UrlCache

@@ -31,8 +31,8 @@ from typing import Any
 from mirrorctl.config import ConfigRef, TargetSettings
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import TargetError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.store import Store
 
 from .api import PulpApi
 from .plugins import PublishFile

@@ -32,8 +32,8 @@ from urllib.parse import quote
 from mirrorctl.config import ConfigRef, TargetSettings
 from mirrorctl.ecosystems.base import Ecosystem, StoredSet
 from mirrorctl.errors import MirrorctlError, TargetError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.store import Store
 
 from .api import PulpApi
 from .plugins import PublishFile

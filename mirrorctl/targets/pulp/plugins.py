@@ -33,8 +33,8 @@ from typing import Any, Protocol, runtime_checkable
 from mirrorctl.config import ConfigRef, TargetSettings
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import TargetError, UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
-from mirrorctl.store import Store
 
 from .api import PulpApi
 

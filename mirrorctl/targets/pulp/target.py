@@ -28,9 +28,9 @@ import httpx
 from mirrorctl.config import TargetSettings
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import MirrorctlError, TargetError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store
 from mirrorctl.targets.base import PublishedVersion, PublishResult, TargetCheck
 
 from .api import PulpApi

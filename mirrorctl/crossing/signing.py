@@ -8,7 +8,7 @@ keys (``[trust] keys``). A signature is the raw 64-byte Ed25519 signature over t
 
 A key is named by its *key id*: the first 16 hex digits of sha256 over the raw 32-byte public key. A key's
 id is also the name of the *lineage* it starts: sequence numbers (rollback protection) are counted per lineage.
-A lineage outlives its first key: a rotation (:mod:`mirrorctl.trust`) binds a new key to the same lineage.
+A lineage outlives its first key: a rotation (:mod:`mirrorctl.crossing.trust`) binds a new key to the same lineage.
 """
 
 from __future__ import annotations

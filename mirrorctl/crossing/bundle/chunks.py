@@ -34,8 +34,8 @@ from pathlib import Path, PosixPath
 from typing import IO, Any
 
 from mirrorctl.errors import BundleRefused, UserError
+from mirrorctl.inside.store import atomic_write, fsync_dir
 from mirrorctl.progress import SILENT, Progress
-from mirrorctl.store import atomic_write, fsync_dir
 
 FORMAT = "mirrorctl-parts"
 FORMAT_VERSION = 1

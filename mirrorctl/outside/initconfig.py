@@ -13,7 +13,7 @@ import tomli_w
 from mirrorctl.config import parse_settings
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import UserError
-from mirrorctl.store import atomic_write
+from mirrorctl.inside.store import atomic_write
 
 
 @dataclass(frozen=True, slots=True)

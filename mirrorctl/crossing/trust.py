@@ -21,7 +21,7 @@ Store layout (both sides use the same files; the configured ``[trust] keys`` are
     trust/keys/<key-id>.pub            public keys that rotations brought in (inside)
     trust/outgoing/...                 statements written by key rotate / key revoke --sign (outside)
 
-The inside side is :class:`mirrorctl.trust_gate.TrustGate`; this module holds the statements and the outside.
+The inside side is :class:`mirrorctl.crossing.trust_gate.TrustGate`; this module holds the statements and the outside.
 """
 
 from __future__ import annotations
@@ -34,10 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mirrorctl import audit
-from mirrorctl.errors import BundleRefused, UserError
-from mirrorctl.progress import SILENT, Progress
-from mirrorctl.signing import (
+from mirrorctl.crossing.signing import (
     SIGNATURE_SIZE,
     TrustedKey,
     key_id,
@@ -47,7 +44,10 @@ from mirrorctl.signing import (
     public_pem,
     sign,
 )
-from mirrorctl.store import Store, atomic_write
+from mirrorctl.errors import BundleRefused, UserError
+from mirrorctl.inside import audit
+from mirrorctl.inside.store import Store, atomic_write
+from mirrorctl.progress import SILENT, Progress
 
 STATE = "trust"
 ROTATION_FORMAT = "mirrorctl-key-rotation"

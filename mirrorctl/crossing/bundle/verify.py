@@ -30,11 +30,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol
 
+from mirrorctl.crossing.signing import SIGNATURE_SIZE, TrustedKey, find_signer, load_trusted_keys
 from mirrorctl.errors import BundleRefused, ProfileError, UserError
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, LegacyRecord, Lock, merge_artifacts, parse_lock, refuse_path_collisions
 from mirrorctl.progress import SILENT, Progress
-from mirrorctl.signing import SIGNATURE_SIZE, TrustedKey, find_signer, load_trusted_keys
-from mirrorctl.store import Store
 
 from .linedelta import apply_delta
 from .manifest import (
@@ -170,7 +170,7 @@ class BundleReader:
         self, now: datetime, *, accept_expired_until: datetime | None = None
     ) -> tuple[Manifest, TrustedKey]:
         """``accept_expired_until``: an expired bundle passes while the local clock is not past it (the
-        importer logs that loudly, mirrorctl/trust_gate.py); without it, ``expires < now`` is refused."""
+        importer logs that loudly, mirrorctl/crossing/trust_gate.py); without it, ``expires < now`` is refused."""
         first = self._next()
         if first is None or first.name != MANIFEST_NAME or not _is_plain_file(first):
             found = "nothing" if first is None else repr(first.name)

@@ -19,7 +19,7 @@ Rot in the store is what ``mirrorctl verify`` (and ``import --repair``) are for.
 from __future__ import annotations
 
 from mirrorctl.errors import BundleRefused
-from mirrorctl.store import Store
+from mirrorctl.inside.store import Store
 
 from .manifest import Manifest
 

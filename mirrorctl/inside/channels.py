@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from mirrorctl import audit
 from mirrorctl.errors import IntegrityError, MirrorctlError, UserError
+from mirrorctl.inside import audit
+from mirrorctl.inside.store import CURRENT, Store, View
 from mirrorctl.progress import Progress
-from mirrorctl.store import CURRENT, Store, View
 
 T = TypeVar("T")
 

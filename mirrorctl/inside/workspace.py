@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from mirrorctl.ecosystems.base import INSTALL_DIR, Ecosystem, ServedContent
 from mirrorctl.errors import UserError
-from mirrorctl.store import atomic_write
+from mirrorctl.inside.store import atomic_write
 
 ENV_FILE = "mirrorctl.env"
 README_FILE = "README.txt"

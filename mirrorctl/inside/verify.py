@@ -13,10 +13,10 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mirrorctl import audit
 from mirrorctl.errors import IntegrityError, UserError
+from mirrorctl.inside import audit
+from mirrorctl.inside.store import Store
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,15 +24,15 @@ import httpx
 from mirrorctl.config import Settings
 from mirrorctl.ecosystems.base import Ecosystem, FetchContext, FetchItem
 from mirrorctl.errors import IntegrityError, NetworkError, ProfileError, UserError
-from mirrorctl.fetch import FetchReport, SpeculativeFetcher, fetch_all
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, LegacyPaths, Lock, merge_artifacts, read_lock
-from mirrorctl.locking import LockResult, check_locks, lock_profiles
-from mirrorctl.profiles import Profile
+from mirrorctl.outside.fetch import FetchReport, SpeculativeFetcher, fetch_all
+from mirrorctl.outside.locking import LockResult, check_locks, lock_profiles
+from mirrorctl.outside.profiles import Profile
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store
 
 if TYPE_CHECKING:
-    from mirrorctl.fetch_worker import ProcessFetcher
+    from mirrorctl.outside.fetch_worker import ProcessFetcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +177,7 @@ async def lock_and_snapshot(
     were dropped are cancelled (finished ones stay as unreferenced blobs, harmless), and the snapshot checks
     every locked blob and fetches whatever the early downloads did not bring.
 
-    The early downloads run in a child process (see :mod:`mirrorctl.fetch_worker` for why); ``in_process``
+    The early downloads run in a child process (see :mod:`mirrorctl.outside.fetch_worker` for why); ``in_process``
     runs them on this event loop instead (for tests and measurements)."""
     with store.shared():  # early downloads land before the lock names them: gc must wait for the lock file
         return await _lock_and_snapshot(
@@ -203,7 +203,7 @@ async def _lock_and_snapshot(
             progress=progress,
         )
     else:
-        from mirrorctl.fetch_worker import ProcessFetcher
+        from mirrorctl.outside.fetch_worker import ProcessFetcher
 
         early = ProcessFetcher(settings)
         if refresh or check_locks(profiles, ecosystems):

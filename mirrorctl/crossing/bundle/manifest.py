@@ -4,7 +4,7 @@ A bundle is an uncompressed tar whose members come in this order::
 
     manifest.json            canonical JSON (sorted keys, no spaces), signed
     manifest.json.sig        raw 64-byte Ed25519 signature over manifest.json
-    keys/<statement>.json    key rotation/revocation statements and their .sig, if any (mirrorctl/trust.py)
+    keys/<statement>.json    key rotation/revocation statements and their .sig, if any (mirrorctl/crossing/trust.py)
     sbom.cdx.json            CycloneDX SBOM, one component per artifact
     locks/<profile>.lock     the lock of each profile carried
     blobs/sha256/<hex>       every artifact file and companion, named by its digest
@@ -23,7 +23,7 @@ A *delta* bundle (``kind`` = ``"delta"``) carries only the blobs the inside lack
 - ``rebuilt`` (optional): files of the view that travel as a *line delta* against the inside's copy instead of
   whole: ``[{"path", "delta", "base-sha256", "base-size"}]``. ``path`` (a lock or the SBOM) stays listed in
   ``files`` with its complete size and sha256, but is not a tar member; ``delta`` (``<path>.delta``, also in
-  ``files``) is. The importer rebuilds ``path`` from its stored blob ``base-sha256`` (mirrorctl/bundle/
+  ``files``) is. The importer rebuilds ``path`` from its stored blob ``base-sha256`` (mirrorctl/crossing/bundle/
   linedelta.py) and accepts it only with exactly the listed size and sha256.
 
 ``files`` thus still lists every file of the view's bundle (what gc retains and verify checks), and a full bundle

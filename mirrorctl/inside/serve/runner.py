@@ -10,8 +10,8 @@ import uvicorn
 
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import UserError
+from mirrorctl.inside.store import CURRENT, Store
 from mirrorctl.progress import Progress
-from mirrorctl.store import CURRENT, Store
 
 from .app import create_app
 
@@ -53,7 +53,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def check_channels(store: Store, channels: Sequence[str]) -> list[str]:
     """The channels to serve (``current`` when none), each valid and existing (``current`` may be empty)."""
-    from mirrorctl.channels import require_channel, validate_channel_name
+    from mirrorctl.inside.channels import require_channel, validate_channel_name
 
     chosen = list(dict.fromkeys(channels or [CURRENT]))
     for name in chosen:

@@ -30,12 +30,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mirrorctl import audit
 from mirrorctl.config import Settings
 from mirrorctl.errors import IntegrityError, MirrorctlError, UserError
+from mirrorctl.inside import audit
+from mirrorctl.inside.store import Store, View
 from mirrorctl.lockfile import Artifact, parse_lock
 from mirrorctl.progress import SILENT, Progress
-from mirrorctl.store import Store, View
 from mirrorctl.targets.base import PublishedVersion, PublishResult, PublishTarget, TargetCheck
 
 JOURNAL_PREFIX = "publish-"

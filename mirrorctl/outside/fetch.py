@@ -28,9 +28,9 @@ import httpx
 
 from mirrorctl.ecosystems.base import FetchItem
 from mirrorctl.errors import DigestMismatch, IntegrityError, MirrorctlError, NetworkError
+from mirrorctl.inside.store import Store
 from mirrorctl.net import RetryPolicy, redact, retrying
 from mirrorctl.progress import Progress, ProgressTask
-from mirrorctl.store import Store
 
 CHUNK = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")

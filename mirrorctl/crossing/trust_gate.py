@@ -33,12 +33,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mirrorctl import audit
-from mirrorctl.errors import BundleRefused, UserError
-from mirrorctl.progress import Progress
-from mirrorctl.signing import TrustedKey, load_public_key, load_trusted_keys
-from mirrorctl.store import Store, atomic_write
-from mirrorctl.trust import (
+from mirrorctl.crossing.signing import TrustedKey, load_public_key, load_trusted_keys
+from mirrorctl.crossing.trust import (
     KEYS_DIR,
     MAX_STATEMENT_SIZE,
     MAX_STATEMENTS,
@@ -50,9 +46,13 @@ from mirrorctl.trust import (
     parse_statements,
     read_state,
 )
+from mirrorctl.errors import BundleRefused, UserError
+from mirrorctl.inside import audit
+from mirrorctl.inside.store import Store, atomic_write
+from mirrorctl.progress import Progress
 
 if TYPE_CHECKING:
-    from mirrorctl.bundle.manifest import Manifest
+    from mirrorctl.crossing.bundle.manifest import Manifest
 
 _RECOVER = (
     "lineage {lineage} has no other key: generate a new key outside (`mirrorctl key generate`), carry its .pub "

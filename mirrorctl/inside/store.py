@@ -204,7 +204,7 @@ class Store:
         os.replace(tmp, self._current_link)
         fsync_dir(self.root)
 
-    # --- channels: named links to views, switched like ``current`` (history in mirrorctl/channels.py) --------
+    # --- channels: named links to views, switched like ``current`` (history in mirrorctl/inside/channels.py) --------
     def channel_link(self, name: str) -> Path:
         """The link of channel ``name``; the channel ``current`` is the store's ``current`` link itself."""
         return self._current_link if name == CURRENT else self.root / "channels" / name

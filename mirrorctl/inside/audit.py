@@ -71,8 +71,8 @@ from pathlib import Path
 from typing import Any
 
 from mirrorctl.errors import IntegrityError, MirrorctlError, UserError
+from mirrorctl.inside.store import Store, atomic_write, fsync_dir
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store, atomic_write, fsync_dir
 
 JOURNAL = Path("audit") / "journal.jsonl"
 ANCHOR = Path("audit") / "head.json"

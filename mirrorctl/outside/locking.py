@@ -30,6 +30,7 @@ import httpx
 from mirrorctl.config import Settings
 from mirrorctl.ecosystems.base import Ecosystem, FetchItem, ResolveContext
 from mirrorctl.errors import ProfileError
+from mirrorctl.inside.store import Store, atomic_write
 from mirrorctl.lockfile import (
     LEGACY_LOCK_VERSION,
     LOCK_VERSION,
@@ -39,9 +40,8 @@ from mirrorctl.lockfile import (
     read_lock,
     refuse_path_collisions,
 )
-from mirrorctl.profiles import Profile
+from mirrorctl.outside.profiles import Profile
 from mirrorctl.progress import Progress
-from mirrorctl.store import Store, atomic_write
 
 
 @dataclass(frozen=True, slots=True)

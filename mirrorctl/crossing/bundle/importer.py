@@ -29,14 +29,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from mirrorctl import audit
-from mirrorctl.channels import switch_locked, validate_channel_name
+from mirrorctl.crossing.signing import TrustedKey
+from mirrorctl.crossing.trust_gate import TrustGate
 from mirrorctl.errors import BundleRefused, MirrorctlError, UserError
+from mirrorctl.inside import audit
+from mirrorctl.inside.channels import switch_locked, validate_channel_name
+from mirrorctl.inside.store import CURRENT, Store, View, atomic_write
 from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
-from mirrorctl.signing import TrustedKey
-from mirrorctl.store import CURRENT, Store, View, atomic_write
-from mirrorctl.trust_gate import TrustGate
 
 from .delta import check_delta_base, check_expected_blobs
 from .manifest import KIND_DELTA, FileEntry, Manifest, format_time
@@ -104,9 +104,9 @@ def import_bundle(
     """Verify ``path`` completely and serve it, or change nothing.
 
     ``accept_expired_until``: an expired bundle is accepted while the local clock is not past this time;
-    logged loudly and in the audit journal (mirrorctl/trust_gate.py).
+    logged loudly and in the audit journal (mirrorctl/crossing/trust_gate.py).
 
-    ``channels``: besides ``current``, point these channels (mirrorctl/channels.py) at the imported snapshot.
+    ``channels``: besides ``current``, point these channels (mirrorctl/inside/channels.py) at the imported snapshot.
 
     ``repair``: ``path`` must be the bundle being served; every stored blob it carries that does not verify
     (missing, wrong size or wrong sha256: what ``mirrorctl verify`` names) is replaced by the bundle's verified

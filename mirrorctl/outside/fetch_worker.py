@@ -3,7 +3,7 @@
 Why a process: resolution is Python work in resolver threads that talk to the event loop for every page and
 metadata file; streaming ~200 MB through httpx and hashing it is Python work too. In one process both share
 one interpreter lock, and each slows the other down more than the overlap gains. A child process runs
-:class:`~mirrorctl.fetch.SpeculativeFetcher` on another CPU, with its own HTTP client built from the same
+:class:`~mirrorctl.outside.fetch.SpeculativeFetcher` on another CPU, with its own HTTP client built from the same
 settings. It writes into the same store through the same verified path (flocked ``.part``, hash, fsync,
 rename), so the parent's snapshot simply waits for a file the child is still downloading and then finds the
 blob.
@@ -41,12 +41,12 @@ from mirrorctl.progress import SILENT
 # The httpx._main entry: as in mirrorctl/cli/__init__.py, httpx's own command-line client is never imported.
 _CHILD = (
     "import sys; sys.modules.setdefault('httpx._main', None); "
-    "from mirrorctl.fetch_worker import child_main; child_main()"
+    "from mirrorctl.outside.fetch_worker import child_main; child_main()"
 )
 
 
 class ProcessFetcher:
-    """Same interface as :class:`~mirrorctl.fetch.SpeculativeFetcher`, the downloads done by a child."""
+    """Same interface as :class:`~mirrorctl.outside.fetch.SpeculativeFetcher`, the downloads done by a child."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -132,7 +132,7 @@ def child_main() -> None:
 
 
 async def _serve(settings: Settings, stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    from mirrorctl.fetch import SpeculativeFetcher
+    from mirrorctl.outside.fetch import SpeculativeFetcher
     from mirrorctl.runtime import Runtime
 
     rt = Runtime.for_settings(settings, environ=os.environ)  # this process's own: the parent's settings

@@ -22,8 +22,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import MirrorctlError
+from mirrorctl.inside.store import CURRENT, Store, View
 from mirrorctl.lockfile import Artifact
-from mirrorctl.store import CURRENT, Store, View
 
 # Views parsed and kept in memory; the current one and the one before it are enough for readers that straddle
 # a switch. A view is immutable, so a cached one is never stale.

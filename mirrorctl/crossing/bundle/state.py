@@ -9,13 +9,13 @@
 ``blobs``: ``[[sha256, size], ...]`` sorted, every blob a view on disk references that is present with that
 size (artifacts, and the files of each view's bundle: locks, SBOM, key statements), and ``bases``: the text of
 each lock and of the SBOM the current view was imported with, by member name (``locks/web.lock``). The outside
-sends a lock or the SBOM as a line delta against these (mirrorctl/bundle/linedelta.py); the inside rebuilds from
-its own blob and checks the result against the signed manifest, so a wrong ``bases`` only makes the import
+sends a lock or the SBOM as a line delta against these (mirrorctl/crossing/bundle/linedelta.py); the inside
+rebuilds from its own blob and checks the result against the signed manifest, so a wrong ``bases`` only makes the import
 refuse. A state without ``bases`` (older) is read as having none.
 ``audit`` (when the journal has entries): ``{"entries": N, "head": sha256}``, the audit journal's head when the
 state was written; it leaves the inside (signed, with a key) so ``mirrorctl audit verify --against-state FILE``
-can later show a journal cut or rewritten behind it (mirrorctl/audit.py). The payload's sha256 is *the state's digest*:
-the outside shows it and every delta records it in ``base``.
+can later show a journal cut or rewritten behind it (mirrorctl/inside/audit.py). The payload's sha256 is *the
+state's digest*: the outside shows it and every delta records it in ``base``.
 
 Trust model. The outside uses a state file only to decide which blobs to leave out. A wrong or lying state can
 only make the delta fail at import (a blob it leaves out is not in the store: refused, naming the blobs, nothing
@@ -47,11 +47,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from mirrorctl import audit
-from mirrorctl.channels import view_blobs
+from mirrorctl.crossing.signing import TrustedKey, generate_key, key_id, load_private_key, sign
 from mirrorctl.errors import IntegrityError, UserError
-from mirrorctl.signing import TrustedKey, generate_key, key_id, load_private_key, sign
-from mirrorctl.store import Store, View, atomic_write
+from mirrorctl.inside import audit
+from mirrorctl.inside.channels import view_blobs
+from mirrorctl.inside.store import Store, View, atomic_write
 
 from .importer import IMPORT_STATE, lineage_history
 from .manifest import SBOM_NAME, format_time, lock_member, parse_time

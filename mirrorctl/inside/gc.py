@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirrorctl import audit
-from mirrorctl.channels import retained_by_channels, trim_history, view_blobs
 from mirrorctl.errors import MirrorctlError, UserError
+from mirrorctl.inside import audit
+from mirrorctl.inside.channels import retained_by_channels, trim_history, view_blobs
+from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import read_lock
 from mirrorctl.progress import SILENT, Progress
-from mirrorctl.store import Store
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from mirrorctl import __version__
+from mirrorctl.crossing.signing import key_id, load_private_key, sign
+from mirrorctl.crossing.trust import outgoing_statements
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import IntegrityError, UserError
+from mirrorctl.inside.store import Store, fsync_dir
 from mirrorctl.lockfile import Lock, merge_artifacts, refuse_path_collisions
 from mirrorctl.progress import SILENT, Progress, ProgressTask
-from mirrorctl.signing import key_id, load_private_key, sign
-from mirrorctl.store import Store, fsync_dir
-from mirrorctl.trust import outgoing_statements
 
 from .chunks import PartWriter
 from .linedelta import make_delta
