@@ -23,6 +23,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+QUOTE_LIMIT = 200
+
+
+def shorten(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` (a string, or any value's ``repr``) as a message may quote it: cut to ``limit`` characters with
+    its whole length said. Untrusted names (bundle members, paths, versions) can be megabytes long; a refusal
+    names them without copying them whole into every message and journal entry. Quote the result with ``!r``
+    where the value may hold control characters.
+
+    Example: ``shorten("a" * 10_000, 5)`` -> ``"aaaaa… (10000 characters)"``
+    """
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = repr(value)
+        except ValueError:  # an int past Python's digit limit cannot even be turned into text
+            return f"an integer of {value.bit_length()} bits" if isinstance(value, int) else "an unprintable value"
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
 
 class MirrorctlError(Exception):
     """Base class. ``hint`` says what to do about it; ``exit_code`` is what the CLI exits with."""

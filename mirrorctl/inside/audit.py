@@ -78,8 +78,15 @@ JOURNAL = Path("audit") / "journal.jsonl"
 ANCHOR = Path("audit") / "head.json"
 ZERO = "0" * 64
 _RESERVED = ("seq", "time", "who", "event", "prev", "hash")
-# scheme://user:pass@host -> scheme://***@host ; the user part may hold a token on its own
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+# scheme://user:pass@host -> scheme://***@host ; the user part may hold a token on its own. What is masked is
+# what ``([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@`` would match, found without that regex: run as a search it
+# retries the scheme at every letter of a long run of letters, quadratic time on a hostile member name.
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_SCHEME_CHARS = _LETTERS | frozenset("0123456789+.-")
+_USERPART = re.compile(r"[^/@\s]+@")
+# The most of one string field an entry keeps: refusals quote untrusted names, and an entry is formatted
+# before the journal's lock is taken, so the work under the lock is bounded whatever the input.
+FIELD_LIMIT = 4096
 _TAIL_CHUNK = 64 * 1024
 
 
@@ -136,11 +143,45 @@ def who() -> str:
 def redact(value: Any) -> Any:
     """``value`` with the userinfo of every URL in every string masked (recursively through lists/dicts)."""
     if isinstance(value, str):
-        return _USERINFO.sub(r"\1***@", value)
+        return _mask_userinfo(value)
     if isinstance(value, dict):
         return {str(k): redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
+    return value
+
+
+def _mask_userinfo(text: str) -> str:
+    """Every ``scheme://userinfo@`` with its userinfo replaced by ``***``, in one pass: each ``://`` is looked
+    at once, the scheme before it walked back over (runs of scheme characters never overlap, as ``:`` ends
+    them) and the userinfo after it matched up to the first ``/``, ``@`` or space."""
+    out: list[str] = []
+    done = 0  # text[:done] is copied to out; a match never starts before it (as re.sub's would not)
+    search = 0
+    while (colon := text.find("://", search)) != -1:
+        start = colon
+        while start > done and text[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        while start < colon and text[start] not in _LETTERS:
+            start += 1  # a scheme begins with a letter: the leftmost one in the run
+        user = _USERPART.match(text, colon + 3)
+        if start == colon or user is None:
+            search = colon + 1
+            continue
+        out.append(text[done : colon + 3])
+        out.append("***@")
+        done = search = user.end()
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > FIELD_LIMIT:
+        return value[: FIELD_LIMIT - 40] + f"… (cut: {len(value)} characters)"
+    if isinstance(value, dict):
+        return {str(k)[:FIELD_LIMIT]: _bounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bounded(v) for v in value]
     return value
 
 
@@ -150,6 +191,10 @@ def append(store: Store, event: str, **fields: Any) -> dict[str, Any]:
     clash = sorted(set(fields) & set(_RESERVED))
     if clash:
         raise ValueError(f"audit fields may not be named {', '.join(clash)}")
+    # Everything that depends on the input is done before the lock: a hostile import must not make a good one
+    # on the same store wait behind it. Masking first, then cutting: a cut never exposes half a credential.
+    given = {k: _bounded(redact(v)) for k, v in fields.items()}
+    by = _bounded(redact(who()))
     path = journal_path(store)
     created = not path.parent.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,10 +205,10 @@ def append(store: Store, event: str, **fields: Any) -> dict[str, Any]:
         fcntl.flock(fd, fcntl.LOCK_EX)  # concurrent appenders take turns; released when fd closes
         seq, prev = _tail(path)
         doc: dict[str, Any] = {
-            **{k: redact(v) for k, v in fields.items()},
+            **given,
             "seq": seq,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "who": redact(who()),
+            "who": by,
             "event": event,
             "prev": prev,
         }

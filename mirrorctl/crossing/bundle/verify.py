@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from mirrorctl.crossing.signing import SIGNATURE_SIZE, TrustedKey, find_signer, load_trusted_keys
-from mirrorctl.errors import BundleRefused, ProfileError, UserError
+from mirrorctl.errors import BundleRefused, ProfileError, UserError, shorten
 from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, LegacyRecord, Lock, merge_artifacts, parse_lock, refuse_path_collisions
 from mirrorctl.progress import SILENT, Progress
@@ -173,7 +173,7 @@ class BundleReader:
         importer logs that loudly, mirrorctl/crossing/trust_gate.py); without it, ``expires < now`` is refused."""
         first = self._next()
         if first is None or first.name != MANIFEST_NAME or not _is_plain_file(first):
-            found = "nothing" if first is None else repr(first.name)
+            found = "nothing" if first is None else repr(shorten(first.name))
             raise BundleRefused(
                 f"{self.path}: the first member must be {MANIFEST_NAME}, found {found}",
                 hint="this is not a mirrorctl bundle, or it was repacked",
@@ -242,19 +242,20 @@ class BundleReader:
         task = progress.task("verifying bundle", sum(f.size for f in listed.values()), unit="bytes")
         try:
             while (member := self._next()) is not None:
-                name = member.name
+                name = shorten(member.name)  # for messages; a member name may be megabytes long
                 _check_member(member, self.path)
-                if name in seen or name in (MANIFEST_NAME, SIGNATURE_NAME):
+                if member.name in seen or member.name in (MANIFEST_NAME, SIGNATURE_NAME):
                     raise BundleRefused(f"{self.path}: member {name} appears twice")
-                seen.add(name)
-                entry = listed.get(name)
+                seen.add(member.name)
+                entry = listed.get(member.name)
                 if entry is None:
                     raise BundleRefused(f"{self.path}: member {name} is not listed in the signed manifest")
                 if member.size != entry.size:
                     raise BundleRefused(
                         f"{self.path}: {name} is {member.size} bytes, the manifest says {entry.size}"
                     )
-                keep = name.startswith("locks/") or name.endswith(DELTA_SUFFIX)  # deltas: size-capped by the manifest
+                # deltas: size-capped by the manifest
+                keep = member.name.startswith("locks/") or member.name.endswith(DELTA_SUFFIX)
                 if keep and entry.size > MAX_LOCK_SIZE:
                     raise BundleRefused(f"{self.path}: {name} is larger than {MAX_LOCK_SIZE} bytes")
                 digest = hashlib.sha256()
@@ -274,7 +275,7 @@ class BundleReader:
                             hint="the bundle was damaged or tampered with; get an untouched copy",
                         )
                 if keep:
-                    small[name] = bytes(buf)
+                    small[member.name] = bytes(buf)
         finally:
             task.close()
         absent = [p for p in listed if p not in seen]
@@ -291,6 +292,7 @@ def _is_plain_file(member: tarfile.TarInfo) -> bool:
 def _check_member(member: tarfile.TarInfo, path: Path) -> None:
     """Refuse what must never become a file: links, devices, folders, and names that could leave a folder."""
     name = member.name
+    said = shorten(name)
     if not _is_plain_file(member):
         kind = (
             "a symbolic link"
@@ -303,12 +305,12 @@ def _check_member(member: tarfile.TarInfo, path: Path) -> None:
             if member.isdir()
             else f"of tar type {member.type!r}"
         )
-        target = f" to {member.linkname!r}" if member.issym() or member.islnk() else ""
-        raise BundleRefused(f"{path}: member {name!r} is {kind}{target}; only regular files are allowed")
+        target = f" to {shorten(member.linkname)!r}" if member.issym() or member.islnk() else ""
+        raise BundleRefused(f"{path}: member {said!r} is {kind}{target}; only regular files are allowed")
     if "\x00" in name or "\\" in name:
-        raise BundleRefused(f"{path}: member name {name!r} holds a NUL or backslash")
+        raise BundleRefused(f"{path}: member name {said!r} holds a NUL or backslash")
     if name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
-        raise BundleRefused(f"{path}: member name {name!r} is absolute or leaves its folder")
+        raise BundleRefused(f"{path}: member name {said!r} is absolute or leaves its folder")
 
 
 def rebuild_files(
