@@ -331,6 +331,20 @@ def recorded_view_digests(store: Store) -> dict[str, str]:
     return found
 
 
+def served_view_ids(store: Store) -> set[str]:
+    """The view ids an ``import`` entry records as served (result ``ok``)."""
+    found: set[str] = set()
+    for _, line in read_entries(store):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("event") == "import" and doc.get("result") == "ok":
+            if isinstance(doc.get("view-id"), str):
+                found.add(doc["view-id"])
+    return found
+
+
 def record(store: Store, event: str, progress: Progress, **fields: Any) -> None:
     """``append`` for the services: an audit failure is reported as a note, never turned into a failure of
     the import or publish it records (that already happened). ``audit verify`` then names the damage."""

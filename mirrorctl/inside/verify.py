@@ -3,12 +3,16 @@ claims to be. Run it on a schedule inside: disks rot, and a mirror should say so
 
 Snapshots are immutable: each import records the sha256 of the snapshot's ``view.json`` in its audit entry,
 and verify compares every snapshot on disk with it, so a snapshot edited afterwards (an artifact added,
-removed or pointed at other bytes) is named. Snapshots imported before that record existed are counted as
-unrecorded, not refused."""
+removed or pointed at other bytes) is named. A snapshot that is *served* (``current`` or a channel) with no
+recorded digest is refused too: its import was killed between the switch and its journal entry (or it was
+imported before digests were recorded), and an edit of it would otherwise pass. Importing its bundle again
+records it, if the view is still what that bundle makes. Snapshots no one serves that were imported before the
+record existed are counted as unrecorded, not refused."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +21,11 @@ from mirrorctl.errors import IntegrityError, UserError
 from mirrorctl.inside import audit
 from mirrorctl.inside.store import Store
 from mirrorctl.progress import Progress
+
+UNRECORDED_SERVED = (
+    "served, but no import journalled its digest (an import killed after the switch, or one from before "
+    "digests were recorded)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +56,27 @@ def _all_blobs(store: Store) -> Iterator[tuple[str, int, str]]:
         yield path.name, path.stat().st_size, path.name
 
 
+def _served_view_ids(store: Store) -> set[str]:
+    ids = {store.channel_view_id(name) for name in store.channel_names()} | {store.current_view_id()}
+    return {i for i in ids if i is not None}
+
+
 def _changed_snapshots(store: Store) -> tuple[int, int, list[tuple[str, str, str]]]:
     recorded = audit.recorded_view_digests(store)
+    served = _served_view_ids(store)
+    if served - set(recorded):
+        # An import finishing right now journals its view before it lets go of the store's lock: wait for it
+        # (where this user may take the lock) rather than name a view that is about to be recorded.
+        with contextlib.suppress(OSError), store.shared():
+            recorded, served = audit.recorded_view_digests(store), _served_view_ids(store)
     checked, unrecorded, changed = 0, 0, []
     for view_id in store.view_ids():
         want = recorded.get(view_id)
+        if want is None and view_id in served:
+            got = hashlib.sha256((store.root / "views" / view_id / "view.json").read_bytes()).hexdigest()
+            changed.append((f"snapshot {view_id} (views/{view_id}/view.json)", got,
+                            UNRECORDED_SERVED))  # fmt: skip
+            continue
         if want is None:
             unrecorded += 1
             continue
@@ -83,18 +108,26 @@ async def verify_store(store: Store, progress: Progress, *, everything: bool = F
     if damaged:
         lines = "\n".join(f"  {name} ({sha[:16]}…): {problem}" for name, sha, problem in damaged)
         snaps = sum(1 for name, _, _ in damaged if name.startswith("snapshot "))
+        bare = sum(1 for _, _, problem in damaged if problem == UNRECORDED_SERVED)
         hint = (
             "inside: `mirrorctl import --repair BUNDLE` with the bundle being served replaces damaged blobs; "
             "outside: delete them and run `mirrorctl snapshot` again"
         )
-        if snaps:
+        if snaps - bare:
             hint += (
                 "; a changed snapshot is not served as its import made it: keep it as evidence, point channels "
                 "at another (`mirrorctl promote`), and import its bundle again"
             )
+        if bare:
+            hint += (
+                "; a served snapshot with no recorded digest: import the bundle it came from again, which "
+                "journals it if the snapshot is still what that bundle makes"
+            )
         raise IntegrityError(
-            f"{store.root}: {len(damaged) - snaps} of {len(blobs)} blobs are damaged, {snaps} of "
-            f"{checked} recorded snapshots changed:\n{lines}",
+            f"{store.root}: {len(damaged) - snaps} of {len(blobs)} blobs are damaged, {snaps - bare} of "
+            f"{checked} recorded snapshots changed"
+            + (f", {bare} served snapshot(s) with no recorded digest" if bare else "")
+            + f":\n{lines}",
             hint=hint,
         )
     return VerifyReport(len(blobs), sum(size for _, size, _ in blobs), (), checked, unrecorded)

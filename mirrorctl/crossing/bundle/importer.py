@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import shutil
 import signal
@@ -130,14 +131,21 @@ def import_bundle(
         message = exc.message if isinstance(exc, MirrorctlError) else f"{type(exc).__name__}: {exc}"
         audit.record(store, event, progress, bundle=path.name, result=result, error=message)
         raise
+    if report.noop or repair:  # a new view's entry is written under the store's lock, by _import_bundle
+        _record_outcome(store, event, progress, path, report, channels)
+    return report
+
+
+def _record_outcome(
+    store: Store, event: str, progress: Progress, path: Path, report: ImportReport, channels: Sequence[str]
+) -> None:
     audit.record(
         store, event, progress,
         bundle=path.name, **{"bundle-id": report.bundle_id, "view-id": report.view_id},
-        **(audit.view_digest(store, report.view_id) if not report.noop and not repair else {}),
+        **(audit.view_digest(store, report.view_id) if not report.noop and event == "import" else {}),
         sequence=report.sequence, lineage=report.lineage, rollback=report.rollback,
         result="noop" if report.noop else "ok", **({"channels": list(channels)} if channels else {}),
     )
-    return report
 
 
 def _import_bundle(
@@ -181,6 +189,8 @@ def _import_bundle(
             for channel in channels:  # the same bundle with --channel: point the channel at what is served
                 assert current is not None
                 switch_locked(store, channel, current.view_id, action="import")
+            assert current is not None
+            _complete_record(path, store, current, manifest, ecosystems, progress)
             return _report(manifest, None, 0, 0, noop=True)
         rollback = False if repair else _check_history(store, manifest, allow_rollback, progress)
         if manifest.kind == KIND_DELTA and not repair:  # its base must be here; refused before staging
@@ -269,13 +279,60 @@ def _import_bundle(
             _record_history(store, manifest)
             gate.commit(manifest, signer, progress)  # rotations and revocations it carried, audited
             _crash_point("recorded")
+            report = _report(
+                manifest, view.view_id, len(staged), new_bytes, artifacts=len(view.artifacts), rollback=rollback
+            )
+            # Journalled before the store's lock is released, so `verify` (which takes it shared) never sees
+            # this view served without its digest unless the import was killed: then it refuses the view until
+            # the bundle is imported again (_complete_record).
+            _record_outcome(store, "import", progress, path, report, channels)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         progress.note(f"now serving view {view.view_id} ({len(view.artifacts)} artifacts)")
-        report = _report(
-            manifest, view.view_id, len(staged), new_bytes, artifacts=len(view.artifacts), rollback=rollback
-        )
         return dataclasses.replace(report, warnings=tuple(gate.warnings))
+
+
+def _complete_record(
+    path: Path, store: Store, current: View, manifest: Manifest, ecosystems: Mapping[str, ArtifactValidator],
+    progress: Progress,
+) -> None:
+    """The bundle being served is imported again: journal that its view is served if a kill after the switch
+    (or a run before the digest was journalled first) left no such entry. A digest already journalled is kept;
+    one that is missing is taken from disk only if view.json is byte for byte what importing this bundle
+    writes (its locks re-read from the store by their signed digests), so an edit is never recorded as made."""
+    served, digests = audit.served_view_ids(store), audit.recorded_view_digests(store)
+    if current.view_id in served and current.view_id in digests:
+        return
+    digest = digests.get(current.view_id)
+    if digest is None:
+        on_disk = (store.root / "views" / current.view_id / "view.json").read_bytes()
+        lock_bytes: dict[str, bytes] = {}
+        for entry in manifest.profiles.values():
+            if store.verify_blob(entry.sha256, entry.size) is not None:
+                progress.note(f"WARNING: view {current.view_id} has no recorded digest and its lock "
+                              f"{entry.lock} is damaged in the store; run `mirrorctl verify`")  # fmt: skip
+                return
+            lock_bytes[entry.lock] = store.blob_path(entry.sha256).read_bytes()
+        locks = check_contents(path, manifest, lock_bytes, ecosystems)
+        expected = dataclasses.replace(
+            current, artifacts=tuple(merge_artifacts(lock.artifacts for lock in locks.values())),
+            profiles={name: entry.sha256 for name, entry in sorted(manifest.profiles.items())},
+            bundle_id=manifest.bundle_id, sequence=manifest.sequence, lineage=manifest.lineage,
+        )
+        if expected.to_json() != on_disk:
+            progress.note(
+                f"WARNING: the served view {current.view_id} has no recorded digest and is not what importing "
+                f"{manifest.bundle_id} writes: it was changed after its import; not recorded. Keep it as "
+                "evidence and run `mirrorctl verify`"
+            )
+            return
+        digest = hashlib.sha256(on_disk).hexdigest()
+    audit.record(
+        store, "import", progress,
+        bundle=path.name, **{"bundle-id": current.bundle_id, "view-id": current.view_id, "view-sha256": digest},
+        sequence=current.sequence, lineage=current.lineage, rollback=False, result="ok", recovered=True,
+    )
+    progress.note(f"recorded view {current.view_id} as served (its import was cut short before recording it)")
 
 
 def _report(
