@@ -28,12 +28,15 @@ from mirrorctl.inside.store import Store, View
 from mirrorctl.inside.workspace import render_workspace_config
 from mirrorctl.lockfile import merge_artifacts, read_lock
 from tests.fixtures.netns import (
+    NODE_PROBE,
+    PYTHON_PROBE,
     VENV_BIN,
     netns_script,
     python_client_env,
     read_timed_step,
     require_netns,
     run_in_netns,
+    serve_mirror,
     uv_present,
 )
 from tests.fixtures.npm_registry import (  # noqa: F401  (fixtures used by name)
@@ -72,19 +75,9 @@ def lock_and_snapshot(work: Path, profiles: dict[str, str], upstream: str) -> Vi
 
 
 PIP_SCRIPT = netns_script(
-    textwrap.dedent(
+    serve_mirror(PYTHON_PROBE)
+    + textwrap.dedent(
         """\
-    "$MIRRORCTL" --config "$CONFIG" serve --host 127.0.0.1 --port "$PORT" > "$OUT/serve.log" 2>&1 &
-    SERVER=$!
-    trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
-    up=0
-    for i in $(seq 200); do
-        probe="import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/healthz', timeout=1)"
-        if "$BASE_PYTHON" -c "$probe" 2>/dev/null; then up=1; break; fi
-        sleep 0.1
-    done
-    echo $up > "$OUT/server-up"
-    [ "$up" = 1 ] || exit 0
     for v in pip-pinned pip-floating uv-pinned uv-floating; do
         "$BASE_PYTHON" -m venv "$WORK/$v" > "$OUT/venv-$v.log" 2>&1
     done
@@ -149,18 +142,9 @@ def test_pip_and_uv_warn_about_a_locked_yanked_release_and_install_it_only_when_
 NODE_ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
 
 NPM_SCRIPT = netns_script(
-    textwrap.dedent(
+    serve_mirror(NODE_PROBE)
+    + textwrap.dedent(
         """\
-    "$MIRRORCTL" --config "$CONFIG" serve --host 127.0.0.1 --port "$PORT" > "$OUT/serve.log" 2>&1 &
-    SERVER=$!
-    trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
-    up=0
-    for i in $(seq 200); do
-        if node -e "$PROBE" 2>/dev/null; then up=1; break; fi
-        sleep 0.1
-    done
-    echo $up > "$OUT/server-up"
-    [ "$up" = 1 ] || exit 0
     set -a; . "$WS/mirrorctl.env"; set +a
     export npm_config_cache="$WORK/npm-cache"
     step install sh -c "cd '$WORK/p' && npm install --no-progress --loglevel warn mctl-old-pkg"

@@ -23,12 +23,14 @@ from packaging.utils import canonicalize_name
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.inside.workspace import render_workspace_config
 from tests.fixtures.netns import (
+    PYTHON_PROBE,
     VENV_BIN,
     netns_script,
     python_client_env,
     read_timed_step,
     require_netns,
     run_in_netns,
+    serve_mirror,
     uv_present,
 )
 
@@ -55,19 +57,9 @@ def hostile_index(root: Path) -> Path:
 
 
 SCRIPT = netns_script(
-    textwrap.dedent(
+    serve_mirror(PYTHON_PROBE)
+    + textwrap.dedent(
         """\
-    "$MIRRORCTL" --config "$CONFIG" serve --host 127.0.0.1 --port "$PORT" > "$OUT/serve.log" 2>&1 &
-    SERVER=$!
-    trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
-    up=0
-    for i in $(seq 200); do
-        probe="import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/healthz', timeout=1)"
-        if "$BASE_PYTHON" -c "$probe" 2>/dev/null; then up=1; break; fi
-        sleep 0.1
-    done
-    echo $up > "$OUT/server-up"
-    [ "$up" = 1 ] || exit 0
 
     "$BASE_PYTHON" -m venv "$WORK/venv-pip" > "$OUT/venv-pip.log" 2>&1
     "$UV" venv --quiet --python "$BASE_PYTHON" "$WORK/venv-uv" > "$OUT/venv-uv.log" 2>&1

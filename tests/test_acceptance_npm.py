@@ -29,7 +29,15 @@ import pytest
 from mirrorctl.ecosystems.npm import NpmEcosystem
 from mirrorctl.inside.store import Store
 from mirrorctl.inside.workspace import render_workspace_config
-from tests.fixtures.netns import VENV_BIN, netns_script, read_timed_step, require_netns, run_in_netns
+from tests.fixtures.netns import (
+    NODE_PROBE,
+    VENV_BIN,
+    netns_script,
+    read_timed_step,
+    require_netns,
+    run_in_netns,
+    serve_mirror,
+)
 
 from .fixtures.npm_registry import PkgSpec
 from .fixtures.npm_store import npm_artifact
@@ -73,18 +81,9 @@ def _npm_and_node() -> str | None:
 
 
 SCRIPT = netns_script(
-    textwrap.dedent(
+    serve_mirror(NODE_PROBE)
+    + textwrap.dedent(
         """\
-    "$MIRRORCTL" --config "$CONFIG" serve --host 127.0.0.1 --port "$PORT" > "$OUT/serve.log" 2>&1 &
-    SERVER=$!
-    trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
-    up=0
-    for i in $(seq 200); do
-        if node -e "$PROBE" 2>/dev/null; then up=1; break; fi
-        sleep 0.1
-    done
-    echo $up > "$OUT/server-up"
-    [ "$up" = 1 ] || exit 0
 
     # Only what workspace-config wrote, on top of the hostile ~/.npmrc and project .npmrc.
     set -a; . "$WS/mirrorctl.env"; set +a

@@ -22,7 +22,15 @@ from mirrorctl.cli.app import app
 from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import read_lock
 from tests.fixtures.mixed_bundles import mirror
-from tests.fixtures.netns import VENV_BIN, netns_script, read_timed_step, require_netns, run_in_netns
+from tests.fixtures.netns import (
+    NODE_PROBE,
+    VENV_BIN,
+    netns_script,
+    read_timed_step,
+    require_netns,
+    run_in_netns,
+    serve_mirror,
+)
 
 from .fixtures.npm_registry import FixtureNpmRegistry, PkgSpec, npm_registry_fixture  # noqa: F401
 
@@ -117,18 +125,9 @@ def test_a_case_fold_collision_is_refused_at_lock_naming_both_and_no_lock_is_wri
 
 
 SCRIPT = netns_script(
-    textwrap.dedent(
+    serve_mirror(NODE_PROBE)
+    + textwrap.dedent(
         """\
-    "$MIRRORCTL" --config "$CONFIG" serve --host 127.0.0.1 --port "$PORT" > "$OUT/serve.log" 2>&1 &
-    SERVER=$!
-    trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
-    up=0
-    for i in $(seq 200); do
-        if node -e "$PROBE" 2>/dev/null; then up=1; break; fi
-        sleep 0.1
-    done
-    echo $up > "$OUT/server-up"
-    [ "$up" = 1 ] || exit 0
     set -a; . "$WS/mirrorctl.env"; set +a
     export npm_config_cache="$WORK/cache"
     step install sh -c "cd '$WORK/p' && npm install --no-progress @acme/core@1.0.0 core@1.0.0"
