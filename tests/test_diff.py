@@ -178,7 +178,8 @@ def test_same_version_other_files_is_changed(tmp_path: Path) -> None:
 
 def test_unknown_ecosystem_order_is_changed_not_guessed(tmp_path: Path) -> None:
     def go(v: str) -> Artifact:
-        return Artifact("gomod", "example.test/mod", v, f"mod-{v}.zip", 10, sha(v))
+        # an ecosystem no installation registers, so diff has no version order for it
+        return Artifact("unregistered-eco", "example.test/mod", v, f"mod-{v}.zip", 10, sha(v))
 
     write_lock(tmp_path / "a.lock", [go("v1.2.0")])
     write_lock(tmp_path / "b.lock", [go("v1.10.0")])
