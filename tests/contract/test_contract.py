@@ -25,7 +25,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
+from mirrorctl.errors import MirrorctlError
 from mirrorctl.inside.serve import StoreContent
 from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import read_lock
@@ -368,3 +369,17 @@ def test_static_layout_is_safe_names_only_the_mirror_and_is_served(site: Site) -
             assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == file.sha256, path
     files = {str(a["sha256"]) for a in site.lock["artifacts"]}  # type: ignore[union-attr]
     assert files <= served_blobs <= locked, (files, served_blobs)  # every locked file, and nothing unlocked
+
+
+def test_validate_artifact_accepts_the_lock_and_refuses_a_moved_path(site: Site) -> None:
+    # Import checks every record with the adapter: a record the adapter would not have written (here, the same
+    # file under another safe path, as a crafted lock would carry it) must be refused, not served.
+    eco = adapter(site)
+    _ = site.lock_text
+    artifacts = read_lock(site.lock_path).for_ecosystem(site.eco)
+    assert artifacts
+    for art in artifacts:
+        eco.validate_artifact(art)
+        moved = replace(art, path=f"elsewhere/{art.path}")
+        with pytest.raises(MirrorctlError):
+            eco.validate_artifact(moved)
