@@ -16,7 +16,7 @@ Example::
 
     [fetch]
     concurrency = 16
-    retries = 4
+    retries = 4                        # 0-10 more attempts for a transient failure (429, 5xx, a dropped connection)
     timeout = 60
 
     [signing]
@@ -117,6 +117,10 @@ class TargetSettings:
         ref = ConfigRef(self.config_path or Path(DEFAULT_CONFIG_NAME), f"targets.{self.name}")
         _no_unknown({**self.options}, set(allowed) | _TARGET_KEYS, ref.path, f"{ref.table}.")
         return ref
+
+
+# [fetch] retries above this is refused (mirrorctl.net.RetryPolicy never does more).
+FETCH_MAX_RETRIES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +299,7 @@ def parse_settings(data: Mapping[str, Any], path: Path, ecosystems: Mapping[str,
         raise UserError(f"{path}: fetch.http2 must be true or false")
     fetch = FetchSettings(
         concurrency=_int(fetch_t, "concurrency", 16, path, "fetch.", minimum=1),
-        retries=_int(fetch_t, "retries", 4, path, "fetch.", minimum=0),
+        retries=_int(fetch_t, "retries", 4, path, "fetch.", minimum=0, maximum=FETCH_MAX_RETRIES),
         timeout=float(_int(fetch_t, "timeout", 60, path, "fetch.", minimum=1)),
         http2=bool(fetch_t.get("http2", False)),
     )
@@ -386,8 +390,16 @@ def _no_unknown(table: Mapping[str, Any], allowed: set[str], path: Path, prefix:
             )
 
 
-def _int(table: Mapping[str, Any], key: str, default: int, path: Path, prefix: str, *, minimum: int) -> int:
+def _int(
+    table: Mapping[str, Any], key: str, default: int, path: Path, prefix: str, *, minimum: int,
+    maximum: int | None = None,
+) -> int:
     value = table.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise UserError(f"{path}: {prefix}{key} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise UserError(
+            f"{path}: {prefix}{key} must be at most {maximum}, got {value!r}",
+            hint=f"past {maximum} retries an upstream is down, not flaky; fix the upstream or raise [fetch] timeout",
+        )
     return value

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from mirrorctl import __version__
-from mirrorctl.config import FetchSettings, Settings, Upstream
+from mirrorctl.config import FETCH_MAX_RETRIES, FetchSettings, Settings, Upstream
 from mirrorctl.errors import NetworkError
 
 USER_AGENT = f"mirrorctl/{__version__}"
@@ -157,8 +157,9 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError)
 
 
-# However many retries mirrorctl.toml asks for: past this, an upstream is down, not flaky.
-MAX_RETRIES = 10
+# However many retries a caller asks for: past this, an upstream is down, not flaky (mirrorctl.toml's
+# [fetch] retries is refused above it, naming the field).
+MAX_RETRIES = FETCH_MAX_RETRIES
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,6 +156,22 @@ def test_a_bad_config_is_reported_once_at_the_boundary(tmp_path: Path, monkeypat
     assert result.exit_code == 0 and key.exists(), result.output
 
 
+def test_more_retries_than_the_policy_does_is_refused_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The retry helper never does more than FETCH_MAX_RETRIES: a larger [fetch] retries is refused, not capped
+    # silently, and nothing is created.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mirrorctl.toml").write_text("[fetch]\nretries = 11\n")
+    result = CliRunner().invoke(app, ["snapshots", "list"])
+    assert result.exit_code == 2, result.output
+    assert "mirrorctl.toml: fetch.retries must be at most 10, got 11" in result.output
+    assert "an upstream is down, not flaky" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mirrorctl.toml"]
+    (tmp_path / "mirrorctl.toml").write_text("[fetch]\nretries = 10\n")
+    assert CliRunner().invoke(app, ["snapshots", "list"]).exit_code == 0
+
+
 def test_library_callers_can_seed_a_runtime(tmp_path: Path) -> None:
     settings = Settings(None, tmp_path / "store", tmp_path / "profiles")
     ecos = {"fake": object()}
