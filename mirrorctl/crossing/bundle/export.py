@@ -41,6 +41,7 @@ from .manifest import (
     KIND_DELTA,
     KIND_FULL,
     MANIFEST_NAME,
+    MAX_SEQUENCE,
     PROFILE_NAME,
     SBOM_NAME,
     SIGNATURE_NAME,
@@ -132,8 +133,8 @@ def export_bundle(
         raise UserError(
             f"expiry {format_time(expires)} is not after the creation time {format_time(created)}"
         )
-    if sequence is not None and sequence < 0:
-        raise UserError(f"--sequence must be >= 0, got {sequence}")
+    if sequence is not None and not 0 <= sequence <= MAX_SEQUENCE:
+        raise UserError(f"--sequence must be from 0 to {MAX_SEQUENCE}, got {sequence}")
 
     artifacts = merge_artifacts(lock.artifacts for _, lock, _ in locks)
     refuse_path_collisions(artifacts, f"profiles {', '.join(names)}", UserError)
@@ -163,6 +164,11 @@ def export_bundle(
         seq = sequence if sequence is not None else last_exported_sequence(store, lineage) + 1
         if base is not None and sequence is None:
             seq = max(seq, base.sequence + 1)  # the delta continues the lineage the inside has
+        if seq > MAX_SEQUENCE:
+            raise UserError(
+                f"lineage {lineage} is at sequence {seq - 1}, the highest a bundle may carry ({MAX_SEQUENCE})",
+                hint="start a new lineage: generate a new key and trust it inside (docs/signing.md, section 3)",
+            )
         bundle_id = new_bundle_id()
         sbom = build_sbom(
             artifacts,

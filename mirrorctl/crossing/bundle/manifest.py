@@ -44,10 +44,10 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mirrorctl.errors import BundleRefused
+from mirrorctl.errors import BundleRefused, shorten
 
 FORMAT = "mirrorctl-bundle"
 FORMAT_VERSION = 2  # what export writes
@@ -61,8 +61,15 @@ SBOM_NAME = "sbom.cdx.json"
 MAX_MANIFEST_SIZE = 64 * 1024 * 1024  # ~300k files; refuse anything bigger before reading it
 MAX_LOCK_SIZE = 64 * 1024 * 1024
 MAX_SBOM_SIZE = 256 * 1024 * 1024
+MAX_FILE_SIZE = 2**53 - 1  # bytes; beyond what a JSON reader keeps exact
 MAX_DELTA_SIZE = 16 * 1024 * 1024  # a line delta larger than this is refused unread (export carries it whole)
 DELTA_SUFFIX = ".delta"
+# The highest sequence a lineage may reach: every JSON reader keeps integers up to 2**53 - 1 exact, and a
+# lineage at a number no bundle can exceed could never move forward again (docs/signing.md, section 3).
+MAX_SEQUENCE = 2**53 - 1
+# How far in the future of the inside's clock a bundle's ``created`` may be: clocks on the two sides disagree by
+# minutes, not days. A bundle from further ahead says one of the clocks is wrong (docs/signing.md, section 3).
+MAX_CLOCK_SKEW = timedelta(hours=24)
 
 PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # the same grammar as profiles.py
 _LOCK_PATH = re.compile(r"^locks/([a-z0-9][a-z0-9_-]{0,63})\.lock$")
@@ -114,16 +121,39 @@ def format_time(t: datetime) -> str:
 
 
 def parse_time(value: Any, field: str) -> datetime:
-    if not isinstance(value, str):
-        raise BundleRefused(
-            f"manifest.json: {field} must be a UTC time like 2026-01-31T12:00:00Z, got {value!r}"
-        )
+    bad = BundleRefused(f"manifest.json: {field} must be a UTC time like 2026-01-31T12:00:00Z, got {_said(value)}")
+    if not isinstance(value, str) or len(value) != 20:
+        raise bad
     try:
         return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
+        raise bad from None
+
+
+def _said(value: Any) -> str:
+    """An untrusted manifest value as a refusal quotes it: its JSON type named when that is what is wrong
+    (``true`` is not the integer 1), and never more than a few hundred characters."""
+    kind = {bool: "a boolean", float: "a number with a fraction", type(None): "null", list: "a list", dict: "an object"}
+    text = shorten(value if isinstance(value, str) else json.dumps(value) if type(value) in kind else value)
+    return f"{text!r}" if isinstance(value, str) else f"{text} ({kind[type(value)]})" if type(value) in kind else text
+
+
+def _integer(value: Any, where: str, *, high: int) -> int:
+    """A JSON integer from 0 to ``high``: a boolean or a number with a fraction (``1.0``) is not one."""
+    if type(value) is not int or not 0 <= value <= high:
+        raise BundleRefused(f"{where} must be an integer from 0 to {high}, got {_said(value)}")
+    return value
+
+
+def check_clock(manifest: Manifest, now: datetime, where: str) -> None:
+    """Refuse a bundle created further in the future of ``now`` (the inside's clock) than MAX_CLOCK_SKEW."""
+    if manifest.created > now + MAX_CLOCK_SKEW:
         raise BundleRefused(
-            f"manifest.json: {field} must be a UTC time like 2026-01-31T12:00:00Z, got {value!r}"
-        ) from None
+            f"{where}: bundle {manifest.bundle_id} was created at {format_time(manifest.created)}, more than "
+            f"{int(MAX_CLOCK_SKEW.total_seconds() // 3600)} hours after the local clock ({format_time(now)})",
+            hint="one of the two clocks is wrong: compare `date -u` outside and here, correct the wrong one, and "
+            "import again (a bundle made with a clock far ahead must be exported again)",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,18 +303,18 @@ def parse_manifest(data: bytes) -> Manifest:
     if missing:
         raise BundleRefused(f"manifest.json: missing field(s) {', '.join(missing)}")
     if doc["format"] != FORMAT:
-        raise BundleRefused(f"manifest.json: format {doc['format']!r} is not {FORMAT!r}")
+        raise BundleRefused(f"manifest.json: format {_said(doc['format'])} is not {FORMAT!r}")
     format_version = doc["format-version"]
-    if format_version not in READABLE_FORMAT_VERSIONS or isinstance(format_version, bool):
+    if type(format_version) is not int or format_version not in READABLE_FORMAT_VERSIONS:
         raise BundleRefused(
-            f"manifest.json: format-version {format_version!r} is not supported (this mirrorctl reads "
+            f"manifest.json: format-version {_said(format_version)} is not supported (this mirrorctl reads "
             f"{' and '.join(map(str, READABLE_FORMAT_VERSIONS))})",
             hint="import it with the mirrorctl version that wrote it, or a newer one",
         )
     kind = doc["kind"]
     if kind not in (KIND_FULL, KIND_DELTA):
         raise BundleRefused(
-            f"manifest.json: kind {kind!r} is not supported (expected {KIND_FULL!r} or {KIND_DELTA!r})"
+            f"manifest.json: kind {_said(kind)} is not supported (expected {KIND_FULL!r} or {KIND_DELTA!r})"
         )
     present_delta = sorted(_DELTA_KEYS & set(doc))
     if kind == KIND_FULL and "rebuilt" in doc:
@@ -298,13 +328,11 @@ def parse_manifest(data: bytes) -> Manifest:
         if not isinstance(bundle_id, str) or str(uuid.UUID(bundle_id)) != bundle_id:
             raise ValueError
     except ValueError:
-        raise BundleRefused(f"manifest.json: bundle-id {bundle_id!r} is not a UUID") from None
+        raise BundleRefused(f"manifest.json: bundle-id {_said(bundle_id)} is not a UUID") from None
     lineage = doc["lineage"]
     if not isinstance(lineage, str) or not _KEY_ID.match(lineage):
-        raise BundleRefused(f"manifest.json: lineage {lineage!r} is not a key id (16 hex digits)")
-    sequence = doc["sequence"]
-    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
-        raise BundleRefused(f"manifest.json: sequence must be a non-negative integer, got {sequence!r}")
+        raise BundleRefused(f"manifest.json: lineage {_said(lineage)} is not a key id (16 hex digits)")
+    sequence = _integer(doc["sequence"], "manifest.json: sequence", high=MAX_SEQUENCE)
     version = doc["mirrorctl-version"]
     if not isinstance(version, str) or len(version) > 64:
         raise BundleRefused("manifest.json: mirrorctl-version must be a short string")
@@ -323,12 +351,18 @@ def parse_manifest(data: bytes) -> Manifest:
         base = _parse_base(doc["base"], lineage)
         expected = _parse_expected(doc["expected"])
         rebuilt = _parse_rebuilt(doc.get("rebuilt", []), by_path)
+    created = parse_time(doc["created"], "created")
+    expires = parse_time(doc["expires"], "expires") if "expires" in doc else None
+    if expires is not None and expires <= created:  # export never writes one: it would be expired when made
+        raise BundleRefused(
+            f"manifest.json: expires {format_time(expires)} is not after created {format_time(created)}"
+        )
     return Manifest(
         bundle_id=bundle_id,
         lineage=lineage,
         sequence=sequence,
-        created=parse_time(doc["created"], "created"),
-        expires=parse_time(doc["expires"], "expires") if "expires" in doc else None,
+        created=created,
+        expires=expires,
         mirrorctl_version=version,
         profiles=profiles,
         files=files,
@@ -343,9 +377,7 @@ def parse_manifest(data: bytes) -> Manifest:
 def _parse_expected(raw: Any) -> ExpectedSummary:
     if not isinstance(raw, dict) or set(raw) != {"count", "sha256"}:
         raise BundleRefused("manifest.json: expected must be an object with exactly count and sha256")
-    count, sha = raw["count"], raw["sha256"]
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise BundleRefused(f"manifest.json: expected.count must be a non-negative integer, got {count!r}")
+    count, sha = _integer(raw["count"], "manifest.json: expected.count", high=MAX_SEQUENCE), raw["sha256"]
     if not isinstance(sha, str) or not _SHA256.match(sha):
         raise BundleRefused("manifest.json: expected.sha256 must be 64 lowercase hex digits")
     return ExpectedSummary(count, sha)
@@ -362,7 +394,7 @@ def _parse_rebuilt(raw: Any, by_path: Mapping[str, FileEntry]) -> tuple[Rebuilt,
         path, delta, base_sha, base_size = item["path"], item["delta"], item["base-sha256"], item["base-size"]
         target = by_path.get(path) if isinstance(path, str) else None
         if target is None or blob_digest(target.path) is not None or target.path.startswith("keys/"):
-            raise BundleRefused(f"{where}: path {path!r} must be a lock or the SBOM listed in files")
+            raise BundleRefused(f"{where}: path {_said(path)} must be a lock or the SBOM listed in files")
         cap = MAX_SBOM_SIZE if path == SBOM_NAME else MAX_LOCK_SIZE
         if target.size > cap:
             raise BundleRefused(f"{where}: {path} is listed with {target.size} bytes, more than the {cap} allowed")
@@ -370,7 +402,7 @@ def _parse_rebuilt(raw: Any, by_path: Mapping[str, FileEntry]) -> tuple[Rebuilt,
             raise BundleRefused(f"{where}: delta must be {path + DELTA_SUFFIX!r}, listed in files")
         if not isinstance(base_sha, str) or not _SHA256.match(base_sha):
             raise BundleRefused(f"{where} ({path}): base-sha256 must be 64 lowercase hex digits")
-        if not isinstance(base_size, int) or isinstance(base_size, bool) or not 0 <= base_size <= cap:
+        if type(base_size) is not int or not 0 <= base_size <= cap:
             raise BundleRefused(f"{where} ({path}): base-size must be an integer from 0 to {cap}")
         if any(r.path == path for r in out):
             raise BundleRefused(f"{where}: {path} is rebuilt twice")
@@ -392,9 +424,8 @@ def _parse_base(raw: Any, lineage: str) -> DeltaBase:
         raise BundleRefused("manifest.json: base.state-sha256 must be 64 lowercase hex digits")
     if base_lineage != lineage:
         # A delta continues the lineage that signs it; a base of another lineage says nothing about this one.
-        raise BundleRefused(f"manifest.json: base.lineage {base_lineage!r} is not the bundle's lineage {lineage}")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise BundleRefused(f"manifest.json: base.sequence must be a non-negative integer, got {seq!r}")
+        raise BundleRefused(f"manifest.json: base.lineage {_said(base_lineage)} is not the bundle's lineage {lineage}")
+    seq = _integer(seq, "manifest.json: base.sequence", high=MAX_SEQUENCE)
     if not isinstance(bundle_id, str) or len(bundle_id) > 64:
         raise BundleRefused("manifest.json: base.bundle-id must be a bundle id")
     return DeltaBase(state, lineage, seq, bundle_id)
@@ -419,11 +450,13 @@ def _parse_files(raw: Any, *, delta: bool = False) -> tuple[FileEntry, ...]:
             or (delta and _DELTA_PATH.match(path))
         ):
             raise BundleRefused(
-                f"{where}: member name {path!r} is not allowed",
+                f"{where}: member name {_said(path)} is not allowed",
                 hint="members are sbom.cdx.json, locks/<profile>.lock and blobs/sha256/<hex>",
             )
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise BundleRefused(f"{where} ({path}): size must be a non-negative integer, got {size!r}")
+        if type(size) is not int or not 0 <= size <= MAX_FILE_SIZE:
+            raise BundleRefused(
+                f"{where} ({path}): size must be an integer from 0 to {MAX_FILE_SIZE}, got {_said(size)}"
+            )
         if not isinstance(sha, str) or not _SHA256.match(sha):
             raise BundleRefused(f"{where} ({path}): sha256 must be 64 lowercase hex digits")
         digest = blob_digest(path)
@@ -445,14 +478,19 @@ def _parse_profiles(raw: Any, by_path: Mapping[str, FileEntry]) -> dict[str, Pro
     for name, entry in raw.items():
         where = f"manifest.json: profiles.{name}"
         if not PROFILE_NAME.match(name):
-            raise BundleRefused(f"manifest.json: profile name {name!r} is not allowed")
+            raise BundleRefused(f"manifest.json: profile name {_said(name)} is not allowed")
         if not isinstance(entry, dict) or set(entry) != {"lock", "size", "sha256"}:
             raise BundleRefused(f"{where}: must be an object with exactly lock, size and sha256")
         lock = entry["lock"]
         if lock != lock_member(name):
-            raise BundleRefused(f"{where}.lock: must be {lock_member(name)!r}, got {lock!r}")
+            raise BundleRefused(f"{where}.lock: must be {lock_member(name)!r}, got {_said(lock)}")
         listed = by_path.get(lock)
-        if listed is None or listed.size != entry["size"] or listed.sha256 != entry["sha256"]:
+        size, sha = entry["size"], entry["sha256"]
+        if type(size) is not int or type(sha) is not str:
+            raise BundleRefused(
+                f"{where}: size must be an integer and sha256 a string, got {_said(size)}, {_said(sha)}"
+            )
+        if listed is None or listed.size != size or listed.sha256 != sha:
             raise BundleRefused(f"{where}: {lock} is not listed in files with the same size and sha256")
         profiles[name] = ProfileEntry(lock, listed.size, listed.sha256)
     return profiles

@@ -49,6 +49,7 @@ from .manifest import (
     Manifest,
     blob_digest,
     blob_member,
+    check_clock,
     expected_digest,
     format_time,
     parse_manifest,
@@ -196,6 +197,7 @@ class BundleReader:
                 f"but is signed by key {signer.key_id}"
                 + (f", which signs for lineage {signer.lineage}" if signer.lineage != signer.key_id else "")
             )
+        check_clock(manifest, now, str(self.path))
         if manifest.expires is not None and manifest.expires < now:
             if accept_expired_until is None or now > accept_expired_until:
                 past = (
