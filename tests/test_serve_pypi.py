@@ -231,7 +231,7 @@ async def test_yanked_files_are_marked(tmp_path: Path) -> None:
 async def test_non_normalized_urls_redirect(client: httpx.AsyncClient, path: str, location: str) -> None:
     r = await client.get(path)
     assert r.status_code == 301
-    assert r.headers["location"] == BASE + location
+    assert r.headers["location"] == location  # a path on this server: never built from the Host header
     followed = await client.get(path, follow_redirects=True)
     assert followed.status_code == 200
 

@@ -28,7 +28,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route, Router
 
 from mirrorctl.ecosystems.base import ASGIApp, ServedContent, ServedView, own_options
-from mirrorctl.errors import UserError
+from mirrorctl.errors import UserError, shorten
 
 from .archive_key import ArchiveKey
 from .repo import Repository, build_repository, signed_files
@@ -70,8 +70,10 @@ class RepositoryCache:
             return signed_files(repo, key, signers)
 
 
-def _not_found(what: str) -> Response:
-    return PlainTextResponse(f"not found: {what}\n", status_code=404, headers={"Cache-Control": _REVALIDATE})
+def _not_found(path: str) -> Response:
+    # The request path is the client's: echoed escaped (no control characters) and cut to a few hundred.
+    shown = shorten(path.encode("unicode_escape").decode("ascii"))
+    return PlainTextResponse(f"not found: {shown}\n", status_code=404, headers={"Cache-Control": _REVALIDATE})
 
 
 def _unavailable(text: str, hint: str | None) -> Response:

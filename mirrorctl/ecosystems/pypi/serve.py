@@ -31,6 +31,7 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route, Router
 
 from mirrorctl.ecosystems.base import ServedContent, ServedView
+from mirrorctl.errors import shorten
 from mirrorctl.lockfile import Artifact
 
 ECOSYSTEM = "pypi"
@@ -74,7 +75,9 @@ class _Project:
 class _Index:
     view_id: str
     projects: dict[str, _Project]  # by normalized name
-    by_sha256: dict[str, Artifact]
+    # Every artifact with those bytes: two files of one view may hold the same bytes (two paths, one blob), and
+    # each is served under its own name.
+    by_sha256: dict[str, tuple[Artifact, ...]]
 
 
 def _version_key(version: str) -> tuple[int, Version | str]:
@@ -86,10 +89,10 @@ def _version_key(version: str) -> tuple[int, Version | str]:
 
 def build_index(view: ServedView) -> _Index:
     grouped: dict[str, list[Artifact]] = {}
-    by_sha: dict[str, Artifact] = {}
+    by_sha: dict[str, tuple[Artifact, ...]] = {}
     for a in view.artifacts(ECOSYSTEM):
         grouped.setdefault(canonicalize_name(a.name), []).append(a)
-        by_sha.setdefault(a.sha256, a)
+        by_sha[a.sha256] = (*by_sha.get(a.sha256, ()), a)
     projects: dict[str, _Project] = {}
     for norm, arts in grouped.items():
         arts.sort(key=lambda a: (_version_key(a.version), a.filename))
@@ -303,9 +306,21 @@ def _not_found(what: str) -> Response:
     return PlainTextResponse(f"{what} is not in this mirror\n", status_code=404)
 
 
+def _named(candidates: Sequence[Artifact], filename: str) -> Artifact | None:
+    """The artifact among those with one sha256 whose file (or a companion of it) is called ``filename``."""
+    for a in candidates:
+        if filename == a.filename or any(a.filename + c.suffix == filename for c in a.companions):
+            return a
+    return candidates[0] if candidates else None  # a wrong name under a known digest: 404 below, as before
+
+
 def _redirect(request: Request, path: str) -> Response:
-    url = request.url.replace(path=path)
-    return RedirectResponse(str(url), status_code=301)
+    """A redirect to ``path`` on this server, as a path only: the Location never carries the request's Host
+    header (a client, or a cache in front, could be sent anywhere by one). ``//`` at the start would make it a
+    network-path reference to another host, so leading slashes are collapsed."""
+    query = request.url.query
+    location = "/" + path.lstrip("/") + (f"?{query}" if query else "")
+    return RedirectResponse(location, status_code=301)
 
 
 def make_app(content: ServedContent) -> Router:
@@ -337,7 +352,7 @@ def make_app(content: ServedContent) -> Router:
     async def project_page(request: Request) -> Response:
         raw = request.path_params["project"]
         if not _NAME.match(raw):
-            return _not_found(f"project {raw!r}")
+            return _not_found(f"project {shorten(raw)!r}")
         normalized = canonicalize_name(raw)
         slash = request.url.path.endswith("/")
         if raw != normalized or not slash:
@@ -349,15 +364,15 @@ def make_app(content: ServedContent) -> Router:
         _, index = await anyio.to_thread.run_sync(cache.get)
         project = index.projects.get(normalized)
         if project is None:
-            return _not_found(f"project {normalized!r}")
+            return _not_found(f"project {shorten(normalized)!r}")
         return render_project(project, ctype)
 
     async def file(request: Request) -> Response:
         sha256, filename = request.path_params["sha256"], request.path_params["filename"]
         view, index = await anyio.to_thread.run_sync(cache.get)
-        artifact = index.by_sha256.get(sha256) if _SHA256.match(sha256) else None
+        artifact = _named(index.by_sha256.get(sha256, ()) if _SHA256.match(sha256) else (), filename)
         if view is None or artifact is None:
-            return _not_found(f"file {filename!r}")
+            return _not_found(f"file {shorten(filename)!r}")
         if filename == artifact.filename:
             blob_sha = artifact.sha256
         else:
@@ -365,7 +380,7 @@ def make_app(content: ServedContent) -> Router:
                 (c for c in artifact.companions if artifact.filename + c.suffix == filename), None
             )
             if companion is None:
-                return _not_found(f"file {filename!r}")
+                return _not_found(f"file {shorten(filename)!r}")
             blob_sha = companion.sha256
         etag = f'"{blob_sha}"'
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:

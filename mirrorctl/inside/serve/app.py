@@ -13,12 +13,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import MirrorctlError
@@ -127,8 +130,41 @@ def _channel_routes(content: StoreContent, ecosystems: Mapping[str, Ecosystem]) 
     return routes
 
 
+class RelativeRedirects:
+    """Every ``Location`` this mirror sends is a path on this server, never a URL built from the request's
+    ``Host`` header: a hostile Host (or a cache in front keyed without it) would otherwise send clients to
+    another server. Starlette's own slash redirects are absolute; this turns them, and any other, into
+    ``/path?query`` (leading slashes collapsed, so the result is never a ``//host`` reference)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_relative(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (k, _relative(v) if k.lower() == b"location" else v) for k, v in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_relative)
+
+
+def _relative(location: bytes) -> bytes:
+    parts = urlsplit(location.decode("latin-1"))
+    path = "/" + parts.path.lstrip("/")
+    return (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")
+
+
 async def _healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
+
+
+_MIDDLEWARE = [Middleware(RelativeRedirects)]
 
 
 def create_app(
@@ -151,7 +187,7 @@ def create_app(
     if len(chosen) == 1:
         content = StoreContent(store, chosen[0], options)
         routes: list[BaseRoute] = [Route("/healthz", _healthz), *_channel_routes(content, ecosystems)]
-        app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error})
+        app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error}, middleware=_MIDDLEWARE)
         app.state.content = content
         return app
     contents = {name: StoreContent(store, name, options) for name in chosen}
@@ -162,6 +198,6 @@ def create_app(
 
     routes = [Route("/healthz", _healthz), Route("/", index)]
     routes += [Mount(f"/{name}", routes=_channel_routes(c, ecosystems)) for name, c in contents.items()]
-    app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error})
+    app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error}, middleware=_MIDDLEWARE)
     app.state.contents = contents
     return app
