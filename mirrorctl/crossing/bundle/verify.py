@@ -394,7 +394,9 @@ def check_contents(
                 hint="the bundle was made wrongly or tampered with; export it again",
             )
         for i, art in enumerate(lock.artifacts):
-            label = f"{where}: artifacts[{i}] ({art.ecosystem} {art.name} {art.version}, {art.path!r})"
+            # name, version and path come from the lock: bounded, as a refusal quotes them
+            what = shorten(f"{art.ecosystem} {art.name} {art.version}")
+            label = f"{where}: artifacts[{i}] ({what}, {shorten(art.path)!r})"
             if ecosystems is not None:
                 eco = ecosystems.get(art.ecosystem)
                 if eco is None:
