@@ -17,7 +17,14 @@ store's, so an import holding the store lock can still record), followed by ``fs
 rewritten. The journal lives outside the served view: recording a refused import does not change what is served.
 
 Only the fields given are written, and every string has the userinfo of any URL in it masked: no credentials or
-tokens end up here.
+tokens end up here. Masking is one linear pass, and each string is then cut to ``FIELD_LIMIT`` characters; both
+happen before the lock is taken, so an entry about a hostile input (a member name of megabytes) costs the same
+time under the lock as any other, and a good import on the same store does not wait behind it.
+
+An import's ``ok`` entry (the view it made, its ``view-sha256``) is written before the import releases the store's
+lock. A kill between the switch and that entry leaves a served view with no recorded digest: ``mirrorctl verify``
+names it, and importing the same bundle again writes the entry (``"recovered":true``) if the view is still what
+the bundle makes (mirrorctl/crossing/bundle/importer.py, ``_complete_record``).
 
 The head, and what a chain cannot see by itself
 -----------------------------------------------
