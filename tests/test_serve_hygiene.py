@@ -4,6 +4,7 @@ escaped. The store is only read. And two files with the same bytes are both serv
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -111,3 +112,49 @@ async def test_equal_bytes_at_two_paths_are_both_served_after_export_and_import(
         meta = await c.get(f"/pypi/files/{wheel.sha256}/{wheel.filename}.metadata")
         assert meta.status_code == 200  # the companion of the one that has it
         assert (await c.get(f"/pypi/files/{wheel.sha256}/{twin_name}.metadata")).status_code == 404
+
+
+@pytest.mark.parametrize("channels", [None, ["current", "stable"]])
+async def test_npm_tarball_urls_come_from_the_configured_base_url_not_the_host(
+    tmp_path: Path, channels: list[str] | None
+) -> None:
+    from mirrorctl.config import ConfigRef
+    from mirrorctl.ecosystems.npm.serve import parse_serve_options
+
+    from .fixtures.npm_registry import PkgSpec
+    from .fixtures.npm_store import npm_artifact
+    from .fixtures.store_content import publish_view
+
+    store = Store(tmp_path / "store")
+    publish_view(store, [npm_artifact(store, PkgSpec("left-pad", "1.3.0"))])
+    if channels:
+        store.switch_channel("stable", store.current_view_id() or "")
+    ref = ConfigRef(tmp_path / "mirrorctl.toml", "serve.npm")
+    options = {"npm": parse_serve_options({"base-url": "https://mirror.internal/proxy/"}, ref)}
+    app = create_app(store, {"npm": NpmEcosystem()}, channels=channels, options=options)
+    prefix = "/stable" if channels else ""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mirror.test") as c:
+        doc = (await c.get(f"{prefix}/npm/left-pad", headers={"Host": HOSTILE})).json()
+    tarball = doc["versions"]["1.3.0"]["dist"]["tarball"]
+    assert tarball.startswith(f"https://mirror.internal/proxy{prefix}/npm/left-pad/-/left-pad-1.3.0.tgz"), tarball
+    assert HOSTILE not in json.dumps(doc)
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("ftp://mirror.internal", "must be an http"),
+        ("https://mirror.internal/?a=b", "must be an http.s. URL with a host and no query"),
+        ("https://user:pw@mirror.internal", "must not carry a user"),
+        (8080, "must be a string"),
+    ],
+)
+def test_a_bad_npm_base_url_is_refused_naming_the_field(tmp_path: Path, value: object, match: str) -> None:
+    from mirrorctl.config import ConfigRef
+    from mirrorctl.ecosystems.npm.serve import parse_serve_options
+    from mirrorctl.errors import UserError
+
+    with pytest.raises(UserError, match=rf"mirrorctl.toml: serve.npm.base-url {match}"):
+        parse_serve_options({"base-url": value}, ConfigRef(tmp_path / "mirrorctl.toml", "serve.npm"))
+    with pytest.raises(UserError, match=r"serve\.npm"):
+        parse_serve_options({"url": "https://x.internal"}, ConfigRef(tmp_path / "mirrorctl.toml", "serve.npm"))

@@ -45,7 +45,6 @@ from mirrorctl.ecosystems.base import (
     ServedContent,
     ServedView,
     StaticFile,
-    no_serve_options,
     no_settings,
     own_spec,
     package_url,
@@ -102,8 +101,9 @@ class NpmEcosystem:
         return None
 
     def parse_serve_options(self, table: Mapping[str, object], ref: ConfigRef) -> object:
-        no_serve_options(table, ref)
-        return None
+        from .serve import parse_serve_options
+
+        return parse_serve_options(table, ref)
 
     def discover_upstream(self, environ: Mapping[str, str]) -> DiscoveredUpstream | None:
         from .discover import discover_upstream

@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cmp_to_key
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 import anyio
 import nodesemver
@@ -44,6 +44,9 @@ from mirrorctl.ecosystems.base import ServedContent, ServedView
 from mirrorctl.lockfile import Artifact
 
 from .manifest import ManifestCache, TarballInfo
+
+if TYPE_CHECKING:
+    from mirrorctl.config import ConfigRef
 
 ECOSYSTEM = "npm"
 CORGI_TYPE = "application/vnd.npm.install-v1+json"
@@ -308,9 +311,40 @@ def _split(path: str) -> tuple[str, list[str]] | None:
     return name, rest
 
 
-def _registry_url(request: Request) -> str:
-    """This registry's base URL as the client reached it (host, port, mount prefix), ending with ``/``."""
-    return str(request.url.replace(path=request.scope.get("root_path", "") + "/", query=""))
+@dataclass(frozen=True, slots=True)
+class NpmServeOptions:
+    """``[serve.npm]``: ``base-url``, the mirror's address as clients reach it (``https://mirror.internal``, with
+    any path prefix a reverse proxy adds). Tarball URLs in packuments are absolute (npm needs them so); with it
+    set they are built from it, never from the request's Host header."""
+
+    base_url: str | None = None
+
+
+def parse_serve_options(table: Mapping[str, object], ref: ConfigRef) -> NpmServeOptions:
+    ref.no_unknown(table, ("base-url",))
+    raw = table.get("base-url")
+    if raw is None:
+        return NpmServeOptions()
+    if not isinstance(raw, str):
+        raise ref.error("base-url", f"must be a string (an http(s) URL), got {raw!r}")
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ref.error(
+            "base-url", f"must be an http(s) URL with a host and no query, got {raw!r}",
+            hint='the mirror as clients reach it, e.g. base-url = "https://mirror.internal"',
+        )
+    if parts.username or parts.password:
+        raise ref.error("base-url", "must not carry a user or password (clients would see it in every packument)")
+    return NpmServeOptions(raw.rstrip("/"))
+
+
+def _registry_url(request: Request, options: object) -> str:
+    """This registry's base URL, ending with ``/``: the configured ``base-url`` and the mount prefix, or, without
+    one, as the client reached it (host, port, mount prefix)."""
+    prefix = request.scope.get("root_path", "") + "/"
+    if isinstance(options, NpmServeOptions) and options.base_url is not None:
+        return options.base_url + prefix
+    return str(request.url.replace(path=prefix, query=""))
 
 
 def make_app(content: ServedContent) -> Router:
@@ -341,7 +375,7 @@ def make_app(content: ServedContent) -> Router:
         request: Request, package: _Package, view: ServedView, index: _Index, rest: list[str]
     ) -> Response:
         corgi = wants_corgi(request.headers.get("accept")) and not rest
-        registry = _registry_url(request)
+        registry = _registry_url(request, content.options(ECOSYSTEM))
         if rest:  # /<name>/<version or tag>
             wanted = rest[0]
             version = package.tags.get(wanted, wanted)
