@@ -43,6 +43,7 @@ from sections import update_section
 
 from mirrorctl.config import load_settings
 from mirrorctl.ecosystems.apt import lock as apt_lock
+from mirrorctl.ecosystems.apt.settings import upstream_keyring
 from mirrorctl.ecosystems.apt.spec import AptSpec
 from mirrorctl.ecosystems.base import load_ecosystems
 from mirrorctl.runtime import Runtime
@@ -128,7 +129,7 @@ def run_mirrorctl(base: Path, suite: str) -> MirrorctlRun:
     same = (one_work / "profiles" / f"{NAME}.lock").read_bytes() == (work / "profiles" / f"{NAME}.lock").read_bytes()
     shutil.rmtree(one_work)
     return MirrorctlRun(lock, snap, warm, one, same, len(doc.get("artifacts", [])), per_arch, int(got.group(1)),
-                        float(got.group(2)), files, size, up.url, str(up.keyring), source, suite)
+                        float(got.group(2)), files, size, up.url, str(upstream_keyring(up)), source, suite)
 
 
 async def _in_process_lock(work_cfg: Path, suite: str, recommends: bool) -> tuple[apt_lock.Timings, int]:

@@ -88,7 +88,7 @@ def materialize(store: Store, artifacts: Sequence[Artifact], rng: random.Random)
 
 
 def bench_profile() -> list[Artifact]:
-    return list(read_lock(BENCH_LOCK).artifacts)
+    return list(read_lock(BENCH_LOCK, legacy_paths=ECOSYSTEMS).artifacts)  # lock-version 1: paths from the adapters
 
 
 def synthetic_profile(rng: random.Random) -> list[Artifact]:
