@@ -16,17 +16,17 @@ Example (an adapter)::
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from typing import Protocol
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, Router
 
 from mirrorctl.ecosystems.base import ServedContent, ServedView, StaticFile
+from mirrorctl.ecosystems.blobfile import blob_response
 from mirrorctl.errors import MirrorctlError
 
 _IMMUTABLE = "public, max-age=31536000, immutable"  # a blob's bytes never change under its digest
@@ -75,16 +75,16 @@ def static_app(adapter: StaticLayout, content: ServedContent) -> Router:
         if file.data is not None:
             headers = {"ETag": etag, "Cache-Control": _REVALIDATE}
             return Response(file.data, media_type="application/octet-stream", headers=headers)
-        path = view.blob_path(file.sha256)
-        try:
-            stat = await anyio.to_thread.run_sync(os.stat, path)
-        except FileNotFoundError:
+        headers = {"ETag": etag, "Cache-Control": _IMMUTABLE}
+        response = await blob_response(
+            request, view.blob_path(file.sha256), media_type="application/octet-stream", headers=headers
+        )
+        if response is None:
             # The host app answers a store error with a 503 naming it.
             raise MirrorctlError(
                 f"blob {file.sha256} of {request.path_params['path']} is missing",
                 hint="run `mirrorctl verify` on the mirror host",
             ) from None
-        headers = {"ETag": etag, "Cache-Control": _IMMUTABLE}
-        return FileResponse(path, stat_result=stat, media_type="application/octet-stream", headers=headers)
+        return response
 
     return Router(routes=[Route("/{path:path}", endpoint, methods=["GET", "HEAD"])])

@@ -18,16 +18,16 @@ archive key makes the signed files a 503 that says how to create one.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Mapping
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, Router
 
 from mirrorctl.ecosystems.base import ASGIApp, ServedContent, ServedView, own_options
+from mirrorctl.ecosystems.blobfile import blob_response
 from mirrorctl.errors import UserError, shorten
 
 from .archive_key import ArchiveKey
@@ -119,14 +119,12 @@ def make_app(content: ServedContent, options: ReleaseOptions = ReleaseOptions())
         headers = {"ETag": etag, "Cache-Control": _IMMUTABLE}
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
-        blob = view.blob_path(sha256)
-        try:
-            stat_result = await anyio.to_thread.run_sync(os.stat, blob)
-        except FileNotFoundError:
+        response = await blob_response(request, view.blob_path(sha256), media_type=_media(path), headers=headers)
+        if response is None:
             return _unavailable(
                 f"mirror store error: blob {sha256} of {path} is missing", "run `mirrorctl verify` on the mirror host"
             )
-        return FileResponse(blob, stat_result=stat_result, media_type=_media(path), headers=headers)
+        return response
 
     async def endpoint(request: Request) -> Response:
         path: str = request.path_params["path"]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -37,10 +36,11 @@ from urllib.parse import quote, urlsplit
 import anyio
 import nodesemver
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, Router
 
 from mirrorctl.ecosystems.base import ServedContent, ServedView
+from mirrorctl.ecosystems.blobfile import blob_response
 from mirrorctl.lockfile import Artifact
 
 from .manifest import ManifestCache, TarballInfo
@@ -400,9 +400,8 @@ def make_app(content: ServedContent) -> Router:
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
         path = view.blob_path(art.sha256)
-        try:
-            stat_result = await anyio.to_thread.run_sync(os.stat, path)
-        except FileNotFoundError:
+        response = await blob_response(request, path, media_type="application/octet-stream", headers=headers)
+        if response is None:
             return _json(
                 {
                     "error": f"mirror store error: blob {art.sha256} of {art.filename} is missing",
@@ -410,7 +409,7 @@ def make_app(content: ServedContent) -> Router:
                 },
                 status=503,
             )
-        return FileResponse(path, stat_result=stat_result, media_type="application/octet-stream", headers=headers)
+        return response
 
     async def endpoint(request: Request) -> Response:
         path = request.path_params["path"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -27,10 +26,11 @@ import anyio
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route, Router
 
 from mirrorctl.ecosystems.base import ServedContent, ServedView
+from mirrorctl.ecosystems.blobfile import blob_response
 from mirrorctl.errors import shorten
 from mirrorctl.lockfile import Artifact
 
@@ -386,20 +386,16 @@ def make_app(content: ServedContent) -> Router:
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers={"ETag": etag, "Cache-Control": _IMMUTABLE})
         path: Path = view.blob_path(blob_sha)
-        try:
-            stat_result = await anyio.to_thread.run_sync(os.stat, path)
-        except FileNotFoundError:
+        response = await blob_response(
+            request, path, media_type=_content_type(filename), headers={"ETag": etag, "Cache-Control": _IMMUTABLE}
+        )
+        if response is None:
             return PlainTextResponse(
                 f"mirror store error: blob {blob_sha} of {filename} is missing\n"
                 "hint: run `mirrorctl verify` on the mirror host\n",
                 status_code=503,
             )
-        return FileResponse(
-            path,
-            stat_result=stat_result,
-            media_type=_content_type(filename),
-            headers={"ETag": etag, "Cache-Control": _IMMUTABLE},
-        )
+        return response
 
     routes = [
         Route("/simple", simple_root_noslash),
