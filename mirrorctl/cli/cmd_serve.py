@@ -26,6 +26,14 @@ def register(app: typer.Typer) -> None:
         access_log: Annotated[
             bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
         ] = True,
+        workers: Annotated[
+            int,
+            typer.Option(
+                "--workers",
+                help="Worker processes sharing the port (default 1). Each reads the store read-only and follows "
+                "every import, promote and rollback at its next request; about one per CPU core.",
+            ),
+        ] = 1,
         channel: Annotated[
             list[str] | None,
             typer.Option(
@@ -46,6 +54,8 @@ def register(app: typer.Typer) -> None:
         Example: mirrorctl serve --host 0.0.0.0 --port 8080
 
         Example: mirrorctl serve --channel dev --channel prod
+
+        Example: mirrorctl serve --workers 4
         """
         c: Ctx = ctx.obj
         settings = c.settings()
@@ -55,6 +65,7 @@ def register(app: typer.Typer) -> None:
             host=host if host is not None else settings.serve_host,
             port=port if port is not None else settings.serve_port,
             access_log=access_log,
+            workers=workers,
             ecosystems=settings.serve_options,
         )
         store, ecosystems = c.store(), c.ecosystems()

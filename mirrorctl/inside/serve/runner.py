@@ -1,15 +1,25 @@
-"""Run the embedded mirror with uvicorn inside the caller's event loop (``mirrorctl serve``)."""
+"""Run the embedded mirror with uvicorn (``mirrorctl serve``): inside the caller's event loop, or with
+``--workers N`` in N worker processes that share the one listening socket.
+
+Workers hold nothing that a switch could make stale: each request in each worker reads the channel's link (one
+readlink) as the single-process server does, so a promote, rollback or import is seen at the next request by
+every worker. Workers only read the store; the parent only waits for them and stops them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import signal
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvicorn
 
 from mirrorctl.ecosystems.base import Ecosystem
-from mirrorctl.errors import UserError
+from mirrorctl.errors import MirrorctlError, UserError
 from mirrorctl.inside.store import CURRENT, Store
 from mirrorctl.progress import Progress
 
@@ -21,12 +31,17 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     access_log: bool = True
+    workers: int = 1
     ecosystems: Mapping[str, object] = field(default_factory=dict)  # [serve.<ecosystem>], as the adapters parsed them
 
 
 def base_url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
+
+
+# The most worker processes serve accepts; past the cores they only add memory and context switches.
+MAX_WORKERS = 64
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -40,7 +55,8 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
-        sock.listen(128)
+        # Many workspaces start at once: a short backlog resets connections before a worker accepts them.
+        sock.listen(1024)
     except OSError as exc:
         sock.close()
         raise UserError(
@@ -74,6 +90,7 @@ async def serve(
 
     ``channels``: one serves that channel at ``/<ecosystem>/``; several serve each at ``/<channel>/<ecosystem>/``."""
     chosen = check_channels(store, channels)
+    check_workers(options.workers)
     app = create_app(store, ecosystems, chosen, options.ecosystems)
     sock = bind(options.host, options.port)
     url = base_url(options.host, sock.getsockname()[1])  # the real port when --port 0 asked for any
@@ -89,16 +106,105 @@ async def serve(
         what = "serving channels " + ", ".join(f"{c} (view {store.channel_view_id(c)})" for c in chosen)
         paths = ", ".join(f"{c}: {url}/{c}/<ecosystem>/" for c in chosen)
     progress.note(f"mirrorctl serve: {url}/ from {store.root}; {what}; {paths}")
-    config = uvicorn.Config(
-        app,
+    if options.workers > 1:
+        progress.note(f"mirrorctl serve: {options.workers} worker processes")
+        try:
+            await _run_workers(sock, store.root, ecosystems, chosen, options)
+        finally:
+            sock.close()
+        return
+    server = uvicorn.Server(_uvicorn_config(app, options))
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _uvicorn_config(app: object, options: ServeOptions) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
         log_level="info",
         access_log=options.access_log,
         server_header=False,
         proxy_headers=False,
         lifespan="off",
+        # httptools when installed (a dependency): its parser costs a fraction of h11's per request.
+        http="auto",
+        # Keep-alive connections from many clients at once; uvicorn's default of 5 s closes idle pip sessions.
+        timeout_keep_alive=30,
     )
-    server = uvicorn.Server(config)
+
+
+def check_workers(workers: int) -> int:
+    if not 1 <= workers <= MAX_WORKERS:
+        raise UserError(
+            f"--workers {workers}: must be between 1 and {MAX_WORKERS}",
+            hint="one per CPU core is a good start (`nproc`)",
+        )
+    return workers
+
+
+def _worker_main(
+    sock: socket.socket,
+    root: Path,
+    ecosystems: Mapping[str, Ecosystem],
+    channels: list[str],
+    options: ServeOptions,
+) -> None:
+    """One worker process: its own app over the store (read-only), serving the inherited socket until told
+    to stop (SIGTERM or SIGINT, which uvicorn turns into a graceful shutdown)."""
+    store = Store(root, adapters=lambda: ecosystems)
+    app = create_app(store, ecosystems, channels, options.ecosystems)
+    config = _uvicorn_config(app, options)
+    config.loop = "auto"  # uvloop when installed: this process owns its loop
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+async def _run_workers(
+    sock: socket.socket,
+    root: Path,
+    ecosystems: Mapping[str, Ecosystem],
+    channels: list[str],
+    options: ServeOptions,
+) -> None:
+    """Start the workers and wait; stop them all when this is cancelled (Ctrl-C) or one of them dies."""
+    # spawn, not fork: the parent runs an event loop and threads, which a forked child must not inherit.
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(sock, root, dict(ecosystems), channels, options),
+            name=f"mirrorctl-serve-{i + 1}",
+            daemon=True,
+        )
+        for i in range(options.workers)
+    ]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM,):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await server.serve(sockets=[sock])
+        for proc in procs:
+            proc.start()
+        while not stop.is_set():
+            dead = [p for p in procs if not p.is_alive()]
+            if dead:
+                raise MirrorctlError(
+                    f"mirrorctl serve: worker {dead[0].name} exited with code {dead[0].exitcode}; stopping the others",
+                    hint="see the worker's messages above",
+                )
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
     finally:
-        sock.close()
+        for sig in (signal.SIGTERM,):
+            loop.remove_signal_handler(sig)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: uvicorn finishes the requests in flight, then exits
+        for proc in procs:
+            await asyncio.to_thread(proc.join, 10)
+            if proc.is_alive():
+                proc.kill()
+                await asyncio.to_thread(proc.join, 5)
