@@ -177,6 +177,12 @@ class ServedContent(Protocol):
         """The view being served now (None before the first import). Cheap; call it per request."""
         ...
 
+    def loaded(self) -> ServedView | None:
+        """The view being served now if it is already parsed, else None (nothing imported, or a switch since):
+        one readlink, so a handler may call it on the event loop and go to a worker thread for
+        :meth:`current` only when it gets None."""
+        ...
+
     def keys_dir(self) -> Path:
         """The inside's own serving keys (e.g. ``<store>/keys/apt`` for the apt archive key); never carried."""
         ...

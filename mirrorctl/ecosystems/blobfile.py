@@ -1,11 +1,12 @@
-"""A stored blob as an HTTP response, in one trip to the thread pool.
+"""A stored blob as an HTTP response, without a trip to the thread pool when its bytes are in memory.
 
 Starlette's FileResponse stats, opens, reads each 64 KiB chunk, reads again to find the end and closes, each
 in its own trip to the thread pool: five or more thread switches for a 67 KB wheel, which was most of the time
 a file request took under load (issue 12). Here a GET of a blob up to ``SMALL`` bytes is opened, checked and
-read whole in one trip and sent as one body; HEAD, Range requests and larger blobs keep FileResponse, which
-streams them in bounded chunks and answers ranges. The bytes are the store's blob at its digest, the same
-file FileResponse would have opened: what the view names, nothing else.
+read whole and sent as one body: on the event loop when the kernel has its pages cached (a read with
+RWF_NOWAIT, which fails rather than wait for the disk), else in one trip to the thread pool. HEAD, Range
+requests and larger blobs keep FileResponse, which streams them in bounded chunks and answers ranges. The bytes
+are the store's blob at its digest, the same file FileResponse would have opened: what the view names.
 
 Example::
 
@@ -31,9 +32,18 @@ from starlette.responses import FileResponse, Response
 SMALL = 1024 * 1024
 
 
-def _read_small(path: Path) -> tuple[os.stat_result, bytes | None] | None:
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)  # Linux; elsewhere every read goes to the thread pool
+
+
+class _NotCached(Exception):
+    """Reading would wait for the disk."""
+
+
+def _read_small(path: Path, *, nowait: bool = False) -> tuple[os.stat_result, bytes | None] | None:
     """(stat, whole content) for a regular file up to SMALL bytes, (stat, None) for a larger one, None when
-    missing. One open, so the size and the bytes are of the same file."""
+    missing. One open, so the size and the bytes are of the same file. ``nowait``: raise _NotCached rather
+    than wait for the disk (the open and stat may still touch it, but a served blob's inode is nearly always
+    cached; its data is what may not be)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -42,6 +52,17 @@ def _read_small(path: Path) -> tuple[os.stat_result, bytes | None] | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > SMALL:
             return st, None
+        if nowait:
+            if _NOWAIT is None:
+                raise _NotCached
+            buf = bytearray(st.st_size)
+            try:
+                got = os.preadv(fd, [buf], 0, _NOWAIT) if st.st_size else 0
+            except OSError as exc:  # EAGAIN: not all in memory; EOPNOTSUPP: a file system without it
+                raise _NotCached from exc
+            if got != st.st_size:
+                raise _NotCached
+            return st, bytes(buf)
         chunks: list[bytes] = []
         left = st.st_size
         while left > 0:
@@ -65,7 +86,10 @@ async def blob_response(
         except FileNotFoundError:
             return None
         return FileResponse(path, stat_result=st, media_type=media_type, headers=dict(headers))
-    found = await anyio.to_thread.run_sync(_read_small, path)
+    try:
+        found = _read_small(path, nowait=True)
+    except _NotCached:
+        found = await anyio.to_thread.run_sync(_read_small, path)
     if found is None:
         return None
     st, body = found

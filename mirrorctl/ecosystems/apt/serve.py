@@ -63,6 +63,19 @@ class RepositoryCache:
                 self._repo = repo
         return view, repo
 
+    async def aget(self) -> tuple[ServedView | None, Repository | None]:
+        """:meth:`get` for a handler: on the event loop when nothing needs building, else in a worker thread."""
+        found = self.peek()
+        return found if found is not None else await anyio.to_thread.run_sync(self.get)
+
+    def peek(self) -> tuple[ServedView, Repository] | None:
+        """What :meth:`get` returns when the view's repository is already built (one readlink, no thread)."""
+        view = self._content.loaded()
+        repo = self._repo
+        if view is None or repo is None or repo.view_id != view.view_id:
+            return None
+        return view, repo
+
     def signed(self, repo: Repository) -> Mapping[str, bytes]:
         key = ArchiveKey(self._content.keys_dir())
         signers = key.signers()  # raises UserError when there is no key
@@ -132,7 +145,7 @@ def make_app(content: ServedContent, options: ReleaseOptions = ReleaseOptions())
             return await keyring(request, armor=False)
         if path == KEYRING_ARMORED:
             return await keyring(request, armor=True)
-        view, repo = await anyio.to_thread.run_sync(cache.get)
+        view, repo = await cache.aget()
         if view is None or repo is None:
             return _not_found(path)
         if path.startswith("dists/"):

@@ -199,6 +199,19 @@ class _IndexCache:
                 self._index = index
         return view, index
 
+    async def aget(self) -> tuple[ServedView | None, _Index]:
+        """:meth:`get` for a handler: on the event loop when nothing needs building, else in a worker thread."""
+        found = self.peek()
+        return found if found is not None else await anyio.to_thread.run_sync(self.get)
+
+    def peek(self) -> tuple[ServedView, _Index] | None:
+        """What :meth:`get` returns when the view and its index are already built (one readlink, no thread)."""
+        view = self._content.loaded()
+        index = self._index
+        if view is None or index is None or index.view_id != view.view_id:
+            return None
+        return view, index
+
 
 def _manifest_cache_dir(view: ServedView) -> Path | None:
     """``<store>/cache/npm-manifests``."""
@@ -419,7 +432,7 @@ def make_app(content: ServedContent) -> Router:
         if split is None:
             return _not_found()
         name, rest = split
-        view, index = await anyio.to_thread.run_sync(cache.get)
+        view, index = await cache.aget()
         package = index.packages.get(name)
         if view is None or package is None:
             return _not_found()

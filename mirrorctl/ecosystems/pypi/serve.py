@@ -120,6 +120,19 @@ class _IndexCache:
                 self._index = index
         return view, index
 
+    async def aget(self) -> tuple[ServedView | None, _Index]:
+        """:meth:`get` for a handler: on the event loop when nothing needs building, else in a worker thread."""
+        found = self.peek()
+        return found if found is not None else await anyio.to_thread.run_sync(self.get)
+
+    def peek(self) -> tuple[ServedView, _Index] | None:
+        """What :meth:`get` returns when the view and its index are already built (one readlink, no thread)."""
+        view = self._content.loaded()
+        index = self._index
+        if view is None or index is None or index.view_id != view.view_id:
+            return None
+        return view, index
+
 
 # --- content negotiation (PEP 691) -----------------------------------------------------------------------
 
@@ -346,7 +359,7 @@ def make_app(content: ServedContent) -> Router:
         ctype = negotiated(request)
         if isinstance(ctype, Response):
             return ctype
-        _, index = await anyio.to_thread.run_sync(cache.get)
+        _, index = await cache.aget()
         return render_project_list(index, ctype)
 
     async def project_page(request: Request) -> Response:
@@ -361,7 +374,7 @@ def make_app(content: ServedContent) -> Router:
         ctype = negotiated(request)
         if isinstance(ctype, Response):
             return ctype
-        _, index = await anyio.to_thread.run_sync(cache.get)
+        _, index = await cache.aget()
         project = index.projects.get(normalized)
         if project is None:
             return _not_found(f"project {shorten(normalized)!r}")
@@ -369,7 +382,7 @@ def make_app(content: ServedContent) -> Router:
 
     async def file(request: Request) -> Response:
         sha256, filename = request.path_params["sha256"], request.path_params["filename"]
-        view, index = await anyio.to_thread.run_sync(cache.get)
+        view, index = await cache.aget()
         artifact = _named(index.by_sha256.get(sha256, ()) if _SHA256.match(sha256) else (), filename)
         if view is None or artifact is None:
             return _not_found(f"file {shorten(filename)!r}")

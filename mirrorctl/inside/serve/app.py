@@ -89,6 +89,13 @@ class StoreContent:
                 self._cache.popitem(last=False)
         return served
 
+    def loaded(self) -> StoreView | None:
+        view_id = self.store.channel_view_id(self.channel)
+        if view_id is None:
+            return None
+        with self._lock:
+            return self._cache.get(view_id)
+
     def keys_dir(self) -> Path:
         return self.store.root / "keys"
 
