@@ -41,6 +41,7 @@ from starlette.routing import Route, Router
 
 from mirrorctl.ecosystems.base import ServedContent, ServedView
 from mirrorctl.ecosystems.blobfile import blob_response
+from mirrorctl.ecosystems.rendered import RenderCache, Rendered
 from mirrorctl.lockfile import Artifact
 
 from .manifest import ManifestCache, TarballInfo
@@ -366,6 +367,8 @@ def make_app(content: ServedContent) -> Router:
     A bare Router, like the PyPI app: a damaged store surfaces as the host app's 503, never a half-sent 500.
     """
     cache = _IndexCache(content)
+    # Packuments rendered once per view (and registry URL): a busy package costs one render, not one a request.
+    pages = RenderCache()
     manifests: dict[str, ManifestCache] = {}  # by cache folder: one per store
     manifests_lock = threading.Lock()
 
@@ -389,23 +392,27 @@ def make_app(content: ServedContent) -> Router:
     ) -> Response:
         corgi = wants_corgi(request.headers.get("accept")) and not rest
         registry = _registry_url(request, content.options(ECOSYSTEM))
-        if rest:  # /<name>/<version or tag>
-            wanted = rest[0]
-            version = package.tags.get(wanted, wanted)
-            art = next((a for a in package.versions if a.version == version), None)
-            if art is None or len(rest) != 1:
-                return _not_found()
-            infos = await anyio.to_thread.run_sync(load_infos, view, [art])
-            doc: dict[str, Any] = version_document(art, infos[art.sha256], registry, corgi=False)
-        else:
-            infos = await anyio.to_thread.run_sync(load_infos, view, package.versions)
-            doc = packument(package, infos, registry, index.created, corgi=corgi)
-        body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-        headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": _REVALIDATE}
-        if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        key = (package.name, tuple(rest), corgi, registry)
+        hit = pages.get(view.view_id, key)
+        if hit is None:
+            if rest:  # /<name>/<version or tag>
+                wanted = rest[0]
+                version = package.tags.get(wanted, wanted)
+                art = next((a for a in package.versions if a.version == version), None)
+                if art is None or len(rest) != 1:
+                    return _not_found()
+                infos = await anyio.to_thread.run_sync(load_infos, view, [art])
+                doc: dict[str, Any] = version_document(art, infos[art.sha256], registry, corgi=False)
+            else:
+                infos = await anyio.to_thread.run_sync(load_infos, view, package.versions)
+                doc = packument(package, infos, registry, index.created, corgi=corgi)
+            body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+            etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+            hit = pages.put(view.view_id, key, Rendered(body, CORGI_TYPE if corgi else JSON_TYPE, etag))
+        headers = {"ETag": hit.etag, "Vary": "Accept", "Cache-Control": _REVALIDATE}
+        if hit.etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
-        return Response(body, media_type=CORGI_TYPE if corgi else JSON_TYPE, headers=headers)
+        return Response(hit.body, media_type=hit.media_type, headers=headers)
 
     async def tarball(request: Request, art: Artifact, view: ServedView) -> Response:
         etag = f'"{art.sha256}"'

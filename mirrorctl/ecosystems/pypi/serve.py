@@ -31,6 +31,7 @@ from starlette.routing import Route, Router
 
 from mirrorctl.ecosystems.base import ServedContent, ServedView
 from mirrorctl.ecosystems.blobfile import blob_response
+from mirrorctl.ecosystems.rendered import RenderCache, Rendered
 from mirrorctl.errors import shorten
 from mirrorctl.lockfile import Artifact
 
@@ -343,6 +344,7 @@ def make_app(content: ServedContent) -> Router:
     turns a damaged store into one 503 instead of a half-sent 500.
     """
     cache = _IndexCache(content)
+    pages = RenderCache()  # project pages rendered once per view and content type
 
     def negotiated(request: Request) -> str | Response:
         try:
@@ -374,11 +376,15 @@ def make_app(content: ServedContent) -> Router:
         ctype = negotiated(request)
         if isinstance(ctype, Response):
             return ctype
-        _, index = await cache.aget()
+        view, index = await cache.aget()
         project = index.projects.get(normalized)
-        if project is None:
+        if view is None or project is None:
             return _not_found(f"project {shorten(normalized)!r}")
-        return render_project(project, ctype)
+        hit = pages.get(view.view_id, (normalized, ctype))
+        if hit is None:
+            page = render_project(project, ctype)
+            hit = pages.put(view.view_id, (normalized, ctype), Rendered(bytes(page.body), page.media_type or ctype))
+        return Response(hit.body, media_type=hit.media_type, headers={"Vary": "Accept", "Cache-Control": _REVALIDATE})
 
     async def file(request: Request) -> Response:
         sha256, filename = request.path_params["sha256"], request.path_params["filename"]
