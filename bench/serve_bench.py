@@ -140,7 +140,7 @@ def build_store(root: Path, build: Path, projects: int) -> list[Artifact]:
     """``projects`` PyPI projects, npm packages and apt packages of three versions each, about 67 KB a file."""
     store = Store(root)
     arts: list[Artifact] = []
-    pad = 50_000  # base64 of 50 KB: ~67 KB of text, which compresses to about 67 KB of wheel/tarball
+    pad = 66_000  # random bytes as base64 (~88 KB of text), which deflate packs into a file of about 67 KB
     for i in range(projects):
         for v in ("1.0.0", "1.1.0", "2.0.0"):
             name = f"mctl-bench-{i:03d}"
