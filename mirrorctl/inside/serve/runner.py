@@ -55,7 +55,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
-        # Many workspaces start at once: a short backlog resets connections before a worker accepts them.
+        # Many workspaces start at once: past a full backlog new connections wait a second for a SYN retry.
         sock.listen(1024)
     except OSError as exc:
         sock.close()
