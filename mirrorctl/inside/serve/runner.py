@@ -153,7 +153,11 @@ def _worker_main(
 ) -> None:
     """One worker process: its own app over the store (read-only), serving the inherited socket until told
     to stop (SIGTERM or SIGINT, which uvicorn turns into a graceful shutdown)."""
-    store = Store(root, adapters=lambda: ecosystems)
+    # The runtime opens the store, as for every command: with the adapters for records written before paths.
+    from mirrorctl.config import Settings
+    from mirrorctl.runtime import Runtime
+
+    store = Runtime.for_settings(Settings(None, root, root / "profiles"), ecosystems=ecosystems).store
     app = create_app(store, ecosystems, channels, options.ecosystems)
     config = _uvicorn_config(app, options)
     config.loop = "auto"  # uvloop when installed: this process owns its loop
