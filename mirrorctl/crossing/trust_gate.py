@@ -27,7 +27,6 @@ The configured ``[trust] keys`` are read-only: what rotations bring in is writte
 from __future__ import annotations
 
 import hashlib
-import tarfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -66,25 +65,31 @@ def read_carried(bundle: Path) -> dict[str, bytes]:
 
     Read before the manifest is verified because a rotation brings the key that verifies it; nothing read here
     is trusted until :meth:`TrustGate.check` finds each member listed with its sha256 in the signed manifest.
-    Anything odd is left for the bundle reader to refuse with its own message."""
+    Damaged framing is refused here, as the bundle reader would (:mod:`mirrorctl.crossing.bundle.container`);
+    anything else odd is left for the bundle reader to refuse with its own message."""
+    # Imported here: the bundle package imports this module (the importer), so a top-level import is circular.
+    from mirrorctl.crossing.bundle.container import ContainerReader
+
     out: dict[str, bytes] = {}
     try:
         # bundle.open, not open(bundle): a chunked bundle (bundle/chunks.py) opens as its concatenated parts
-        with bundle.open("rb") as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
-            for position, member in enumerate(tar):
-                if position < 2:
+        with bundle.open("rb") as raw:
+            tar = ContainerReader(raw, str(bundle))
+            position = 0
+            while (member := tar.next()) is not None:
+                position += 1
+                if position <= 2:
                     continue  # manifest.json and its signature: the bundle reader checks them
                 if not MEMBER.match(member.name) or len(out) >= MAX_STATEMENTS:
                     break
-                if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE) or member.size > MAX_STATEMENT_SIZE:
+                if not member.is_file or member.size > MAX_STATEMENT_SIZE:
                     raise BundleRefused(
                         f"{bundle}: {member.name} is not a regular file of at most {MAX_STATEMENT_SIZE} bytes"
                     )
                 if member.name in out:
                     raise BundleRefused(f"{bundle}: member {member.name} appears twice")
-                f = tar.extractfile(member)
-                out[member.name] = f.read(member.size) if f else b""
-    except (tarfile.TarError, OSError, EOFError):
+                out[member.name] = tar.read_all(member, MAX_STATEMENT_SIZE)
+    except OSError:
         return {}
     return out
 

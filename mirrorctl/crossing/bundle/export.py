@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import secrets
-import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +33,7 @@ from mirrorctl.lockfile import Lock, merge_artifacts, refuse_path_collisions
 from mirrorctl.progress import SILENT, Progress, ProgressTask
 
 from .chunks import PartWriter
+from .container import ContainerWriter
 from .linedelta import make_delta
 from .manifest import (
     DELTA_SUFFIX,
@@ -323,34 +322,26 @@ def _write_tar(
     files = manifest.members  # a file rebuilt from a line delta is listed, not carried
     total = sum(f.size for f in files) + len(manifest_bytes) + len(signature)
     task = progress.task("writing bundle", total, unit="bytes")
-    # A full bundle keeps tarfile's padding to 10 kB records (its bytes stay those of format-version 1); a delta
+    # A full bundle keeps tar's padding to 10 kB records (its bytes stay those of format-version 1); a delta
     # ends right after the two zero blocks that mark the end of the archive: up to 10 kB less for a small bump.
-    sink = _Unpadded(raw) if manifest.kind == KIND_DELTA else raw
     try:
-        with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        with ContainerWriter(raw, padded=manifest.kind != KIND_DELTA, mtime=mtime) as tar:
             for name, data in ((MANIFEST_NAME, manifest_bytes), (SIGNATURE_NAME, signature)):
-                tar.addfile(_info(name, len(data), mtime), io.BytesIO(data))
+                tar.add_bytes(name, data)
                 task.advance(len(data))
             for f in files:
                 if f.path in small:
-                    tar.addfile(_info(f.path, f.size, mtime), io.BytesIO(small[f.path]))
+                    tar.add_bytes(f.path, small[f.path])
                     task.advance(f.size)
                     continue
                 with open(store.blob_path(f.sha256), "rb") as src:
                     reader = _HashingReader(src, task)
-                    try:
-                        tar.addfile(_info(f.path, f.size, mtime), reader)
-                    except OSError as exc:
-                        if exc.errno is not None:
-                            raise
-                        pass  # tarfile's "unexpected end of data": the blob is shorter than recorded
+                    tar.add(f.path, f.size, reader)  # type: ignore[arg-type]
                 if reader.hexdigest() != f.sha256 or reader.read_bytes != f.size:
                     raise IntegrityError(
                         f"{store.blob_path(f.sha256)}: stored blob does not match its digest",
                         hint="delete it and run `mirrorctl snapshot` again to fetch it afresh",
                     )
-            if isinstance(sink, _Unpadded):
-                sink.limit = tar.offset + 2 * tarfile.BLOCKSIZE  # the end-of-archive marker, then nothing
     except OSError as exc:
         raise UserError(
             f"{folder}: cannot write the bundle ({exc.strerror or exc})",
@@ -360,38 +351,8 @@ def _write_tar(
         task.close()
 
 
-class _Unpadded:
-    """Passes writes through until ``limit`` bytes; drops what tarfile writes after it (record padding)."""
-
-    def __init__(self, raw: BinaryIO | PartWriter) -> None:
-        self._raw = raw
-        self.written = 0
-        self.limit: int | None = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        n = len(data)
-        if self.limit is not None:
-            data = memoryview(data)[: max(0, self.limit - self.written)]
-        if len(data):
-            self._raw.write(data)
-        self.written += n
-        return n
-
-    def tell(self) -> int:
-        return self.written
-
-
-def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
-    # Fixed metadata: no local user names, ids or times leak into the bundle.
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = size, mtime, 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
 class _HashingReader:
-    """A file object that hashes what tarfile copies out of it, so the blob is read once."""
+    """A file object that hashes what the container writer copies out of it, so the blob is read once."""
 
     def __init__(self, src: BinaryIO, task: ProgressTask) -> None:
         self._src, self._task = src, task

@@ -1,8 +1,8 @@
 """Reading a bundle without trusting it: signature first, then every member accounted for.
 
-Nothing here extracts anything. The tar headers are parsed by :mod:`tarfile` (one header at a time), and each
-member's data is read by this module from its offset with a hard limit of the size the *signed manifest*
-declares; where the bytes go is decided by the caller (``sink_for``), never by a name in the archive.
+Nothing here extracts anything. The tar framing is read by :mod:`.container` (bounded headers, one at a time,
+exact framing), and each member's data is read with a hard limit of the size the *signed manifest* declares;
+where the bytes go is decided by the caller (``sink_for``), never by a name in the archive.
 
 Order of checks, each one refusing with a :class:`BundleRefused` that names the problem:
 
@@ -11,7 +11,8 @@ Order of checks, each one refusing with a :class:`BundleRefused` that names the 
 3. the manifest parses strictly; an expired bundle is refused (``expires < now``);
 4. every further member is a regular file with a safe name, listed in the manifest, not seen before, whose
    size header equals the listed size; its bytes are streamed, counted and hashed against the listed sha256;
-5. nothing listed is missing; a lock or SBOM that travels as a line delta is rebuilt from the inside's copy
+5. the archive ends with tar's end-of-archive marker and zero padding, nothing else; nothing listed is
+   missing; a lock or SBOM that travels as a line delta is rebuilt from the inside's copy
    (a blob of the store) and must then have exactly its listed size and sha256;
 6. each lock parses, its artifacts pass their ecosystem's name grammar, and every blob it needs (artifact and
    companions) is in the bundle with the size the lock says; for a delta, the blobs it needs that are not
@@ -22,8 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import tarfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +36,7 @@ from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, LegacyRecord, Lock, merge_artifacts, parse_lock, refuse_path_collisions
 from mirrorctl.progress import SILENT, Progress
 
+from .container import ContainerReader, Member
 from .linedelta import apply_delta
 from .manifest import (
     DELTA_SUFFIX,
@@ -114,17 +115,12 @@ class BundleReader:
         self._trusted = trusted_keys
         try:
             # path.open, not open(path): a chunked bundle (bundle/chunks.py) opens as its concatenated parts.
-            self._headers = path.open("rb")
+            self._raw = path.open("rb")
         except FileNotFoundError:
             raise UserError(f"{path}: bundle not found") from None
         except IsADirectoryError:
             raise UserError(f"{path}: is a directory, not a bundle") from None
-        self._data = path.open("rb")
-        try:
-            self._tar = tarfile.open(fileobj=self._headers, mode="r:")
-        except tarfile.TarError as exc:
-            self.close()
-            raise BundleRefused(f"{path}: not an (uncompressed) tar archive ({exc})") from None
+        self._tar = ContainerReader(self._raw, str(path))
         self._manifest: Manifest | None = None
         self.signed: tuple[bytes, bytes] | None = None  # (manifest bytes, signature) once verified
 
@@ -135,37 +131,13 @@ class BundleReader:
         self.close()
 
     def close(self) -> None:
-        self._data.close()
-        self._headers.close()
+        self._raw.close()
 
-    def _next(self) -> tarfile.TarInfo | None:
-        try:
-            member = self._tar.next()
-        except tarfile.TarError as exc:
-            raise BundleRefused(f"{self.path}: damaged tar archive ({exc})") from None
-        self._tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every header otherwise; memory stays flat
-        return member
+    def _next(self) -> Member | None:
+        return self._tar.next()
 
-    def _read_all(self, member: tarfile.TarInfo, cap: int) -> bytes:
-        if member.size > cap:
-            raise BundleRefused(
-                f"{self.path}: {member.name} is {member.size} bytes, more than the {cap} allowed"
-            )
-        buf = bytearray()
-        for chunk in self._stream(member, member.size):
-            buf += chunk
-        return bytes(buf)
-
-    def _stream(self, member: tarfile.TarInfo, size: int) -> Iterator[bytes]:
-        """Exactly ``size`` bytes of the member's data; never more, and a short file is an error."""
-        self._data.seek(member.offset_data)
-        remaining = size
-        while remaining:
-            chunk = self._data.read(min(_CHUNK, remaining))
-            if not chunk:
-                raise BundleRefused(f"{self.path}: {member.name} is truncated (the bundle file ends early)")
-            remaining -= len(chunk)
-            yield chunk
+    def _read_all(self, member: Member, cap: int) -> bytes:
+        return self._tar.read_all(member, cap)
 
     def read_manifest(
         self, now: datetime, *, accept_expired_until: datetime | None = None
@@ -263,7 +235,7 @@ class BundleReader:
                 digest = hashlib.sha256()
                 buf = bytearray()
                 with sink_for(entry) as out:
-                    for chunk in self._stream(member, entry.size):
+                    for chunk in self._tar.data(member, entry.size):
                         digest.update(chunk)
                         if out is not None:
                             out.write(chunk)
@@ -287,28 +259,17 @@ class BundleReader:
         return small
 
 
-def _is_plain_file(member: tarfile.TarInfo) -> bool:
-    return member.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and member.sparse is None
+def _is_plain_file(member: Member) -> bool:
+    return member.is_file
 
 
-def _check_member(member: tarfile.TarInfo, path: Path) -> None:
+def _check_member(member: Member, path: Path) -> None:
     """Refuse what must never become a file: links, devices, folders, and names that could leave a folder."""
     name = member.name
     said = shorten(name)
     if not _is_plain_file(member):
-        kind = (
-            "a symbolic link"
-            if member.issym()
-            else "a hard link"
-            if member.islnk()
-            else "a device"
-            if member.isdev()
-            else "a directory"
-            if member.isdir()
-            else f"of tar type {member.type!r}"
-        )
-        target = f" to {shorten(member.linkname)!r}" if member.issym() or member.islnk() else ""
-        raise BundleRefused(f"{path}: member {said!r} is {kind}{target}; only regular files are allowed")
+        target = f" to {shorten(member.linkname)!r}" if member.is_link else ""
+        raise BundleRefused(f"{path}: member {said!r} is {member.kind()}{target}; only regular files are allowed")
     if "\x00" in name or "\\" in name:
         raise BundleRefused(f"{path}: member name {said!r} holds a NUL or backslash")
     if name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
