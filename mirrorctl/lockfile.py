@@ -207,7 +207,7 @@ class Artifact:
                 "size": _size(d.get("size"), f"{where}.size"),
                 "sha256": _sha(d.get("sha256"), f"{where}.sha256"),
                 "targets": tuple(str(t) for t in d.get("targets", [])),
-                "attrs": dict(d.get("attrs", {})),
+                "attrs": _attrs(d.get("attrs", {}), f"{where}.attrs"),
                 "companions": tuple(
                     Companion(
                         _suffix(c.get("suffix"), f"{where}.companions[{i}].suffix"),
@@ -249,9 +249,7 @@ def _legacy_path(d: Mapping[str, Any], where: str, legacy_paths: LegacyPaths | N
     adapter = legacy_paths.get(eco)
     if adapter is None:
         return filename  # an ecosystem no adapter here knows: its v1 identity was the flat file name
-    attrs = d.get("attrs", {})
-    if not isinstance(attrs, dict):
-        raise ProfileError(f"{where}.attrs: must be a table")
+    attrs = _attrs(d.get("attrs", {}), f"{where}.attrs")
     record = LegacyRecord(eco, _str(d, "name", where), _str(d, "version", where), filename, attrs)
     try:
         return adapter.legacy_path(record)
@@ -389,6 +387,20 @@ def _str(d: Mapping[str, Any], key: str, where: str) -> str:
     if not isinstance(v, str) or not v or "\x00" in v:
         raise ProfileError(f"{where}.{key}: must be a non-empty string")
     return v
+
+
+def _attrs(v: Any, where: str) -> dict[str, AttrValue]:
+    """An artifact's attrs: a table of strings, integers and booleans (what views, the SBOM and JSON carry); a
+    TOML date, float, array or table is refused here, naming the record, before anything is written."""
+    if not isinstance(v, dict):
+        raise ProfileError(f"{where}: must be a table")
+    for key, value in v.items():
+        if not isinstance(value, (str, int, bool)):
+            raise ProfileError(
+                f"{where}.{key}: must be a string, integer or boolean, got {type(value).__name__}",
+                hint="the lock was edited or written by something else; run `mirrorctl lock` again",
+            )
+    return dict(v)
 
 
 def _size(v: Any, where: str) -> int:
