@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
+import click
 import typer
 
 from mirrorctl.config import Settings
@@ -86,10 +87,18 @@ def fail(err: MirrorctlError) -> typer.Exit:
 
 
 def run_sync(fn: Callable[[], T], ctx: Ctx) -> T:
+    """A command's synchronous service call; errors are converted here, as :func:`run_async` does."""
     try:
         return fn()
     except MirrorctlError as err:
         raise fail(err) from None
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        raise  # the CLI's own exits (they are RuntimeErrors too)
+    except Exception as exc:  # an unexpected error: one line and a hint, never a traceback (unless -v)
+        if ctx.verbose:
+            raise
+        print_unexpected(exc)
+        raise typer.Exit(1) from None
 
 
 def run_async(make: Callable[[], Awaitable[T]], ctx: Ctx) -> T:

@@ -35,7 +35,7 @@ from mirrorctl.crossing.trust_gate import TrustGate
 from mirrorctl.errors import BundleRefused, MirrorctlError, UserError
 from mirrorctl.inside import audit
 from mirrorctl.inside.channels import switch_locked, validate_channel_name
-from mirrorctl.inside.store import CURRENT, Store, View, atomic_write
+from mirrorctl.inside.store import CURRENT, Store, View, atomic_write, fsync_dir
 from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
 
@@ -126,6 +126,15 @@ def import_bundle(
             now=now, allow_rollback=allow_rollback, repair=repair, progress=progress, channels=channels,
             accept_expired_until=accept_expired_until,
         )
+    except OSError as exc:  # before staging completed (the later steps convert their own): nothing was changed
+        where = exc.filename or store.root
+        error = UserError(
+            f"{where}: cannot import ({exc.strerror or exc}); nothing was changed",
+            hint="free space or inodes (df -i) on the store's file system, or fix its permissions or the bundle's "
+            "medium, and import again",
+        )
+        audit.record(store, event, progress, bundle=path.name, result="refused", error=error.message)
+        raise error from exc
     except Exception as exc:
         result = "refused" if isinstance(exc, MirrorctlError) else "failed"
         message = exc.message if isinstance(exc, MirrorctlError) else f"{type(exc).__name__}: {exc}"
@@ -243,19 +252,6 @@ def _import_bundle(
                 check_expected_blobs(store, manifest, expected_blobs(manifest, locks))
             _crash_point("staged")
 
-            new_bytes = 0
-            for i, (sha, entry) in enumerate(sorted(staged.items())):
-                if repair or not store.has_blob(sha, entry.size):
-                    store.commit_blob(staging / sha, sha)  # replaces a damaged blob in one rename
-                    new_bytes += entry.size
-                if i == 0:
-                    _crash_point("blob-committed")
-            _crash_point("blobs-committed")
-            if repair:
-                assert current is not None
-                progress.note(f"repaired {len(staged)} blob(s) of view {current.view_id}; the served view is unchanged")
-                return _report(manifest, current.view_id, len(staged), new_bytes, artifacts=len(current.artifacts))
-
             view = View(
                 view_id=Store.new_view_id(manifest.sequence),
                 bundle_id=manifest.bundle_id,
@@ -265,19 +261,69 @@ def _import_bundle(
                 profiles={name: entry.sha256 for name, entry in sorted(manifest.profiles.items())},
                 artifacts=tuple(merge_artifacts(lock.artifacts for lock in locks.values())),
             )
-            # The signed manifest travels with the view, so an audit can re-check it later with openssl.
-            view_dir = store.root / "views" / view.view_id
-            assert reader.signed is not None
-            atomic_write(view_dir / "bundle-manifest.json", reader.signed[0])
-            atomic_write(view_dir / "bundle-manifest.json.sig", reader.signed[1])
-            store.write_view(view)
-            _crash_point("view-written")
-            switch_locked(store, CURRENT, view.view_id, action="import")  # the commit point (+ rollback history)
-            for channel in channels:
-                switch_locked(store, channel, view.view_id, action="import")
-            _crash_point("switched")
-            _record_history(store, manifest)
-            gate.commit(manifest, signer, progress)  # rotations and revocations it carried, audited
+            view_json = view.to_json()  # rendered before any blob moves: a record it cannot hold changes nothing
+            committed: list[Path] = []  # blobs and folders this import added, removed again if it fails
+            state_before: dict[Path, bytes] | None = None
+            try:
+                new_bytes = 0
+                for i, (sha, entry) in enumerate(sorted(staged.items())):
+                    if repair or not store.has_blob(sha, entry.size):
+                        if not repair:
+                            committed += _new_paths(store, store.blob_path(sha))
+                        store.commit_blob(staging / sha, sha)  # replaces a damaged blob in one rename
+                        new_bytes += entry.size
+                    if i == 0:
+                        _crash_point("blob-committed")
+                _crash_point("blobs-committed")
+                if repair:
+                    assert current is not None
+                    progress.note(
+                        f"repaired {len(staged)} blob(s) of view {current.view_id}; the served view is unchanged"
+                    )
+                    return _report(manifest, current.view_id, len(staged), new_bytes, artifacts=len(current.artifacts))
+                # The signed manifest travels with the view, so an audit can re-check it later with openssl. The
+                # folder is written in staging and renamed into views/ whole: no view folder lacks its view.json.
+                assert reader.signed is not None
+                view_dir = store.root / "views" / view.view_id
+                staged_view = staging / "view"
+                staged_view.mkdir()
+                for name, data in (
+                    ("bundle-manifest.json", reader.signed[0]),
+                    ("bundle-manifest.json.sig", reader.signed[1]),
+                    ("view.json", view_json),
+                ):
+                    _write_synced(staged_view / name, data)
+                committed += _new_paths(store, view_dir)
+                view_dir.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(staged_view, view_dir)
+                fsync_dir(view_dir.parent)
+                _crash_point("view-written")
+                state_before = _state_files(store)
+                switch_locked(store, CURRENT, view.view_id, action="import")  # the commit point (+ rollback history)
+            except Exception as exc:
+                if store.current_view_id() == view.view_id:
+                    raise  # switched: what failed came after the commit point, and the new view is served
+                _undo(store, committed, state_before)
+                if not isinstance(exc, OSError):
+                    raise
+                raise UserError(
+                    f"{store.root}: cannot write to the store ({exc.strerror or exc}); nothing was changed",
+                    hint="free space or inodes (df -i) on the store's file system, or fix its permissions, and "
+                    "import again",
+                ) from exc
+            try:
+                for channel in channels:
+                    switch_locked(store, channel, view.view_id, action="import")
+                _crash_point("switched")
+                _record_history(store, manifest)
+                gate.commit(manifest, signer, progress)  # rotations and revocations it carried, audited
+            except OSError as exc:
+                raise UserError(
+                    f"{store.root}: now serving view {view.view_id}, but recording it failed "
+                    f"({exc.strerror or exc}): its channels, history or carried key statements may be missing",
+                    hint="free space or inodes (df -i) on the store's file system; the served view itself is "
+                    "complete, and importing the same bundle again with --channel points channels at it",
+                ) from exc
             _crash_point("recorded")
             report = _report(
                 manifest, view.view_id, len(staged), new_bytes, artifacts=len(view.artifacts), rollback=rollback
@@ -401,6 +447,47 @@ def _check_free_space(store: Store, manifest: Manifest, to_stage: set[str]) -> N
             "nothing was changed",
             hint="free space on the store's file system, or move the store to a larger one",
         )
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _new_paths(store: Store, path: Path) -> list[Path]:
+    """``path`` and each of its folders under the store's root that does not exist yet, deepest first."""
+    out: list[Path] = []
+    while path != store.root and not path.exists():
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _state_files(store: Store) -> dict[Path, bytes]:
+    base = store.root / "state"
+    return {p: p.read_bytes() for p in base.iterdir() if p.is_file()} if base.is_dir() else {}
+
+
+def _undo(store: Store, added: list[Path], state_before: Mapping[Path, bytes] | None) -> None:
+    """Put the store back as it was before a failed import's first write: the blobs, folders and view it added
+    go (nothing refers to them: the switch did not happen), then the state files the switch began to write.
+    Removing comes first, so that a file system out of space or inodes has room to restore the state files."""
+    for path in added:  # deepest first: a blob before its new shard folder
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    if state_before is None:
+        return
+    for path in set(_state_files(store)) - set(state_before):
+        path.unlink(missing_ok=True)
+    for path, data in state_before.items():
+        with contextlib.suppress(OSError):
+            if path.read_bytes() != data:
+                atomic_write(path, data)
 
 
 def _remove_stale_staging(store: Store) -> None:

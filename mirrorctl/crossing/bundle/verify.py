@@ -345,7 +345,7 @@ def check_contents(
         except UnicodeDecodeError:
             raise BundleRefused(f"{where}: not UTF-8 text") from None
         except ProfileError as exc:
-            raise BundleRefused(exc.message) from None
+            raise BundleRefused(exc.message, hint=exc.hint) from None
         if lock.profile != name:
             raise BundleRefused(f"{where}: is the lock of profile {lock.profile!r}, not {name!r}")
         if lock.version != LOCK_VERSION_OF[manifest.format_version]:
