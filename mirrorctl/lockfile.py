@@ -206,7 +206,7 @@ class Artifact:
             fields: dict[str, Any] = {
                 "size": _size(d.get("size"), f"{where}.size"),
                 "sha256": _sha(d.get("sha256"), f"{where}.sha256"),
-                "targets": tuple(str(t) for t in d.get("targets", [])),
+                "targets": _strings(d.get("targets", []), f"{where}.targets"),
                 "attrs": _attrs(d.get("attrs", {}), f"{where}.attrs"),
                 "companions": tuple(
                     Companion(
@@ -320,6 +320,9 @@ def parse_lock(text: str, path: Path | str, *, legacy_paths: LegacyPaths | None 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: lock is not valid TOML: {exc}", hint="run `mirrorctl lock` again") from exc
+    except RecursionError:  # arrays or tables nested past the interpreter's stack: no lock is like that
+        raise ProfileError(f"{path}: lock is not valid TOML: nested too deeply", hint="run `mirrorctl lock` again") \
+            from None
     version = data.get("lock-version")
     if version not in (LOCK_VERSION, LEGACY_LOCK_VERSION) or isinstance(version, bool):
         newer = isinstance(version, int) and not isinstance(version, bool) and version > LOCK_VERSION
@@ -334,10 +337,13 @@ def parse_lock(text: str, path: Path | str, *, legacy_paths: LegacyPaths | None 
     if not isinstance(arts, list):
         raise ProfileError(f"{path}: artifacts must be an array of tables")
     legacy = version == LEGACY_LOCK_VERSION
+    for key in ("profile", "inputs"):
+        if not isinstance(data.get(key, ""), str):
+            raise ProfileError(f"{path}: {key} must be a string")
     return Lock(
-        profile=str(data.get("profile", "")),
-        inputs=str(data.get("inputs", "")),
-        targets=tuple(str(t) for t in data.get("targets", [])),
+        profile=data.get("profile", ""),
+        inputs=data.get("inputs", ""),
+        targets=_strings(data.get("targets", []), f"{path}: targets"),
         artifacts=tuple(
             Artifact.from_dict(_table(a, f"{path}: artifacts[{i}]"), f"{path}: artifacts[{i}]",
                                legacy=legacy, legacy_paths=legacy_paths)
@@ -387,6 +393,12 @@ def _str(d: Mapping[str, Any], key: str, where: str) -> str:
     if not isinstance(v, str) or not v or "\x00" in v:
         raise ProfileError(f"{where}.{key}: must be a non-empty string")
     return v
+
+
+def _strings(v: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
+        raise ProfileError(f"{where}: must be an array of strings")
+    return tuple(v)
 
 
 def _attrs(v: Any, where: str) -> dict[str, AttrValue]:

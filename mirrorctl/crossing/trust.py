@@ -188,7 +188,7 @@ def parse_statements(bundle: Path, carried: dict[str, bytes]) -> tuple[list[Rota
         where = f"{bundle}: {name}"
         try:
             doc = json.loads(carried[name].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise BundleRefused(f"{where}: not valid JSON ({exc})") from None
         if not isinstance(doc, dict) or canonical(doc) != carried[name]:
             raise BundleRefused(f"{where}: not a canonical JSON object")

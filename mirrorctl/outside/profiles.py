@@ -139,6 +139,8 @@ def _load_merged(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}", hint="fix the syntax at that line") from exc
+    except RecursionError:  # arrays or tables nested past the interpreter's stack
+        raise ProfileError(f"{path}: not valid TOML: nested too deeply", hint="flatten the nested arrays") from None
 
     src = _Source(path, text, "")
     for key, value in data.items():

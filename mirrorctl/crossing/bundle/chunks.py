@@ -196,7 +196,7 @@ def read_index(path: Path) -> PartsIndex:
         raise BundleRefused(f"{path}: parts index is larger than {MAX_INDEX_SIZE} bytes")
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BundleRefused(f"{path}: parts index is not valid JSON ({exc})") from None
     keys = {"format", "format-version", "bundle", "bundle-id", "size", "sha256", "chunk-size",
             "manifest-signature-sha256", "parts"}  # fmt: skip

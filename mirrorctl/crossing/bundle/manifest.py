@@ -289,8 +289,8 @@ def parse_manifest(data: bytes) -> Manifest:
     """
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleRefused(f"manifest.json: not valid JSON ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # nesting past the stack: not JSON here
+        raise BundleRefused(f"manifest.json: not valid JSON ({type(exc).__name__}: {exc})") from None
     if not isinstance(doc, dict):
         raise BundleRefused("manifest.json: must be a JSON object")
     unknown = sorted(set(doc) - _TOP_KEYS)

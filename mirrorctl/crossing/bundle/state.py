@@ -244,7 +244,7 @@ def read_state(path: Path, trusted_keys: tuple[TrustedKey, ...] | list[TrustedKe
         if len(raw) > MAX_STATE_SIZE:
             raise UserError(f"{path}: state file is larger than {MAX_STATE_SIZE} bytes uncompressed")
         envelope = json.loads(raw.decode("utf-8"))
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise UserError(
             f"{path}: not a mirrorctl state file ({exc})", hint="write it with `mirrorctl state export` inside"
         ) from None
