@@ -223,6 +223,16 @@ def test_a_delta_ending_without_record_padding_still_imports(world: World) -> No
         assert code == 0, out
 
 
+def test_verify_judges_a_delta_as_import_does(world: World) -> None:
+    """A delta whose expected blobs this store lost: `bundle verify` refuses it as import would."""
+    from mirrorctl.crossing.bundle.state import export_state, read_state
+
+    export_state(world.inside, world.root / "inside.state", signing_key=None, now=NOW)
+    delta = world.export("delta.bundle", since=read_state(world.root / "inside.state"))
+    world.inside.blob_path(world.artifacts[0].sha256).unlink()
+    refused_by_cli(world, delta, "blob(s) it expects are not in this store")
+
+
 # --- item 3: refusals instead of tracebacks -----------------------------------------------------------------
 def _lock_with_attr(world: World, toml_value: str) -> Path:
     marked = replace(world.artifacts[0], attrs={"when": "MARK"})

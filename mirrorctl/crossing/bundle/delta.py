@@ -23,6 +23,20 @@ from mirrorctl.inside.store import Store
 
 from .manifest import Manifest
 
+IMPORT_STATE = "import"  # the store state file where imports record each lineage's sequence
+
+
+def lineage_history(store: Store, lineage: str) -> tuple[int, str | None]:
+    """(highest sequence imported for ``lineage``, its bundle id); -1 when none.
+
+    The current view counts too: it may be newer than the state file after a crash."""
+    rec = store.read_state(IMPORT_STATE).get("lineages", {}).get(lineage, {})
+    best: tuple[int, str | None] = (int(rec.get("sequence", -1)), rec.get("bundle-id"))
+    current = store.current_view()
+    if current is not None and current.lineage == lineage and current.sequence > best[0]:
+        best = (current.sequence, current.bundle_id)
+    return best
+
 
 def _made(manifest: Manifest) -> str:
     base = manifest.base

@@ -39,7 +39,7 @@ from mirrorctl.inside.store import CURRENT, Store, View, atomic_write, fsync_dir
 from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
 
-from .delta import check_delta_base, check_expected_blobs
+from .delta import IMPORT_STATE, check_delta_base, check_expected_blobs, lineage_history
 from .manifest import KIND_DELTA, FileEntry, Manifest, format_time
 from .verify import (
     ArtifactValidator,
@@ -50,7 +50,6 @@ from .verify import (
     store_bases,
 )
 
-IMPORT_STATE = "import"
 CRASH_ENV = "MIRRORCTL_TEST_CRASH_AT"
 STAGING_PREFIX = "import-"
 _SPACE_MARGIN = 256 * 1024  # headroom for the view and state files written after staging
@@ -75,18 +74,6 @@ def _crash_point(step: str) -> None:
     """Tests kill the process here (``MIRRORCTL_TEST_CRASH_AT=<step>``) to prove every step is crash-safe."""
     if os.environ.get(CRASH_ENV) == step:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def lineage_history(store: Store, lineage: str) -> tuple[int, str | None]:
-    """(highest sequence imported for ``lineage``, its bundle id); -1 when none.
-
-    The current view counts too: it may be newer than the state file after a crash."""
-    rec = store.read_state(IMPORT_STATE).get("lineages", {}).get(lineage, {})
-    best: tuple[int, str | None] = (int(rec.get("sequence", -1)), rec.get("bundle-id"))
-    current = store.current_view()
-    if current is not None and current.lineage == lineage and current.sequence > best[0]:
-        best = (current.sequence, current.bundle_id)
-    return best
 
 
 def import_bundle(

@@ -37,6 +37,7 @@ from mirrorctl.lockfile import Artifact, LegacyRecord, Lock, merge_artifacts, pa
 from mirrorctl.progress import SILENT, Progress
 
 from .container import ContainerReader, Member
+from .delta import check_delta_base, check_expected_blobs, lineage_history
 from .linedelta import apply_delta
 from .manifest import (
     DELTA_SUFFIX,
@@ -409,13 +410,18 @@ def verify_bundle(
     """Check a bundle completely without changing anything.
 
     ``store``: where a delta's locks and SBOM carried as line deltas find the copies they are rebuilt from
-    (read only); without it such a delta is refused, naming the file.
+    (read only); without it such a delta is refused, naming the file. With it, a delta is checked as import
+    checks it: its base and every blob it expects must be in that store.
 
     Example: ``verify_bundle(Path("web.bundle"), load_trusted_keys(settings.trusted_keys), now)``
     """
     with BundleReader(path, trusted_keys) as reader:
         manifest, signer = reader.read_manifest(now)
         lock_bytes = reader.read_members(progress=progress)
+    if store is not None and manifest.kind == KIND_DELTA:  # as import judges it: its base must be in this store
+        check_delta_base(store, manifest, lineage_history(store, manifest.lineage))
     lock_bytes.update(rebuild_files(path, manifest, lock_bytes, store_bases(store)))
     locks = check_contents(path, manifest, lock_bytes, ecosystems)
+    if store is not None and manifest.kind == KIND_DELTA:
+        check_expected_blobs(store, manifest, expected_blobs(manifest, locks))
     return VerifiedManifest(path, manifest, signer, locks)
