@@ -382,3 +382,13 @@ def test_out_of_inodes_mid_import(tmp_path: Path, small_tmpfs: Path) -> None:
     view = w.inside.current_view()
     assert view is not None and view.sequence == 2
     assert json.loads((w.inside.root / "views" / view.view_id / "view.json").read_bytes())["sequence"] == 2
+
+
+def test_only_the_container_module_opens_a_bundle_tar() -> None:
+    """tarfile is imported by the container module and by ecosystems reading their own package archives (sdists,
+    npm tarballs), never by other code that could open a bundle past the container's bounds."""
+    root = Path(__file__).resolve().parents[1] / "mirrorctl"
+    users = sorted(
+        str(p.relative_to(root)) for p in root.rglob("*.py") if "tarfile" in p.read_text(encoding="utf-8")
+    )
+    assert [u for u in users if not u.startswith("ecosystems/")] == ["crossing/bundle/container.py"], users
