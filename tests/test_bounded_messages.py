@@ -108,7 +108,7 @@ def test_nothing_input_sized_runs_under_the_journal_lock(tmp_path: Path, monkeyp
         # Within the container's bound on names (4 KiB): the refusal names the member, shortened.
         (4_000, "is not listed in the signed manifest"),
         # Past it (issue 12, item 2): the container refuses the extended header unread, naming no name at all.
-        (60_000, "an extended header at offset 7168 is 60012 bytes, more than the 8192 allowed"),
+        (60_000, r"an extended header at offset \d+ is 60012 bytes, more than the 8192 allowed"),
     ],
 )
 def test_a_member_named_with_tens_of_thousands_of_letters_is_refused_quickly(
