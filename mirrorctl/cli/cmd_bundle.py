@@ -196,7 +196,8 @@ def verify(
         gate = TrustGate(store, keys, source, now=now)
         # The store is only read: a delta's locks and SBOM carried as line deltas are rebuilt from its copies.
         verified = verify_bundle(
-            source, gate.keys, now, ecosystems=obj.runtime.ecosystems, progress=progress, store=store
+            source, gate.keys, now, ecosystems=obj.runtime.ecosystems, progress=progress, store=store,
+            like_import=True,
         )
         gate.check(verified.manifest, verified.signer, progress)
         return verified

@@ -406,22 +406,27 @@ def verify_bundle(
     ecosystems: Mapping[str, ArtifactValidator] | None = None,
     progress: Progress = SILENT,
     store: Store | None = None,
+    like_import: bool = False,
 ) -> VerifiedManifest:
     """Check a bundle completely without changing anything.
 
     ``store``: where a delta's locks and SBOM carried as line deltas find the copies they are rebuilt from
-    (read only); without it such a delta is refused, naming the file. With it, a delta is checked as import
-    checks it: its base and every blob it expects must be in that store.
+    (read only); without it such a delta is refused, naming the file. ``like_import`` (`bundle verify`): a delta
+    is also checked as import checks it, so that what passes imports: its base and every blob it expects must
+    be in ``store``. Reading a bundle's contents (``diff``) needs neither.
 
     Example: ``verify_bundle(Path("web.bundle"), load_trusted_keys(settings.trusted_keys), now)``
     """
     with BundleReader(path, trusted_keys) as reader:
         manifest, signer = reader.read_manifest(now)
         lock_bytes = reader.read_members(progress=progress)
-    if store is not None and manifest.kind == KIND_DELTA:  # as import judges it: its base must be in this store
+    judge = like_import and store is not None and manifest.kind == KIND_DELTA
+    if judge:  # as import judges it: its base must be in this store
+        assert store is not None
         check_delta_base(store, manifest, lineage_history(store, manifest.lineage))
     lock_bytes.update(rebuild_files(path, manifest, lock_bytes, store_bases(store)))
     locks = check_contents(path, manifest, lock_bytes, ecosystems)
-    if store is not None and manifest.kind == KIND_DELTA:
+    if judge:
+        assert store is not None
         check_expected_blobs(store, manifest, expected_blobs(manifest, locks))
     return VerifiedManifest(path, manifest, signer, locks)
