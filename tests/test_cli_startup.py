@@ -8,6 +8,7 @@ and, through real subprocesses, that a command run this way behaves as with ever
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,41 @@ def test_an_ecosystem_command_run_alone_registers_only_the_ecosystems_commands(t
     assert "Example: mirrorctl archive-key show" in ran.stdout, ran.stdout + ran.stderr
     loaded = ran.stdout.strip().splitlines()[-1]
     assert loaded == "['mirrorctl.cli.cmd_ecosystems']", ran.stdout + ran.stderr
+
+
+def test_version_prints_the_package_version_without_reading_a_config_or_loading_commands(tmp_path: Path) -> None:
+    import mirrorctl
+
+    # A broken mirrorctl.toml and a missing $MIRRORCTL_CONFIG: --version must not read either.
+    (tmp_path / "mirrorctl.toml").write_text("this is [not toml\n")
+    ran = subprocess.run(
+        [str(MIRRORCTL), "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "MIRRORCTL_CONFIG": str(tmp_path / "absent.toml")},
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == f"{mirrorctl.__version__}\n" and ran.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mirrorctl.toml"]
+
+    probe = (
+        "import sys; from mirrorctl.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
+        "watch = ('mirrorctl.cli.cmd_', 'mirrorctl.ecosystems', 'mirrorctl.inside', 'httpx', 'rich')\n"
+        "print(sorted(m for m, v in sys.modules.items() if v and m.startswith(watch)))"
+    )
+    probed = subprocess.run(
+        [sys.executable, "-c", probe, "--version"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    lines = probed.stdout.strip().splitlines()
+    assert lines == [mirrorctl.__version__, "exit 0", "[]"], probed.stdout + probed.stderr
+
+
+def test_version_through_the_full_app_is_listed_and_answers_the_same() -> None:
+    from typer.testing import CliRunner
+
+    import mirrorctl
+
+    runner = CliRunner()
+    listed = runner.invoke(app_module.register_commands(), ["--help"])
+    assert "--version" in listed.output
+    ran = runner.invoke(app_module.register_commands(), ["--version"])
+    assert ran.exit_code == 0 and ran.output == f"{mirrorctl.__version__}\n"
