@@ -193,7 +193,7 @@ def channel_round_trip(store: Store, case_dir: Path) -> tuple[float, float, bool
     new_id = store.current_view_id()
     base_id = next(v for v in sorted(store.view_ids()) if v != new_id)
     cli = [str(Path(sys.executable).with_name("mirrorctl")), "--config", str(config), "-q"]
-    subprocess.run([*cli, "promote", base_id, "--channel", "prod"], check=True)
+    subprocess.run([*cli, "promote", base_id, "--channel", "prod", "--create"], check=True)
     t0 = time.perf_counter()
     subprocess.run([*cli, "promote", str(new_id), "--channel", "prod"], check=True)
     promote_s = time.perf_counter() - t0

@@ -109,7 +109,7 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
 
     # --- inside: import into prod ------------------------------------------------------------------------
     ic = inside_site(outside, inside, pulp_service, "pypi", repo_name)
-    cli(ic, "-q", "import", str(full), "--channel", "prod")
+    cli(ic, "-q", "import", str(full), "--channel", "prod", "--create")
     store = Store(inside / "store")
     old_snapshot = store.current_view_id()
     assert old_snapshot is not None
@@ -146,7 +146,7 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
     assert store.current_view_id() == old_snapshot  # nothing changed
     hidden.rename(b / parts[0].name)
     cli(ic, "-q", "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b),
-         "--channel", "dev")  # fmt: skip
+         "--channel", "dev", "--create")  # fmt: skip
     new_snapshot = store.current_view_id()
     assert new_snapshot not in (None, old_snapshot)
     listed = json.loads(cli(ic, "snapshots", "list", "--json"))

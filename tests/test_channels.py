@@ -210,7 +210,7 @@ def cli(root: Path, *args: str) -> tuple[int, str]:
 
 def test_cli_promote_rollback_and_channels(snaps: Snapshots) -> None:
     root = snaps.world.root
-    code, out = cli(root, "promote", snaps.first[:23], "--channel", "prod")
+    code, out = cli(root, "promote", snaps.first[:23], "--channel", "prod", "--create")  # prod is new
     assert code == 0 and f"channel prod: now {snaps.first}" in out, out
     code, out = cli(root, "promote", snaps.second, "--channel", "prod")
     assert code == 0 and f"(was {snaps.first})" in out
@@ -220,6 +220,77 @@ def test_cli_promote_rollback_and_channels(snaps: Snapshots) -> None:
     assert code == 0 and f"channel prod: now {snaps.first} (was {snaps.second})" in out
     code, out = cli(root, "channels", "history", "prod")
     assert code == 0 and out.count("promote") == 2 and "rollback" in out
+
+
+def test_cli_promote_refuses_a_channel_that_does_not_exist_without_create(snaps: Snapshots) -> None:
+    root = snaps.world.root
+    store = snaps.store
+    promote(store, snaps.first, "prod", SILENT)
+    before = fingerprint(store)
+    links_before = store.channel_names()
+    code, out = cli(root, "promote", snaps.second, "--channel", "prdo")  # a typo of prod
+    assert code == 2, out
+    assert "channel 'prdo' does not exist (channels: current, prod); nothing changed" in out
+    assert "--create" in out and "Traceback" not in out
+    assert fingerprint(store) == before and store.channel_names() == links_before
+    assert store.channel_view_id("prdo") is None and history(store, "prdo")["log"] == []
+    refused = events(store)[-1]
+    assert (refused["event"], refused["channel"], refused["result"]) == ("promote", "prdo", "refused")
+    # An existing channel and current need no --create; --create makes a new one.
+    code, out = cli(root, "promote", snaps.second, "--channel", "prod")
+    assert code == 0 and store.channel_view_id("prod") == snaps.second, out
+    code, out = cli(root, "promote", snaps.first, "--channel", "current")
+    assert code == 0 and store.current_view_id() == snaps.first, out
+    code, out = cli(root, "promote", snaps.first, "--channel", "staging", "--create")
+    assert code == 0 and store.channel_view_id("staging") == snaps.first, out
+
+
+def test_promote_takes_a_channel_as_the_snapshot(snaps: Snapshots) -> None:
+    root = snaps.world.root
+    store = snaps.store
+    promote(store, snaps.first, "staging", SILENT)
+    promote(store, snaps.second, "prod", SILENT)
+    code, out = cli(root, "promote", "channel:staging", "--channel", "prod")
+    assert code == 0 and f"channel prod: now {snaps.first} (was {snaps.second})" in out, out
+    assert store.channel_view_id("prod") == snaps.first == store.channel_view_id("staging")
+    done = promote(store, "channel:current", "prod", SILENT)
+    assert done.view_id == snaps.second == store.channel_view_id("prod")
+    # An unknown channel as the source is refused, named, and changes nothing.
+    before = fingerprint(store)
+    code, out = cli(root, "promote", "channel:nosuch", "--channel", "prod")
+    assert code == 2 and "channel:nosuch" in out and "no channel 'nosuch'" in out, out
+    assert fingerprint(store) == before and store.channel_view_id("prod") == snaps.second
+
+
+def test_import_refuses_a_new_channel_without_create_and_changes_nothing(snaps: Snapshots) -> None:
+    store = snaps.store
+    world = snaps.world
+    promote(store, snaps.first, "prod", SILENT)
+    bundle = world.export("3.bundle")
+    before = fingerprint(store)
+    views_before = store.view_ids()
+    with pytest.raises(UserError, match=r"channel 'dve' does not exist \(channels: current, prod\)"):
+        import_bundle(bundle, store, world.trusted, ECOSYSTEMS, now=NOW, channels=["prod", "dve"],
+                      create_channels=False)  # fmt: skip
+    assert fingerprint(store) == before and store.view_ids() == views_before
+    assert store.current_view_id() == snaps.second and store.channel_view_id("dve") is None
+    # Through the CLI: exit 2, the flag named, nothing changed.
+    (world.root / "mirrorctl.toml").write_text(
+        f'[store]\npath = "inside"\n[trust]\nkeys = ["{world.key.public_path}"]\n'
+    )
+    old = Path.cwd()
+    os.chdir(world.root)
+    try:
+        refused = CliRunner().invoke(app, ["import", str(bundle), "--channel", "dve"])
+        assert refused.exit_code == 2, refused.output
+        flat = refused.output.replace("\n", " ")
+        assert "channel 'dve' does not exist" in flat and "--create" in flat
+        assert fingerprint(store) == before and store.view_ids() == views_before
+        done = CliRunner().invoke(app, ["import", str(bundle), "--channel", "prod", "--channel", "dev", "--create"])
+        assert done.exit_code == 0, done.output
+    finally:
+        os.chdir(old)
+    assert store.channel_view_id("dev") == store.channel_view_id("prod") == store.current_view_id() != snaps.second
 
 
 def test_cli_rollback_takes_exactly_one_form(snaps: Snapshots) -> None:
@@ -315,8 +386,8 @@ def test_the_serve_command_serves_two_channels_and_follows_a_cli_promote(snaps: 
     from mirrorctl.ecosystems.pypi.serve import JSON_TYPE
 
     root = snaps.world.root
-    assert cli(root, "promote", snaps.first, "--channel", "prod")[0] == 0
-    assert cli(root, "promote", snaps.second, "--channel", "dev")[0] == 0
+    assert cli(root, "promote", snaps.first, "--channel", "prod", "--create")[0] == 0
+    assert cli(root, "promote", snaps.second, "--channel", "dev", "--create")[0] == 0
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -248,7 +248,7 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
 
     # --- inside: import into prod, then describe what is held -------------------------------------------
     ic = inside_site(outside, inside, pulp_service, "npm", repo_name)
-    cli(ic, "-q", "import", str(full), "--channel", "prod")
+    cli(ic, "-q", "import", str(full), "--channel", "prod", "--create")
     store = Store(inside / "store")
     old_snapshot = store.current_view_id()
     assert old_snapshot is not None
@@ -284,7 +284,7 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
 
     # --- inside: the delta into dev; prod stays where it was ----------------------------------------------
     cli(ic, "-q", "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b),
-         "--channel", "dev")  # fmt: skip
+         "--channel", "dev", "--create")  # fmt: skip
     new_snapshot = store.current_view_id()
     assert new_snapshot not in (None, old_snapshot)
     by_id = {s["id"]: s for s in json.loads(cli(ic, "snapshots", "list", "--json"))}

@@ -70,7 +70,7 @@ def _full(tmp_path: Path) -> Cycle:
     full = tmp_path / "full.bundle"
     out = w.cli("outside", "bundle", "export", "--out", str(full))
     assert "full bundle" in out and "5 artifacts" in out, out
-    w.cli("inside", "import", str(full), "--channel", "prod")
+    w.cli("inside", "import", str(full), "--channel", "prod", "--create")
     view = w.inside.current_view_id()
     assert view is not None and w.inside.channel_view_id("prod") == view
     return Cycle(w, full, [view], [])
@@ -229,7 +229,7 @@ async def test_promote_and_rollback_switch_the_npm_and_apt_endpoints(tmp_path: P
         assert await pypi_projects(m) == {"mctl-alpha"}
 
     # Several channels at once, each under its name, each switching on its own.
-    w.cli("inside", "promote", bumped, "--channel", "dev")
+    w.cli("inside", "promote", bumped, "--channel", "dev", "--create")
     w.cli("inside", "promote", dropped, "--channel", "dev")
     async with mirror(store, ["dev", "prod"]) as m:
         assert await npm_versions(m, "mctl-left", "/prod") == {"1.0.0"}

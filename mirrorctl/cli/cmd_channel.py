@@ -20,21 +20,35 @@ channels_app = typer.Typer(
 
 def promote_cmd(
     ctx: typer.Context,
-    snapshot: Annotated[str, typer.Argument(help="A snapshot id or unique prefix (see `mirrorctl snapshots list`).")],
-    channel: Annotated[str, typer.Option("--channel", help="The channel to point at it (created if new).")],
+    snapshot: Annotated[
+        str,
+        typer.Argument(
+            help="A snapshot id or unique prefix (see `mirrorctl snapshots list`), or channel:NAME (the snapshot "
+            "channel NAME points at)."
+        ),
+    ],
+    channel: Annotated[str, typer.Option("--channel", help="The channel to point at it.")],
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the channel if it does not exist yet (refused otherwise).")
+    ] = False,
 ) -> None:
     """Point a channel at a snapshot in one atomic switch; servers of that channel see it at the next request.
 
-    Refuses an unknown snapshot, or one with blobs missing from the store (naming them). The channel's previous
+    Refuses an unknown snapshot, one with blobs missing from the store (naming them), or a channel that does
+    not exist yet unless --create is given (a mistyped name is not created silently). The channel's previous
     snapshot is remembered: `mirrorctl rollback --channel NAME` goes back to it. Recorded in the audit journal.
 
     Example: mirrorctl promote 20261127T153000Z --channel prod
+
+    Example: mirrorctl promote channel:staging --channel prod
+
+    Example: mirrorctl promote 20261127T153000Z --channel staging --create   (a new channel)
     """
     from mirrorctl.inside import channels
 
     c: Ctx = ctx.obj
     store = c.store()
-    done = run_sync(lambda: channels.promote(store, snapshot, channel, c.progress()), c)
+    done = run_sync(lambda: channels.promote(store, snapshot, channel, c.progress(), create=create), c)
     if not done.changed:
         typer.echo(f"channel {channel} already points at {done.view_id}; nothing changed")
     else:

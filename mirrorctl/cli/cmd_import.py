@@ -42,6 +42,9 @@ def import_cmd(
         list[str] | None,
         typer.Option("--channel", help="Also point this channel (e.g. dev) at the new snapshot; repeatable."),
     ] = None,
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the --channel channels that do not exist yet (refused otherwise).")
+    ] = False,
     from_dirs: Annotated[
         list[Path] | None,
         typer.Option("--from", help="A folder holding parts of a chunked bundle; repeatable, any order."),
@@ -80,6 +83,7 @@ def import_cmd(
             repair=repair,
             progress=progress,
             channels=tuple(channel or ()),
+            create_channels=create,
         )
 
     report = run_sync(run, obj)

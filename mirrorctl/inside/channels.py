@@ -81,11 +81,25 @@ def require_channel(store: Store, name: str) -> str:
     if view_id is None:
         raise UserError(
             f"{store.root}: no channel {name!r} (channels: {', '.join(store.channel_names()) or 'none'})",
-            hint=f"create it with `mirrorctl promote SNAPSHOT --channel {name}`"
+            hint=f"create it with `mirrorctl promote SNAPSHOT --channel {name} --create`"
             if name != CURRENT
             else "import a bundle first",
         )
     return view_id
+
+
+def require_existing_or_create(store: Store, name: str, *, create: bool) -> None:
+    """Refuse (UserError, exit 2) a channel that does not exist yet unless ``create``: a mistyped name
+    (``prdo``) would otherwise become a new channel nobody serves. ``current`` always exists for this purpose
+    (an import makes it)."""
+    validate_channel_name(name)
+    if create or name == CURRENT or name in store.channel_names():
+        return
+    raise UserError(
+        f"{store.root}: channel {name!r} does not exist (channels: {', '.join(store.channel_names()) or 'none'}); "
+        "nothing changed",
+        hint=f"check the name, or pass --create to create channel {name}",
+    )
 
 
 def resolve_snapshot(store: Store, ref: str) -> str:
@@ -243,9 +257,13 @@ def _audited(store: Store, event: str, progress: Progress, fields: dict[str, Any
     return result
 
 
-def promote(store: Store, snapshot: str, channel: str, progress: Progress) -> ChannelSwitch:
-    """Point ``channel`` (created if new) at ``snapshot`` (an id or unique prefix), whose blobs must all be
-    present. Refusals change nothing and name what is wrong.
+def promote(
+    store: Store, snapshot: str, channel: str, progress: Progress, *, create: bool = True
+) -> ChannelSwitch:
+    """Point ``channel`` at ``snapshot``: an id or unique prefix, or ``channel:NAME`` (the snapshot channel NAME
+    points at, as ``mirrorctl diff`` reads it). Its blobs must all be present. A channel that does not exist yet
+    is created only with ``create`` (the CLI passes its ``--create``). Refusals change nothing and name what is
+    wrong.
 
     Example: ``promote(Store(root), "20261127T153000Z-000004", "prod", SILENT)``
     """
@@ -253,7 +271,8 @@ def promote(store: Store, snapshot: str, channel: str, progress: Progress) -> Ch
     def work() -> ChannelSwitch:
         validate_channel_name(channel)
         with store.exclusive():
-            view_id = resolve_snapshot(store, snapshot)
+            require_existing_or_create(store, channel, create=create)
+            view_id = resolve_promoted(store, snapshot)
             view = store.load_view(view_id)
             missing = missing_blobs(store, view)
             if missing:
@@ -272,6 +291,17 @@ def promote(store: Store, snapshot: str, channel: str, progress: Progress) -> Ch
         result="ok" if done.changed else "noop",
     )
     return done
+
+
+def resolve_promoted(store: Store, ref: str) -> str:
+    """The snapshot id ``ref`` names: ``channel:NAME`` (what that channel points at) or an id or prefix."""
+    if ref.startswith("channel:"):
+        name = ref.removeprefix("channel:")
+        try:
+            return require_channel(store, name)
+        except UserError as exc:
+            raise UserError(f"{ref}: {exc.message}", hint=exc.hint) from exc
+    return resolve_snapshot(store, ref)
 
 
 def rollback(store: Store, channel: str, progress: Progress) -> ChannelSwitch:

@@ -34,7 +34,7 @@ from mirrorctl.crossing.signing import TrustedKey
 from mirrorctl.crossing.trust_gate import TrustGate
 from mirrorctl.errors import BundleRefused, MirrorctlError, UserError
 from mirrorctl.inside import audit
-from mirrorctl.inside.channels import switch_locked, validate_channel_name
+from mirrorctl.inside.channels import require_existing_or_create, switch_locked, validate_channel_name
 from mirrorctl.inside.store import CURRENT, Store, View, atomic_write, fsync_dir
 from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
@@ -87,6 +87,7 @@ def import_bundle(
     repair: bool = False,
     progress: Progress = SILENT,
     channels: Sequence[str] = (),
+    create_channels: bool = True,
     accept_expired_until: datetime | None = None,
 ) -> ImportReport:
     """Verify ``path`` completely and serve it, or change nothing.
@@ -94,7 +95,9 @@ def import_bundle(
     ``accept_expired_until``: an expired bundle is accepted while the local clock is not past this time;
     logged loudly and in the audit journal (mirrorctl/crossing/trust_gate.py).
 
-    ``channels``: besides ``current``, point these channels (mirrorctl/inside/channels.py) at the imported snapshot.
+    ``channels``: besides ``current``, point these channels (mirrorctl/inside/channels.py) at the imported snapshot;
+    one that does not exist yet is refused before anything is read unless ``create_channels`` (the CLI passes
+    its ``--create``).
 
     ``repair``: ``path`` must be the bundle being served; every stored blob it carries that does not verify
     (missing, wrong size or wrong sha256: what ``mirrorctl verify`` names) is replaced by the bundle's verified
@@ -108,6 +111,7 @@ def import_bundle(
     try:
         for channel in channels:
             validate_channel_name(channel)
+            require_existing_or_create(store, channel, create=create_channels)
         report = _import_bundle(
             path, store, trusted_keys, ecosystems,
             now=now, allow_rollback=allow_rollback, repair=repair, progress=progress, channels=channels,
