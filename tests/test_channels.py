@@ -424,3 +424,44 @@ def test_the_serve_command_serves_two_channels_and_follows_a_cli_promote(snaps: 
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def test_channels_remove_removes_the_link_and_its_history_and_journals_it(snaps: Snapshots) -> None:
+    root = snaps.world.root
+    store = snaps.store
+    promote(store, snaps.first, "prdo", SILENT)  # e.g. made by a typo, with --create
+    promote(store, snaps.second, "prdo", SILENT)
+    code, out = cli(root, "channels", "remove", "prdo")
+    assert code == 0 and f"channel prdo removed (it pointed at {snaps.second}" in out, out
+    assert "prdo" not in store.channel_names() and store.channel_view_id("prdo") is None
+    assert history(store, "prdo") == {"channel": "prdo", "previous": [], "log": []}
+    assert {snaps.first, snaps.second} <= set(store.view_ids())  # the snapshots stay
+    assert store.current_view_id() == snaps.second
+    entry = audit.last_entries(store)[-1]
+    assert (entry["event"], entry["channel"], entry["view-id"], entry["result"]) == (
+        "channel-remove", "prdo", snaps.second, "ok"
+    )
+    audit.verify(store)
+    # Made again (with --create) it starts without the old rollback steps.
+    code, out = cli(root, "promote", snaps.first, "--channel", "prdo", "--create")
+    assert code == 0 and history(store, "prdo")["previous"] == [], out
+
+
+def test_channels_remove_refuses_current_and_an_unknown_channel_and_changes_nothing(snaps: Snapshots) -> None:
+    root = snaps.world.root
+    store = snaps.store
+    promote(store, snaps.first, "prod", SILENT)
+    before = fingerprint(store)
+    names = store.channel_names()
+    for name, expected in (
+        ("current", "the channel current cannot be removed"),
+        ("nosuch", "no channel 'nosuch' (channels: current, prod)"),
+        ("Prod", "channel name 'Prod' is not allowed"),
+    ):
+        code, out = cli(root, "channels", "remove", name)
+        assert code == 2 and expected in out and "Traceback" not in out, out
+        assert fingerprint(store) == before and store.channel_names() == names
+        refused = audit.last_entries(store)[-1]
+        assert (refused["event"], refused["channel"], refused["result"]) == ("channel-remove", name, "refused")
+    assert store.current_view_id() == snaps.second and store.channel_view_id("prod") == snaps.first
+    assert history(store, "current")["previous"] == [snaps.first]

@@ -1,4 +1,4 @@
-"""``mirrorctl promote SNAPSHOT --channel NAME`` and ``mirrorctl channels list|history``."""
+"""``mirrorctl promote SNAPSHOT --channel NAME`` and ``mirrorctl channels list|history|remove``."""
 
 from __future__ import annotations
 
@@ -88,6 +88,25 @@ def history_cmd(
     run_sync(lambda: channels.require_channel(store, channel), c)
     for e in channels.history(store, channel)["log"]:
         typer.echo(f"{e['when']}  {e['who']}  {e['action']}  {e.get('from') or '-'} -> {e['to']}")
+
+
+@channels_app.command("remove")
+def remove_cmd(
+    ctx: typer.Context, channel: Annotated[str, typer.Argument(help="The channel to remove, e.g. staging.")]
+) -> None:
+    """Remove a channel and its rollback history; the snapshot it pointed at stays (see `mirrorctl gc`).
+
+    Refuses `current` and a channel that does not exist (exit 2, nothing changed); stop a server that serves
+    the channel first. Recorded in the audit journal.
+
+    Example: mirrorctl channels remove prdo
+    """
+    from mirrorctl.inside import channels
+
+    c: Ctx = ctx.obj
+    store = c.store()
+    view_id = run_sync(lambda: channels.remove(store, channel, c.progress()), c)
+    typer.echo(f"channel {channel} removed (it pointed at {view_id}, which stays in the store)")
 
 
 def register(app: typer.Typer) -> None:

@@ -347,6 +347,35 @@ def rollback(store: Store, channel: str, progress: Progress) -> ChannelSwitch:
     return done
 
 
+def remove(store: Store, channel: str, progress: Progress) -> str:
+    """Remove ``channel`` (not ``current``) and its rollback history; return the snapshot it pointed at, which
+    stays in the store (``mirrorctl gc`` may then delete it if nothing else keeps it). Journaled, done or refused.
+
+    Example: ``remove(Store(root), "prdo", SILENT)``
+    """
+
+    def work() -> str:
+        validate_channel_name(channel)
+        if channel == CURRENT:
+            raise UserError(
+                f"{store.root}: the channel {CURRENT} cannot be removed (every import switches it; a plain "
+                "`mirrorctl serve` serves it); nothing changed",
+                hint="remove another channel, e.g. `mirrorctl channels remove staging` (see `mirrorctl channels list`)",
+            )
+        with store.exclusive():
+            view_id = require_channel(store, channel)
+            store.remove_channel(channel)  # the commit point: a crash after it leaves only a stale history
+            (store.root / "state" / f"{_state_name(channel)}.json").unlink(missing_ok=True)
+            return view_id
+
+    view_id = _audited(store, "channel-remove", progress, {"channel": channel}, work)
+    audit.record(
+        store, "channel-remove", progress, channel=channel,
+        **{"view-id": view_id, **audit.snapshot_fields(store, view_id)}, result="ok",
+    )
+    return view_id
+
+
 def channel_view(store: Store, channel: str) -> View:
     """The snapshot a channel points at now (UserError for a channel that does not exist)."""
     return store.load_view(require_channel(store, channel))

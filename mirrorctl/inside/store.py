@@ -237,6 +237,14 @@ class Store:
         os.replace(tmp, folder / name)
         fsync_dir(folder)
 
+    def remove_channel(self, name: str) -> None:
+        """Remove channel ``name``'s link (never ``current``'s); its snapshot stays in the store."""
+        if name == CURRENT:
+            raise UserError(f"{self.root}: the channel {CURRENT} cannot be removed")
+        folder = self.root / "channels"
+        (folder / name).unlink()
+        fsync_dir(folder)
+
     def view_ids(self) -> list[str]:
         """Every view on disk (with its view.json), oldest first: ids start with their UTC creation time."""
         folder = self.root / "views"
