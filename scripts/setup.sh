@@ -23,5 +23,12 @@ fi
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mirrorctl needs Python 3.11 or newer")'
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-if [ -n "${EXTRAS-test}" ]; then .venv/bin/python -m pip install -q -e ".[${EXTRAS-test}]"; else .venv/bin/python -m pip install -q -e .; fi
+# pip isolated from this machine's pip configuration exactly as scripts/services.sh's pip_in does: config files
+# may add extra indexes, find-links and constraints meant for other projects. The index itself (PIP_INDEX_URL)
+# and its certificate (PIP_CERT) are left as configured, so the index the machine uses is still reached.
+pip_here() {
+  env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT -u PIP_REQUIREMENT -u PIP_NO_INDEX \
+    PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip "$@"
+}
+if [ -n "${EXTRAS-test}" ]; then pip_here install -q -e ".[${EXTRAS-test}]"; else pip_here install -q -e .; fi
 echo "setup: .venv ready ($(.venv/bin/mirrorctl --help >/dev/null && echo mirrorctl ok))"
