@@ -42,6 +42,7 @@ from starlette.routing import Route, Router
 from mirrorctl.ecosystems.base import ServedContent, ServedView
 from mirrorctl.ecosystems.blobfile import blob_response
 from mirrorctl.ecosystems.rendered import RenderCache, Rendered
+from mirrorctl.ecosystems.viewindex import ViewIndex
 from mirrorctl.lockfile import Artifact
 
 from .manifest import ManifestCache, TarballInfo
@@ -179,39 +180,6 @@ def build_index(view: ServedView) -> _Index:
         # Keyed by the artifact's path (``@acme/core/-/core-1.0.0.tgz``): the URL below the registry is the path.
         packages[name] = _Package(name, ordered, {a.path: a for a in ordered}, dist_tags(arts))
     return _Index(view.view_id, _view_created(view), packages)
-
-
-class _IndexCache:
-    """The index of the view being served; rebuilt once when the view id changes."""
-
-    def __init__(self, content: ServedContent) -> None:
-        self._content = content
-        self._index: _Index | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> tuple[ServedView | None, _Index]:
-        view = self._content.current()
-        if view is None:
-            return None, _Index("", FALLBACK_TIME, {})
-        index = self._index
-        if index is None or index.view_id != view.view_id:
-            index = build_index(view)
-            with self._lock:
-                self._index = index
-        return view, index
-
-    async def aget(self) -> tuple[ServedView | None, _Index]:
-        """:meth:`get` for a handler: on the event loop when nothing needs building, else in a worker thread."""
-        found = self.peek()
-        return found if found is not None else await anyio.to_thread.run_sync(self.get)
-
-    def peek(self) -> tuple[ServedView, _Index] | None:
-        """What :meth:`get` returns when the view and its index are already built (one readlink, no thread)."""
-        view = self._content.loaded()
-        index = self._index
-        if view is None or index is None or index.view_id != view.view_id:
-            return None
-        return view, index
 
 
 def _manifest_cache_dir(view: ServedView) -> Path | None:
@@ -366,7 +334,7 @@ def make_app(content: ServedContent) -> Router:
 
     A bare Router, like the PyPI app: a damaged store surfaces as the host app's 503, never a half-sent 500.
     """
-    cache = _IndexCache(content)
+    cache = ViewIndex(content, build_index, empty=_Index("", FALLBACK_TIME, {}))
     # Packuments rendered once per view (and registry URL): a busy package costs one render, not one a request.
     pages = RenderCache()
     manifests: dict[str, ManifestCache] = {}  # by cache folder: one per store

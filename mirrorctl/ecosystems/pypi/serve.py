@@ -16,13 +16,11 @@ from __future__ import annotations
 import html
 import json
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import anyio
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from starlette.requests import Request
@@ -32,6 +30,7 @@ from starlette.routing import Route, Router
 from mirrorctl.ecosystems.base import ServedContent, ServedView
 from mirrorctl.ecosystems.blobfile import blob_response
 from mirrorctl.ecosystems.rendered import RenderCache, Rendered
+from mirrorctl.ecosystems.viewindex import ViewIndex
 from mirrorctl.errors import shorten
 from mirrorctl.lockfile import Artifact
 
@@ -100,39 +99,6 @@ def build_index(view: ServedView) -> _Index:
         versions = sorted({a.version for a in arts}, key=_version_key)
         projects[norm] = _Project(min(a.name for a in arts), norm, tuple(arts), tuple(versions))
     return _Index(view.view_id, dict(sorted(projects.items())), by_sha)
-
-
-class _IndexCache:
-    """The parsed index of the view being served; rebuilt once when the view id changes."""
-
-    def __init__(self, content: ServedContent) -> None:
-        self._content = content
-        self._index: _Index | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> tuple[ServedView | None, _Index]:
-        view = self._content.current()
-        if view is None:
-            return None, _Index("", {}, {})
-        index = self._index
-        if index is None or index.view_id != view.view_id:
-            index = build_index(view)
-            with self._lock:
-                self._index = index
-        return view, index
-
-    async def aget(self) -> tuple[ServedView | None, _Index]:
-        """:meth:`get` for a handler: on the event loop when nothing needs building, else in a worker thread."""
-        found = self.peek()
-        return found if found is not None else await anyio.to_thread.run_sync(self.get)
-
-    def peek(self) -> tuple[ServedView, _Index] | None:
-        """What :meth:`get` returns when the view and its index are already built (one readlink, no thread)."""
-        view = self._content.loaded()
-        index = self._index
-        if view is None or index is None or index.view_id != view.view_id:
-            return None
-        return view, index
 
 
 # --- content negotiation (PEP 691) -----------------------------------------------------------------------
@@ -343,7 +309,7 @@ def make_app(content: ServedContent) -> Router:
     A bare Router, not a Starlette app: errors travel up to the host app's single middleware stack, which
     turns a damaged store into one 503 instead of a half-sent 500.
     """
-    cache = _IndexCache(content)
+    cache = ViewIndex(content, build_index, empty=_Index("", {}, {}))
     pages = RenderCache()  # project pages rendered once per view and content type
 
     def negotiated(request: Request) -> str | Response:
