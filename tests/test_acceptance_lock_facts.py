@@ -12,7 +12,6 @@ then serves what the locks name (as an import leaves it), and inside a loopback-
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import textwrap
@@ -32,6 +31,7 @@ from tests.fixtures.netns import (
     PYTHON_PROBE,
     VENV_BIN,
     netns_script,
+    npm_client_env,
     python_client_env,
     read_timed_step,
     require_netns,
@@ -176,17 +176,10 @@ def test_npm_warns_about_a_locked_deprecated_version(tmp_path: Path, npm_registr
     (tmp_path / "p" / "package.json").write_text('{"name": "p", "version": "1.0.0"}\n')
     out = tmp_path / "out"
     out.mkdir()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "MIRRORCTL": str(VENV_BIN / "mirrorctl"),
-        "CONFIG": str(tmp_path / "mirrorctl.toml"),
-        "PORT": str(PORT),
-        "WORK": str(tmp_path),
-        "WS": str(ws),
-        "PROBE": f"require('http').get('http://127.0.0.1:{PORT}/healthz', "
-        "r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))",
-    }
+    env = npm_client_env(
+        tmp_path, ws, home, PORT,
+        CONFIG=str(tmp_path / "mirrorctl.toml"),
+    )
     done = run_in_netns(tmp_path / "deprecated.sh", NPM_SCRIPT, out, env)
     serve_log = (out / "serve.log").read_text() if (out / "serve.log").exists() else ""
     assert done.returncode == 0, done.stderr

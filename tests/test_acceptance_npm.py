@@ -18,7 +18,6 @@ Every step runs under a hard timeout, with its own fresh npm cache.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import textwrap
@@ -31,8 +30,8 @@ from mirrorctl.inside.store import Store
 from mirrorctl.inside.workspace import render_workspace_config
 from tests.fixtures.netns import (
     NODE_PROBE,
-    VENV_BIN,
     netns_script,
+    npm_client_env,
     read_timed_step,
     require_netns,
     run_in_netns,
@@ -128,18 +127,11 @@ def test_real_npm_installs_only_from_the_mirror(tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     out.mkdir()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "MIRRORCTL": str(VENV_BIN / "mirrorctl"),
-        "CONFIG": str(config),
-        "PORT": str(PORT),
-        "WORK": str(tmp_path),
-        "WS": str(ws),
-        "PUBLIC_LOOKING": PUBLIC_LOOKING,
-        "PROBE": f"require('http').get('http://127.0.0.1:{PORT}/healthz', "
-        "r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))",
-    }
+    env = npm_client_env(
+        tmp_path, ws, home, PORT,
+        CONFIG=str(config),
+        PUBLIC_LOOKING=PUBLIC_LOOKING,
+    )
     done = run_in_netns(tmp_path / "acceptance.sh", SCRIPT, out, env)
     serve_log = (out / "serve.log").read_text() if (out / "serve.log").exists() else ""
     assert done.returncode == 0, done.stderr

@@ -39,8 +39,8 @@ from tests.fixtures.netns import (
     BASE_PYTHON,
     BRIDGE,
     PULP_CONTENT_BRIDGE,
-    VENV_BIN,
     netns_script,
+    npm_client_env,
     read_timed_step,
     require_netns,
     run_in_netns,
@@ -302,20 +302,13 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
     (home / ".npmrc").write_text(f"registry={DEAD}\n@e2e:registry={DEAD}\n")
     run_out = tmp_path / "out"
     run_out.mkdir()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "MIRRORCTL": str(VENV_BIN / "mirrorctl"),
-        "NPM": NPM,
-        "INSIDE": str(inside),
-        "PORT": str(PORT),
-        "WORK": str(tmp_path),
-        "WS": str(ws),
-        "INSTALL": INSTALL,
-        "NEW_SNAPSHOT": new_snapshot or "",
-        "PROBE": f"require('http').get('http://127.0.0.1:{PORT}/healthz', "
-        "r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))",
-    }
+    env = npm_client_env(
+        tmp_path, ws, home, PORT,
+        NPM=NPM,
+        INSIDE=str(inside),
+        INSTALL=INSTALL,
+        NEW_SNAPSHOT=new_snapshot or "",
+    )
     done = run_in_netns(tmp_path / "e2e.sh", SCRIPT, run_out, env, timeout=900)
     serve_log = (run_out / "serve.log").read_text() if (run_out / "serve.log").exists() else ""
     assert done.returncode == 0, done.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -24,8 +23,8 @@ from mirrorctl.lockfile import read_lock
 from tests.fixtures.mixed_bundles import mirror
 from tests.fixtures.netns import (
     NODE_PROBE,
-    VENV_BIN,
     netns_script,
+    npm_client_env,
     read_timed_step,
     require_netns,
     run_in_netns,
@@ -162,17 +161,10 @@ def test_real_npm_installs_the_twins_side_by_side(tmp_path: Path, npm_registry: 
     (tmp_path / "p" / "package.json").write_text(json.dumps({"name": "p", "version": "1.0.0"}) + "\n")
     out = tmp_path / "out"
     out.mkdir()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "MIRRORCTL": str(VENV_BIN / "mirrorctl"),
-        "CONFIG": str(inside),
-        "PORT": str(PORT),
-        "WORK": str(tmp_path),
-        "WS": str(ws),
-        "PROBE": f"require('http').get('http://127.0.0.1:{PORT}/healthz', "
-        "r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))",
-    }
+    env = npm_client_env(
+        tmp_path, ws, home, PORT,
+        CONFIG=str(inside),
+    )
     done = run_in_netns(tmp_path / "twins.sh", SCRIPT, out, env)
     serve_log = (out / "serve.log").read_text() if (out / "serve.log").exists() else ""
     assert done.returncode == 0, done.stderr
