@@ -148,7 +148,7 @@ def export(
         )
 
 
-def _describe_state(state: InsideState) -> None:
+def _describe_state(state: InsideState, role: str = "it only decides what to leave out") -> None:
     signer = (
         f"signed by {state.signer}" + (" (a [trust] key here)" if state.signer_trusted else " (not a [trust] key here)")
         if state.signer
@@ -156,7 +156,7 @@ def _describe_state(state: InsideState) -> None:
     )
     typer.echo(
         f"base: state {state.digest} ({signer}), written {state.created:%Y-%m-%dT%H:%M:%SZ}, "
-        f"{len(state.blobs)} blobs; it only decides what to leave out",
+        f"{len(state.blobs)} blobs; {role}",
         err=True,
     )
 
@@ -171,12 +171,29 @@ def verify(
         list[Path] | None,
         typer.Option("--from", help="A folder holding parts of a chunked bundle; repeatable, any order."),
     ] = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            "--since",
+            help="Outside, before the media leaves: the inside's state file the delta was exported against "
+            "(`bundle export --since STATE`); checks the line deltas and expected blobs against it, not a store. "
+            "Example: mirrorctl bundle verify --since /media/in/inside.state /media/out/team.bundle",
+            metavar="STATE",
+        ),
+    ] = None,
 ) -> None:
     """Check a bundle's signature against [trust] keys, every member's size and sha256, and its locks.
+
+    Inside, a delta is checked as import checks it against this store. Outside, give --since the state file the
+    delta was exported against: its line deltas are applied to the state's copies and every blob it expects
+    must be listed in the state (without [trust] keys outside, the [signing] key's public half checks the
+    signature).
 
     Example: mirrorctl bundle verify /media/usb/web.bundle
 
     Example: mirrorctl bundle verify /media/a/web.bundle.parts.json --from /media/b
+
+    Example: mirrorctl bundle verify --since /media/in/inside.state /media/out/team.bundle.parts.json
     """
     obj: Ctx = ctx.obj
     settings = obj.settings()
@@ -188,9 +205,11 @@ def verify(
         from mirrorctl.crossing.signing import load_trusted_keys
         from mirrorctl.crossing.trust_gate import TrustGate
 
+        now = datetime.now(UTC)
+        if since is not None:
+            return _verify_outside(obj, since, now)
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
         source = resolve_bundle(bundle, list(from_dirs or ()), progress=progress)
-        now = datetime.now(UTC)
         # As import judges it: keys that rotations brought into the store, revocations; nothing is written.
         store = obj.runtime.store
         gate = TrustGate(store, keys, source, now=now)
@@ -201,6 +220,23 @@ def verify(
         )
         gate.check(verified.manifest, verified.signer, progress)
         return verified
+
+    def _verify_outside(obj: Ctx, state_path: Path, now: datetime) -> VerifiedManifest:
+        from mirrorctl.crossing.bundle.against_state import signing_key_as_trusted, verify_against_state
+        from mirrorctl.crossing.bundle.chunks import resolve_bundle
+        from mirrorctl.crossing.bundle.state import read_state
+        from mirrorctl.crossing.signing import load_public_key, load_trusted_keys
+
+        if settings.trusted_keys:
+            keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
+        elif settings.signing_key is not None:
+            keys = [signing_key_as_trusted(obj.runtime.store, settings.signing_key)]
+        else:
+            keys = load_trusted_keys((), config=settings.config_path)  # refuses, saying how to configure trust
+        state = read_state(state_path, [load_public_key(k) for k in settings.trusted_keys])
+        _describe_state(state, "the bundle is checked against it, as import will check it against the store")
+        source = resolve_bundle(bundle, list(from_dirs or ()), progress=progress)
+        return verify_against_state(source, keys, now, state, ecosystems=obj.runtime.ecosystems, progress=progress)
 
     from mirrorctl.crossing.bundle.manifest import format_time
 
@@ -215,9 +251,10 @@ def verify(
     typer.echo(f"  profiles   {', '.join(sorted(m.profiles))}")
     typer.echo(f"  artifacts  {len(v.artifacts)} in {len(m.files)} files, {m.total_size} bytes")
     if m.base is not None:
+        where = "listed in the state file; import checks the store" if since else "in this store"
         typer.echo(
             f"  delta      against state {m.base.state_sha256} (sequence {m.base.sequence}); "
-            f"{m.expected.count if m.expected else 0} blob(s) expected from the inside store, checked at import"
+            f"{m.expected.count if m.expected else 0} blob(s) expected from the inside, {where}"
         )
 
 

@@ -423,7 +423,14 @@ def verify_bundle(
     judge = like_import and store is not None and manifest.kind == KIND_DELTA
     if judge:  # as import judges it: its base must be in this store
         assert store is not None
-        check_delta_base(store, manifest, lineage_history(store, manifest.lineage))
+        try:
+            check_delta_base(store, manifest, lineage_history(store, manifest.lineage))
+        except BundleRefused as exc:  # most often: the outside checking its own delta before the media leaves
+            raise BundleRefused(
+                exc.message,
+                hint=f"{exc.hint}; outside, check the delta against the state file it was exported against: "
+                f"mirrorctl bundle verify --since STATE {path}",
+            ) from None
     lock_bytes.update(rebuild_files(path, manifest, lock_bytes, store_bases(store)))
     locks = check_contents(path, manifest, lock_bytes, ecosystems)
     if judge:
