@@ -6,7 +6,8 @@ The four parts, in the order the workflow uses them:
 1. ``parse_profile`` + ``resolve``: a profile section -> exact, hashed artifacts (the lock), per target.
 2. ``fetch_plan``: locked artifacts -> URLs on the configured upstream (the lock names no host).
 3. ``serve_app``: an ASGI app, mounted at ``/<name>``, that serves the current view the way the real client
-   expects (PyPI simple API, npm packuments, a GOPROXY tree, a Maven layout, a signed apt repository, ...).
+   expects (PyPI simple API, npm packuments, a GOPROXY tree, a Maven layout, a signed apt repository, ...);
+   ``serve_problems`` says what on the mirror host keeps that from working (apt: no archive key yet).
 4. ``client_config``: the files and environment that make the real client resolve only from the mirror.
 
 Beside them, everything else the core needs to know about an ecosystem is asked here, never spelled out in
@@ -231,6 +232,36 @@ class StaticFile:
     data: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ServeProblem:
+    """Something that keeps clients from using what an ecosystem serves, found on the mirror host (apt: packages
+    served but no archive key, so InRelease answers 503), with what fixes it. ``import`` and ``serve`` print it
+    as a warning, ``/healthz`` answers ``degraded`` naming it, and ``workspace-config`` leaves the ecosystem out.
+
+    ``fix``: the arguments of the mirrorctl command that fixes it on the mirror host (``("archive-key",
+    "generate")``); empty when no command does. ``hint``: anything else worth saying (an alternative command)."""
+
+    ecosystem: str
+    problem: str
+    fix: tuple[str, ...] = ()
+    hint: str = ""
+
+    def command(self, config: Path | None = None) -> str:
+        """The fix as a person types it, with the ``--config`` the invocation was given:
+        ``mirrorctl --config /srv/mirror/mirrorctl.toml archive-key generate``; "" when no command fixes it."""
+        if not self.fix:
+            return ""
+        import shlex
+
+        return shlex.join(["mirrorctl", *(["--config", str(config)] if config is not None else []), *self.fix])
+
+    def line(self, config: Path | None = None) -> str:
+        """One line for a person: ``apt: <problem>; fix: run `mirrorctl archive-key generate` on the mirror host``."""
+        command = self.command(config)
+        fix = f"; fix: run `{command}` on the mirror host" if command else ""
+        return f"{self.ecosystem}: {self.problem}{fix}" + (f" ({self.hint})" if self.hint else "")
+
+
 @runtime_checkable
 class Ecosystem(Protocol):
     name: str
@@ -305,6 +336,13 @@ class Ecosystem(Protocol):
 
     def serve_app(self, content: ServedContent) -> ASGIApp:
         """An ASGI app mounted at ``/<name>`` that serves the current view to the real client."""
+        ...
+
+    def serve_problems(self, content: ServedContent) -> Sequence[ServeProblem]:
+        """What keeps clients from using what ``serve_app`` serves from ``content`` now (apt: packages in the
+        view but no archive key in ``content.keys_dir()``); empty when nothing is wrong or nothing of this
+        ecosystem is served. Cheap and without side effects: ``/healthz`` asks it on every probe (read a small
+        file; start no process, write nothing)."""
         ...
 
     def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:

@@ -48,6 +48,7 @@ from mirrorctl.ecosystems.base import (
     ResolveContext,
     ServedContent,
     ServedView,
+    ServeProblem,
     StaticFile,
     own_spec,
     package_url,
@@ -131,6 +132,11 @@ class AptEcosystem:
         from .serve import serve_app
 
         return serve_app(content)
+
+    def serve_problems(self, content: ServedContent) -> Sequence[ServeProblem]:
+        from .health import serve_problems
+
+        return serve_problems(content)
 
     def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:
         # A signed repository needs the inside's archive key, which a view does not carry; Pulp publishes apt

@@ -44,6 +44,7 @@ from mirrorctl.ecosystems.base import (
     ResolveContext,
     ServedContent,
     ServedView,
+    ServeProblem,
     StaticFile,
     no_settings,
     own_spec,
@@ -119,6 +120,9 @@ class NpmEcosystem:
         from .serve import make_app
 
         return make_app(content)
+
+    def serve_problems(self, content: ServedContent) -> Sequence[ServeProblem]:
+        return ()  # packuments and tarballs from the view need nothing else on the host
 
     def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:
         from .layout import static_layout

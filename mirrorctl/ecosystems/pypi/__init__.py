@@ -33,6 +33,7 @@ from mirrorctl.ecosystems.base import (
     ResolveContext,
     ServedContent,
     ServedView,
+    ServeProblem,
     StaticFile,
     no_serve_options,
     no_settings,
@@ -111,6 +112,9 @@ class PypiEcosystem:
         from .serve import make_app
 
         return make_app(content)
+
+    def serve_problems(self, content: ServedContent) -> Sequence[ServeProblem]:
+        return ()  # an index and files from the view need nothing else on the host
 
     def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:
         return None  # pip and uv need the simple API's answers per project; Pulp serves it with pulp_python

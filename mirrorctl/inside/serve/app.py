@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import MirrorctlError
+from mirrorctl.inside.health import health_text, serve_problems
 from mirrorctl.inside.store import CURRENT, Store, View
 from mirrorctl.lockfile import Artifact
 
@@ -167,8 +168,16 @@ def _relative(location: bytes) -> bytes:
     return (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")
 
 
-async def _healthz(request: Request) -> Response:
-    return PlainTextResponse("ok\n")
+def _healthz(contents: Sequence[StoreContent], ecosystems: Mapping[str, Ecosystem]) -> Route:
+    """``/healthz``: ``ok``, or ``degraded`` naming what the ecosystems report (HTTP 200 either way, 503 with
+    ``?strict``); mirrorctl/inside/health.py says why."""
+
+    async def healthz(request: Request) -> Response:
+        problems = await anyio.to_thread.run_sync(serve_problems, contents, ecosystems)
+        status = 503 if problems and "strict" in request.query_params else 200
+        return PlainTextResponse(health_text(problems), status_code=status, headers={"Cache-Control": "no-store"})
+
+    return Route("/healthz", healthz)
 
 
 _MIDDLEWARE = [Middleware(RelativeRedirects)]
@@ -180,7 +189,8 @@ def create_app(
     channels: Sequence[str] | None = None,
     options: Mapping[str, object] | None = None,
 ) -> Starlette:
-    """The mirror: ``/healthz``, ``/`` (what is served, as JSON) and each ecosystem's app at ``/<name>``.
+    """The mirror: ``/healthz`` (``ok`` or ``degraded``), ``/`` (what is served, as JSON) and each ecosystem's
+    app at ``/<name>``.
 
     ``channels``: None or one name serves that channel (``current`` by default) in this layout. Several names
     serve each under ``/<channel>/`` (``/<channel>/`` status, ``/<channel>/<ecosystem>/``), and ``/`` lists them.
@@ -193,7 +203,7 @@ def create_app(
     chosen = list(dict.fromkeys(channels or [CURRENT]))
     if len(chosen) == 1:
         content = StoreContent(store, chosen[0], options)
-        routes: list[BaseRoute] = [Route("/healthz", _healthz), *_channel_routes(content, ecosystems)]
+        routes: list[BaseRoute] = [_healthz([content], ecosystems), *_channel_routes(content, ecosystems)]
         app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error}, middleware=_MIDDLEWARE)
         app.state.content = content
         return app
@@ -203,7 +213,7 @@ def create_app(
         views = {name: await anyio.to_thread.run_sync(store.channel_view_id, name) for name in chosen}
         return JSONResponse({"channels": views, "ecosystems": sorted(ecosystems)})
 
-    routes = [Route("/healthz", _healthz), Route("/", index)]
+    routes = [_healthz(list(contents.values()), ecosystems), Route("/", index)]
     routes += [Mount(f"/{name}", routes=_channel_routes(c, ecosystems)) for name, c in contents.items()]
     app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error}, middleware=_MIDDLEWARE)
     app.state.contents = contents
