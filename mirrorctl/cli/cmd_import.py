@@ -97,6 +97,7 @@ def import_cmd(
             f"bundle {report.bundle_id} is already served; nothing changed"
             + (f" but channel(s) {', '.join(channel)} now point at it" if channel else "")
         )
+        warn_serve_problems(obj, obj.runtime.store.current_view_id())
         return
     typer.echo(
         f"imported bundle {report.bundle_id} (lineage {report.lineage}, sequence {report.sequence}"
@@ -105,6 +106,24 @@ def import_cmd(
         f"{report.new_blobs} new blobs ({report.new_bytes} bytes); serving view {report.view_id}"
         + "".join(f"; channel {name} -> {report.view_id}" for name in channel or ())
     )
+    warn_serve_problems(obj, report.view_id)
+
+
+def warn_serve_problems(obj: Ctx, view_id: str | None) -> None:
+    """What keeps clients from using the snapshot once served (apt without an archive key), as a WARNING with
+    the command that fixes it. The import stands: the fix (a key) is on this host, not in the bundle."""
+    if view_id is None:
+        return
+    from mirrorctl.inside.health import snapshot_problems
+
+    settings = obj.settings()
+    problems = run_sync(
+        lambda: snapshot_problems(obj.runtime.store, view_id, obj.runtime.ecosystems, settings.serve_options), obj
+    )
+    for problem in problems:
+        err_console().print(
+            f"WARNING: {problem.line(obj.runtime.config_path)}", style="bold yellow", markup=False, soft_wrap=True
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -67,6 +67,7 @@ def register(app: typer.Typer) -> None:
             access_log=access_log,
             workers=workers,
             ecosystems=settings.serve_options,
+            config=c.runtime.config_path,
         )
         store, ecosystems = c.store(), c.ecosystems()
         channels = list(channel or ())

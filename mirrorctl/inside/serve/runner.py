@@ -20,10 +20,11 @@ import uvicorn
 
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import MirrorctlError, UserError
+from mirrorctl.inside.health import serve_problems
 from mirrorctl.inside.store import CURRENT, Store
 from mirrorctl.progress import Progress
 
-from .app import create_app
+from .app import StoreContent, create_app
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class ServeOptions:
     access_log: bool = True
     workers: int = 1
     ecosystems: Mapping[str, object] = field(default_factory=dict)  # [serve.<ecosystem>], as the adapters parsed them
+    config: Path | None = None  # the --config given, so a warning's fix is the exact command to type
 
 
 def base_url(host: str, port: int) -> str:
@@ -106,6 +108,7 @@ async def serve(
         what = "serving channels " + ", ".join(f"{c} (view {store.channel_view_id(c)})" for c in chosen)
         paths = ", ".join(f"{c}: {url}/{c}/<ecosystem>/" for c in chosen)
     progress.note(f"mirrorctl serve: {url}/ from {store.root}; {what}; {paths}")
+    warn_serve_problems(store, chosen, ecosystems, options, progress)
     if options.workers > 1:
         progress.note(f"mirrorctl serve: {options.workers} worker processes")
         try:
@@ -118,6 +121,17 @@ async def serve(
         await server.serve(sockets=[sock])
     finally:
         sock.close()
+
+
+def warn_serve_problems(
+    store: Store, channels: Sequence[str], ecosystems: Mapping[str, Ecosystem], options: ServeOptions,
+    progress: Progress,
+) -> None:
+    """What the ecosystems say keeps clients from using what is served (apt without an archive key): one
+    WARNING each, with the fix, after the start-up line; ``/healthz`` answers ``degraded`` until it is fixed."""
+    contents = [StoreContent(store, name, options.ecosystems) for name in channels]
+    for problem in serve_problems(contents, ecosystems):
+        progress.note(f"WARNING: {problem.line(options.config)}")
 
 
 def _uvicorn_config(app: object, options: ServeOptions) -> uvicorn.Config:
