@@ -38,7 +38,7 @@ def check_golden(name: str, text: str) -> None:
 
 def test_golden_files(tmp_path: Path) -> None:
     out = tmp_path / "ws"
-    written = render_workspace_config(MIRROR + "/", out, ECOSYSTEMS, Path("/etc/mirrorctl"))
+    written = render_workspace_config(MIRROR + "/", out, ECOSYSTEMS, Path("/etc/mirrorctl")).written
     assert sorted(p.name for p in written) == ["README.txt", "mirrorctl.env", "pip.conf", "uv.toml"]
     for name in ("pip.conf", "uv.toml", "mirrorctl.env", "README.txt"):
         check_golden(name, (out / name).read_text())

@@ -11,11 +11,22 @@ import typer
 from mirrorctl.errors import UserError
 from mirrorctl.inside.publish import target_name_of
 from mirrorctl.inside.store import atomic_write
-from mirrorctl.inside.workspace import DEFAULT_INSTALL_DIR, render_workspace_config, usage_line
+from mirrorctl.inside.workspace import (
+    DEFAULT_INSTALL_DIR,
+    WorkspaceConfig,
+    render_workspace_config,
+    skipped_line,
+    usage_line,
+)
 from mirrorctl.targets.base import PublishTarget
 
 from .app import Ctx, fail, run_async, run_sync
 from .cmd_publish import with_target
+from .render import err_console
+
+# Files written, but some ecosystem left out (named on stderr): neither success (0) nor a failure that wrote
+# nothing (1, 2). docs/workspace-templates.md, "Exit codes".
+PARTIAL_EXIT = 3
 
 
 def register(app: typer.Typer) -> None:
@@ -59,6 +70,9 @@ def register(app: typer.Typer) -> None:
         Example: mirrorctl workspace-config --target devpi --out ws/
 
         Example: mirrorctl workspace-config --mirror-url http://mirror.internal:8080 --channel prod --out ws/
+
+        An ecosystem the mirror cannot serve yet (apt without an archive key) is left out, named with the command
+        that fixes it, and the others are written: exit 3 (partial), not 0.
         """
         c: Ctx = ctx.obj
         if (mirror_url is None) == (target is None):
@@ -87,18 +101,31 @@ def register(app: typer.Typer) -> None:
         assert mirror_url is not None
         base_url = mirror_url if channel is None else f"{mirror_url.rstrip('/')}/{channel}"
 
-        def go() -> None:
+        def go() -> WorkspaceConfig:
             from mirrorctl.inside.serve.app import StoreContent
 
             content = StoreContent(c.runtime.store, channel or "current")
-            render_workspace_config(
+            done = render_workspace_config(
                 base_url, out, c.runtime.ecosystems, install_dir, endpoints=endpoints, content=content
             )
             for rel, text in sorted(trust.items()):
                 atomic_write(out / rel, text.encode())
             typer.echo(usage_line(out, install_dir))
+            return done
 
-        run_sync(go, c)
+        done = run_sync(go, c)
+        if done.skipped:
+            # The other ecosystems' files are written (their teams are not held up), but a partial folder must
+            # not pass for a whole one in an image build: a warning per ecosystem left out, and exit 3.
+            for problem in (p for ps in done.skipped.values() for p in ps):
+                err_console().print(
+                    f"WARNING: {skipped_line(problem, c.runtime.config_path)}", style="bold yellow", markup=False,
+                    soft_wrap=True,
+                )
+            err_console().print(
+                f"workspace-config: partial: {', '.join(done.skipped)} left out; exit {PARTIAL_EXIT}", markup=False
+            )
+            raise typer.Exit(PARTIAL_EXIT)
 
 
 async def _endpoints(

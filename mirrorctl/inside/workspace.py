@@ -6,10 +6,14 @@ The folder is what a workspace template (a container image, a VM image, a dev-co
     out/pip.conf  out/uv.toml  ...   each ecosystem's files (names chosen by the ecosystem)
     out/mirrorctl.env                KEY=VALUE lines: `set -a; . mirrorctl.env; set +a`, docker --env-file,
                                      or systemd EnvironmentFile=
-    out/README.txt                   how to use them, one line per ecosystem
+    out/README.txt                   how to use them, one line per ecosystem (and each one left out, and why)
 
 Values in mirrorctl.env are restricted to characters that need no quoting, so the same file means the same
 thing to sh, docker and systemd.
+
+An ecosystem whose served content does not work yet (``Ecosystem.serve_problems``: apt packages served but no
+archive key) is left out, and the others are still written: the result names it as skipped with the problem and
+its fix, and the CLI exits 3 (docs/workspace-templates.md), so a partial folder never passes for a whole one.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from mirrorctl.ecosystems.base import INSTALL_DIR, Ecosystem, ServedContent
+from mirrorctl.ecosystems.base import INSTALL_DIR, Ecosystem, ServedContent, ServeProblem
 from mirrorctl.errors import UserError
 from mirrorctl.inside.store import atomic_write
 
@@ -118,6 +123,14 @@ def _relative_file(name: str, ecosystem: str) -> PurePosixPath:
     return p
 
 
+@dataclass(frozen=True, slots=True)
+class WorkspaceConfig:
+    """What ``render_workspace_config`` did: the files written, and each ecosystem left out with why."""
+
+    written: list[Path]
+    skipped: Mapping[str, tuple[ServeProblem, ...]] = field(default_factory=dict)
+
+
 def render_workspace_config(
     mirror_url: str,
     out_dir: Path,
@@ -126,12 +139,14 @@ def render_workspace_config(
     *,
     endpoints: Mapping[str, str] | None = None,
     content: ServedContent | None = None,
-) -> list[Path]:
+) -> WorkspaceConfig:
     """Write every ecosystem's client files, ``mirrorctl.env`` and ``README.txt`` into ``out_dir``.
 
     ``endpoints`` (ecosystem -> URL): content published to a target (devpi, Pulp); only those ecosystems are
     configured, each at its exact endpoint, and ``mirror_url`` is the target's URL.
     ``content``: the inside store's served content, for ecosystems whose config depends on it (apt's keyring).
+    Served by ``mirrorctl serve`` (no ``endpoints``), an ecosystem whose ``serve_problems`` are not empty is
+    skipped (``WorkspaceConfig.skipped``) and the others are written; README.txt names what was left out.
     Everything is rendered and checked before the first write; each file is written atomically.
     Example: ``render_workspace_config("http://mirror.internal:8080", Path("ws"), load_ecosystems())``
     """
@@ -150,8 +165,16 @@ def render_workspace_config(
     files: dict[PurePosixPath, tuple[str, str]] = {}  # path -> (text, ecosystem)
     env: dict[str, tuple[str, str]] = {}  # key -> (value, ecosystem)
     usage: list[str] = []
+    skipped: dict[str, tuple[ServeProblem, ...]] = {}
     for name in sorted(ecosystems):
         adapter = ecosystems[name]
+        if content is not None and endpoints is None:
+            # Clients would fail against what `mirrorctl serve` offers now (apt: no archive key, InRelease 503).
+            # A target's endpoint is served (and signed) by the target: this host's problems do not apply.
+            problems = tuple(adapter.serve_problems(content))
+            if problems:
+                skipped[name] = problems
+                continue
         cfg = adapter.client_config(base, endpoint=endpoints[name] if endpoints else None, content=content)
         if not cfg.files and not cfg.env:
             continue  # nothing of this ecosystem is served (e.g. no apt content): nothing to configure
@@ -188,6 +211,7 @@ def render_workspace_config(
         f"Copy this folder to {install} in the workspace image and load {install}/{ENV_FILE}"
         " into the environment.",
         *usage,
+        *(skipped_line(p) for ps in skipped.values() for p in ps),
     ]
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -198,7 +222,7 @@ def render_workspace_config(
     atomic_write(out_dir / ENV_FILE, ("\n".join(env_lines) + "\n").encode())
     atomic_write(out_dir / README_FILE, ("\n".join(readme) + "\n").encode())
     written += [out_dir / ENV_FILE, out_dir / README_FILE]
-    return written
+    return WorkspaceConfig(written, skipped)
 
 
 def usage_line(out_dir: Path, install_dir: Path = DEFAULT_INSTALL_DIR) -> str:
@@ -207,3 +231,12 @@ def usage_line(out_dir: Path, install_dir: Path = DEFAULT_INSTALL_DIR) -> str:
         f"copy {out_dir}/ to {install_dir} in the workspace image, then load the environment: "
         f"set -a; . {install_dir}/{ENV_FILE}; set +a"
     )
+
+
+def skipped_line(problem: ServeProblem, config: Path | None = None) -> str:
+    """How a left-out ecosystem is named (README.txt, the CLI's warning): ``apt: NOT CONFIGURED: <problem>;
+    fix: run `mirrorctl archive-key generate` on the mirror host, then run workspace-config again``."""
+    command = problem.command(config)
+    fix = f"; fix: run `{command}` on the mirror host" if command else ""
+    hint = f" ({problem.hint})" if problem.hint else ""
+    return f"{problem.ecosystem}: NOT CONFIGURED: {problem.problem}{fix}{hint}, then run workspace-config again"

@@ -9,6 +9,9 @@ A new ecosystem gets these tests by registering its entry point and adding its c
 * a tampered upstream artifact fails the snapshot, naming it, and stores nothing;
 * serve answers 404, at once, for what was not imported (and 200 for what was);
 * the generated client config names only the mirror;
+* what the adapter reports keeps its served content from working (``serve_problems``) is fixed by exactly the
+  fixture's ``inside_setup`` commands, warned about by import, ``degraded`` in /healthz, left out of
+  workspace-config (exit 3), and gone once the setup ran;
 * the adapter's purls name no host and its version order is reflexive; its static layout (where it has one) has
   safe paths, names only the mirror and is what the embedded mirror serves;
 * every locked artifact path is a safe relative path, and a hostile name from the upstream is refused before
@@ -17,6 +20,7 @@ A new ecosystem gets these tests by registering its entry point and adding its c
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import signal
@@ -36,7 +40,7 @@ from typer.testing import CliRunner
 from mirrorctl.cli.app import app
 from mirrorctl.ecosystems.base import Ecosystem, load_ecosystems
 from mirrorctl.errors import MirrorctlError
-from mirrorctl.inside.serve import StoreContent
+from mirrorctl.inside.serve import StoreContent, create_app
 from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import read_lock
 from tests.contract.kit import ContractFixture, ContractUpstream, contract_fixture, registered
@@ -321,6 +325,48 @@ def test_workspace_config_names_only_the_mirror(site: Site) -> None:
         for url in re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", text):
             assert url.startswith(MIRROR_URL), f"{name} names {url}, not the mirror"
     assert any(f"{MIRROR_URL}/{site.eco}" in text for text in texts.values()), texts
+
+
+def _healthz(store: Store) -> httpx.Response:
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(store, load_ecosystems()))
+        async with httpx.AsyncClient(transport=transport, base_url=MIRROR_URL) as client:
+            return await client.get("/healthz")
+
+    return asyncio.run(get())
+
+
+def test_serve_problems_are_what_the_inside_setup_fixes(site: Site) -> None:
+    # An inside that imported the bundle but has not run the fixture's inside_setup (apt: no archive key yet):
+    # what the adapter reports is fixed by exactly those commands, import warns with each, /healthz is
+    # degraded and workspace-config leaves the ecosystem out (exit 3); after the setup, nothing is reported.
+    root = site.root / "bare"
+    root.mkdir()
+    config = root / "mirrorctl.toml"
+    config.write_text(site.inside.read_text())
+    code, out = cli_result(config, "import", str(site.bundle))
+    assert code == 0, out
+    store = Store(root / "s")
+    problems = list(adapter(site).serve_problems(StoreContent(store)))
+    assert {p.fix for p in problems} == set(site.up.inside_setup), problems
+    assert all(p.ecosystem == site.eco and p.problem for p in problems), problems
+    for p in problems:
+        assert f"WARNING: {p.line(config)}" in out, out
+    health = _healthz(store)
+    assert health.status_code == 200
+    assert health.text == ("degraded\n" + "".join(p.line() + "\n" for p in problems) if problems else "ok\n")
+    ws = root / "ws"
+    code, out = cli_result(config, "workspace-config", "--mirror-url", MIRROR_URL, "--out", str(ws))
+    assert code == (3 if problems else 0), out
+    readme = (ws / "README.txt").read_text()
+    assert (f"{site.eco}: NOT CONFIGURED: " in readme) == bool(problems), readme
+    for command in site.up.inside_setup:
+        cli(config, *command)
+    assert list(adapter(site).serve_problems(StoreContent(store))) == []
+    assert _healthz(store).text == "ok\n"
+    code, out = cli_result(config, "workspace-config", "--mirror-url", MIRROR_URL, "--out", str(ws))
+    assert code == 0, out
+    assert "NOT CONFIGURED" not in (ws / "README.txt").read_text()
 
 
 # -- what the adapter reports about what it locked and serves ---------------------------------------------------
