@@ -18,6 +18,7 @@ from mirrorctl.ecosystems.commands import (
     CommandArgs,
     CommandContext,
     CommandGroup,
+    Journal,
     Param,
     Value,
 )
@@ -67,7 +68,7 @@ def _parameter(p: Param) -> inspect.Parameter:
 def _callback(command: Command) -> Callable[..., None]:
     def callback(ctx: typer.Context, **values: Value) -> None:
         c: Ctx = ctx.obj
-        lines = run_sync(lambda: command.run(CommandContext(c.settings), CommandArgs(values)), c)
+        lines = run_sync(lambda: command.run(CommandContext(c.settings, _journal(c)), CommandArgs(values)), c)
         for line in lines:
             typer.echo(line)
 
@@ -76,6 +77,18 @@ def _callback(command: Command) -> Callable[..., None]:
     callback.__signature__ = inspect.Signature(params + [_parameter(p) for p in command.params])  # type: ignore[attr-defined]
     callback.__doc__ = command.help
     return callback
+
+
+def _journal(c: Ctx) -> Journal:
+    """The store's audit journal, opened when a command first records (``--help`` and refusals of arguments
+    open no store)."""
+
+    def journal(event: str, /, **fields: object) -> None:
+        from mirrorctl.inside import audit
+
+        audit.record(c.store(), event, c.progress(), **fields)
+
+    return journal
 
 
 def group_app(group: CommandGroup) -> typer.Typer:

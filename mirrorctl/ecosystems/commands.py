@@ -24,11 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from mirrorctl.config import Settings
-from mirrorctl.errors import UserError
+from mirrorctl.errors import MirrorctlError, UserError
 
 COMMAND_GROUP = "mirrorctl.commands.v1"
+T = TypeVar("T")
 
 Value = str | int | float | bool | Path | None
 ValueType = type[str] | type[int] | type[float] | type[bool] | type[Path]
@@ -56,16 +58,35 @@ class Param:
         return self.flag or "--" + self.name.replace("_", "-")
 
 
+class Journal(Protocol):
+    """Appends one entry to the store's audit journal (mirrorctl/inside/audit.py): ``journal("archive-key-generate",
+    fingerprint=fpr, result="ok")``. A journal that cannot be written is reported as a warning, never turned into
+    a failure of the change it records (that already happened)."""
+
+    def __call__(self, event: str, /, **fields: object) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CommandContext:
     """What a command gets besides its arguments: the settings (read when first asked for, so ``--help`` and
-    argument errors need no mirrorctl.toml)."""
+    argument errors need no mirrorctl.toml), and the store's audit journal, where a command that changes the
+    inside's state records the change, or its refusal, as every core command does."""
 
     settings: Callable[[], Settings]
+    journal: Journal
 
     def keys_dir(self) -> Path:
         """The inside's own keys (``<store>/keys``; ``ServedContent.keys_dir`` of the server)."""
         return self.settings().store_path / "keys"
+
+    def journaled(self, event: str, fields: Mapping[str, object], work: Callable[[], T]) -> T:
+        """``work()``, its refusal journaled as ``event`` (``result="refused"``, ``error``) and raised again; the
+        command journals its ``ok`` entry itself, with what it did."""
+        try:
+            return work()
+        except MirrorctlError as exc:
+            self.journal(event, **fields, result="refused", error=exc.message)
+            raise
 
 
 class CommandArgs:

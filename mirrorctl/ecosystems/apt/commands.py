@@ -19,12 +19,24 @@ def _key(ctx: CommandContext) -> ArchiveKey:
     return ArchiveKey(ctx.keys_dir())
 
 
+# Journaled like every change of the inside's state (mirrorctl/inside/audit.py): who made or replaced the key
+# that workspaces trust, when, and which key it is; a refusal too. export and show change nothing.
+GENERATE_EVENT = "archive-key-generate"
+IMPORT_EVENT = "archive-key-import"
+ROTATE_EVENT = "archive-key-rotate"
+
+
 def _generate(ctx: CommandContext, args: CommandArgs) -> Sequence[str]:
     key = _key(ctx)
-    fpr = key.generate(
-        uid=args.text("uid") or DEFAULT_UID, algorithm=args.text("algorithm") or "ed25519",
-        expire=args.text("expire") or "never",
+    fields = {
+        "uid": args.text("uid") or DEFAULT_UID, "algorithm": args.text("algorithm") or "ed25519",
+        "expire": args.text("expire") or "never",
+    }
+    fpr = ctx.journaled(
+        GENERATE_EVENT, fields,
+        lambda: key.generate(uid=fields["uid"], algorithm=fields["algorithm"], expire=fields["expire"]),
     )
+    ctx.journal(GENERATE_EVENT, **fields, fingerprint=fpr, result="ok")
     return [
         f"apt archive key {fpr} in {key.folder}",
         "next: mirrorctl workspace-config writes its public keyring for workspaces",
@@ -35,7 +47,9 @@ def _import(ctx: CommandContext, args: CommandArgs) -> Sequence[str]:
     key = _key(ctx)
     file = args.path("file")
     assert file is not None  # required
-    fpr = key.import_key(read_file(file), source=str(file))
+    fields = {"source": str(file)}
+    fpr = ctx.journaled(IMPORT_EVENT, fields, lambda: key.import_key(read_file(file), source=str(file)))
+    ctx.journal(IMPORT_EVENT, **fields, fingerprint=fpr, result="ok")
     return [f"apt archive key {fpr} imported into {key.folder}"]
 
 
@@ -43,11 +57,21 @@ def _rotate(ctx: CommandContext, args: CommandArgs) -> Sequence[str]:
     key = _key(ctx)
     from_file = args.path("from_file")
     overlap_days = args.number("overlap_days")
-    armored = read_file(from_file) if from_file is not None else None
-    fpr = key.rotate(
-        overlap=timedelta(days=overlap_days), armored=armored, source=str(from_file or ""),
-        algorithm=args.text("algorithm") or "ed25519",
-    )
+    algorithm = args.text("algorithm") or "ed25519"
+    fields: dict[str, object] = {"overlap-days": overlap_days, "source": str(from_file or "generated")}
+    if from_file is None:
+        fields["algorithm"] = algorithm
+
+    def work() -> tuple[str | None, str]:
+        previous = key.current_fingerprint() if key.exists() else None
+        armored = read_file(from_file) if from_file is not None else None
+        fpr = key.rotate(
+            overlap=timedelta(days=overlap_days), armored=armored, source=str(from_file or ""), algorithm=algorithm
+        )
+        return previous, fpr
+
+    previous, fpr = ctx.journaled(ROTATE_EVENT, fields, work)
+    ctx.journal(ROTATE_EVENT, **fields, fingerprint=fpr, previous=previous, result="ok")
     return [
         f"apt archive key {fpr} is now current; the old key signs too for {overlap_days:g} days",
         "next: mirrorctl workspace-config (the keyring it writes holds both keys)",
@@ -78,7 +102,8 @@ ARCHIVE_KEY = CommandGroup(
     (
         Command(
             "generate",
-            "Create the archive key (no passphrase: the server signs unattended); refuses when one exists.\n\n"
+            "Create the archive key (no passphrase: the server signs unattended); refuses when one exists.\n"
+            "Recorded in the audit journal (`mirrorctl audit show`), done or refused.\n\n"
             "Example: mirrorctl archive-key generate --algorithm rsa4096",
             (
                 ALGORITHM,
@@ -89,7 +114,8 @@ ARCHIVE_KEY = CommandGroup(
         ),
         Command(
             "import",
-            "Use a supplied secret key as the archive key; refuses when one exists (use rotate --from).\n\n"
+            "Use a supplied secret key as the archive key; refuses when one exists (use rotate --from).\n"
+            "Recorded in the audit journal, done or refused.\n\n"
             "Example: mirrorctl archive-key import acme-archive.secret.asc",
             (
                 Param(
@@ -102,7 +128,8 @@ ARCHIVE_KEY = CommandGroup(
         Command(
             "rotate",
             "Make a new archive key current; during the overlap InRelease is signed by old and new key and the\n"
-            "exported keyring holds both, so workspaces with either keyring keep working. Re-run workspace-config."
+            "exported keyring holds both, so workspaces with either keyring keep working. Re-run workspace-config.\n"
+            "Recorded in the audit journal, done or refused."
             "\n\nExample: mirrorctl archive-key rotate --overlap-days 14",
             (
                 Param(
