@@ -144,7 +144,8 @@ def test_import_refusal_exit_code_and_rollback_flag(sites: tuple[Path, Path]) ->
     cli("key", "generate", "--out", "keys/mirrorctl.key", cwd=outside)
     (inside / "keys" / "mirrorctl.pub").write_bytes((outside / "keys" / "mirrorctl.key.pub").read_bytes())
     assert cli("bundle", "export", "--out", "1.bundle", cwd=outside)[0] == 0
-    assert cli("bundle", "export", "--out", "2.bundle", cwd=outside)[0] == 0
+    # The same selection again would reissue sequence 1 (tests/test_reissue.py); a new sequence on purpose:
+    assert cli("bundle", "export", "--new-sequence", "--out", "2.bundle", cwd=outside)[0] == 0
     assert cli("import", str(outside / "2.bundle"), cwd=inside)[0] == 0
     code, out = cli("import", str(outside / "1.bundle"), cwd=inside)
     assert code == 1 and "refused as a rollback" in out and "--allow-rollback" in out
@@ -157,5 +158,7 @@ def test_sequence_flag(sites: tuple[Path, Path]) -> None:
     cli("key", "generate", "--out", "keys/mirrorctl.key", cwd=outside)
     code, out = cli("bundle", "export", "--out", "w.bundle", "--sequence", "41", cwd=outside)
     assert code == 0 and "sequence 41" in out
-    code, out = cli("bundle", "export", "--out", "w.bundle", cwd=outside)
+    code, out = cli("bundle", "export", "--out", "w.bundle", cwd=outside)  # the same selection: a reissue of 41
+    assert code == 0 and "sequence 41" in out and "reissues sequence 41" in out
+    code, out = cli("bundle", "export", "--out", "w.bundle", "--new-sequence", cwd=outside)
     assert code == 0 and "sequence 42" in out

@@ -84,10 +84,23 @@ def export(
             metavar="SIZE",
         ),
     ] = None,
+    new_sequence: Annotated[
+        bool,
+        typer.Option(
+            "--new-sequence",
+            help="Take the next sequence even when the selection is the one exported last (no reissue); the "
+            "inside then refuses the earlier file as a rollback. "
+            "Example: mirrorctl bundle export --new-sequence --out web.bundle web",
+        ),
+    ] = False,
 ) -> None:
     """Write a signed bundle of the profiles' locks and every blob they need (run snapshot first).
 
     With --since, a delta: complete locks, SBOM and manifest, but only the blobs the inside does not hold.
+
+    Exporting the same selection as the last export (the same locks, base state and key statements; in parts for
+    a smaller medium, say) reissues it: the bundle keeps that sequence and says so, and the inside takes either
+    file as the same bundle.
 
     Example: mirrorctl bundle export --out web.bundle --expires-in 30 web
 
@@ -129,6 +142,7 @@ def export(
             chunk_size=size,
             progress=progress,
             ecosystems=obj.runtime.ecosystems,
+            new_sequence=new_sequence,
         )
 
     from mirrorctl.crossing.bundle.chunks import parse_size
@@ -141,6 +155,12 @@ def export(
         f"sequence {report.sequence}, profiles {', '.join(report.profiles)}, {report.artifacts} artifacts, "
         f"{report.blobs} blobs" + (f", expires {report.expires}" if report.expires else "")
     )
+    if report.reissues is not None:
+        typer.echo(
+            f"  reissues sequence {report.reissues.sequence}: the selection of bundle {report.reissues.bundle_id} "
+            f"(exported {report.first_exported or 'earlier'}) again; the inside takes either file, once "
+            "(--new-sequence to take the next sequence instead)"
+        )
     if report.base_state is not None:
         typer.echo(
             f"  delta: carries {report.blobs} blob(s) ({report.carried_bytes} bytes); "
@@ -224,6 +244,7 @@ def verify(
     def _verify_outside(obj: Ctx, state_path: Path, now: datetime) -> VerifiedManifest:
         from mirrorctl.crossing.bundle.against_state import signing_key_as_trusted, verify_against_state
         from mirrorctl.crossing.bundle.chunks import resolve_bundle
+        from mirrorctl.crossing.bundle.export import export_records
         from mirrorctl.crossing.bundle.state import read_state
         from mirrorctl.crossing.signing import load_public_key, load_trusted_keys
 
@@ -236,7 +257,10 @@ def verify(
         state = read_state(state_path, [load_public_key(k) for k in settings.trusted_keys])
         _describe_state(state, "the bundle is checked against it, as import will check it against the store")
         source = resolve_bundle(bundle, list(from_dirs or ()), progress=progress)
-        return verify_against_state(source, keys, now, state, ecosystems=obj.runtime.ecosystems, progress=progress)
+        issues = {r.bundle_id: r.issue for r in export_records(obj.runtime.store)}  # this side's reissues
+        return verify_against_state(
+            source, keys, now, state, ecosystems=obj.runtime.ecosystems, progress=progress, issues=issues
+        )
 
     from mirrorctl.crossing.bundle.manifest import format_time
 

@@ -93,8 +93,14 @@ def import_cmd(
         typer.echo(f"repaired {report.new_blobs} blob(s) from bundle {report.bundle_id}; the served view is unchanged")
         return
     if report.noop:
+        same = (
+            f"bundle {report.bundle_id} is sequence {report.sequence} of lineage {report.lineage} again (issued as "
+            f"bundle {report.issue or report.bundle_id}), already served from bundle {report.served_as}"
+            if report.served_as is not None
+            else f"bundle {report.bundle_id} is already served"
+        )
         typer.echo(
-            f"bundle {report.bundle_id} is already served; nothing changed"
+            f"{same}; nothing changed"
             + (f" but channel(s) {', '.join(channel)} now point at it" if channel else "")
         )
         warn_serve_problems(obj, obj.runtime.store.current_view_id())

@@ -62,9 +62,12 @@ def _state_label(state: InsideState) -> str:
     return f"{state.path or 'the state file'} (state {state.digest[:16]}…, written {format_time(state.created)})"
 
 
-def check_state_matches(path: Path, manifest: Manifest, state: InsideState) -> None:
+def check_state_matches(
+    path: Path, manifest: Manifest, state: InsideState, issues: Mapping[str, str] | None = None
+) -> None:
     """Refuse, before any member is read, a state file that is not the one ``manifest`` (a delta) was made
-    against, and any bundle import would refuse against the lineage the state records."""
+    against, and any bundle import would refuse against the lineage the state records. ``issues`` (bundle id ->
+    its first issue, from the outside's export records) tells a reissue of the bundle the state names."""
     rec = state.lineages.get(manifest.lineage)
     base = manifest.base
     if manifest.kind == KIND_DELTA:
@@ -94,6 +97,9 @@ def check_state_matches(path: Path, manifest: Manifest, state: InsideState) -> N
         return
     if rec is None:
         return  # the first bundle of this lineage the inside will see
+    if manifest.sequence == rec.sequence and rec.bundle_id is not None:
+        if (issues or {}).get(rec.bundle_id, rec.bundle_id) == manifest.issue:
+            return  # the same issue as the bundle the inside holds: import takes it as that bundle (a no-op)
     if manifest.sequence < rec.sequence or (manifest.sequence == rec.sequence and rec.bundle_id != manifest.bundle_id):
         older = manifest.sequence < rec.sequence
         raise BundleRefused(
@@ -112,14 +118,16 @@ def verify_against_state(
     *,
     ecosystems: Mapping[str, ArtifactValidator] | None = None,
     progress: Progress = SILENT,
+    issues: Mapping[str, str] | None = None,
 ) -> VerifiedManifest:
-    """Check ``path`` as import will check it on the inside ``state`` describes; no store is read.
+    """Check ``path`` as import will check it on the inside ``state`` describes; no store is read. ``issues``:
+    see :func:`check_state_matches`.
 
     Example: ``verify_against_state(Path("team.bundle"), keys, now, read_state(Path("inside.state")))``
     """
     with BundleReader(path, trusted_keys) as reader:
         manifest, signer = reader.read_manifest(now)
-        check_state_matches(path, manifest, state)
+        check_state_matches(path, manifest, state, issues)
         lock_bytes = reader.read_members(progress=progress)
     lock_bytes.update(rebuild_files(path, manifest, lock_bytes, state_bases(state)))
     locks = check_contents(path, manifest, lock_bytes, ecosystems)

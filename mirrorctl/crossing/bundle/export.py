@@ -9,12 +9,22 @@ the same size (the manifest summarizes the others as ``expected``), and each loc
 against the inside's copy (:mod:`.linedelta`) when the state holds that copy and the delta is smaller; the manifest
 still lists every complete file with its size and sha256. A delta's tar is not padded to tar's 10 kB record.
 ``chunk_size`` writes the bundle as parts plus an index (:mod:`.chunks`) instead of one file.
+
+Sequences and reissues: each export is recorded in the outside store's ``state/export.json`` (``exports``, one
+record per bundle written: lineage, sequence, bundle id, the first issue's id, the selection's digest, kind, base
+state, file name, time; ``lineages`` keeps the highest sequence per lineage). The *selection* is what decides
+the view the inside will serve: the lineage, each profile's lock bytes, the key statements carried and the base
+state. Exporting the selection of the lineage's latest export again (in parts for a smaller medium, with another
+expiry) keeps its sequence and says so in the manifest (``reissues``), so the inside takes either file as the same
+bundle instead of refusing the earlier one as a rollback; anything else, ``--sequence`` or ``new_sequence`` takes
+a new number.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
@@ -49,6 +59,7 @@ from .manifest import (
     Manifest,
     ProfileEntry,
     Rebuilt,
+    Reissue,
     blob_member,
     expected_digest,
     format_time,
@@ -85,6 +96,57 @@ class ExportReport:
     base_state: str | None = None  # deltas: the state file's digest
     index: Path | None = None  # chunked: the parts index
     parts: tuple[Path, ...] = ()  # chunked: the parts, in order
+    reissues: Reissue | None = None  # the same selection as the lineage's latest export: its sequence is kept
+    first_exported: str | None = None  # reissues: when its first issue was exported
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRecord:
+    """One bundle written, as ``state/export.json`` keeps it (``exports``)."""
+
+    lineage: str
+    sequence: int
+    bundle_id: str
+    issue: str  # the first issue's bundle id (its own unless it is a reissue)
+    selection: str  # sha256 of what decides the served view (selection_digest)
+    created: str
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, object]) -> ExportRecord:
+        return cls(
+            str(doc["lineage"]), int(str(doc["sequence"])), str(doc["bundle-id"]), str(doc["issue"]),
+            str(doc["selection"]), str(doc["created"]),
+        )
+
+
+def selection_digest(
+    lineage: str, locks: Mapping[str, bytes], statements: Mapping[str, bytes], base_state: str | None
+) -> str:
+    """The sha256 of what decides the view a bundle makes inside (not its expiry, chunking or bundle id)."""
+    doc = {
+        "lineage": lineage,
+        "locks": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(locks.items())},
+        "statements": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(statements.items())},
+        "base": base_state,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def export_records(store: Store, lineage: str | None = None) -> list[ExportRecord]:
+    """The bundles this store exported, oldest first (of ``lineage`` only, when given)."""
+    out = [ExportRecord.from_dict(r) for r in store.read_state(EXPORT_STATE).get("exports", [])]
+    return [r for r in out if lineage is None or r.lineage == lineage]
+
+
+def _reissue_of(store: Store, lineage: str, selection: str) -> ExportRecord | None:
+    """The lineage's latest export when it had this selection and still holds the lineage's highest sequence."""
+    records = export_records(store, lineage)
+    if not records:
+        return None
+    latest = records[-1]
+    if latest.selection != selection or latest.sequence != last_exported_sequence(store, lineage):
+        return None
+    return latest
 
 
 def last_exported_sequence(store: Store, lineage: str) -> int:
@@ -104,9 +166,11 @@ def export_bundle(
     chunk_size: int | None = None,
     progress: Progress = SILENT,
     ecosystems: Mapping[str, Ecosystem],
+    new_sequence: bool = False,
 ) -> ExportReport:
     """Write a signed bundle of ``locks`` to ``out`` (a delta against ``since``; in parts of ``chunk_size``).
-    ``ecosystems`` (the installed adapters) give the SBOM's package URLs.
+    ``ecosystems`` (the installed adapters) give the SBOM's package URLs. The same selection as the lineage's
+    latest export keeps its sequence (a reissue) unless ``sequence`` is given or ``new_sequence``.
 
     Example: ``export_bundle([("web", lock, lock_bytes)], rt.store, Path("keys/k"), Path("web.bundle"),
     ecosystems=rt.ecosystems)``.
@@ -159,10 +223,17 @@ def export_bundle(
             hint="run `mirrorctl snapshot` for these profiles first",
         )
 
+    selection = selection_digest(
+        lineage, {name: data for name, _, data in locks}, statements, since.digest if since is not None else None
+    )
     with store.exclusive():
+        first = _reissue_of(store, lineage, selection) if sequence is None and not new_sequence else None
+        reissues = Reissue(first.sequence, first.issue) if first is not None else None
         seq = sequence if sequence is not None else last_exported_sequence(store, lineage) + 1
         if base is not None and sequence is None:
             seq = max(seq, base.sequence + 1)  # the delta continues the lineage the inside has
+        if first is not None:
+            seq = first.sequence
         if seq > MAX_SEQUENCE:
             raise UserError(
                 f"lineage {lineage} is at sequence {seq - 1}, the highest a bundle may carry ({MAX_SEQUENCE})",
@@ -207,6 +278,7 @@ def export_bundle(
             base=base,
             expected=expected_digest(expected) if base is not None else None,
             rebuilt=tuple(rebuilt),
+            reissues=reissues,
         )
         manifest_bytes = manifest.to_bytes()
         signature = sign(private, manifest_bytes)
@@ -243,7 +315,13 @@ def export_bundle(
         state = store.read_state(EXPORT_STATE)
         lineages = dict(state.get("lineages", {}))
         lineages[lineage] = max(int(lineages.get(lineage, 0)), seq)
-        store.write_state(EXPORT_STATE, {**state, "lineages": lineages})
+        record = {
+            "lineage": lineage, "sequence": seq, "bundle-id": bundle_id, "issue": manifest.issue,
+            "selection": selection, "created": format_time(created), "kind": manifest.kind,
+            "base": since.digest if since is not None else None, "file": out.name,
+        }  # fmt: skip
+        exports = [*state.get("exports", []), record]
+        store.write_state(EXPORT_STATE, {**state, "lineages": lineages, "exports": exports})
 
     return ExportReport(
         path=out,
@@ -262,7 +340,16 @@ def export_bundle(
         base_state=since.digest if since is not None else None,
         index=index,
         parts=parts,
+        reissues=reissues,
+        first_exported=_first_exported(store, lineage, reissues),
     )
+
+
+def _first_exported(store: Store, lineage: str, reissues: Reissue | None) -> str | None:
+    if reissues is None:
+        return None
+    found = next((r for r in export_records(store, lineage) if r.bundle_id == reissues.bundle_id), None)
+    return found.created if found is not None else None
 
 
 def _line_deltas(small: dict[str, bytes], since: InsideState) -> list[Rebuilt]:

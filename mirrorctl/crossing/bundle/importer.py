@@ -40,6 +40,7 @@ from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
 
 from .delta import IMPORT_STATE, check_delta_base, check_expected_blobs, lineage_history
+from .issues import imported_record, record_entry, refuse_other_content, same_issue_served
 from .manifest import KIND_DELTA, FileEntry, Manifest, format_time
 from .verify import (
     ArtifactValidator,
@@ -68,6 +69,8 @@ class ImportReport:
     noop: bool = False
     rollback: bool = False
     warnings: tuple[str, ...] = ()  # trust decisions to print loudly: expiry override, rotation, revocation
+    served_as: str | None = None  # a no-op reissue: the bundle of the same issue whose view is served
+    issue: str | None = None  # a reissue: the first issue's bundle id
 
 
 def _crash_point(step: str) -> None:
@@ -192,6 +195,15 @@ def _import_bundle(
             assert current is not None
             _complete_record(path, store, current, manifest, ecosystems, progress)
             return _report(manifest, None, 0, 0, noop=True)
+        if not repair and same_issue_served(store, manifest, current):
+            assert current is not None
+            progress.note(
+                f"bundle {manifest.bundle_id} is sequence {manifest.sequence} issued as bundle {manifest.issue}, "
+                f"already served from bundle {current.bundle_id} with the same locks; nothing to do"
+            )
+            for channel in channels:
+                switch_locked(store, channel, current.view_id, action="import")
+            return dataclasses.replace(_report(manifest, None, 0, 0, noop=True), served_as=current.bundle_id)
         rollback = False if repair else _check_history(store, manifest, allow_rollback, progress)
         if manifest.kind == KIND_DELTA and not repair:  # its base must be here; refused before staging
             check_delta_base(store, manifest, lineage_history(store, manifest.lineage))
@@ -306,7 +318,7 @@ def _import_bundle(
                 for channel in channels:
                     switch_locked(store, channel, view.view_id, action="import")
                 _crash_point("switched")
-                _record_history(store, manifest)
+                _record_history(store, manifest, reader.signed[0], now)
                 gate.commit(manifest, signer, progress)  # rotations and revocations it carried, audited
             except OSError as exc:
                 raise UserError(
@@ -393,22 +405,30 @@ def _report(
         new_bytes=new_bytes,
         noop=noop,
         rollback=rollback,
+        issue=manifest.reissues.bundle_id if manifest.reissues is not None else None,
     )
 
 
 def _check_history(store: Store, manifest: Manifest, allow_rollback: bool, progress: Progress) -> bool:
-    """Refuse an older bundle of the same lineage (or a different bundle reusing the newest sequence)."""
-    highest, highest_id = lineage_history(store, manifest.lineage)
+    """Refuse an older bundle of the same lineage (or a different bundle reusing the newest sequence, unless it
+    is the same issue: a reissue of it, or the bundle it reissues)."""
+    last = imported_record(store, manifest.lineage)
+    if last is None:
+        return False
+    highest, highest_id = last.sequence, last.bundle_id
     older = manifest.sequence < highest
     reused = manifest.sequence == highest and highest_id is not None and highest_id != manifest.bundle_id
+    if reused and last.issue == manifest.issue:
+        refuse_other_content(manifest, f"bundle {highest_id}", last.profiles_sha256)
+        return False  # the same bundle again, in another file: imported like it (its view is not served now)
     if not (older or reused):
         return False
     what = (
         f"sequence {manifest.sequence} is older than {highest}, "
-        f"already imported for lineage {manifest.lineage}"
+        f"already imported for lineage {manifest.lineage}: superseded by {last.describe()}"
         if older
         else f"sequence {manifest.sequence} of lineage {manifest.lineage} "
-        f"was already imported as bundle {highest_id}"
+        f"was already imported as {last.describe()}"
     )
     if not allow_rollback:
         raise BundleRefused(
@@ -419,12 +439,12 @@ def _check_history(store: Store, manifest: Manifest, allow_rollback: bool, progr
     return True
 
 
-def _record_history(store: Store, manifest: Manifest) -> None:
+def _record_history(store: Store, manifest: Manifest, manifest_bytes: bytes, now: datetime) -> None:
     state = store.read_state(IMPORT_STATE)
     lineages = dict(state.get("lineages", {}))
     prev = lineages.get(manifest.lineage, {})
     if manifest.sequence >= int(prev.get("sequence", -1)):
-        lineages[manifest.lineage] = {"sequence": manifest.sequence, "bundle-id": manifest.bundle_id}
+        lineages[manifest.lineage] = record_entry(manifest, manifest_bytes, now)
     store.write_state(IMPORT_STATE, {**state, "lineages": lineages})
 
 

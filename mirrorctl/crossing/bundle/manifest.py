@@ -30,6 +30,11 @@ A *delta* bundle (``kind`` = ``"delta"``) carries only the blobs the inside lack
 never has these fields; an older reader refuses a delta on the unknown fields (and on its kind) instead of
 importing half a view.
 
+A *reissue* (optional ``reissues``, in a full bundle or a delta): ``{"sequence": N, "bundle-id": id}``. The outside
+exported the same selection (the same locks, key statements and base) again, in parts for a smaller medium say, so
+the bundle keeps the sequence ``N`` (its own ``sequence``) of the first issue, bundle ``id``; the importer takes it
+as that bundle (importing either after the other is a no-op) when its locks are the same.
+
 Format versions: 2 carries locks of lock-version 2 (each artifact has its ``path``); its fields are those of 1.
 1 (written before paths) carries lock-version 1 locks and is still read: the lock reader derives each path.
 A bundle's locks must be of the lock-version its format-version says (:data:`LOCK_VERSION_OF`), so the number
@@ -95,9 +100,10 @@ _TOP_KEYS = {
     "base",
     "expected",
     "rebuilt",
+    "reissues",
 }
 _DELTA_KEYS = {"base", "expected"}
-_REQUIRED = _TOP_KEYS - {"expires", "rebuilt"} - _DELTA_KEYS
+_REQUIRED = _TOP_KEYS - {"expires", "rebuilt", "reissues"} - _DELTA_KEYS
 _REBUILT_KEYS = {"path", "delta", "base-sha256", "base-size"}
 _BASE_KEYS = {"state-sha256", "lineage", "sequence", "bundle-id"}
 
@@ -206,6 +212,14 @@ class Rebuilt:
     base_size: int
 
 
+@dataclass(frozen=True, slots=True)
+class Reissue:
+    """What a reissue repeats: the sequence it keeps and the bundle id of its first issue."""
+
+    sequence: int
+    bundle_id: str
+
+
 def expected_digest(blobs: Mapping[str, int]) -> ExpectedSummary:
     """The summary of ``{sha256: size}``: canonical JSON ``[[sha256, size], ...]`` sorted by digest."""
     doc = [[sha, blobs[sha]] for sha in sorted(blobs)]
@@ -228,6 +242,12 @@ class Manifest:
     expected: ExpectedSummary | None = None  # deltas only: blobs of the view not carried, required in the store
     rebuilt: tuple[Rebuilt, ...] = ()  # deltas only: files rebuilt from a line delta, not tar members
     format_version: int = FORMAT_VERSION  # as read; an old bundle's manifest keeps its own
+    reissues: Reissue | None = None  # the same selection exported again: the first issue it repeats
+
+    @property
+    def issue(self) -> str:
+        """The bundle id of the first issue of this bundle's content and sequence: its own, or the one it reissues."""
+        return self.reissues.bundle_id if self.reissues is not None else self.bundle_id
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, no insignificant whitespace, ASCII only. These bytes are signed."""
@@ -248,6 +268,8 @@ class Manifest:
         }
         if self.expires is not None:
             doc["expires"] = format_time(self.expires)
+        if self.reissues is not None:
+            doc["reissues"] = {"sequence": self.reissues.sequence, "bundle-id": self.reissues.bundle_id}
         if self.kind == KIND_DELTA:  # a full bundle has none of the delta fields
             assert self.base is not None
             doc["base"] = self.base.to_dict()
@@ -351,6 +373,7 @@ def parse_manifest(data: bytes) -> Manifest:
         base = _parse_base(doc["base"], lineage)
         expected = _parse_expected(doc["expected"])
         rebuilt = _parse_rebuilt(doc.get("rebuilt", []), by_path)
+    reissues = _parse_reissues(doc["reissues"], sequence, bundle_id) if "reissues" in doc else None
     created = parse_time(doc["created"], "created")
     expires = parse_time(doc["expires"], "expires") if "expires" in doc else None
     if expires is not None and expires <= created:  # export never writes one: it would be expired when made
@@ -371,7 +394,27 @@ def parse_manifest(data: bytes) -> Manifest:
         expected=expected,
         rebuilt=rebuilt,
         format_version=format_version,
+        reissues=reissues,
     )
+
+
+def _parse_reissues(raw: Any, sequence: int, bundle_id: str) -> Reissue:
+    if not isinstance(raw, dict) or set(raw) != {"sequence", "bundle-id"}:
+        raise BundleRefused("manifest.json: reissues must be an object with exactly sequence and bundle-id")
+    seq = _integer(raw["sequence"], "manifest.json: reissues.sequence", high=MAX_SEQUENCE)
+    if seq != sequence:
+        raise BundleRefused(
+            f"manifest.json: reissues.sequence {seq} is not the bundle's sequence {sequence} (a reissue keeps it)"
+        )
+    first = raw["bundle-id"]
+    try:
+        if not isinstance(first, str) or str(uuid.UUID(first)) != first:
+            raise ValueError
+    except ValueError:
+        raise BundleRefused(f"manifest.json: reissues.bundle-id {_said(first)} is not a UUID") from None
+    if first == bundle_id:
+        raise BundleRefused("manifest.json: reissues.bundle-id is the bundle's own id")
+    return Reissue(seq, first)
 
 
 def _parse_expected(raw: Any) -> ExpectedSummary:
