@@ -31,6 +31,7 @@ from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import BundleRefused, UserError
 from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, merge_artifacts, read_lock
+from mirrorctl.progress import human_size
 
 if TYPE_CHECKING:
     from mirrorctl.runtime import Runtime
@@ -323,19 +324,6 @@ def compute_diff(a: Side, b: Side, ecosystems: Mapping[str, Ecosystem]) -> Diff:
 
 
 # --- rendering -------------------------------------------------------------------------------------------------
-def human_size(n: int, *, signed: bool = False) -> str:
-    """Decimal units, as a ticket reader expects: 999 B, 1.5 kB, 12 kB, 3.4 MB."""
-    sign = ("-" if n < 0 else "+") if signed else ("-" if n < 0 else "")
-    v = float(abs(n))
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if v < 1000 or unit == "TB":
-            if unit == "B":
-                return f"{sign}{int(v)} B"
-            return f"{sign}{v:.1f} {unit}" if v < 10 else f"{sign}{v:.0f} {unit}"
-        v /= 1000
-    raise AssertionError("unreachable")
-
-
 def _versions(c: Change) -> str:
     old, new = ", ".join(c.old_versions), ", ".join(c.new_versions)
     if c.kind == "added":

@@ -41,3 +41,23 @@ class SilentProgress:
 
 
 SILENT: Progress = SilentProgress()
+
+BYTE_UNITS = frozenset({"bytes", "B"})
+"""The ``unit=`` values that mean a task counts bytes (shown as sizes, with a transfer rate)."""
+
+
+def human_size(n: float, *, signed: bool = False) -> str:
+    """Decimal units, as a ticket reader expects: 999 B, 1.5 kB, 12 kB, 3.4 MB. The one size format of every
+    report, table and progress line, so a diff, ``snapshots list`` and a publish say the same number alike.
+
+    Example: ``human_size(12_345_678)`` is ``"12 MB"``; ``human_size(-1_500, signed=True)`` is ``"-1.5 kB"``.
+    """
+    sign = ("-" if n < 0 else "+") if signed else ("-" if n < 0 else "")
+    v = float(abs(n))
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if v < 1000 or unit == "TB":
+            if unit == "B":
+                return f"{sign}{int(v)} B"
+            return f"{sign}{v:.1f} {unit}" if v < 10 else f"{sign}{v:.0f} {unit}"
+        v /= 1000
+    raise AssertionError("unreachable")

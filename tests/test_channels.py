@@ -215,7 +215,10 @@ def test_cli_promote_rollback_and_channels(snaps: Snapshots) -> None:
     code, out = cli(root, "promote", snaps.second, "--channel", "prod")
     assert code == 0 and f"(was {snaps.first})" in out
     code, out = cli(root, "channels", "list")
-    assert code == 0 and f"prod  {snaps.second}  1 rollback step(s)" in out
+    # An aligned table (issue 13 item 10): channel, snapshot, created, sequence, rollback steps.
+    words = out.split()  # this cli() joins the lines
+    prod = words[words.index("prod") :][:5]
+    assert code == 0 and prod[1] == snaps.second and prod[-1] == "1", out
     code, out = cli(root, "rollback", "--channel", "prod")
     assert code == 0 and f"channel prod: now {snaps.first} (was {snaps.second})" in out
     code, out = cli(root, "channels", "history", "prod")

@@ -37,11 +37,13 @@ def test_list_shows_every_snapshot_with_its_channels(snaps: Snapshots) -> None:
     code, out = cli(snaps.world.root, "snapshots", "list")
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0].split() == ["id", "created", "bundle", "sequence", "profiles", "artifacts", "channels"]
+    # A size column (issue 13 item 10): sequence, profiles, artifacts, size, channels after the bundle id.
+    assert lines[0].split() == ["id", "created", "bundle", "sequence", "profiles", "artifacts", "size", "channels"]
     first, second = lines[1], lines[2]
-    assert first.startswith(snaps.first) and " 1  data,web  3  " in first
+    assert first.startswith(snaps.first) and first.split()[3:6] == ["1", "data,web", "3"]
     assert first.endswith("prod, current (rollback)")  # prod points at it; current could roll back to it
-    assert second.startswith(snaps.second) and " 2  data,web  2  current" in second
+    assert second.startswith(snaps.second) and second.split()[3:6] == ["2", "data,web", "2"]
+    assert second.endswith(" current")
     code, out = cli(snaps.world.root, "snapshots", "list", "--json")
     doc = json.loads(out)
     assert [d["id"] for d in doc] == [snaps.first, snaps.second]

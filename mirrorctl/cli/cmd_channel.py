@@ -6,7 +6,10 @@ from typing import Annotated
 
 import typer
 
+from mirrorctl.errors import MirrorctlError
+
 from .app import Ctx, run_sync
+from .render import Column, print_table
 
 channels_app = typer.Typer(
     help=(
@@ -57,7 +60,8 @@ def promote_cmd(
 
 @channels_app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
-    """List the channels, the snapshot each points at and how many rollback steps each has.
+    """List the channels as a table: the snapshot each points at, when that snapshot was made, its bundle's
+sequence, and how many rollback steps the channel has.
 
     Example: mirrorctl channels list
     """
@@ -68,9 +72,22 @@ def list_cmd(ctx: typer.Context) -> None:
     targets = run_sync(lambda: channels.channel_targets(store), c)
     if not targets:
         typer.echo(f"no channels in {store.root} yet")
+        return
+    rows = []
     for name, view_id in sorted(targets.items()):
-        steps = len(channels.history(store, name)["previous"])
-        typer.echo(f"{name}  {view_id}  {steps} rollback step(s)")
+        try:
+            view = store.load_view(view_id)
+            created, sequence = view.created, view.sequence
+        except (MirrorctlError, OSError, ValueError):
+            created, sequence = "(snapshot unreadable)", None  # still list the channel: the pointer is the news
+        rows.append([name, view_id, created, sequence, len(channels.history(store, name)["previous"])])
+    print_table(
+        [
+            Column("channel"), Column("snapshot"), Column("created"), Column("sequence", right=True),
+            Column("rollback steps", right=True),
+        ],
+        rows,
+    )
 
 
 @channels_app.command("history")
@@ -86,8 +103,10 @@ def history_cmd(
     c: Ctx = ctx.obj
     store = c.store()
     run_sync(lambda: channels.require_channel(store, channel), c)
-    for e in channels.history(store, channel)["log"]:
-        typer.echo(f"{e['when']}  {e['who']}  {e['action']}  {e.get('from') or '-'} -> {e['to']}")
+    print_table(
+        [Column("when"), Column("who"), Column("action"), Column("from"), Column("to")],
+        [[e["when"], e["who"], e["action"], e.get("from"), e["to"]] for e in channels.history(store, channel)["log"]],
+    )
 
 
 @channels_app.command("remove")

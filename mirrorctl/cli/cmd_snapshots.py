@@ -7,11 +7,17 @@ outside.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mirrorctl.progress import human_size
+
 from .app import Ctx, run_sync
+from .render import Column, print_table
+
+if TYPE_CHECKING:
+    from mirrorctl.inside.store import View
 
 snapshots_app = typer.Typer(
     help=(
@@ -24,6 +30,11 @@ snapshots_app = typer.Typer(
 )
 
 
+def view_bytes(view: View) -> int:
+    """What a snapshot's files weigh, companions (e.g. PEP 658 metadata) included: what crossed the gap."""
+    return sum(a.size + sum(c.size for c in a.companions) for a in view.artifacts)
+
+
 def _channels_text(channels: tuple[str, ...], rollback_for: tuple[str, ...]) -> str:
     parts = list(channels) + [f"{c} (rollback)" for c in rollback_for if c not in channels]
     return ", ".join(parts) or "-"
@@ -34,7 +45,8 @@ def list_cmd(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document instead of a table.")] = False,
 ) -> None:
-    """List the snapshots, oldest first: id, created, bundle, sequence, profiles, artifacts, channels.
+    """List the snapshots, oldest first, as a table: id, created, bundle, sequence, profiles, artifacts, size
+(their files with companions, e.g. 12 MB), channels.
 
     A channel marked "(rollback)" could go back to the snapshot with `mirrorctl rollback --channel`.
 
@@ -54,6 +66,7 @@ def list_cmd(
                 "sequence": i.view.sequence,
                 "profiles": sorted(i.view.profiles),
                 "artifacts": len(i.view.artifacts),
+                "bytes": view_bytes(i.view),
                 "channels": list(i.channels),
                 "rollback-for": list(i.rollback_for),
             }
@@ -64,13 +77,19 @@ def list_cmd(
     if not infos:
         typer.echo(f"no snapshots in {store.root} yet: `mirrorctl import BUNDLE` creates one")
         return
-    typer.echo("id  created  bundle  sequence  profiles  artifacts  channels")
-    for i in infos:
-        v = i.view
-        typer.echo(
-            f"{v.view_id}  {v.created}  {v.bundle_id}  {v.sequence}  {','.join(sorted(v.profiles)) or '-'}  "
-            f"{len(v.artifacts)}  {_channels_text(i.channels, i.rollback_for)}"
-        )
+    print_table(
+        [
+            Column("id"), Column("created"), Column("bundle"), Column("sequence", right=True), Column("profiles"),
+            Column("artifacts", right=True), Column("size", right=True), Column("channels"),
+        ],
+        [
+            [
+                i.view.view_id, i.view.created, i.view.bundle_id, i.view.sequence, ",".join(sorted(i.view.profiles)),
+                len(i.view.artifacts), human_size(view_bytes(i.view)), _channels_text(i.channels, i.rollback_for),
+            ]
+            for i in infos
+        ],
+    )
 
 
 @snapshots_app.command("show")
@@ -101,6 +120,7 @@ def show_cmd(
         typer.echo(f"artifacts {eco}: {n}")
     missing = missing_blobs(store, v)
     typer.echo(f"blobs     {'all present' if not missing else f'{len(missing)} MISSING: ' + '; '.join(missing[:5])}")
+    typer.echo(f"size      {human_size(view_bytes(v))}")
     for a in sorted(v.artifacts, key=lambda a: (a.ecosystem, a.name.lower(), a.version, a.filename)):
         typer.echo(f"  {a.ecosystem} {a.name} {a.version} {a.filename} {a.size}")
 

@@ -1,14 +1,26 @@
-"""Progress and messages for a terminal (rich) or a log (plain lines)."""
+"""Progress, messages and tables for a terminal (rich) or a log (plain lines).
+
+Tables: every listing command (``snapshots list``, ``channels list``, ``history``, a publish's results) prints
+through :func:`print_table`, so they align the same way: a rich table on a terminal, plain columns separated by
+two spaces otherwise (what a script or a log reads; no trailing spaces, header first). Sizes go through
+:func:`mirrorctl.progress.human_size`. Cells are text as given: nothing in them is read as rich markup.
+
+Example::
+
+    print_table([Column("id"), Column("size", right=True)], [["20261127T1530", human_size(12_300_000)]])
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, TextIO
 
 from mirrorctl.errors import MirrorctlError
-from mirrorctl.progress import Progress, ProgressTask
+from mirrorctl.progress import BYTE_UNITS, Progress, ProgressTask, human_size
 
 if TYPE_CHECKING:  # rich is imported when first used: a command run from a script or CI never needs it
     from rich.console import Console
@@ -20,6 +32,76 @@ def err_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
+
+
+# --- tables ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str
+    right: bool = False  # numbers and sizes: right-aligned so their digits line up
+
+
+Cell = object  # str() of it is shown; None shows as "-"
+
+
+def _cell(value: Cell) -> str:
+    text = "-" if value is None or value == "" else str(value)
+    return text.replace("\n", " ")  # one row is one line, whatever a name holds
+
+
+def _columns(columns: Sequence[Column | str]) -> list[Column]:
+    return [c if isinstance(c, Column) else Column(c) for c in columns]
+
+
+def table_lines(columns: Sequence[Column | str], rows: Iterable[Sequence[Cell]]) -> list[str]:
+    """The plain form: a header line, then one line per row, columns two spaces apart, no trailing spaces.
+
+    Example: ``table_lines(["name", Column("n", right=True)], [["a", 1], ["bb", 10]])`` gives
+    ``["name   n", "a      1", "bb    10"]``.
+    """
+    cols = _columns(columns)
+    body = [[_cell(v) for v in row] for row in rows]
+    for row in body:
+        if len(row) != len(cols):
+            raise ValueError(f"a table row has {len(row)} cells for {len(cols)} columns: {row}")
+    widths = [max([len(c.header)] + [len(r[i]) for r in body]) for i, c in enumerate(cols)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(w) if col.right else cell.ljust(w) for cell, col, w in zip(cells, cols, widths, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return [line([c.header for c in cols]), *(line(r) for r in body)]
+
+
+def print_table(
+    columns: Sequence[Column | str],
+    rows: Iterable[Sequence[Cell]],
+    *,
+    out: TextIO | None = None,
+    rich: bool | None = None,
+) -> None:
+    """Print a table on stdout (or ``out``): rich on a terminal (``rich=None`` asks ``isatty``), plain aligned
+    lines (:func:`table_lines`) otherwise."""
+    stream = out if out is not None else sys.stdout
+    body = [list(r) for r in rows]
+    use_rich = stream.isatty() if rich is None else rich
+    if not use_rich:
+        for text in table_lines(columns, body):
+            print(text, file=stream)
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for c in _columns(columns):
+        table.add_column(c.header, justify="right" if c.right else "left", no_wrap=True)
+    for row in body:
+        table.add_row(*(Text(_cell(v)) for v in row))
+    Console(file=stream, highlight=False).print(table)
 
 
 def error_lines(err: MirrorctlError) -> list[str]:
@@ -77,11 +159,12 @@ class RichProgress:
                 Progress as RichBars,
             )
 
+            sizes = unit in BYTE_UNITS
             self._bars = RichBars(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                DownloadColumn() if unit == "bytes" else MofNCompleteColumn(),
-                TransferSpeedColumn() if unit == "bytes" else TextColumn(""),
+                DownloadColumn() if sizes else MofNCompleteColumn(),
+                TransferSpeedColumn() if sizes else TextColumn(""),
                 TimeRemainingColumn(),
                 console=err_console(),
                 transient=True,
@@ -138,11 +221,8 @@ class PlainProgress:
 def _amount(n: float | None, unit: str) -> str:
     if n is None:
         return "?"
-    if unit == "bytes":
-        for u in ("B", "KB", "MB", "GB"):
-            if n < 1000 or u == "GB":
-                return f"{n:.0f} {u}" if u == "B" else f"{n:.1f} {u}"
-            n /= 1000
+    if unit in BYTE_UNITS:
+        return human_size(n)
     return f"{n:.0f}"
 
 
