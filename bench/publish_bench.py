@@ -134,8 +134,9 @@ class Runner:
 
 
 def result_line(output: str) -> str:
-    """The line `mirrorctl publish` prints per ecosystem (`pypi -> NAME: changed; ...`), without the progress."""
-    found = re.search(r"^pypi -> .*$", output, re.M)
+    """The row `mirrorctl publish` prints per ecosystem in its results table (`pypi  NAME  changed  ...`),
+    without the progress."""
+    found = re.search(r"^pypi\s.*$", output, re.M)
     return found.group(0) if found else output.strip().splitlines()[-1] if output.strip() else ""
 
 

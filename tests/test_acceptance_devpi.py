@@ -91,7 +91,8 @@ def test_real_pip_and_uv_install_from_the_published_devpi_index(
     env = {"DV_USER": user, "DV_PASS": password}
     done = runner.invoke(app, ["--config", str(config), "-q", "publish", "--to", "devpi"], env=env)
     assert done.exit_code == 0, done.output
-    assert f"{len(arts) + 1} uploaded" in done.output
+    row = done.output.splitlines()[-1].split()  # the results table's row: ecosystem, repository, result, uploaded
+    assert row[2:4] == ["changed", f"{len(arts) + 1}"], done.output
     ws = tmp_path / "ws"
     done = runner.invoke(
         app,

@@ -129,8 +129,13 @@ def test_real_pip_and_uv_install_from_the_pulp_distribution_and_see_a_rollback(
     publish_view(store, [*arts, tool, tool2], sequence=2)
     cli("-q", "publish", "--to", "pulp")
     again = cli("-q", "publish", "--to", "pulp")  # nothing new: no upload, no version
-    assert "unchanged; 0 uploaded, 8 already present, 0 removed, version 2" in again, again
-    history = [line.split() for line in cli("history", "--to", "pulp").splitlines() if line.strip()]
+    # publish prints a table (issue 13 item 10): ecosystem, repository, result, uploaded, present, removed, version
+    header, row = again.splitlines()[-2:]
+    assert header.split()[:7] == ["ecosystem", "repository", "result", "uploaded", "present", "removed", "version"]
+    assert row.split()[2:7] == ["unchanged", "0", "8", "0", "2"], again
+    shown = cli("history", "--to", "pulp")
+    assert "/pulp/api/" not in shown, shown  # no raw API addresses (issue 13 item 10)
+    history = [line.split() for line in shown.splitlines()[1:] if line.strip()]  # below the table's header
     # Versions 2, 1, 0; the served one (2) marked with "*".
     assert [h[:2] if h[0] == "*" else h[:1] for h in history] == [["*", "2"], ["1"], ["0"]], history
     ws = tmp_path / "ws"

@@ -277,9 +277,10 @@ def test_cli_publish_check_history_rollback(
 
     code, out = _run(config, ["publish", "--to", "dv"], env)
     assert code == 0, out
-    assert f"{len(arts)} uploaded" in out and f"{user}/{index}/+simple/" in out
+    row = out.splitlines()[-1].split()  # the results table: ecosystem, repository, result, uploaded, ...
+    assert row[3] == f"{len(arts)}" and f"{user}/{index}/+simple/" in out, out
     code, out = _run(config, ["publish", "--to", "dv"], env)
-    assert code == 0 and "unchanged; 0 uploaded" in out, out
+    assert code == 0 and out.splitlines()[-1].split()[2:4] == ["unchanged", "0"], out
 
     code, out = _run(config, ["targets", "check", "dv"], env)
     assert code == 0 and f"devpi-server {devpi_service.server_version}" in out and out.rstrip().endswith("ok"), out

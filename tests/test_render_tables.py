@@ -124,3 +124,40 @@ def test_channels_list_and_history_are_aligned_tables(snaps: Snapshots) -> None:
     assert [r.split()[2] for r in rows] == ["promote", "promote"]
     assert rows[0].split()[3] == "-" and rows[1].split()[3] == snaps.first
     assert all(r[starts(r, header, "to")] != " " for r in rows)
+
+
+def test_history_table_hides_pulp_api_addresses_and_aligns(capsys: pytest.CaptureFixture[str]) -> None:
+    from mirrorctl.cli.cmd_publish import print_versions
+    from mirrorctl.targets.base import PublishedVersion
+
+    href = "/pulp/api/v3/repositories/python/python/0190-ab/versions/{n}/"
+    versions = [
+        PublishedVersion("pypi", "team", n, f"2026-03-{n + 1:02d}T12:00:00Z", 70 + n, n == 10,
+                         {"href": href.format(n=n), "added": str(n), "removed": "0"})
+        for n in (10, 9)
+    ]
+    print_versions(versions)
+    header, first, second = capsys.readouterr().out.splitlines()
+    assert "/pulp/api/" not in header + first + second and "href" not in header
+    assert header.split() == ["version", "created", "repository", "artifacts", "added", "removed"]
+    assert first.split() == ["*", "10", "2026-03-11T12:00:00Z", "team", "80", "10", "0"]
+    assert second.split()[0] == "9" and second.index("9") == first.index("10") + 1  # numbers right-aligned
+
+
+def test_publish_results_are_one_table_row_per_repository(capsys: pytest.CaptureFixture[str]) -> None:
+    from mirrorctl.cli.cmd_publish import RESULT_COLUMNS, result_row
+    from mirrorctl.targets.base import PublishResult
+
+    results = [
+        PublishResult("pypi", "team-pypi", 70, 0, 0, 1, True, "http://127.0.0.1:24817/pypi/team/simple/", 14.25),
+        PublishResult("npm", "team-npm", 0, 120, 3, None, False, "http://127.0.0.1:24817/npm/team/", 0.5),
+    ]
+    print_table(RESULT_COLUMNS, [result_row(r) for r in results])
+    header, pypi, npm = capsys.readouterr().out.splitlines()
+    assert header.split() == [
+        "ecosystem", "repository", "result", "uploaded", "present", "removed", "version", "took", "clients", "use",
+    ]
+    assert pypi.split() == ["pypi", "team-pypi", "changed", "70", "0", "0", "1", "14.2s",
+                            "http://127.0.0.1:24817/pypi/team/simple/"]
+    assert npm.split()[2:8] == ["unchanged", "0", "120", "3", "-", "0.5s"]
+    assert pypi.index("http") == npm.index("http") == header.index("clients use")

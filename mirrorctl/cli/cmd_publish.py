@@ -15,6 +15,7 @@ from mirrorctl.runtime import Runtime
 from mirrorctl.targets.base import PublishedVersion, PublishResult, PublishTarget, TargetCheck, make_target
 
 from .app import Ctx, fail, run_async, run_sync
+from .render import Column, print_table
 
 T = TypeVar("T")
 
@@ -57,13 +58,19 @@ def with_target(
     return go
 
 
-def _render_result(r: PublishResult) -> str:
-    what = "changed" if r.changed else "unchanged"
-    version = f", version {r.version}" if r.version is not None else ""
-    return (
-        f"{r.ecosystem} -> {r.repository}: {what}; {r.uploaded} uploaded, {r.present} already present, "
-        f"{r.removed} removed{version}; {r.seconds:.1f}s; clients use {r.endpoint}"
-    )
+RESULT_COLUMNS = (
+    Column("ecosystem"), Column("repository"), Column("result"), Column("uploaded", right=True),
+    Column("present", right=True), Column("removed", right=True), Column("version", right=True),
+    Column("took", right=True), Column("clients use"),
+)
+
+
+def result_row(r: PublishResult) -> list[object]:
+    """One publish result as a row of RESULT_COLUMNS ("present": files the server already had)."""
+    return [
+        r.ecosystem, r.repository, "changed" if r.changed else "unchanged", r.uploaded, r.present, r.removed,
+        r.version, f"{r.seconds:.1f}s", r.endpoint,
+    ]
 
 
 def publish_cmd(
@@ -105,8 +112,7 @@ def publish_cmd(
         ),
         c,
     )
-    for r in results:
-        typer.echo(_render_result(r))
+    print_table(RESULT_COLUMNS, [result_row(r) for r in results])
 
 
 def check_cmd(
@@ -136,10 +142,27 @@ def check_cmd(
         raise typer.Exit(1)
 
 
-def _render_version(v: PublishedVersion) -> str:
-    extra = " ".join(f"{k}={val}" for k, val in sorted(v.details.items()) if val)
-    return f"{'*' if v.served else ' '} {v.version:>5}  {v.created}  {v.repository}  {v.artifacts} artifacts" + (
-        f"  {extra}" if extra else ""
+# Details a target keeps for its own use (Pulp's API address of the version, which rollback reads): data, not
+# something a person reviewing the history acts on.
+_HIDDEN_DETAILS = frozenset({"href"})
+_DETAIL_ORDER = ("added", "removed", "uploaded", "present", "view", "bundle", "who", "error")
+
+
+def print_versions(versions: list[PublishedVersion]) -> None:
+    """The versions as a table: `*` marks the served one; the details any version has become columns."""
+    keys = {k for v in versions for k, val in v.details.items() if val and k not in _HIDDEN_DETAILS}
+    extra = [k for k in _DETAIL_ORDER if k in keys] + sorted(keys - set(_DETAIL_ORDER))
+    numeric = {"added", "removed", "uploaded", "present"}
+    print_table(
+        [
+            Column(""), Column("version", right=True), Column("created"), Column("repository"),
+            Column("artifacts", right=True), *(Column(k, right=k in numeric) for k in extra),
+        ],
+        [
+            ["*" if v.served else " ", v.version, v.created, v.repository, v.artifacts,
+             *(v.details.get(k) for k in extra)]
+            for v in versions
+        ],
     )
 
 
@@ -156,8 +179,8 @@ def history_cmd(ctx: typer.Context, to: ToOption, ecosystem: EcosystemOption = N
     versions = run_async(with_target(c.runtime, to, lambda t: service.history(store, t, eco, target_name=to)), c)
     if not versions:
         typer.echo(f"nothing published to {to} for {eco} yet")
-    for v in versions:
-        typer.echo(_render_version(v))
+        return
+    print_versions(versions)
 
 
 def rollback_cmd(
