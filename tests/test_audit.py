@@ -216,7 +216,9 @@ def test_cli_verify_and_show(world: World) -> None:
     code, out = cli(world.root, "audit", "verify")
     assert code == 0 and "5 entries, chain intact" in out and f"head: {head}" in out
     code, out = cli(world.root, "audit", "show", "--last", "2")
-    assert code == 0 and out.startswith("3 ") and "import refused" in out and "import noop" not in out
+    # Numbered as verify counts entries (issue 13 item 10): the last two of five are entries 4 and 5 (seq 3, 4).
+    assert code == 0 and out.startswith("entry") and "import noop" not in out, out
+    assert "refused" in out and "5 entries (entries 4 to 5 shown)" in out
     code, out = cli(world.root, "audit", "show", "--json")
     assert code == 0 and out.count('"hash":') == 5
     data = lines(store)
@@ -224,6 +226,55 @@ def test_cli_verify_and_show(world: World) -> None:
     write_lines(store, data)
     code, out = cli(world.root, "audit", "verify")
     assert code == 1 and "line 2:" in out and "chain is broken" in out
+
+
+def show_and_verify(root: Path, *args: str) -> tuple[list[list[str]], str, str]:
+    """`audit show` (its table rows split, and its closing line) and `audit verify`'s output, unjoined."""
+    old = Path.cwd()
+    os.chdir(root)
+    try:
+        shown = CliRunner().invoke(app, ["audit", "show", *args])
+        verified = CliRunner().invoke(app, ["audit", "verify"])
+    finally:
+        os.chdir(old)
+    assert shown.exit_code == 0, shown.output
+    *table, summary = shown.output.splitlines()
+    return [row.split() for row in table[1:]], summary, verified.output
+
+
+def test_show_and_verify_count_entries_the_same_way(world: World) -> None:
+    store = journal_of_five(world)
+    cli(world.root, "audit", "verify")  # writes mirrorctl.toml
+    rows, summary, verified = show_and_verify(world.root)
+    report = audit.verify(store)
+    # Entry N is the Nth line in both; show's last row is the entry verify names as the head.
+    assert [r[0] for r in rows] == ["1", "2", "3", "4", "5"]
+    assert "OK: " in verified and "5 entries, chain intact" in verified
+    assert f"head: {report.head}  (entry 5:" in verified
+    assert summary.startswith("5 entries; ") and f"head {report.head} " in summary
+    assert rows[-1][3] == report.head_entry["event"]  # type: ignore[index]
+    rows, summary, _ = show_and_verify(world.root, "--last", "1")
+    assert [r[0] for r in rows] == ["5"] and summary.startswith("5 entries (entries 5 to 5 shown); ")
+    # One more entry: both count six, and show's head is again the head verify prints.
+    audit.append(store, "test", result="ok")
+    rows, summary, verified = show_and_verify(world.root, "-n", "2")
+    head = audit.verify(store).head
+    assert [r[0] for r in rows] == ["5", "6"] and f"head {head} " in summary and f"head: {head}" in verified
+    assert audit.listing(store).entries == audit.verify(store).entries == 6
+
+
+def test_show_still_lists_a_damaged_journal_with_the_same_numbers(world: World) -> None:
+    store = journal_of_five(world)
+    cli(world.root, "audit", "verify")
+    data = lines(store)
+    data[2] = b"not json\n"
+    write_lines(store, data)
+    before = audit.journal_path(store).read_bytes()
+    rows, summary, verified = show_and_verify(world.root)
+    assert [r[0] for r in rows] == ["1", "2", "3", "4", "5"] and "(unreadable" in " ".join(rows[2])
+    assert summary.startswith("5 entries; ")
+    assert "line 3:" in verified and "not JSON" in verified  # verify names the same entry number
+    assert audit.journal_path(store).read_bytes() == before
 
 
 def test_cli_help_has_examples() -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .app import Ctx, run_sync
+from .render import Column, print_table
 
 if TYPE_CHECKING:
     from mirrorctl.inside import audit
@@ -113,23 +114,37 @@ def show_cmd(
     last: Annotated[int | None, typer.Option("--last", "-n", min=1, help="Only the last N entries.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The entries as JSON lines, as stored.")] = False,
 ) -> None:
-    """Print the journal's entries, oldest first (does not check the chain: run `audit verify` for that).
+    """Print the journal's entries, oldest first, as a table numbered as `audit verify` counts them (entry N is
+    the Nth line; its seq is N-1), then the entry count and the head. Does not check the chain: run `audit verify`
+    for that; on an intact journal both say the same count and head.
 
     Example: mirrorctl audit show --last 20
     """
     from mirrorctl.inside import audit
 
     c: Ctx = ctx.obj
-    entries = run_sync(lambda: audit.last_entries(c.runtime.store, last), c)
-    if not entries:
-        typer.echo("the audit journal is empty")
-    for e in entries:
-        if as_json or "unreadable" in e:
+    shown = run_sync(lambda: audit.listing(c.runtime.store, last), c)
+    if as_json:
+        for _, e in shown.shown:
             typer.echo(json.dumps(e, sort_keys=True))
+        return
+    if not shown.entries:
+        typer.echo("the audit journal is empty")
+        return
+    rows = []
+    for number, e in shown.shown:
+        if "unreadable" in e:
+            rows.append([number, None, None, "(unreadable line)", None, e["unreadable"]])
             continue
         rest = {k: v for k, v in e.items() if k not in ("seq", "time", "who", "event", "result", "prev", "hash")}
         details = " ".join(f"{k}={v}" for k, v in sorted(rest.items()) if v is not None)
-        typer.echo(f"{e.get('seq')} {e.get('time')} {e.get('who')} {e.get('event')} {e.get('result', '')} {details}")
+        rows.append([number, e.get("time"), e.get("who"), e.get("event"), e.get("result"), details])
+    print_table([Column("entry", right=True), "time", "who", "event", "result", "details"], rows)
+    first = shown.shown[0][0]
+    which = "" if first == 1 else f" (entries {first} to {shown.entries} shown)"
+    typer.echo(
+        f"{shown.entries} entries{which}; head {shown.head} (not checked here: `mirrorctl audit verify` checks it)"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -71,6 +71,7 @@ import json
 import os
 import re
 import socket
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -395,7 +396,11 @@ def _tail(path: Path) -> tuple[int, str]:
 
 
 def read_entries(store: Store) -> Iterator[tuple[int, bytes]]:
-    """(line number from 1, exact bytes with newline if present) of every line."""
+    """(entry number, exact bytes with newline if present) of every line.
+
+    The one definition of how entries are counted, for ``verify`` and ``audit show`` alike: entry N is the
+    journal's Nth line (its ``seq`` is N - 1), and "N entries" is the number of lines, which is the ENTRIES of a
+    head (``N:SHA256``)."""
     path = journal_path(store)
     try:
         f = open(path, "rb")
@@ -447,7 +452,7 @@ def verify(store: Store, expect: tuple[Head, ...] = ()) -> AuditReport:
             raise bad("prev does not match the previous line (an entry removed, inserted or reordered)")
         prev = hashlib.sha256(line).hexdigest()
         expected_seq += 1
-        count += 1
+        count = number  # entries are counted as lines, as read_entries numbers them (see Listing)
         last_doc = doc
         for h in by_entry.get(count, ()):
             found[id(h)] = (count, prev)
@@ -492,6 +497,38 @@ def _check_head(path: Path, head: Head, at: tuple[int, str] | None, count: int, 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What ``audit show`` prints: the count and head as ``verify`` would report them for an intact chain (not
+    checked here), and the entries shown, each with its entry number."""
+
+    path: Path
+    entries: int  # lines in the journal (read_entries' count)
+    head: Head | None  # ENTRIES:sha256 of the last line as it stands; None when the journal is empty
+    shown: tuple[tuple[int, dict[str, Any]], ...]  # (entry number from 1, the entry or {"unreadable": text})
+
+
+def listing(store: Store, n: int | None = None) -> Listing:
+    """The last ``n`` entries (all when None) numbered as ``verify`` counts them; a line that is not JSON is
+    ``{"unreadable": ...}`` so a damaged journal can still be looked at.
+
+    Example: ``listing(store, 20).head`` is what ``audit verify`` prints as the head when the chain is intact.
+    """
+    shown: deque[tuple[int, dict[str, Any]]] = deque(maxlen=n)
+    count, last = 0, b""
+    for number, line in read_entries(store):
+        count, last = number, line
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            doc = {"line": number, "unreadable": line.decode(errors="replace").rstrip("\n")}
+        shown.append((number, doc))
+    head = Head(count, hashlib.sha256(last).hexdigest(), "the journal") if count else None
+    return Listing(journal_path(store), count, head, tuple(shown))
+
+
 def last_entries(store: Store, n: int | None = None) -> list[dict[str, Any]]:
     """The journal's entries (the last ``n``), parsed; lines that are not JSON are shown as ``{"line": n,
     "unreadable": ...}`` so ``audit show`` still works on a damaged journal."""
@@ -506,6 +543,6 @@ def last_entries(store: Store, n: int | None = None) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "AuditReport", "Head", "anchor_path", "append", "current_head", "journal_path", "last_entries", "parse_head",
-    "read_anchor", "record", "redact", "snapshot_fields", "verify",
+    "AuditReport", "Head", "Listing", "anchor_path", "append", "current_head", "journal_path", "last_entries",
+    "listing", "parse_head", "read_anchor", "record", "redact", "snapshot_fields", "verify",
 ]
