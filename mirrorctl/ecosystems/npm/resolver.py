@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -40,9 +37,9 @@ import nodesemver
 
 from mirrorctl.ecosystems.base import ResolveContext
 from mirrorctl.errors import IntegrityError, MirrorctlError, ResolutionError
-from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, AttrValue
 
+from .lockcheck import check_lock
 from .registry import Packument, RegistryClient, Tarball, sri_hashes
 from .spec import (
     NpmSpec,
@@ -55,6 +52,9 @@ from .spec import (
     valid_name,
     valid_version,
 )
+from .staging import StagedStore
+
+__all__ = ["check_lock", "pick_version", "recorded_tags", "resolve_spec"]
 
 Chain = tuple[str, ...]
 # The lock attr naming the upstream dist-tags that pointed at the locked version ("latest,next"): what serve and
@@ -395,46 +395,9 @@ def _first_error(exc: BaseException) -> BaseException:
     return exc
 
 
-class _StagedStore(Store):
-    """The store as the registry client sees it while locking: tarballs verified during resolution are
-    staged beside the store's temp files and committed only once the whole closure resolved, so a lock that
-    fails (a range nothing satisfies, a missing package, a hostile document) stores nothing."""
-
-    def __init__(self, store: Store) -> None:
-        super().__init__(store.root, adapters=store._adapters)
-        self._target = store
-        self._staged: dict[str, Path] = {}
-        self._discarded = False
-        # commit_blob runs in worker threads; a cancelled download's thread may still be in it at discard().
-        self._mutex = threading.Lock()
-
-    def commit_blob(self, tmp: Path, sha256: str) -> Path:
-        with self._mutex:
-            if self._discarded or sha256 in self._staged or self._target.has_blob(sha256):
-                tmp.unlink(missing_ok=True)
-                return self._staged.get(sha256) or self._target.blob_path(sha256)
-            staged = tmp.with_name(tmp.name.removesuffix(".part") + ".staged")
-            os.replace(tmp, staged)
-            self._staged[sha256] = staged
-            return staged
-
-    def publish(self) -> None:
-        with self._mutex:
-            for sha256, staged in sorted(self._staged.items()):
-                self._target.commit_blob(staged, sha256)
-            self._staged.clear()
-
-    def discard(self) -> None:
-        with self._mutex:
-            self._discarded = True
-            for staged in self._staged.values():
-                staged.unlink(missing_ok=True)
-            self._staged.clear()
-
-
 async def resolve_spec(spec: NpmSpec, ctx: ResolveContext) -> list[Artifact]:
     """Every platform's closure, merged: one artifact per tarball, ``targets`` naming the platforms."""
-    staged = _StagedStore(ctx.store)
+    staged = StagedStore(ctx.store)
     registry = RegistryClient(
         ctx.client,
         ctx.upstream.url,
@@ -461,56 +424,3 @@ async def resolve_spec(spec: NpmSpec, ctx: ResolveContext) -> list[Artifact]:
     return artifacts
 
 
-def check_lock(spec: NpmSpec, artifacts: Sequence[Artifact], targets: Collection[str] | None = None) -> list[str]:
-    """Problems that make the locked set no longer fit the spec (reads no network): a missing or extra
-    platform, a profile package or package-lock pin the locked versions no longer meet, a dist-tag the profile
-    names that the lock does not record (an older lock: resolved again). A lock without any ``dist-tags`` attr
-    is otherwise accepted: the mirror then publishes ``latest`` only, as the highest mirrored release.
-
-    ``targets``: the platforms the lock records as resolved (None: those its artifacts name). A recorded
-    platform without artifacts is an empty closure (its only packages are optional ones it does not install),
-    which is valid."""
-    problems: list[str] = []
-    wanted = set(spec.target_ids())
-    locked_targets = {t for a in artifacts for t in a.targets} | set(targets or ())
-    for extra in sorted(locked_targets - wanted):
-        problems.append(f"npm: the lock has platform {extra}, which the profile no longer declares")
-    for plat in spec.target_ids():
-        if plat not in locked_targets:
-            problems.append(f"npm platform {plat}: not in the lock")
-    by_name: dict[str, list[Artifact]] = {}
-    for a in artifacts:
-        by_name.setdefault(a.name, []).append(a)
-    for root in spec.roots:
-        have = by_name.get(root.name, [])
-        if root.exact:
-            ok = any(a.version == root.spec for a in have)
-        elif classify(root.spec) == "tag":
-            # Where a tag points is the upstream's to say (checked when locking), but the mirror must be able
-            # to serve the tag: a lock made before tags were recorded serves only ``latest``.
-            tag = root.spec.strip()
-            ok = bool(have)
-            if ok and tag != "latest" and not any(tag in _tags_of(a) for a in have):
-                problems.append(
-                    f"npm: {root.origin}: {root.label}: the lock records no dist-tag {tag!r} (made before "
-                    f"dist-tags were recorded), so the mirror could not serve {root.name}@{tag}; lock again"
-                )
-                continue
-        else:
-            rng = root.spec.strip() or "*"
-            ok = any(_satisfies(a.version, rng) for a in have)
-        if not ok and not (root.optional and not have):
-            problems.append(f"npm: {root.origin}: {root.label} is not met by the locked versions")
-    return problems
-
-
-def _tags_of(a: Artifact) -> list[str]:
-    value = a.attrs.get(DIST_TAGS_ATTR)
-    return value.split(",") if isinstance(value, str) and value else []
-
-
-def _satisfies(version: str, rng: str) -> bool:
-    try:
-        return bool(nodesemver.satisfies(version, rng, loose=True))
-    except ValueError:
-        return False
