@@ -73,7 +73,10 @@ def test_platform_rules() -> None:
     assert x64.accepts(["linux"], ["x64"]) and not x64.accepts(["darwin"], ["x64"])
     assert x64.accepts(["!win32"], None) and not x64.accepts(["!linux"], ["x64"])
     assert x64.accepts(None, None), "no os/cpu: every platform"
-    assert x64.accepts(["linux"], ["x64"], ["musl"]), "without a declared libc both builds are kept"
+    # Changed on purpose (issue 13 item 11): a linux platform without a libc is glibc, so a musl build is dropped.
+    assert not x64.accepts(["linux"], ["x64"], ["musl"]), "linux-x64 is glibc: the musl build is not kept"
+    assert x64.accepts(["linux"], ["x64"], ["glibc"]) and x64.accepts(["linux"], ["x64"], ["!musl"])
+    assert not Platform("darwin", "arm64").accepts(None, None, ["glibc"]), "npm reports no libc off linux"
     musl = Platform("linux", "x64", "musl")
     assert not musl.accepts(["linux"], ["x64"], ["glibc"]) and musl.accepts(["linux"], ["x64"], ["musl"])
 

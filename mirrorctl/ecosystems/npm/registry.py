@@ -23,6 +23,7 @@ import asyncio
 import base64
 import binascii
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import os
@@ -71,6 +72,7 @@ class Packument:
     versions: Mapping[str, Mapping[str, Any]]  # version -> the kept fields plus "dist"
     url: str  # where it was read (for messages; never written into a lock)
     size: int = 0  # bytes of the document as received
+    abbreviated: bool = False  # the corgi form: no ``libc`` (the public registry leaves it out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,20 @@ class RegistryClient:
             self._docs[name] = asyncio.ensure_future(self._fetch_packument(name))
         return asyncio.shield(self._docs[name])
 
+    def full_packument(self, name: str) -> Awaitable[Packument | None]:
+        """The full document (``libc`` is only there), requested once; the one already read when it was full."""
+        key = f"full:{name}"
+        if key not in self._docs:
+
+            async def get() -> Packument | None:
+                doc = await self.packument(name)
+                if doc is None or not doc.abbreviated:
+                    return doc
+                return await self._fetch_packument(name, full=True)
+
+            self._docs[key] = asyncio.ensure_future(get())
+        return asyncio.shield(self._docs[key])
+
     def tarball(self, url: str, integrity: str | None, shasum: str | None, label: str) -> Awaitable[Tarball]:
         """Download (once per URL), verify against integrity/shasum, and keep in the store when there is one."""
         if url not in self._tarballs:
@@ -173,9 +189,9 @@ class RegistryClient:
 
     # -- packuments -----------------------------------------------------------------------------------------
 
-    async def _fetch_packument(self, name: str) -> Packument | None:
+    async def _fetch_packument(self, name: str, full: bool = False) -> Packument | None:
         url = self.packument_url(name)
-        accepts = [ACCEPT_CORGI, ACCEPT_FULL] if self._abbreviated else [ACCEPT_FULL]
+        accepts = [ACCEPT_CORGI, ACCEPT_FULL] if self._abbreviated and not full else [ACCEPT_FULL]
         for accept in accepts:  # pacote retries with the full document when the corgi request is a 404
 
             async def get(accept: str = accept) -> httpx.Response | None:
@@ -191,8 +207,11 @@ class RegistryClient:
                 self.bytes_read += len(body)
                 # Large documents (thousands of versions) are parsed off the event loop.
                 if len(body) > 512 * 1024:
-                    return await asyncio.to_thread(_parse_packument, name, body, redact(url))
-                return _parse_packument(name, body, redact(url))
+                    doc = await asyncio.to_thread(_parse_packument, name, body, redact(url))
+                else:
+                    doc = _parse_packument(name, body, redact(url))
+                corgi = CORGI in resp.headers.get("content-type", "")
+                return dataclasses.replace(doc, abbreviated=True) if corgi else doc
         return None
 
     # -- tarballs ------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ Mounted at ``/npm``::
 
 Only what the view holds is listed: versions the view does not carry do not exist here, ``dist-tags`` are
 those the locks recorded (attr ``dist-tags``: the upstream's tags that pointed at a locked version) with
-``latest`` the highest mirrored release when no lock recorded it (see :func:`dist_tags`), and every ``dist.tarball``
+``latest`` the highest version a profile asked for (see :func:`dist_tags`), and every ``dist.tarball``
 points at this mirror, built from the request's own URL so the same view works under any host name. A name
 the view does not carry gets a fast JSON 404, which npm reports at once (it does not retry a 404).
 
@@ -122,6 +122,7 @@ def latest_version(versions: Sequence[str]) -> str:
 
 
 DIST_TAGS_ATTR = "dist-tags"  # the lock attr (npm/resolver.py): "latest,next", the tags upstream had
+ROOTS_ATTR = "roots"  # the lock attr (npm/resolver.py): the profile requests a version answers
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
 
 
@@ -129,9 +130,11 @@ def dist_tags(artifacts: Sequence[Artifact]) -> dict[str, str]:
     """The ``dist-tags`` a package's mirrored artifacts (not empty) publish, sorted by tag.
 
     Every tag a lock recorded on a mirrored version; when locks disagree (several versions carry one tag), the
-    highest of them. ``latest`` is always present: the upstream's when its version is mirrored, else the
-    highest mirrored release (the highest version when all are prereleases), which is also the rule for
-    locks made before tags were recorded."""
+    highest of them. ``latest`` is always present: the highest version a profile asked for (attr ``roots``;
+    a release before a prerelease), so ``npm install eslint`` inside takes the major the team declared, not one
+    a peer range elsewhere let in. For a package no profile asked for (only reached as a dependency), and for
+    locks made before roots were recorded: the upstream's ``latest`` when its version is mirrored, else the
+    highest mirrored release (the highest version when all are prereleases)."""
     tagged: dict[str, set[str]] = {}
     for a in artifacts:
         value = a.attrs.get(DIST_TAGS_ATTR)
@@ -140,7 +143,10 @@ def dist_tags(artifacts: Sequence[Artifact]) -> dict[str, str]:
             if _TAG.match(tag) and nodesemver.valid_range(tag, loose=True) is None:
                 tagged.setdefault(tag, set()).add(a.version)
     tags = {tag: sorted(versions, key=VERSION_KEY)[-1] for tag, versions in tagged.items()}
-    if "latest" not in tags:
+    asked = sorted({a.version for a in artifacts if a.attrs.get(ROOTS_ATTR)}, key=VERSION_KEY)
+    if asked:
+        tags["latest"] = latest_version(asked)
+    elif "latest" not in tags:
         tags["latest"] = latest_version(sorted({a.version for a in artifacts}, key=VERSION_KEY))
     return dict(sorted(tags.items()))
 

@@ -6,7 +6,7 @@ Example profile table (paths are relative to the profile file)::
     packages = ["typescript@^5.4", "@types/node@20", "eslint@latest", "left-pad@npm:other@^1"]
     package-json = "../web/package.json"     # its dependencies, devDependencies, optionalDependencies
     package-lock = "../web/package-lock.json" # exactly the versions it pins (lockfileVersion 1, 2 or 3)
-    platforms = ["linux-x64", "linux-arm64"]  # os-cpu as npm names them (process.platform-process.arch)
+    platforms = ["linux-x64", "linux-arm64"]  # os-cpu[-libc] as npm names them; linux means glibc unless -musl
     include-peer = true                       # npm 7+ installs peerDependencies (optional ones excepted)
 
 A package argument is split the way npm-package-arg splits it: the name (``@scope/name`` keeps its first
@@ -43,7 +43,7 @@ PLATFORM_GRAMMAR = (
     + ", ".join(NODE_OS)
     + "; cpu one of "
     + ", ".join(NODE_CPU)
-    + "; libc (linux only) glibc or musl, e.g. linux-x64, linux-arm64, darwin-arm64, win32-x64"
+    + "; libc (linux only, glibc when left out) glibc or musl, e.g. linux-x64, linux-x64-musl, darwin-arm64, win32-x64"
 )
 
 # validate-npm-package-name, relaxed as npm relaxes it for packages published before the rules tightened
@@ -71,12 +71,18 @@ class Platform:
 
     def accepts(self, os: Any, cpu: Any, libc: Any = None) -> bool:
         """npm-install-checks' platform rule for a package's ``os``/``cpu``/``libc`` lists (``!`` negates).
-        Without a declared libc, both glibc and musl builds are kept (the mirror serves either)."""
+        A linux platform that names no libc is glibc (``linux-x64`` = ``linux-x64-glibc``): a musl build is kept
+        only for a platform that names musl (``linux-x64-musl``), as npm on that machine would install it."""
         if not _list_ok(os, self.os) or not _list_ok(cpu, self.cpu):
             return False
-        if libc and self.os == "linux" and self.libc is not None:
-            return _list_ok(libc, self.libc)
+        if libc:  # npm reports no libc off linux, and then refuses any package that names one
+            return self.libc_name is not None and _list_ok(libc, self.libc_name)
         return True
+
+    @property
+    def libc_name(self) -> str | None:
+        """The libc npm reports on this platform: the declared one, glibc on linux by default."""
+        return self.libc or ("glibc" if self.os == "linux" else None)
 
 
 def _list_ok(values: Any, value: str) -> bool:
