@@ -12,7 +12,9 @@ The artifact contract every part relies on (one Artifact per tarball)::
     size, sha256                                (of the tarball bytes)
     targets   = ["linux-x64", ...]              (the declared platforms that need it)
     attrs     = {"integrity": "sha512-<base64>", "shasum": "<sha1 hex>", "deprecated": "<message>" (optional),
-                 "dist-tags": "latest,next" (optional: the upstream's tags on this version, sorted; serve.dist_tags)}
+                 "dist-tags": "latest,next" (optional: the upstream's tags on this version, sorted; serve.dist_tags),
+                 "roots": "eslint@^9" (optional: the profile requests it answers; serve's latest reads it),
+                 "required-by": "plugin@1.2.0, other@2.0.0" (optional: packages whose edges reach it)}
     companions: none. What the registry serves for a version (dependencies, bin, os, cpu, engines, ...) is read
                 from the tarball's own package/package.json, so nothing beyond the verified tarball crosses.
 
