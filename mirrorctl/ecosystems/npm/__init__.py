@@ -22,7 +22,10 @@ Modules:
 
     spec.py         [npm] profile table -> NpmSpec; name/version grammar checks for import
     registry.py     the upstream registry client (packuments, full and abbreviated)
-    resolver.py     the closure per platform, with node-semver ranges
+    resolver.py     the closure per platform, with node-semver ranges; peers placed as npm places them
+    picking.py      the version npm-pick-manifest picks for one range
+    staging.py      tarballs verified while locking, committed to the store once the closure resolved
+    lockcheck.py    whether a lock still fits its profile (lock --check)
     fetchplan.py    locked tarballs -> upstream URLs (from the packument's dist.tarball)
     manifest.py     package.json read out of a tarball (no extraction to disk)
     serve.py        the embedded registry over the served view

@@ -54,6 +54,7 @@ from mirrorctl.errors import IntegrityError, MirrorctlError, ResolutionError
 from mirrorctl.lockfile import Artifact, AttrValue
 
 from .lockcheck import check_lock
+from .picking import Versions, pick_version, pick_without_scan, scan
 from .registry import Packument, RegistryClient, Tarball, sri_hashes
 from .spec import (
     NpmSpec,
@@ -114,77 +115,6 @@ class _Peer:
         return (*self.dependent, self.name, self.wanted, tuple(sorted(self.platforms)))
 
 
-class _Versions:
-    """A packument's versions parsed once (loose, as npm parses them), for range matching."""
-
-    def __init__(self, packument: Packument) -> None:
-        self.parsed: list[tuple[Any, str]] = []
-        for v in packument.versions:
-            try:
-                self.parsed.append((nodesemver.make_semver(v, loose=True), v))
-            except ValueError:
-                continue  # a version npm could not match either
-
-
-def pick_version(packument: Packument, spec: str, versions: _Versions | None = None) -> str | None:
-    """The version npm would install for ``spec`` (a version, a range or a dist-tag), or None."""
-    decided, picked, range_obj = _pick_without_scan(packument, spec)
-    if decided:
-        return picked
-    return _scan(packument, range_obj, versions or _Versions(packument))
-
-
-@functools.lru_cache(maxsize=4096)
-def _range(spec: str) -> Any:
-    """node-semver's Range for ``spec`` (immutable: ``test`` keeps no state), parsed once per run; None if
-    invalid. The same few hundred ranges recur across a closure."""
-    try:
-        return nodesemver.make_range(spec, loose=True)
-    except ValueError:
-        return None
-
-
-def _pick_without_scan(packument: Packument, spec: str) -> tuple[bool, str | None, Any]:
-    """(decided, version, range): what needs no pass over every version (a tag, an exact version, the
-    ``latest`` tag when it satisfies the range, which is npm's first choice); else the range to scan with."""
-    kind = classify(spec)
-    docs = packument.versions
-    if kind == "tag":
-        tagged = packument.dist_tags.get(spec.strip())
-        return True, (tagged if tagged in docs else None), None
-    if kind == "version":
-        parsed = nodesemver.valid(spec.strip(), loose=True)
-        exact = parsed.version + ("+" + ".".join(map(str, parsed.build)) if parsed.build else "") if parsed else None
-        if exact in docs:
-            return True, exact, None
-        spec = exact or spec  # a registry may list 1.2.3 where the spec says =1.2.3 or v1.2.3
-    if kind is None:
-        return True, None, None
-    range_obj = _range(spec.strip() or "*")
-    if range_obj is None:
-        return True, None, None
-    latest = packument.dist_tags.get("latest")
-    if latest is not None and latest in docs and not docs[latest].get("deprecated"):
-        try:
-            if range_obj.test(nodesemver.make_semver(latest, loose=True)):
-                return True, latest, None
-        except ValueError:
-            pass
-    return False, None, range_obj
-
-
-def _scan(packument: Packument, range_obj: Any, versions: _Versions) -> str | None:
-    docs = packument.versions
-    best: tuple[bool, Any, str] | None = None  # (not deprecated, version, raw): npm prefers both, in order
-    for sv, raw in versions.parsed:
-        if not range_obj.test(sv):
-            continue
-        fresh = not docs[raw].get("deprecated")
-        if best is None or fresh > best[0] or (fresh == best[0] and sv.compare(best[1]) > 0):
-            best = (fresh, sv, raw)
-    return best[2] if best else None
-
-
 # Edge kinds, as arborist names them.
 DEP, OPTIONAL, PEER, PEER_OPTIONAL = "prod", "optional", "peer", "peerOptional"
 
@@ -234,7 +164,7 @@ class Resolver:
         self.platforms = {p.id: p for p in spec.platforms}
         self.nodes: dict[tuple[str, str], _Node] = {}
         self._picks: dict[tuple[str, str], str | None] = {}
-        self._versions: dict[str, _Versions] = {}
+        self._versions: dict[str, Versions] = {}
         self.skipped: list[str] = []
         self._peers: list[_Peer] = []
 
@@ -255,14 +185,14 @@ class Resolver:
         doc = await self.packument(name, wanted, chain)
         key = (name, wanted)
         if key not in self._picks:
-            decided, picked, range_obj = _pick_without_scan(doc, wanted)
+            decided, picked, range_obj = pick_without_scan(doc, wanted)
             if not decided:
                 # Parsing every version (thousands for some packages) is CPU work: only when the latest tag
                 # does not satisfy the range, once per package, off the event loop.
                 versions = self._versions.get(name)
                 if versions is None:
-                    versions = self._versions[name] = await asyncio.to_thread(_Versions, doc)
-                picked = _scan(doc, range_obj, versions)
+                    versions = self._versions[name] = await asyncio.to_thread(Versions, doc)
+                picked = scan(doc, range_obj, versions)
             self._picks[key] = picked
         version = self._picks[key]
         if version is None:
