@@ -286,11 +286,15 @@ class Resolver:
         """The platforms that install an optional package (its ``os``/``cpu``/``libc``). The abbreviated document
         the public registry serves has no ``libc``: for a linux build it is read from the full document."""
         manifest = doc.versions[version]
-        if "libc" not in manifest and _names_linux(manifest.get("os")) and doc.abbreviated:
+        kept = {p for p in platforms if _platform_ok(self.platforms[p], manifest)}
+        # Only a build that some declared linux platform would take by os/cpu is worth the larger document.
+        linux = any(self.platforms[p].os == "linux" for p in kept)
+        if linux and "libc" not in manifest and _names_linux(manifest.get("os")) and doc.abbreviated:
             full = await self.registry.full_packument(name)
             if full is not None and version in full.versions:
                 manifest = full.versions[version]
-        return {p for p in platforms if _platform_ok(self.platforms[p], manifest)}
+                kept = {p for p in kept if _platform_ok(self.platforms[p], manifest)}
+        return kept
 
     async def place_peers(self) -> None:
         """Rounds of peer placement until no new peer edge appears (see the module docstring)."""
