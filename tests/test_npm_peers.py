@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ import httpx
 from mirrorctl.ecosystems.npm import NpmEcosystem
 from mirrorctl.inside.serve import create_app
 from mirrorctl.inside.store import Store
+from mirrorctl.targets.pulp.files import layout_files
 from tests.fixtures.npm_registry import (  # noqa: F401  (fixtures used by name)
     FixtureNpmRegistry,
     PkgSpec,
@@ -87,6 +89,9 @@ async def test_served_latest_is_the_highest_version_a_root_asked_for(
     assert doc["dist-tags"]["latest"] == "9.5.0", "the root's version, not the upstream's latest tag (10.1.0)"
     # No profile asked for the core: the highest mirrored release, as before.
     assert core["dist-tags"]["latest"] == "9.0.0"
+    # The static registry published to Pulp carries the same tag.
+    files = {f.relative_path: f for f in layout_files(NpmEcosystem(), arts, store, "http://pulp.internal/npm/")}
+    assert json.loads(files["-/packuments/mctl-lint"].data or b"")["dist-tags"]["latest"] == "9.5.0"
 
 
 async def test_peers_in_one_round_share_a_version_when_one_fits_all(
