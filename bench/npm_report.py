@@ -330,8 +330,8 @@ def notes(r: Results) -> list[str]:
             f"Beside what `npm ci` installed on this linux-x64 machine: {len(cl.missing_vs_ci)} package versions "
             f"npm installed are not in mirrorctl's linux-x64 set{_listed(cl.missing_vs_ci)}; "
             f"{len(cl.extra_vs_ci)} in mirrorctl's linux-x64 set were not installed by npm"
-            f"{_listed(cl.extra_vs_ci)} (npm installs only this machine's libc variant and skips optional "
-            "peers; mirrorctl mirrors glibc and musl variants, as a target declares no libc)."
+            f"{_listed(cl.extra_vs_ci)} (linux-x64 is a glibc target, as this machine is: musl builds are "
+            "mirrored only for a linux-x64-musl target; optional peers only when the closure holds the package)."
         )
         out.append(
             f"Beside npm's package-lock.json filtered by `os`/`cpu` to linux-x64 or linux-arm64 (a flat filter, "
