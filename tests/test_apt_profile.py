@@ -189,7 +189,12 @@ def test_discover_from_deb822_sources(tmp_path: Path) -> None:
     found = discover_upstream({}, etc=tmp_path)
     assert found is not None
     assert found.url == "http://deb.mirror.internal/debian/"
-    assert found.settings == {"keyring": "/usr/share/keyrings/upstream-archive-keyring.gpg"}
+    # The security archive is kept too (issue 13 item 6), with the suites it lists; it names no Signed-By here.
+    assert found.settings == {
+        "keyring": "/usr/share/keyrings/upstream-archive-keyring.gpg",
+        "archives": {"debian-security": {"url": "http://deb.mirror.internal/debian-security/",
+                                         "suites": ["bookworm-security"]}},
+    }
     assert found.source == f"{tmp_path}/sources.list.d/debian.sources (URIs)"
 
 

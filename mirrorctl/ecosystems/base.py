@@ -215,9 +215,10 @@ class ClientConfig:
 class DiscoveredUpstream:
     url: str
     source: str  # where it was found, e.g. "pip config (global.index-url)"
-    # More keys of [upstreams.<name>] the client's settings give (apt: {"keyring": "<its Signed-By>"}); written
-    # by ``mirrorctl init`` as they are, so they must be keys ``parse_upstream`` accepts.
-    settings: Mapping[str, str] = field(default_factory=dict)
+    # More keys of [upstreams.<name>] the client's settings give (apt: {"keyring": "<its Signed-By>", "archives":
+    # {...}}); written by ``mirrorctl init`` as they are (TOML values, tables too), so they must be keys
+    # ``parse_upstream`` accepts.
+    settings: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

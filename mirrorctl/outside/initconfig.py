@@ -39,7 +39,7 @@ def init_config(
     if path.exists() and not force:
         raise UserError(f"{path}: already exists", hint="pass --force to overwrite it, or edit it by hand")
     upstreams: dict[str, tuple[str, str]] = {}
-    more: dict[str, Mapping[str, str]] = {}  # other keys the client's settings give (DiscoveredUpstream.settings)
+    more: dict[str, Mapping[str, object]] = {}  # other keys the client's settings give (DiscoveredUpstream.settings)
     missing: list[str] = []
     for name, eco in sorted(ecosystems.items()):
         if overrides and name in overrides:
@@ -56,7 +56,7 @@ def init_config(
             raise UserError(f"--upstream {name}=...: unknown ecosystem", hint=f"known: {', '.join(sorted(ecosystems))}")
 
     doc: dict[str, object] = {"store": {"path": store}, "profiles": {"dir": "profiles"}}
-    ups: dict[str, dict[str, str]] = {}
+    ups: dict[str, dict[str, object]] = {}
     for name, (url, _source) in upstreams.items():
         parts = urlsplit(url)
         if parts.username or parts.password:

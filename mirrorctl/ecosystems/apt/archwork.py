@@ -24,16 +24,17 @@ from typing import Any
 from mirrorctl.errors import IntegrityError, MirrorctlError, ProfileError, ResolutionError, UserError
 
 from .index import scan_index
-from .resolve import BinaryPackage, ResolvedPackage, resolve
+from .resolve import BinaryPackage, ResolvedPackage, Source, resolve
 from .spec import AptSpec
 
 
 @dataclass(frozen=True)
 class ArchResult:
-    """One architecture's closure, the component of each of its pool files, and where the time went."""
+    """One architecture's closure, the source (suite, archive, component) of each of its pool files, and where the
+    time went."""
 
     resolved: list[ResolvedPackage]
-    components: dict[str, str]
+    sources: dict[str, Source]
     parse_s: float
     resolve_s: float
     error: tuple[str, str, str | None] | None = None  # (error class, message, hint): exceptions lose hints in pickling
@@ -52,8 +53,13 @@ def _read(text: bytes) -> list[BinaryPackage]:
     return [BinaryPackage(fields) for fields in scan_index(text)]
 
 
-def _closure(spec: AptSpec, arch: str, parts: Sequence[tuple[str, list[BinaryPackage]]], parse_s: float) -> ArchResult:
-    """Resolve over the packages of each (component, packages) part, in the profile's component order."""
+def _closure(
+    spec: AptSpec, arch: str, parts: Sequence[tuple[Source, list[BinaryPackage]]], parse_s: float
+) -> ArchResult:
+    """Resolve over the packages of each (source, packages) part, in the profile's suite and component order."""
+    for source, found in parts:
+        for pkg in found:
+            pkg.source = source
     packages = [pkg for _, found in parts for pkg in found]
     try:
         t0 = time.monotonic()
@@ -61,26 +67,27 @@ def _closure(spec: AptSpec, arch: str, parts: Sequence[tuple[str, list[BinaryPac
         resolve_s = time.monotonic() - t0
     except (IntegrityError, ResolutionError, UserError) as exc:
         return _failed(exc)
-    component_of: dict[str, str] = {}
-    names = {p.name for p in resolved}  # only these stanzas' Filename is read (the others stay unparsed)
-    for component, found in parts:
-        for pkg in found:
-            if pkg.name in names:
-                component_of.setdefault(pkg.filename, component)
-    used = {p.filename: component_of.get(p.filename, spec.components[0]) for p in resolved}
+    used = {p.filename: p.source for p in resolved if p.source is not None}
     return ArchResult(resolved, used, parse_s, resolve_s)
 
 
-def lock_arch(spec: AptSpec, arch: str, indexes: Sequence[tuple[str, str, bytes]]) -> ArchResult:
-    """Read and resolve one architecture from its whole index texts (component, Release path, text), each already
-    checked against the Release by :class:`.index.IndexCheck`."""
+def lock_arch(spec: AptSpec, arch: str, indexes: Sequence[tuple[Source, str, bytes]]) -> ArchResult:
+    """Read and resolve one architecture from its whole index texts (source, index key, text), each already
+    checked against its suite's Release by :class:`.index.IndexCheck`."""
     try:
         t0 = time.monotonic()
-        parts = [(component, _read(text)) for component, _path, text in indexes]
+        parts = [(source, _read(text)) for source, _key, text in indexes]
         parse_s = time.monotonic() - t0
     except IntegrityError as exc:
         return _failed(exc)
     return _closure(spec, arch, parts, parse_s)
+
+
+def _suites(spec: AptSpec) -> str:
+    """``suite 'bookworm'`` or ``suites 'bookworm', 'bookworm-security'`` for messages."""
+    if not spec.more_suites:
+        return f"suite {spec.suite!r}"
+    return "suites " + ", ".join(repr(s) for s in spec.suites)
 
 
 def resolve_arch(spec: AptSpec, arch: str, packages: list[BinaryPackage]) -> list[ResolvedPackage]:
@@ -91,7 +98,7 @@ def resolve_arch(spec: AptSpec, arch: str, packages: list[BinaryPackage]) -> lis
     except ResolutionError as exc:
         named = [spec.origin(p) for p in spec.packages if f"package {p} " in exc.message or f"pin {p}=" in exc.message]
         where = f" (named at {named[0]})" if named else ""
-        raise ResolutionError(f"apt suite {spec.suite!r}: {exc.message}{where}", hint=exc.hint) from exc
+        raise ResolutionError(f"apt {_suites(spec)}: {exc.message}{where}", hint=exc.hint) from exc
     names = {p.name for p in result}
     for root in spec.packages:
         if root not in names:
@@ -100,7 +107,7 @@ def resolve_arch(spec: AptSpec, arch: str, packages: list[BinaryPackage]) -> lis
             providers = sorted({p.name for p in packages if p.architecture in (arch, "all")
                                 and any(v == root for v, _ in p.provides)})
             raise ResolutionError(
-                f"apt suite {spec.suite!r}: {root} ({spec.origin(root)}) is a virtual package on {arch}, "
+                f"apt {_suites(spec)}: {root} ({spec.origin(root)}) is a virtual package on {arch}, "
                 f"provided by {', '.join(providers)}",
                 hint="name the package that provides it instead",
             )
@@ -109,7 +116,7 @@ def resolve_arch(spec: AptSpec, arch: str, packages: list[BinaryPackage]) -> lis
 
 def child_main() -> None:
     """The worker's entry point. Messages on stdin (pickled; from our own parent only, nothing from the network is
-    unpickled): ("text", path, piece) | ("reset", path) | ("resolve", spec, arch, [(component, path)]). Pieces are
+    unpickled): ("text", path, piece) | ("reset", path) | ("resolve", spec, arch, [(source, key)]). Pieces are
     read as they come but stay unused until "resolve"; the one answer (an :class:`ArchResult`) goes to stdout. End
     of input without "resolve" (the parent failed or gave up): exit."""
     source, sink = sys.stdin.buffer, sys.stdout.buffer
@@ -170,7 +177,7 @@ class ArchWorker:
     def reset(self, path: str) -> None:
         self._send(("reset", path))
 
-    def _resolve(self, spec: AptSpec, arch: str, order: list[tuple[str, str]]) -> ArchResult:
+    def _resolve(self, spec: AptSpec, arch: str, order: list[tuple[Source, str]]) -> ArchResult:
         assert self._proc.stdout is not None
         self._send(("resolve", spec, arch, order))
         try:
@@ -181,7 +188,7 @@ class ArchWorker:
         assert isinstance(result, ArchResult)
         return result
 
-    async def resolve(self, spec: AptSpec, arch: str, order: list[tuple[str, str]]) -> ArchResult:
+    async def resolve(self, spec: AptSpec, arch: str, order: list[tuple[Source, str]]) -> ArchResult:
         return await asyncio.to_thread(self._resolve, spec, arch, order)
 
     def close(self) -> None:

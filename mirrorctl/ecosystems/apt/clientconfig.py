@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from mirrorctl.ecosystems.base import INSTALL_DIR, ClientConfig, ServedContent
 
 from .archive_key import ArchiveKey
+from .repo import together_suites
 
 SOURCES_DIR = "sources.list.d"
 SOURCES = f"{SOURCES_DIR}/mirrorctl.sources"
@@ -43,14 +44,17 @@ def repository_url(mirror_url: str) -> str:
     return mirror_url.rstrip("/") + "/apt/"
 
 
-def served_suites(content: ServedContent) -> dict[str, list[str]]:
-    """suite -> sorted components, from the apt artifacts of the current view."""
+def served_suites(content: ServedContent, *, siblings: bool = True) -> dict[str, list[str]]:
+    """suite -> sorted components, from the apt artifacts of the current view: each artifact's suite and the
+    suites it was resolved together with (a release, its -updates, its security suite)."""
     view = content.current()
     suites: dict[str, set[str]] = {}
     for a in view.artifacts(ECOSYSTEM) if view is not None else ():
         suite, component = a.attrs.get("suite"), a.attrs.get("component")
         if isinstance(suite, str) and isinstance(component, str):
             suites.setdefault(suite, set()).add(component)
+            for sibling in together_suites(a) if siblings else ():  # repo.py offers these too
+                suites.setdefault(sibling, set()).add(component)
     return {s: sorted(c) for s, c in sorted(suites.items())}
 
 
@@ -104,7 +108,9 @@ def client_config(
     """
     if content is None:
         return _EMPTY
-    suites = served_suites(content)
+    # Pulp (an endpoint) publishes only the suites its packages are placed in; `mirrorctl serve` offers every suite
+    # resolved together, empty ones too.
+    suites = served_suites(content, siblings=endpoint is None)
     if not suites:
         return _EMPTY
     uri = endpoint if endpoint is not None else repository_url(mirror_url)

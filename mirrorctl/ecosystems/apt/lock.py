@@ -28,16 +28,17 @@ from typing import Protocol
 
 import httpx
 
+from mirrorctl.config import Upstream
 from mirrorctl.ecosystems.base import FetchItem, ResolveContext
-from mirrorctl.errors import IntegrityError, ProfileError, ResolutionError, UserError
+from mirrorctl.errors import IntegrityError, NetworkError, ProfileError, ResolutionError, UserError
 from mirrorctl.lockfile import Artifact
 from mirrorctl.net import RetryPolicy, redact, retrying
 
 from .archwork import ERRORS, ArchResult, ArchWorker, lock_arch
 from .index import IndexCheck
 from .release import VerifiedRelease, verify_inrelease
-from .resolve import ResolvedPackage
-from .settings import upstream_keyring
+from .resolve import DEFAULT_PRIORITY, ResolvedPackage, Source
+from .settings import AptArchive, archive_for, archives
 from .spec import AptSpec, check_pool_path, validate_artifact
 
 # Below this much compressed index data a worker process costs more than it saves (tests, small suites).
@@ -142,24 +143,25 @@ async def _get(client: httpx.AsyncClient, url: str, what: str, retries: int, sin
     return await retrying(once, what, RetryPolicy(retries=retries))
 
 
-def pick_index(release: VerifiedRelease, component: str, arch: str, spec: AptSpec) -> str:
+def pick_index(release: VerifiedRelease, component: str, arch: str, spec: AptSpec, suite: str | None = None) -> str:
     """The Release path of the index to fetch for (component, arch); refuses what the suite does not offer."""
+    suite = suite or spec.suite
     stem = f"{component}/binary-{arch}/Packages"
     for suffix in INDEX_FORMS:
         if stem + suffix in release.entries:
             return stem + suffix
     if release.architectures and arch not in release.architectures:
         raise ProfileError(
-            f"{spec.origin('arch:' + arch)}: suite {spec.suite!r} has no architecture {arch!r}",
+            f"{spec.origin('arch:' + arch)}: suite {suite!r} has no architecture {arch!r}",
             hint="the signed Release offers: " + " ".join(release.architectures),
         )
     if release.components and component not in release.components:
         raise ProfileError(
-            f"{spec.origin('component:' + component)}: suite {spec.suite!r} has no component {component!r}",
+            f"{spec.origin('component:' + component)}: suite {suite!r} has no component {component!r}",
             hint="the signed Release offers: " + " ".join(release.components),
         )
     raise IntegrityError(
-        f"suite {spec.suite!r}: the signed Release lists no Packages index for {component}/binary-{arch}",
+        f"suite {suite!r}: the signed Release lists no Packages index for {component}/binary-{arch}",
         hint="check the suite, components and architectures of the profile against the upstream",
     )
 
@@ -180,42 +182,114 @@ def arch_all_index(release: VerifiedRelease, component: str) -> str | None:
     return next((stem + suffix for suffix in INDEX_FORMS if stem + suffix in release.entries), None)
 
 
+def release_priority(release: VerifiedRelease) -> int:
+    """apt's default pin priority for the versions of a suite (apt_preferences(5)): 500, 1 when the signed
+    Release says ``NotAutomatic: yes`` (experimental), 100 when it also says ``ButAutomaticUpgrades: yes``
+    (backports)."""
+    fields = {k.lower(): v.strip().lower() for k, v in release.fields.items()}
+    if fields.get("notautomatic") != "yes":
+        return DEFAULT_PRIORITY
+    return 100 if fields.get("butautomaticupgrades") == "yes" else 1
+
+
+@dataclass(frozen=True)
+class _Suite:
+    """One suite of the profile, its archive, and its verified Release."""
+
+    index: int
+    name: str
+    archive: AptArchive
+    release: VerifiedRelease
+    priority: int
+
+
+def _archive_of(spec: AptSpec, upstream: Upstream, suite: str) -> AptArchive:
+    archive = archive_for(upstream, suite)
+    if archive is None:
+        carried = [f"{a.table}: {' '.join(a.suites or ('any other suite',))}" for a in archives(upstream)]
+        raise ProfileError(
+            f"{spec.origin('suite:' + suite)}: no archive of mirrorctl.toml carries suite {suite!r}",
+            hint="add it to the suites of the archive that has it; " + "; ".join(carried),
+        )
+    if archive.keyring is None:
+        raise UserError(
+            f"{archive.table}: no keyring configured to verify {redact(archive.url)}",
+            hint=f'add keyring = "/path/to/archive-keyring.gpg" (the Signed-By of the upstream) under '
+            f"[{archive.table}] in mirrorctl.toml",
+        )
+    return archive
+
+
+async def _verified_suite(
+    spec: AptSpec, index: int, suite: str, archive: AptArchive, ctx: ResolveContext
+) -> _Suite:
+    """Fetch and verify ``dists/<suite>/InRelease`` of its archive with that archive's own keyring."""
+    assert archive.keyring is not None
+    url = f"{archive.url}dists/{suite}/InRelease"
+    what = f"apt suite {suite} InRelease"
+    try:
+        inrelease = await _get(ctx.client, url, what, ctx.fetch.retries, lambda: _Bounded(what, url, _INRELEASE_MAX))
+    except NetworkError as exc:
+        if exc.status in (404, 410):
+            # Still a network failure (exit 1: a mirror may lag behind), but named after the profile field.
+            raise NetworkError(
+                f"{spec.origin('suite:' + suite)}: suite {suite!r} is not on {archive.table} "
+                f"({redact(archive.url)}): {exc.message}",
+                hint="check the suite name against the archive, or which archive carries it in mirrorctl.toml",
+            ) from exc
+        raise
+    try:
+        release = await asyncio.to_thread(
+            verify_inrelease, inrelease, archive.keyring, suite=suite, fingerprints=spec.fingerprints
+        )
+    except IntegrityError as exc:
+        if "signature refused" not in exc.message and "not an allowed key" not in exc.message:
+            raise
+        raise IntegrityError(
+            f"{exc.message}: {archive.table}.keyring ({archive.keyring}) does not vouch for {redact(archive.url)}",
+            hint=f"set the keyring apt's Signed-By names for this archive under [{archive.table}] in mirrorctl.toml",
+        ) from exc
+    priority = spec.priorities.get(suite, release_priority(release))
+    return _Suite(index, suite, archive, release, priority)
+
+
 async def _fetch_and_lock(
     spec: AptSpec,
-    release: VerifiedRelease,
-    wanted: Sequence[tuple[str, str, str]],
+    sizes: Mapping[str, int],
+    wanted: Sequence[tuple[Source, str, str]],
     get: Callable[[str, Sequence[ArchWorker]], Awaitable[bytes]],
     done: Callable[[ArchResult], None] = lambda _: None,
 ) -> tuple[dict[str, ArchResult], float]:
     """Each architecture's indexes fetched (checked and decompressed as they stream in) and resolved once every one
-    of them checked out. With several architectures, CPUs and a big suite, each architecture has a worker process
+    of them checked out. ``wanted``: (source, architecture, index key) with ``sizes`` per index key (the Release's
+    size of the file). With several architectures, CPUs and a big suite, each architecture has a worker process
     that reads the text while it downloads (:class:`.archwork.ArchWorker`; reading a full index is CPU-bound
     Python, so threads would not overlap); otherwise a thread reads the whole texts. An index several
     architectures read (binary-all) is fetched once: ``get`` receives the workers of all of them (none without
     workers) and its text serves each. ``done`` sees each architecture's result on the loop thread as soon as it
     is in. Returns the results and when the last index arrived."""
-    size = sum(release.entries[path].size for _, _, path in wanted)
+    size = sum(sizes[key] for _, _, key in wanted)
     parallel = len(spec.architectures) > 1 and (os.cpu_count() or 1) > 1 and size > _PARALLEL_MIN_BYTES
     fetched = 0.0
     workers: dict[str, ArchWorker] = {}
     fetches: dict[str, asyncio.Future[bytes]] = {}
 
-    def fetch(path: str) -> asyncio.Future[bytes]:
-        if path not in fetches:
-            readers = dict.fromkeys(a for _, a, p in wanted if p == path)
-            fetches[path] = asyncio.ensure_future(get(path, [workers[a] for a in readers if a in workers]))
-        return fetches[path]
+    def fetch(key: str) -> asyncio.Future[bytes]:
+        if key not in fetches:
+            readers = dict.fromkeys(a for _, a, k in wanted if k == key)
+            fetches[key] = asyncio.ensure_future(get(key, [workers[a] for a in readers if a in workers]))
+        return fetches[key]
 
     async def one(arch: str) -> ArchResult:
         nonlocal fetched
-        mine = [(c, path) for c, a, path in wanted if a == arch]
+        mine = [(source, key) for source, a, key in wanted if a == arch]
         worker = workers.get(arch)
-        bodies = await asyncio.gather(*(fetch(path) for _, path in mine))
+        bodies = await asyncio.gather(*(fetch(key) for _, key in mine))
         fetched = max(fetched, time.monotonic())
         if worker is not None:
             result = await worker.resolve(spec, arch, mine)
         else:
-            indexes = [(c, path, body) for (c, path), body in zip(mine, bodies, strict=True)]
+            indexes = [(source, key, body) for (source, key), body in zip(mine, bodies, strict=True)]
             result = await asyncio.to_thread(lock_arch, spec, arch, indexes)
         done(result)
         return result
@@ -251,96 +325,103 @@ def _send_text(readers: Sequence[ArchWorker], path: str, piece: bytes) -> None:
 
 
 async def resolve_spec(spec: AptSpec, ctx: ResolveContext) -> list[Artifact]:
-    """Fetch, verify, parse and resolve; one Artifact per .deb with the architectures that need it."""
+    """Fetch, verify, parse and resolve; one Artifact per .deb with the architectures that need it.
+
+    Several suites (a release, its -updates, its security suite, each perhaps from its own archive with its own
+    keyring) are resolved together as apt resolves every source it reads: each suite's InRelease is verified with
+    its archive's keyring, and every version of every suite is a candidate (see :mod:`.resolve`)."""
     global last_timings
     upstream = ctx.upstream
-    keyring = upstream_keyring(upstream)
-    if keyring is None:
-        raise UserError(
-            f"upstreams.{upstream.ecosystem}: no keyring configured to verify {redact(upstream.url)}",
-            hint='add keyring = "/path/to/archive-keyring.gpg" (the Signed-By of the upstream) under '
-            f"[upstreams.{upstream.ecosystem}] in mirrorctl.toml",
-        )
-    base = base_url(upstream.url)
+    chosen = [(i, suite, _archive_of(spec, upstream, suite)) for i, suite in enumerate(spec.suites)]
     retries = ctx.fetch.retries
-    task = ctx.progress.task(f"apt {spec.suite}: InRelease and Packages indexes")
+    label = ", ".join(spec.suites)
+    task = ctx.progress.task(f"apt {label}: InRelease and Packages indexes")
     started = time.monotonic()
     try:
-        url = f"{base}dists/{spec.suite}/InRelease"
-        what = f"apt suite {spec.suite} InRelease"
-        inrelease = await _get(ctx.client, url, what, retries, lambda: _Bounded(what, url, _INRELEASE_MAX))
-        release = await asyncio.to_thread(
-            verify_inrelease, inrelease, keyring, suite=spec.suite, fingerprints=spec.fingerprints
-        )
-        arch_all = {c: arch_all_index(release, c) for c in spec.components}
-        wanted = [
-            (c, a, path)
-            for a in spec.architectures
-            for c in spec.components
-            for path in (pick_index(release, c, a, spec), arch_all[c])
-            if path is not None
-        ]
+        suites = list(await asyncio.gather(*(_verified_suite(spec, i, s, a, ctx) for i, s, a in chosen)))
+        wanted: list[tuple[Source, str, str]] = []
+        where: dict[str, tuple[_Suite, str]] = {}  # index key -> (suite, Release path)
+        for st in suites:
+            for c in spec.components:
+                source = Source(st.index, st.name, st.archive.name, c, st.priority)
+                arch_all = arch_all_index(st.release, c)
+                for arch in spec.architectures:
+                    for path in (pick_index(st.release, c, arch, spec, st.name), arch_all):
+                        if path is not None:
+                            key = f"{st.index}:{path}"
+                            where[key] = (st, path)
+                            wanted.append((source, arch, key))
         checks: list[IndexCheck] = []
 
-        def get(path: str, readers: Sequence[ArchWorker]) -> Awaitable[bytes]:
-            what = f"apt suite {spec.suite} index {path}"
+        def get(key: str, readers: Sequence[ArchWorker]) -> Awaitable[bytes]:
+            st, path = where[key]
+            what = f"apt suite {st.name} index {path}"
             attempts = 0
 
             def check() -> IndexCheck:
                 nonlocal attempts
                 if attempts:
                     for worker in readers:
-                        worker.reset(path)  # each worker drops what a failed attempt sent
+                        worker.reset(key)  # each worker drops what a failed attempt sent
                 attempts += 1
-                on_text = partial(_send_text, readers, path) if readers else None
-                checks.append(IndexCheck(release, path, on_text))
+                on_text = partial(_send_text, readers, key) if readers else None
+                checks.append(IndexCheck(st.release, path, on_text))
                 return checks[-1]
 
-            return _get(ctx.client, f"{base}dists/{spec.suite}/{path}", what, retries, check)
+            return _get(ctx.client, f"{st.archive.url}dists/{st.name}/{path}", what, retries, check)
+
+        url_of = {st.archive.name: st.archive.url for st in suites}
 
         def done(result: ArchResult) -> None:
             # lock --snapshot: this architecture's .debs start downloading while the others still resolve. Only
             # files a verified index vouches for (Size, SHA256); the snapshot checks every locked file again.
             if ctx.prefetch is not None and result.error is None:
                 for pkg in result.resolved:
-                    if pkg.filename and pkg.size > 0 and len(pkg.sha256) == 64:
-                        ctx.prefetch(FetchItem(deb_url(upstream.url, pkg.filename), posixpath.basename(pkg.filename),
-                                               pkg.size, pkg.sha256.lower(),
+                    if pkg.filename and pkg.size > 0 and len(pkg.sha256) == 64 and pkg.source is not None:
+                        ctx.prefetch(FetchItem(deb_url(url_of[pkg.source.archive], pkg.filename),
+                                               posixpath.basename(pkg.filename), pkg.size, pkg.sha256.lower(),
                                                f"apt {pkg.name} {pkg.version} {pkg.architecture} "
                                                f"({posixpath.basename(pkg.filename)})"))
 
-        results, fetched = await _fetch_and_lock(spec, release, wanted, get, done)
+        sizes = {key: st.release.entries[path].size for key, (st, path) in where.items()}
+        results, fetched = await _fetch_and_lock(spec, sizes, wanted, get, done)
     finally:
         task.close()
     resolved = {arch: r.resolved for arch, r in results.items()}
-    components: dict[str, str] = {}
+    sources: dict[str, Source] = {}
     for r in results.values():
-        for filename, component in r.components.items():
-            components.setdefault(filename, component)
+        for filename, source in r.sources.items():
+            sources.setdefault(filename, source)
     last_timings = Timings(
         fetched - started, sum(r.parse_s for r in results.values()), sum(r.resolve_s for r in results.values()),
         time.monotonic() - started, tuple((a, r.parse_s, r.resolve_s) for a, r in results.items()),
         sum(c.seconds for c in checks),
     )
-    artifacts = merge_architectures(spec, resolved, components)
+    artifacts = merge_architectures(spec, resolved, sources)
     if ctx.prefetch is not None:
         for a in artifacts:
-            ctx.prefetch(fetch_item(a, upstream.url))
+            ctx.prefetch(fetch_item(a, url_of.get(str(a.attrs.get("archive", "")), upstream.url)))
+    signers = sorted({st.release.signer_fingerprint for st in suites})
     ctx.progress.note(
-        f"apt {spec.suite}: {len(artifacts)} packages for {', '.join(spec.architectures)} "
-        f"(signed by {release.signer_fingerprint})"
+        f"apt {label}: {len(artifacts)} packages for {', '.join(spec.architectures)} "
+        f"(signed by {', '.join(signers)})"
     )
     return artifacts
 
 
 def merge_architectures(
-    spec: AptSpec, resolved: Mapping[str, Sequence[ResolvedPackage]], components: Mapping[str, str]
+    spec: AptSpec, resolved: Mapping[str, Sequence[ResolvedPackage]], sources: Mapping[str, Source]
 ) -> list[Artifact]:
-    """One Artifact per pool file; an arch-all package needed by several architectures lists them all."""
+    """One Artifact per pool file; an arch-all package needed by several architectures lists them all. Its attrs
+    say which suite (and archive, when not [upstreams.apt] itself) it came from; with several suites, ``suites``
+    lists every suite resolved together, so the served repository offers each of them (an empty one too) and a
+    workspace's sources name a suite before any package comes from it (a later security update then reaches it)."""
+    together = " ".join(spec.suites)
     by_file: dict[str, tuple[ResolvedPackage, set[str]]] = {}
     for arch, packages in resolved.items():
         for pkg in packages:
-            where = f"apt {pkg.name} {pkg.version} {pkg.architecture} in suite {spec.suite!r}"
+            suite = pkg.source.suite if pkg.source is not None else spec.suite
+            where = f"apt {pkg.name} {pkg.version} {pkg.architecture} in suite {suite!r}"
             if not pkg.sha256 or len(pkg.sha256) != 64 or not pkg.filename or pkg.size <= 0:
                 raise IntegrityError(f"{where}: the index lists no Filename, Size and SHA256 for it",
                                      hint="mirrorctl only mirrors packages a signed index vouches for by SHA256")
@@ -350,7 +431,7 @@ def merge_architectures(
                 continue
             if (seen[0].sha256, seen[0].size) != (pkg.sha256, pkg.size):
                 raise IntegrityError(
-                    f"{where}: {pkg.filename} is listed with two different digests by the indexes of the suite",
+                    f"{where}: {pkg.filename} is listed with two different digests by the indexes of the suites",
                     hint="the upstream is inconsistent; try again later or use another mirror",
                 )
             seen[1].add(arch)
@@ -359,7 +440,8 @@ def merge_architectures(
         try:
             check_pool_path(filename, f"apt artifact {pkg.name!r} {pkg.version!r} ({posixpath.basename(filename)!r})")
         except IntegrityError as exc:
-            raise IntegrityError(f"suite {spec.suite!r}: the index lists {exc.message}", hint=exc.hint) from exc
+            raise IntegrityError(f"suite {_suite_of(sources, filename, spec)!r}: the index lists {exc.message}",
+                                 hint=exc.hint) from exc
     artifacts = [
         Artifact(
             ecosystem="apt",
@@ -369,12 +451,7 @@ def merge_architectures(
             size=pkg.size,
             sha256=pkg.sha256.lower(),
             targets=tuple(sorted(arches)),
-            attrs={
-                "architecture": pkg.architecture,
-                "suite": spec.suite,
-                "component": components.get(filename, spec.components[0]),
-                "pool": filename,
-            },
+            attrs=_attrs(pkg, sources.get(filename), spec, together),
         )
         for filename, (pkg, arches) in sorted(by_file.items())
     ]
@@ -382,8 +459,28 @@ def merge_architectures(
         try:
             validate_artifact(a)
         except IntegrityError as exc:
-            raise IntegrityError(f"suite {spec.suite!r}: the index lists {exc.message}", hint=exc.hint) from exc
+            raise IntegrityError(f"suite {a.attrs['suite']!r}: the index lists {exc.message}", hint=exc.hint) from exc
     return artifacts
+
+
+def _suite_of(sources: Mapping[str, Source], filename: str, spec: AptSpec) -> str:
+    source = sources.get(filename)
+    return source.suite if source is not None else spec.suite
+
+
+def _attrs(pkg: ResolvedPackage, source: Source | None, spec: AptSpec, together: str) -> dict[str, str | int | bool]:
+    attrs: dict[str, str | int | bool] = {
+        "architecture": pkg.architecture,
+        "suite": source.suite if source is not None else spec.suite,
+        "component": source.component if source is not None else spec.components[0],
+        "pool": pkg.filename,
+    }
+    # Single-suite locks stay as they were (no archive, no suites): the same bytes as before several suites.
+    if source is not None and source.archive:
+        attrs["archive"] = source.archive
+    if spec.more_suites:
+        attrs["suites"] = together
+    return attrs
 
 
 def check_lock(spec: AptSpec, artifacts: Sequence[Artifact], targets: Collection[str] | None = None) -> list[str]:
@@ -396,9 +493,13 @@ def check_lock(spec: AptSpec, artifacts: Sequence[Artifact], targets: Collection
     arches = set(spec.architectures)
     by_arch: dict[str, dict[str, Artifact]] = {a: {} for a in spec.architectures}
     for art in artifacts:
-        if art.attrs.get("suite") != spec.suite:
+        if art.attrs.get("suite") not in spec.suites:
             problems.append(f"apt {art.name} {art.version} is from suite {art.attrs.get('suite')!r}, "
-                            f"the profile names {spec.suite!r}")
+                            f"the profile names {', '.join(repr(s) for s in spec.suites)}")
+        elif art.attrs.get("suites", spec.suite) != " ".join(spec.suites):
+            problems.append(f"apt {art.name} {art.version} was resolved with suites "
+                            f"{art.attrs.get('suites', art.attrs.get('suite'))!r}, the profile names "
+                            f"{' '.join(spec.suites)!r}")
         if art.attrs.get("component") not in spec.components:
             problems.append(f"apt {art.name} {art.version} is from component {art.attrs.get('component')!r}, "
                             f"not one of the profile's {', '.join(spec.components)}")

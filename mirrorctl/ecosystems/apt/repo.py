@@ -2,7 +2,7 @@
 
 Layout, relative to the repository root (``/apt/`` under ``mirrorctl serve``)::
 
-    dists/<suite>/InRelease, Release, Release.gpg
+    dists/<suite>/InRelease, Release, Release.gpg      (every suite of the view's artifacts and their attrs.suites)
     dists/<suite>/<component>/binary-<arch>/Packages, Packages.gz, Packages.xz
     dists/<suite>/<component>/binary-<arch>/by-hash/SHA256/<hex>     (each of the three, by content)
     <attrs.pool>                                                      the .deb (e.g. pool/main/c/curl/...)
@@ -75,6 +75,12 @@ class Repository:
     releases: Mapping[str, bytes]  # suite -> Release (also in files)
     suites: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]  # suite -> (components, architectures)
     signed: dict[tuple[str, ...], Mapping[str, bytes]] = field(default_factory=dict)  # signers -> signed files
+
+
+def together_suites(a: Artifact) -> list[str]:
+    """The suites ``a`` was resolved together with (``attrs.suites``; its own suite alone when absent)."""
+    value = a.attrs.get("suites")
+    return value.split() if isinstance(value, str) else []
 
 
 def release_date(t: datetime) -> str:
@@ -246,6 +252,12 @@ def build_repository(
         targets = sorted({t for t in a.targets if _NAME.match(t) and t != "all"})
         arches_of.setdefault(suite, set()).update([arch] if arch != "all" else targets)
         pending.append((a, suite, component, arch, targets))
+        # The suites resolved together with this one are offered even where none of their packages was
+        # chosen: workspaces then name them from the start, and a later security update reaches them.
+        for sibling in together_suites(a):
+            if _NAME.match(sibling):
+                tree.setdefault(sibling, {}).setdefault(component, {})
+                arches_of.setdefault(sibling, set()).update(targets)
     for a, suite, component, arch, targets in pending:
         where = f"apt {a.name} {a.version} ({a.filename})"
         stanza = packages_stanza(cache.get(a.sha256, view.blob_path(a.sha256), where), a, where)

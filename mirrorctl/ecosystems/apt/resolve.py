@@ -1,7 +1,9 @@
 """The apt closure for one architecture, from verified Packages stanzas.
 
 The aim is the set ``apt-get install`` would download on a system with an empty dpkg status, so the choices follow
-apt's defaults: the candidate of a package is its highest version (or the pinned one); in an or-group the first
+apt's defaults: the candidate of a package is, among its versions in every suite resolved together, the one
+with the highest pin priority and, among equal priorities, the highest version (apt_preferences(5); a negative
+priority is never a candidate), or the pinned version; in an or-group the first
 satisfiable alternative wins unless one is already chosen; a virtual package is satisfied through Provides, and a
 versioned dependency only by a versioned Provides. Conflicts and Breaks are not evaluated (apt would only remove
 or refuse, never add, because of them). Recommends are followed only on request (``recommends=True``), as soft
@@ -31,6 +33,21 @@ if TYPE_CHECKING:
     Relation: TypeAlias = PkgRelation.ParsedRelation
 
 
+DEFAULT_PRIORITY = 500  # apt's priority for a version of a suite without NotAutomatic
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a stanza was read: the suite (at ``index`` in the profile's order), its archive ("" for
+    [upstreams.apt]), the component, and the suite's apt pin priority."""
+
+    index: int
+    suite: str
+    archive: str
+    component: str
+    priority: int = DEFAULT_PRIORITY
+
+
 @functools.lru_cache(maxsize=65536)
 def _relations(field: str) -> tuple[tuple[Relation, ...], ...]:
     # The same relation strings ("libc6 (>= 2.34)") recur across thousands of stanzas; parse each once.
@@ -52,6 +69,11 @@ class BinaryPackage:
         self._fields = fields
         self.name: str = fields["Package"]
         self.architecture: str = fields.get("Architecture", "all")
+        self.source: Source | None = None  # set by the caller that knows which suite the index belongs to
+
+    @property
+    def pin(self) -> int:
+        return self.source.priority if self.source is not None else DEFAULT_PRIORITY
 
     @functools.cached_property
     def version_text(self) -> str:
@@ -126,6 +148,16 @@ class ResolvedPackage:
     filename: str
     size: int
     sha256: str
+    source: Source | None = None
+
+
+def _candidate(versions: list[BinaryPackage]) -> BinaryPackage | None:
+    """apt's candidate: highest pin priority, then highest version; the first such (profile suite order) on a tie.
+    Negative priorities are never candidates."""
+    allowed = [p for p in versions if p.pin >= 0]
+    if len(allowed) <= 1:
+        return allowed[0] if allowed else None
+    return max(allowed, key=lambda p: (p.pin, p.version))
 
 
 def _satisfies(version: Version, constraint: tuple[str, str] | None) -> bool:
@@ -198,10 +230,12 @@ class _Universe:
             if name in pins:
                 pinned = [p for p in versions if p.version == Version(pins[name])]
                 if pinned:
-                    self.candidates[name] = pinned[0]
+                    self.candidates[name] = max(pinned, key=lambda p: p.pin)
                 continue
             # Most names have one version; only compare (and so parse versions) when there is a choice.
-            self.candidates[name] = versions[0] if len(versions) == 1 else max(versions, key=lambda p: p.version)
+            best = _candidate(versions)
+            if best is not None:
+                self.candidates[name] = best
         for name, pin in pins.items():
             if name not in self.candidates:
                 have = ", ".join(sorted(str(p.version) for p in self.by_name.get(name, []))) or "none"
@@ -339,7 +373,7 @@ def resolve(
             add(picked, pkg.name)
 
     return [
-        ResolvedPackage(p.name, p.version_text, p.architecture, p.filename, p.size, p.sha256)
+        ResolvedPackage(p.name, p.version_text, p.architecture, p.filename, p.size, p.sha256, p.source)
         for p in sorted(chosen.values(), key=lambda p: p.name)
     ]
 

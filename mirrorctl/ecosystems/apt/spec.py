@@ -3,13 +3,23 @@
 Example profile table::
 
     [apt]
-    suite = "bookworm"                        # as the upstream names it under dists/
+    suite = "bookworm"                        # as the upstream names it under dists/ (one suite), or:
+    # suites = ["bookworm", "bookworm-updates", "bookworm-security"]   # resolved together, as apt does
+    # priorities = { "bookworm-backports" = 500 }   # apt_preferences "Pin: release a=<suite>" (see below)
     components = ["main"]                     # default ["main"]
     architectures = ["amd64", "arm64"]        # default ["amd64"]
     packages = ["build-essential", "git", "curl=7.88.1-10+deb12u5"]   # name, or name=version (a pin)
     essential = false                         # true: also the suite's Essential/required set (base images)
     recommends = false                        # true: follow Recommends as apt does by default
     fingerprints = ["B8B80B5B623EAB6AD8775C45B7C5D7D6350947F8"]   # optional: only these keys may sign
+
+Several suites (``suites``) are resolved together the way apt resolves every source in its sources.list: each
+version of a package is a candidate, the one with the highest priority wins and, among equal priorities, the
+highest version (apt_preferences(5)). A suite's priority is 500, 100 when its signed Release says
+``NotAutomatic: yes`` and ``ButAutomaticUpgrades: yes`` (backports), 1 with ``NotAutomatic: yes`` alone
+(experimental), unless ``priorities`` sets it (matched against the suite as the profile names it; a negative
+priority means never from that suite). Which archive serves each suite is mirrorctl.toml's business
+(``[upstreams.apt]`` and ``[upstreams.apt.archives.<name>]``, see :mod:`.settings`), never the profile's.
 
 Names follow Debian policy (lowercase letters, digits, ``+ - .``, at least two characters, starting with a
 letter or digit); pinned versions are checked with python-debian's Debian version grammar.
@@ -29,7 +39,8 @@ from mirrorctl.ecosystems.base import ProfileSource
 from mirrorctl.errors import BundleRefused, ProfileError
 from mirrorctl.lockfile import Artifact, LegacyRecord
 
-_KEYS = ("suite", "components", "architectures", "packages", "essential", "recommends", "fingerprints")
+_KEYS = ("suite", "suites", "priorities", "components", "architectures", "packages", "essential", "recommends",
+         "fingerprints")
 
 # Debian's release and ports architectures (dpkg's names); "all" is a package property, never a target.
 DEBIAN_ARCHITECTURES = (
@@ -40,6 +51,8 @@ _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 # Suites may be nested (``bookworm/updates`` on old archives) but never climb out of dists/.
 _SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~+-]*(?:/[A-Za-z0-9][A-Za-z0-9._~+-]*)*$")
 _COMPONENT = _SUITE
+# The name of an ``[upstreams.apt.archives.<name>]`` table, recorded as attrs.archive.
+ARCHIVE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _FINGERPRINT = re.compile(r"^(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$")
 
 _NAME_HINT = "Debian package names are lowercase letters, digits and + - . (at least two characters)"
@@ -58,6 +71,12 @@ class AptSpec:
     fingerprints: tuple[str, ...] | None = None
     # Where each package / architecture was named, for messages ("profiles/base.toml: apt.packages[2] (line 5)").
     origins: Mapping[str, str] = field(default_factory=dict)
+    more_suites: tuple[str, ...] = ()  # after ``suite``, in profile order: resolved together with it
+    priorities: Mapping[str, int] = field(default_factory=dict)  # suite -> apt pin priority (overrides Release)
+
+    @property
+    def suites(self) -> tuple[str, ...]:
+        return (self.suite, *self.more_suites)
 
     def target_ids(self) -> list[str]:
         return list(self.architectures)
@@ -68,6 +87,10 @@ class AptSpec:
 
 def valid_package_name(name: object) -> bool:
     return isinstance(name, str) and len(name) <= 128 and bool(_PACKAGE.match(name))
+
+
+def valid_suite(name: object) -> bool:
+    return isinstance(name, str) and len(name) <= 128 and bool(_SUITE.match(name)) and ".." not in name
 
 
 def valid_version(version: object) -> bool:
@@ -88,13 +111,9 @@ def parse_spec(table: Mapping[str, Any], source: ProfileSource) -> AptSpec:
     for key in table:
         if key not in _KEYS:
             raise ProfileError(f"{source.ref(key)}: unknown key {key!r}", hint=f"[apt] accepts: {', '.join(_KEYS)}")
-    suite = table.get("suite")
-    if not isinstance(suite, str) or not _SUITE.match(suite) or ".." in suite:
-        raise ProfileError(
-            f"{source.ref('suite')}: " + ("missing" if suite is None else f"{suite!r} is not a suite name"),
-            hint='name the suite as the upstream has it under dists/, e.g. suite = "bookworm"',
-        )
     origins: dict[str, str] = {}
+    suites = _suites(table, source, origins)
+    priorities = _priorities(table, source, suites)
     components = _strings(table, "components", source, ["main"])
     for i, comp in enumerate(components):
         if not _COMPONENT.match(comp) or ".." in comp:
@@ -152,7 +171,9 @@ def parse_spec(table: Mapping[str, Any], source: ProfileSource) -> AptSpec:
                 )
         fingerprints = tuple(f.replace(" ", "").upper() for f in fprs)
     return AptSpec(
-        suite=suite,
+        suite=suites[0],
+        more_suites=tuple(suites[1:]),
+        priorities=priorities,
         components=tuple(dict.fromkeys(components)),
         architectures=tuple(dict.fromkeys(architectures)),
         packages=tuple(packages),
@@ -162,6 +183,52 @@ def parse_spec(table: Mapping[str, Any], source: ProfileSource) -> AptSpec:
         fingerprints=fingerprints,
         origins=origins,
     )
+
+
+_SUITE_HINT = ('name the suite as the upstream has it under dists/, e.g. suite = "bookworm", or several: '
+               'suites = ["bookworm", "bookworm-updates", "bookworm-security"]')
+
+
+def _suites(table: Mapping[str, Any], source: ProfileSource, origins: dict[str, str]) -> list[str]:
+    """``suite`` (one, the form before several suites) or ``suites`` (several, resolved together)."""
+    if "suite" in table and "suites" in table:
+        raise ProfileError(f"{source.ref('suites')}: give either suite or suites, not both",
+                           hint="suites = [...] names the first suite too")
+    key = "suites" if "suites" in table else "suite"
+    if key == "suite":
+        suite = table.get("suite")
+        if not isinstance(suite, str) or not _SUITE.match(suite) or ".." in suite:
+            raise ProfileError(
+                f"{source.ref('suite')}: " + ("missing" if suite is None else f"{suite!r} is not a suite name"),
+                hint=_SUITE_HINT,
+            )
+        origins["suite:" + suite] = str(source.ref("suite"))
+        return [suite]
+    names = _strings(table, "suites", source, None)
+    for i, suite in enumerate(names):
+        if not _SUITE.match(suite) or ".." in suite:
+            raise ProfileError(f"{source.ref('suites', i)}: {suite!r} is not a suite name", hint=_SUITE_HINT)
+        if "suite:" + suite in origins:
+            raise ProfileError(f"{source.ref('suites', i)}: {suite!r} is listed twice", hint="keep one entry")
+        origins["suite:" + suite] = str(source.ref("suites", i))
+    return names
+
+
+def _priorities(table: Mapping[str, Any], source: ProfileSource, suites: list[str]) -> dict[str, int]:
+    value = table.get("priorities", {})
+    if not isinstance(value, Mapping):
+        raise ProfileError(f"{source.ref('priorities')}: must be a table of suite = priority",
+                           hint='e.g. priorities = { "bookworm-backports" = 500 }')
+    out: dict[str, int] = {}
+    for suite, prio in value.items():
+        if suite not in suites:
+            raise ProfileError(f"{source.ref('priorities')}: {suite!r} is not one of the profile's suites",
+                               hint="profile suites: " + ", ".join(suites))
+        if isinstance(prio, bool) or not isinstance(prio, int) or not -32768 <= prio <= 32767:
+            raise ProfileError(f"{source.ref('priorities')}: {suite} = {prio!r} is not a whole number",
+                               hint="apt pin priorities: 500 default, 100 backports, 1 experimental, < 0 never")
+        out[suite] = prio
+    return out
 
 
 def _strings(table: Mapping[str, Any], key: str, source: ProfileSource, default: list[str] | None) -> list[str]:
@@ -215,6 +282,13 @@ def validate_artifact(artifact: Artifact) -> None:
         value = artifact.attrs.get(key)
         if not isinstance(value, str) or not _SUITE.match(value) or ".." in value:
             raise BundleRefused(f"{label}: attrs.{key} is missing or malformed ({value!r})")
+    archive = artifact.attrs.get("archive")
+    if archive is not None and (not isinstance(archive, str) or not ARCHIVE_NAME.match(archive)):
+        raise BundleRefused(f"{label}: attrs.archive is malformed ({archive!r})")
+    together = artifact.attrs.get("suites")
+    if together is not None and (not isinstance(together, str) or not all(
+            _SUITE.match(s) and ".." not in s for s in together.split()) or not together.split()):
+        raise BundleRefused(f"{label}: attrs.suites is malformed ({together!r})")
     arch = artifact.attrs["architecture"]
     if arch != "all" and arch not in DEBIAN_ARCHITECTURES:
         raise BundleRefused(f"{label}: attrs.architecture {arch!r} is not a Debian architecture")
