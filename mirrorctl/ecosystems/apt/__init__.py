@@ -2,9 +2,11 @@
 
 The adapter (``AptEcosystem``, entry point ``apt`` in ``mirrorctl.ecosystems.v1``):
 
-* profile ``[apt]``: suite, components, architectures, packages with optional version pins (``curl=7.88.1-10``),
+* profile ``[apt]``: suite (or several ``suites`` with ``priorities``, resolved together as apt does), components,
+  architectures, packages with optional version pins (``curl=7.88.1-10``),
   an opt-in ``essential`` flag (the suite's Essential/required set, for base images), ``recommends``;
-* lock: fetch ``dists/<suite>/InRelease``, verify it with the configured keyring (:mod:`.release`), fetch each
+* lock: fetch each suite's ``dists/<suite>/InRelease`` from its archive, verify it with that archive's keyring
+  (:mod:`.release`, :mod:`.settings`), fetch each
   ``Packages`` index, check it against the Release SHA256 lines, then resolve the closure per architecture
   (:mod:`.resolve`);
 * snapshot: each .deb checked against the index sha256;
@@ -25,6 +27,9 @@ The lock artifact (the contract between lock, snapshot, serve and publish)::
     suite = "bookworm"                   # the upstream suite (served under the same name)
     component = "main"
     pool = "pool/main/c/curl/curl_7.88.1-10+deb12u5_amd64.deb"   # the index's Filename, served at this path
+    archive = "security"                 # only from [upstreams.apt.archives.<name>]: fetched from that archive
+    suites = "bookworm bookworm-updates bookworm-security"   # only with several suites: resolved together, and
+                                         # each is served (an empty one too) and named in the generated sources
 
 The served Packages stanzas are rebuilt from each .deb's own control file (as dpkg-scanpackages and pulp_deb
 do), so nothing but the verified .deb has to cross the gap. The inside's archive key lives under
