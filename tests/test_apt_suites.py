@@ -144,6 +144,15 @@ def test_lock_resolves_every_suite_together_as_apt_does(work: Path, upstream: Fi
     assert ok("lock", "base", "--check") is not None
 
 
+def test_worker_processes_give_the_same_lock(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Big suites read each architecture's indexes (of every suite) in its own process; force that path here.
+    ok("lock", "base")
+    threaded = lock_path(work).read_bytes()
+    monkeypatch.setattr("mirrorctl.ecosystems.apt.lock._PARALLEL_MIN_BYTES", 0)
+    ok("lock", "--refresh", "base")
+    assert lock_path(work).read_bytes() == threaded
+
+
 def test_priorities_and_pins_choose_as_apt_preferences_do(work: Path) -> None:
     set_profile(work, PROFILE + 'priorities = { "bookworm-backports" = 500 }\n')
     ok("lock", "base")
