@@ -72,6 +72,11 @@ async def test_fetch_plan_refuses_a_pool_path_outside_the_pool(tmp_path: Path) -
             await fetch_plan([art], ctx)
         good = Artifact(art.ecosystem, art.name, art.version, art.path, art.size, art.sha256, art.targets,
                         {**art.attrs, "pool": "pool/main/c/curl/curl_7.88.1-10_amd64.deb"})
+        # Only the mapping is tested here: with its blob present, no archive's InRelease needs verifying first
+        # (tests/test_apt_suites.py covers that verification).
+        blob = ctx.store.blob_path(good.sha256)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(b"0" * 10)
         [item] = await fetch_plan([good], ctx)
     assert item.url == "http://127.0.0.1:9/debian/pool/main/c/curl/curl_7.88.1-10_amd64.deb"
     assert (item.size, item.sha256, item.label) == (10, "a" * 64, "apt curl 7.88.1-10 amd64 (curl_7.88.1-10_amd64.deb)")

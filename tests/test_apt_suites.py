@@ -179,6 +179,25 @@ def test_snapshot_fetches_each_deb_from_its_archive(work: Path, upstream: Fixtur
     assert not any(p.startswith("/debian/") and SECURITY_LIBFOO in p for p in debs), debs
 
 
+def test_snapshot_verifies_each_archives_inrelease_with_its_own_keyring(work: Path,
+                                                                       upstream: FixtureAptUpstream) -> None:
+    ok("lock", "base")
+    good = (work / "mirrorctl.toml").read_text()
+    (work / "mirrorctl.toml").write_text(config_text(upstream, security_keyring=upstream.keyring))
+    out = refused(1, "snapshot", "base")
+    assert "InRelease of suite 'bookworm-security': signature refused" in out, out
+    assert "upstreams.apt.archives.security.keyring" in out
+    assert not [p for _, p in upstream.log if p.endswith(".deb")]  # refused before any download
+    assert not any(Store(work / "store").has_blob(a.sha256) for a in artifacts(work))
+    (work / "mirrorctl.toml").write_text(good)
+    ok("snapshot", "base")
+    inreleases = [p for _, p in upstream.log if p.endswith("/InRelease")]
+    assert "/debian-security/dists/bookworm-security/InRelease" in inreleases
+    before = len(upstream.log)
+    ok("snapshot", "base")  # everything present: not a request, InRelease included
+    assert len(upstream.log) == before
+
+
 def test_served_repository_and_sources_offer_every_suite(work: Path) -> None:
     set_profile(work, PROFILE.replace(', "bpo-tool"', ""))  # nothing comes from backports now
     ok("lock", "base")

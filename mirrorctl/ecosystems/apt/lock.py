@@ -211,37 +211,43 @@ def _archive_of(spec: AptSpec, upstream: Upstream, suite: str) -> AptArchive:
             f"{spec.origin('suite:' + suite)}: no archive of mirrorctl.toml carries suite {suite!r}",
             hint="add it to the suites of the archive that has it; " + "; ".join(carried),
         )
-    if archive.keyring is None:
+    if archive.keyring is None:  # refused before any request (verified_release says the same)
         raise UserError(
             f"{archive.table}: no keyring configured to verify {redact(archive.url)}",
-            hint=f'add keyring = "/path/to/archive-keyring.gpg" (the Signed-By of the upstream) under '
+            hint='add keyring = "/path/to/archive-keyring.gpg" (the Signed-By of the upstream) under '
             f"[{archive.table}] in mirrorctl.toml",
         )
     return archive
 
 
-async def _verified_suite(
-    spec: AptSpec, index: int, suite: str, archive: AptArchive, ctx: ResolveContext
-) -> _Suite:
-    """Fetch and verify ``dists/<suite>/InRelease`` of its archive with that archive's own keyring."""
-    assert archive.keyring is not None
+async def verified_release(
+    client: httpx.AsyncClient, archive: AptArchive, suite: str, retries: int, *,
+    fingerprints: Sequence[str] | None = None, named_at: str = "the profile",
+) -> VerifiedRelease:
+    """``dists/<suite>/InRelease`` of ``archive``, verified with that archive's own keyring (lock and snapshot).
+
+    A suite the archive lacks is still a network failure (exit 1: a mirror may lag behind) but names ``named_at``
+    (the profile field); a signature the keyring refuses names the keyring's mirrorctl.toml field."""
+    if archive.keyring is None:
+        raise UserError(
+            f"{archive.table}: no keyring configured to verify {redact(archive.url)}",
+            hint='add keyring = "/path/to/archive-keyring.gpg" (the Signed-By of the upstream) under '
+            f"[{archive.table}] in mirrorctl.toml",
+        )
     url = f"{archive.url}dists/{suite}/InRelease"
     what = f"apt suite {suite} InRelease"
     try:
-        inrelease = await _get(ctx.client, url, what, ctx.fetch.retries, lambda: _Bounded(what, url, _INRELEASE_MAX))
+        inrelease = await _get(client, url, what, retries, lambda: _Bounded(what, url, _INRELEASE_MAX))
     except NetworkError as exc:
         if exc.status in (404, 410):
-            # Still a network failure (exit 1: a mirror may lag behind), but named after the profile field.
             raise NetworkError(
-                f"{spec.origin('suite:' + suite)}: suite {suite!r} is not on {archive.table} "
-                f"({redact(archive.url)}): {exc.message}",
+                f"{named_at}: suite {suite!r} is not on {archive.table} ({redact(archive.url)}): {exc.message}",
                 hint="check the suite name against the archive, or which archive carries it in mirrorctl.toml",
             ) from exc
         raise
     try:
-        release = await asyncio.to_thread(
-            verify_inrelease, inrelease, archive.keyring, suite=suite, fingerprints=spec.fingerprints
-        )
+        return await asyncio.to_thread(verify_inrelease, inrelease, archive.keyring, suite=suite,
+                                       fingerprints=fingerprints)
     except IntegrityError as exc:
         if "signature refused" not in exc.message and "not an allowed key" not in exc.message:
             raise
@@ -249,6 +255,13 @@ async def _verified_suite(
             f"{exc.message}: {archive.table}.keyring ({archive.keyring}) does not vouch for {redact(archive.url)}",
             hint=f"set the keyring apt's Signed-By names for this archive under [{archive.table}] in mirrorctl.toml",
         ) from exc
+
+
+async def _verified_suite(
+    spec: AptSpec, index: int, suite: str, archive: AptArchive, ctx: ResolveContext
+) -> _Suite:
+    release = await verified_release(ctx.client, archive, suite, ctx.fetch.retries, fingerprints=spec.fingerprints,
+                                     named_at=spec.origin("suite:" + suite))
     priority = spec.priorities.get(suite, release_priority(release))
     return _Suite(index, suite, archive, release, priority)
 
