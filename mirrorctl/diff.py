@@ -19,18 +19,19 @@ up/down.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mirrorctl.ecosystems.base import Ecosystem
-from mirrorctl.errors import BundleRefused, UserError
-from mirrorctl.inside.store import Store
-from mirrorctl.lockfile import Artifact, merge_artifacts, read_lock
+from mirrorctl.errors import BundleRefused, MirrorctlError, UserError
+from mirrorctl.inside.store import Store, View
+from mirrorctl.lockfile import Artifact, Lock, merge_artifacts, parse_lock, read_lock
 from mirrorctl.progress import human_size
 
 if TYPE_CHECKING:
@@ -66,6 +67,17 @@ class Side:
     kind: str  # lock | bundle | view
     label: str  # what the report calls it (a view id is resolved for ``current``)
     artifacts: tuple[Artifact, ...]
+    # sha256 -> the profiles whose locks hold that file: a bundle or a view carries several profiles' locks
+    owners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def owners_of(locks: Mapping[str, Lock]) -> dict[str, tuple[str, ...]]:
+    """sha256 -> the sorted names of the profiles (locks) that hold a file with it."""
+    out: dict[str, set[str]] = {}
+    for name, lock in locks.items():
+        for a in lock.artifacts:
+            out.setdefault(a.sha256, set()).add(name)
+    return {sha: tuple(sorted(names)) for sha, names in out.items()}
 
 
 def load_side(
@@ -124,7 +136,7 @@ def _load_bundle(path: Path, spec: str, runtime: Runtime, now: datetime) -> Side
             f"{exc.message}" if str(path) in exc.message else f"{path}: {exc.message}",
             hint="diff reads a bundle only once it verifies; get an untouched copy or check [trust] keys",
         ) from exc
-    return Side(spec, "bundle", spec, tuple(verified.artifacts))
+    return Side(spec, "bundle", spec, tuple(verified.artifacts), owners_of(verified.locks))
 
 
 # mirrorctl.crossing.bundle is imported only when a side is a bundle: a diff of two locks does not pay for it.
@@ -158,7 +170,7 @@ def _load_channel(spec: str, store: Store) -> Side:
     except UserError as exc:
         raise UserError(f"{spec}: {exc.message}", hint=exc.hint) from exc
     side = _load_view(f"view:{view_id}", store)
-    return Side(spec, "view", f"{spec} (view:{view_id})", side.artifacts)
+    return Side(spec, "view", f"{spec} (view:{view_id})", side.artifacts, side.owners)
 
 
 def _load_view(spec: str, store: Store) -> Side:
@@ -176,7 +188,24 @@ def _load_view(spec: str, store: Store) -> Side:
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{store.root / 'views' / view_id / 'view.json'}: unreadable view ({exc})") from exc
     label = spec if spec.startswith("view:") else f"current (view:{view_id})"
-    return Side(spec, "view", label, tuple(merge_artifacts([view.artifacts])))
+    return Side(spec, "view", label, tuple(merge_artifacts([view.artifacts])), _view_owners(store, view))
+
+
+def _view_owners(store: Store, view: View) -> dict[str, tuple[str, ...]]:
+    """The profiles of each file, from the locks the view was imported with (kept in the store as blobs by
+    their sha256). A lock that is missing or does not match its digest is left out: its files show no profile
+    (``mirrorctl verify`` names the damage), the diff itself stays right."""
+    locks: dict[str, Lock] = {}
+    for name, sha in view.profiles.items():
+        try:
+            data = store.blob_path(sha).read_bytes()
+            if hashlib.sha256(data).hexdigest() != sha:
+                continue
+            where = f"{view.view_id}:{name}.lock"
+            locks[name] = parse_lock(data.decode("utf-8"), where, legacy_paths=store.legacy_paths(data))
+        except (OSError, ValueError, MirrorctlError):
+            continue
+    return owners_of(locks)
 
 
 # --- comparison ------------------------------------------------------------------------------------------------
@@ -194,18 +223,23 @@ class Change:
     files: int  # files on the new side (the old side for a removal)
     bytes_added: int  # files only on the new side
     bytes_removed: int  # files only on the old side
+    profiles: tuple[str, ...] = ()  # bundle and view sides: the profiles whose locks hold the changed files
+    targets: tuple[str, ...] = ()  # the targets (python/platform, npm platform, apt arch) of the changed files
 
     @property
     def net(self) -> int:
         return self.bytes_added - self.bytes_removed
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, columns: bool = False) -> dict[str, Any]:
+        doc: dict[str, Any] = {
             "ecosystem": self.ecosystem, "name": self.name, "kind": self.kind,
             "old-versions": list(self.old_versions), "new-versions": list(self.new_versions),
             "files": self.files, "bytes-added": self.bytes_added, "bytes-removed": self.bytes_removed,
             "bytes-net": self.net,
         }
+        if columns:
+            doc.update({"profiles": list(self.profiles), "targets": list(self.targets)})
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +273,16 @@ class Diff:
     @property
     def bytes_removed(self) -> int:
         return sum(e.bytes_removed for e in self.ecosystems)
+
+    @property
+    def columns(self) -> bool:
+        """Profile and target columns: a bundle or a view holds several profiles, so which one a change is for
+        is news; a lock is one profile."""
+        return "bundle" in (self.a.kind, self.b.kind) or "view" in (self.a.kind, self.b.kind)
+
+    @property
+    def changed(self) -> bool:
+        return any(e.changes for e in self.ecosystems)
 
 
 def _group(artifacts: Iterable[Artifact], rules: Callable[[str], Rules]) -> dict[tuple[str, str], list[Artifact]]:
@@ -299,6 +343,10 @@ def compute_diff(a: Side, b: Side, ecosystems: Mapping[str, Ecosystem]) -> Diff:
             continue
         rules = rules_of(eco)
         name = (new or old)[0].name
+        moved = [x for x in new if x.sha256 not in old_sha] + [x for x in old if x.sha256 not in new_sha]
+        owners = {p for x in old for p in a.owners.get(x.sha256, ())} | {
+            p for x in new for p in b.owners.get(x.sha256, ())
+        }
         per_eco[eco].append(
             Change(
                 ecosystem=eco,
@@ -309,6 +357,8 @@ def compute_diff(a: Side, b: Side, ecosystems: Mapping[str, Ecosystem]) -> Diff:
                 files=len(new) if new else len(old),
                 bytes_added=sum(file_size(x) for x in new if x.sha256 not in old_sha),
                 bytes_removed=sum(file_size(x) for x in old if x.sha256 not in new_sha),
+                profiles=tuple(sorted(owners)),
+                targets=tuple(sorted({t for x in moved for t in x.targets})),
             )
         )
     order = {k: i for i, k in enumerate(KINDS)}
@@ -345,6 +395,22 @@ def _summary(e: EcosystemDiff) -> str:
     )
 
 
+def _columns_text(c: Change) -> str:
+    parts = []
+    if c.profiles:
+        parts.append(f"profile{'s' if len(c.profiles) > 1 else ''} {', '.join(c.profiles)}")
+    if c.targets:
+        parts.append(f"target{'s' if len(c.targets) > 1 else ''} {', '.join(c.targets)}")
+    return f" [{'; '.join(parts)}]" if parts else ""
+
+
+def _total(d: Diff) -> str:
+    return (
+        f"{human_size(d.bytes_added, signed=True)}, -{human_size(d.bytes_removed)}, "
+        f"net {human_size(d.bytes_added - d.bytes_removed, signed=True)}"
+    )
+
+
 def render_text(d: Diff) -> str:
     lines = [f"diff {d.a.label} -> {d.b.label}"]
     if not d.ecosystems:
@@ -354,36 +420,48 @@ def render_text(d: Diff) -> str:
         for c in e.changes:
             lines.append(
                 f"  {_SIGN[c.kind]} {c.name} {_versions(c)} ({_files(c.files)}, {human_size(c.net, signed=True)})"
+                + (_columns_text(c) if d.columns else "")
             )
-    lines.append(
-        f"total: {human_size(d.bytes_added, signed=True)}, -{human_size(d.bytes_removed)}, "
-        f"net {human_size(d.bytes_added - d.bytes_removed, signed=True)}"
-    )
+    lines.append(f"total: {_total(d)}")
     return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
+def md_cell(text: str) -> str:
     # Cell text from a lock is data: keep it from closing the cell or opening markup.
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
 
 
-def render_markdown(d: Diff) -> str:
-    out = [f"## Mirror change: `{_md(d.a.label)}` -> `{_md(d.b.label)}`", ""]
+def markdown_lines(d: Diff, *, level: int = 2, title: str | None = None) -> list[str]:
+    """The markdown of one diff, its title at heading ``level`` and each ecosystem one level below (a diff of
+    several profiles nests one per profile)."""
+    h = "#" * level
+    out = [f"{h} {title or f'Mirror change: `{md_cell(d.a.label)}` -> `{md_cell(d.b.label)}`'}", ""]
     for e in d.ecosystems:
-        out += [f"### {_md(e.ecosystem)}", "", _summary(e), ""]
+        out += [f"{h}# {md_cell(e.ecosystem)}", "", _summary(e), ""]
         if e.changes:
-            out += ["| change | name | from | to | files | size |", "|---|---|---|---|--:|--:|"]
+            if d.columns:
+                out += [
+                    "| change | name | from | to | profile | target | files | size |",
+                    "|---|---|---|---|---|---|--:|--:|",
+                ]
+            else:
+                out += ["| change | name | from | to | files | size |", "|---|---|---|---|--:|--:|"]
             for c in e.changes:
+                extra = f"{md_cell(', '.join(c.profiles))} | {md_cell(', '.join(c.targets))} | " if d.columns else ""
                 out.append(
-                    f"| {c.kind} | {_md(c.name)} | {_md(', '.join(c.old_versions))} | "
-                    f"{_md(', '.join(c.new_versions))} | {c.files} | {human_size(c.net, signed=True)} |"
+                    f"| {c.kind} | {md_cell(c.name)} | {md_cell(', '.join(c.old_versions))} | "
+                    f"{md_cell(', '.join(c.new_versions))} | {extra}{c.files} | {human_size(c.net, signed=True)} |"
                 )
             out.append("")
     out.append(
         f"**Total:** {human_size(d.bytes_added, signed=True)} added, {human_size(d.bytes_removed)} removed, "
         f"net {human_size(d.bytes_added - d.bytes_removed, signed=True)}"
     )
-    return "\n".join(out) + "\n"
+    return out
+
+
+def render_markdown(d: Diff) -> str:
+    return "\n".join(markdown_lines(d)) + "\n"
 
 
 def diff_to_dict(d: Diff) -> dict[str, Any]:
@@ -399,7 +477,7 @@ def diff_to_dict(d: Diff) -> dict[str, Any]:
                     "bytes-removed": e.bytes_removed,
                     "bytes-net": e.bytes_added - e.bytes_removed,
                 },
-                "changes": [c.to_dict() for c in e.changes],
+                "changes": [c.to_dict(columns=d.columns) for c in e.changes],
             }
             for e in d.ecosystems
         },

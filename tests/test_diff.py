@@ -274,7 +274,9 @@ def test_views_and_current(tmp_path: Path) -> None:
     code, out = cli("diff", "view:v1", "current", cwd=tmp_path)
     assert code == 0, out
     assert out.startswith("diff view:v1 -> current (view:v2)\n")
-    assert "  ^ requests 2.31.0 -> 2.32.3 (4 files, +12 kB)\n" in out
+    # A view holds several profiles: its changes carry the target column (issue 13 item 10); these views were
+    # written without their locks in the store, so no profile is named.
+    assert f"  ^ requests 2.31.0 -> 2.32.3 (4 files, +12 kB) [target {TARGET}]\n" in out
 
 
 @pytest.mark.parametrize(
@@ -407,8 +409,12 @@ def test_full_bundle_against_delta_bundle_shows_the_bumps_with_sizes(tmp_path: P
         assert (change.bytes_added, change.bytes_removed) == (new.size, old.size)  # the delta holds only new
         assert by_eco[eco].unchanged == 1
         net = human_size(new.size - old.size, signed=True)
-        assert f"  ^ {old.name} {old.version} -> {new.version} (1 file, {net})" in render_text(d).splitlines()
-        row = f"| upgraded | {old.name} | {old.version} | {new.version} | 1 | {net} |"
+        # Bundle diffs carry the profile and target columns (issue 13 item 10).
+        assert change.profiles == ("team",) and change.targets == tuple(sorted(set(old.targets) | set(new.targets)))
+        targets = ", ".join(change.targets)
+        line = f"  ^ {old.name} {old.version} -> {new.version} (1 file, {net}) [profile team; target {targets}]"
+        assert line in render_text(d).splitlines()
+        row = f"| upgraded | {old.name} | {old.version} | {new.version} | team | {targets} | 1 | {net} |"
         assert row in render_markdown(d).splitlines()
 
 
@@ -466,7 +472,7 @@ def test_channel_sides(tmp_path: Path) -> None:
     code, out = cli("diff", "channel:prod", "channel:staging", cwd=tmp_path)
     assert code == 0, out
     assert out.startswith("diff channel:prod (view:v1) -> channel:staging (view:v2)\n")
-    assert "  ^ requests 2.31.0 -> 2.32.3 (4 files, +12 kB)\n" in out
+    assert f"  ^ requests 2.31.0 -> 2.32.3 (4 files, +12 kB) [target {TARGET}]\n" in out  # views: target column
     code, out = cli("diff", "channel:prod", "channel:nope", cwd=tmp_path)
     flat = out.replace("\n", "")
     assert code == 2 and "channel:nope" in flat and "no channel 'nope'" in flat and "prod" in flat, out

@@ -25,12 +25,17 @@ def diff_cmd(
         typer.Argument(
             metavar="A",
             help="The old side: a *.lock, a *.bundle (or a chunked bundle's *.parts.json), view:<id>, "
-            "channel:<name>, or current.",
+            "channel:<name>, current, a folder of locks, or a git revision (git:REV forces it). Alone: a "
+            "revision (compared with the working tree's locks), A..B or A...B.",
         ),
     ],
-    b: Annotated[str, typer.Argument(metavar="B", help="The new side, same kinds as A.")],
+    b: Annotated[
+        str | None,
+        typer.Argument(metavar="[B]", help="The new side, same kinds as A (a set with a set: folders, revisions)."),
+    ] = None,
     fmt: Annotated[
-        DiffFormat, typer.Option("--format", help="text (default), markdown (for a change ticket), or json.")
+        DiffFormat,
+        typer.Option("--format", help="text (default), markdown (for a change ticket or a PR body), or json."),
     ] = DiffFormat.text,
     from_dirs: Annotated[
         list[Path] | None,
@@ -39,24 +44,41 @@ def diff_cmd(
 ) -> None:
     """Show what changes from A to B per ecosystem: added, removed, upgraded, downgraded, with sizes.
 
-    A bundle is read only after it verifies with the [trust] keys. A difference is not a failure (exit 0);
-    a missing file, an unknown kind or a bundle that does not verify exits 2.
+    Sets of locks are compared per profile: every *.lock of the locks folder ([profiles] dir), at a git
+    revision (read with git, nothing changed) or in a folder. How an argument is read, first match wins:
+    current/view:/channel:, git:REV, A..B or A...B (alone), an existing folder or file, a *.lock/*.bundle name,
+    a git revision. A folder whose name is also a revision is refused: say ./NAME or git:NAME.
+
+    A bundle is read only after it verifies with the [trust] keys; its changes (and a view's) name the
+    profiles and targets they are for. A difference is not a failure (exit 0); a missing file, an unknown
+    kind, a bad revision or a bundle that does not verify exits 2.
+
+    Example: mirrorctl diff main --format markdown   (every profile's lock against main's: a PR body)
+
+    Example: mirrorctl diff v1.4..v1.5
 
     Example: mirrorctl diff current /media/usb/web-2026-03-01.bundle --format markdown
 
     Example: mirrorctl diff channel:prod channel:staging
     """
     from mirrorctl.diff import RENDERERS, compute_diff, load_side
+    from mirrorctl.diffsets import SET_RENDERERS, compute_set_diff, load_sets
 
     obj: Ctx = ctx.obj
 
     def run() -> str:
+        rt = obj.runtime
+        # The locks folder comes from mirrorctl.toml only when a side is a revision or a folder of the tree.
+        sets = load_sets(a, b, rt.cwd, lambda: rt.settings.profiles_dir, legacy_paths=rt.ecosystems)
+        if sets is not None:
+            return SET_RENDERERS[fmt.value](compute_set_diff(*sets, rt.ecosystems))
+        assert b is not None
         now = datetime.now(UTC)
         search = list(from_dirs or ())
         # The runtime reads mirrorctl.toml (once) only if a side needs it: a diff of two locks needs none.
-        old = load_side(a, obj.runtime, now=now, search=search)
-        new = load_side(b, obj.runtime, now=now, search=search)
-        return RENDERERS[fmt.value](compute_diff(old, new, obj.runtime.ecosystems))
+        old = load_side(a, rt, now=now, search=search)
+        new = load_side(b, rt, now=now, search=search)
+        return RENDERERS[fmt.value](compute_diff(old, new, rt.ecosystems))
 
     typer.echo(run_sync(run, obj), nl=False)
 
