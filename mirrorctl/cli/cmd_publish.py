@@ -121,7 +121,8 @@ def check_cmd(
 ) -> None:
     """Say whether a target is reachable, its credentials work and the plugins it needs are there.
 
-    Exits 1 when anything is wrong.
+    Exits 1 when anything is wrong. A warning (exit 0) names a setting that works but breaks a promise of
+    mirrorctl's: on Pulp, DISTRIBUTED_PUBLICATION_RETENTION_PERIOD not 0 (removed packages stay served).
 
     Example: mirrorctl targets check pulp
     """
@@ -137,6 +138,8 @@ def check_cmd(
         typer.echo(f"  plugin         {plugin} {version}")
     for problem in result.problems:
         typer.echo(f"  problem        {problem}")
+    for warning in result.warnings:
+        typer.echo(f"  warning        {warning}")
     typer.echo("ok" if result.ok else "NOT OK")
     if not result.ok:
         raise typer.Exit(1)

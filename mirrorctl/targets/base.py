@@ -34,6 +34,9 @@ class TargetCheck:
     server_version: str | None
     plugins: Mapping[str, str]  # plugin/component name -> version
     problems: tuple[str, ...] = ()  # each names what is wrong and what to do
+    # Each names a setting that works but makes the target behave other than mirrorctl promises (Pulp: removed
+    # files still served), and what to set; warnings do not make the check fail.
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -115,6 +115,7 @@ class DebPlugin:
     distributions = "distributions/deb/apt/"
     content = "content/deb/packages/"
     publications = "publications/deb/apt/"
+    serves_publications = True
     components = "content/deb/release_components/"
     architectures = "content/deb/release_architectures/"
     links = "content/deb/package_release_components/"

@@ -73,6 +73,7 @@ class FileLayoutPlugin:
     distributions = "distributions/file/file/"
     content = "content/file/files/"
     publications = "publications/file/file/"
+    serves_publications = True
 
     def __init__(self, target: TargetSettings, ref: ConfigRef, ecosystem: Ecosystem) -> None:
         self.ecosystem = ecosystem.name

@@ -65,6 +65,9 @@ class PulpPlugin(Protocol):
     repositories: str  # list/create endpoint relative to the API root
     distributions: str
     content: str
+    # The distribution serves publications (pulp_file, pulp_deb), whose superseded files pulpcore can keep
+    # serving for DISTRIBUTED_PUBLICATION_RETENTION_PERIOD (see retention.py); pulp_python serves versions.
+    serves_publications: bool
 
     def unit_key(self, unit: Mapping[str, Any]) -> tuple[str, str]:
         """(name as clients see it, sha256) of a content unit from a list answer."""
@@ -127,6 +130,7 @@ class PythonPlugin:
     repositories = "repositories/python/python/"
     distributions = "distributions/python/pypi/"
     content = "content/python/packages/"
+    serves_publications = False
 
     def __init__(self, target: TargetSettings | None = None, ref: ConfigRef | None = None, ecosystem: object = None):
         pass  # nothing per target

@@ -33,6 +33,7 @@ from mirrorctl.lockfile import Artifact
 from mirrorctl.progress import Progress
 from mirrorctl.targets.base import PublishedVersion, PublishResult, TargetCheck
 
+from . import retention
 from .api import PulpApi
 from .plugins import PublishFile, PulpPlugin, StructuredPulpPlugin, plugins_for
 
@@ -153,7 +154,34 @@ class PulpTarget:
             authenticated = True
         except TargetError as exc:
             problems.append(f"{exc.message}; {exc.hint}" if exc.hint else exc.message)
-        return TargetCheck(True, authenticated, versions.get("core"), versions, tuple(problems))
+        warnings: list[str] = []
+        if authenticated and not problems:
+            warnings += await self._check_retention(versions)
+        return TargetCheck(True, authenticated, versions.get("core"), versions, tuple(problems), tuple(warnings))
+
+    async def _check_retention(self, versions: Mapping[str, str]) -> list[str]:
+        """A warning when Pulp keeps serving superseded publications' files (see retention.py); only for
+        targets with a repository whose distribution serves publications."""
+        used = [self.plugins[e] for e in sorted(self.settings.repositories) if e in self.plugins]
+        if not any(p.serves_publications for p in used):
+            return []
+        if retention.COMPONENT not in versions:
+            return [
+                f"targets.{self.settings.name}: cannot check {retention.SETTING} (the probe needs pulp_file); "
+                f"make sure it is 0: {retention.HINT}"
+            ]
+        try:
+            kept = await retention.probe_retention(self.api, self.content_origin)
+        except TargetError as exc:
+            return [f"targets.{self.settings.name}: could not check {retention.SETTING}: {exc.message}; "
+                    f"make sure it is 0: {retention.HINT}"]
+        if kept is None:
+            return [
+                f"targets.{self.settings.name}: could not check {retention.SETTING}: the content app at "
+                f"{self.content_origin} did not serve the probe's file (check content-url); make sure it is 0: "
+                f"{retention.HINT}"
+            ]
+        return [retention.retention_warning(self.settings.name)] if kept else []
 
     # ------------------------------------------------------------------------------------------ publish
 
