@@ -155,13 +155,16 @@ def test_a_contributed_command_runs_with_the_cli_s_error_conversion(tmp_path: Pa
 # --- publish: history/rollback name the ecosystem only when the target leaves a choice ----------------------
 
 
-def test_history_without_an_ecosystem_is_refused_when_the_target_names_two(tmp_path: Path) -> None:
+def test_rollback_version_without_an_ecosystem_is_refused_when_the_target_names_two(tmp_path: Path) -> None:
     cfg = tmp_path / "mirrorctl.toml"
     cfg.write_text(
         '[store]\npath = "store"\n[targets.pulp]\nkind = "pulp"\nurl = "http://127.0.0.1:9"\n'
         'repositories = { pypi = "p", npm = "n" }\n'
     )
+    # history without -e lists the publish events across both repositories (none yet); issue 13 item 4
     done = CliRunner().invoke(app, ["--config", str(cfg), "history", "--to", "pulp"])
+    assert done.exit_code == 0 and done.output.strip() == "nothing published to pulp yet", done.output
+    done = CliRunner().invoke(app, ["--config", str(cfg), "rollback", "--to", "pulp", "--version", "1"])
     assert done.exit_code == 2, done.output
     assert "--to pulp: which ecosystem? targets.pulp.repositories names npm, pypi" in done.output
     assert "give --ecosystem NAME" in done.output

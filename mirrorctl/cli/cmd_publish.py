@@ -10,6 +10,8 @@ import typer
 from mirrorctl.config import Settings
 from mirrorctl.errors import UserError
 from mirrorctl.inside import publish as service
+from mirrorctl.inside import publish_events
+from mirrorctl.inside.publish_events import PublishEvent
 from mirrorctl.progress import Progress
 from mirrorctl.runtime import Runtime
 from mirrorctl.targets.base import PublishedVersion, PublishResult, PublishTarget, TargetCheck, make_target
@@ -88,7 +90,9 @@ def publish_cmd(
     into a target.
 
     Every blob is verified first; one bad blob and nothing is sent. Idempotent: publishing the same content
-    again sends nothing. Each publish is recorded in the store's journal (see `mirrorctl history`).
+    again sends nothing. Each publish is recorded in the store's journal as one numbered publish event across
+    every repository it touched (see `mirrorctl history --to TARGET`; `mirrorctl rollback --to TARGET --publish N`
+    serves an earlier one again).
 
     Example: mirrorctl publish --to devpi web data-science
 
@@ -108,7 +112,9 @@ def publish_cmd(
         with_target(
             c.runtime,
             to,
-            lambda t: service.publish(settings, store, t, profiles or None, progress, target_name=to, view=view),
+            lambda t: service.publish(
+                settings, store, t, profiles or None, progress, target_name=to, view=view, channel=channel
+            ),
         ),
         c,
     )
@@ -169,16 +175,51 @@ def print_versions(versions: list[PublishedVersion]) -> None:
     )
 
 
+EVENT_COLUMNS = (
+    Column(""), Column("publish", right=True), Column("when"), Column("what"), Column("from"), Column("snapshot"),
+    Column("repositories (version)"),
+)
+
+
+def event_rows(events: list[PublishEvent]) -> list[list[object]]:
+    """The publish events as rows of EVENT_COLUMNS: `*` on the one served now."""
+    rows: list[list[object]] = []
+    for e in events:
+        what = e.action if e.restores is None else f"rollback to {e.restores}"
+        if not e.ok:
+            what += " (FAILED)"
+        source = f"channel {e.channel}" if e.channel else "current" if e.view_id else "-"  # a rollback: none
+        repos = ", ".join(
+            f"{r.ecosystem} {r.repository}" + (f" v{r.version}" if r.version is not None else "")
+            + (" FAILED" if r.error else "")
+            for r in e.repositories
+        )  # fmt: skip
+        rows.append(["*" if e.served else " ", e.number, e.when, what, source, e.view_id, repos])
+    return rows
+
+
 def history_cmd(ctx: typer.Context, to: ToOption, ecosystem: EcosystemOption = None) -> None:
-    """List what was published to a target, and when; `*` marks what is served now.
+    """List the publish events of a target: each publish (and rollback) across every repository it touched, with
+    the version each repository served after it; `*` marks the event served now. `rollback --to TARGET --publish
+    N` serves event N again.
 
-    Pulp: the repository's versions. devpi keeps no versions: the local publish journal of this store.
+    With --ecosystem: that one repository's own versions instead (Pulp; for experts: `rollback --to TARGET
+    --ecosystem ECO --version N`). devpi keeps no versions: its events are the local publish journal.
 
-    Example: mirrorctl history --to pulp --ecosystem pypi
+    Example: mirrorctl history --to pulp
+
+    Example: mirrorctl history --to pulp --ecosystem npm
     """
     c: Ctx = ctx.obj
     store = c.store()
-    eco = run_sync(lambda: target_ecosystem(c.runtime.settings, to, ecosystem), c)
+    if ecosystem is None:
+        found = run_async(with_target(c.runtime, to, lambda t: publish_events.events(store, t, target_name=to)), c)
+        if not found:
+            typer.echo(f"nothing published to {to} yet")
+            return
+        print_table(EVENT_COLUMNS, event_rows(found))
+        return
+    eco = ecosystem
     versions = run_async(with_target(c.runtime, to, lambda t: service.history(store, t, eco, target_name=to)), c)
     if not versions:
         typer.echo(f"nothing published to {to} for {eco} yet")
@@ -191,8 +232,21 @@ def rollback_cmd(
     to: Annotated[
         str | None, typer.Option("--to", help="A target: a [targets.NAME] table of mirrorctl.toml (needs --version).")
     ] = None,
+    publish: Annotated[
+        int | None,
+        typer.Option(
+            "--publish",
+            help="With --to: serve publish event N again, every repository it touched together (see `history --to"
+            " TARGET`). Example: mirrorctl rollback --to pulp --publish 3",
+        ),
+    ] = None,
     version: Annotated[
-        int | None, typer.Option("--version", help="With --to: the version to serve again (see `history`).")
+        int | None,
+        typer.Option(
+            "--version",
+            help="With --to: one repository's own version to serve again (see `history --to TARGET -e ECO`; give -e"
+            " when the target has several). Example: mirrorctl rollback --to pulp -e npm --version 4",
+        ),
     ] = None,
     ecosystem: EcosystemOption = None,
     channel: Annotated[
@@ -200,35 +254,72 @@ def rollback_cmd(
         typer.Option("--channel", help="Instead of --to: point this channel back at its previous snapshot."),
     ] = None,
 ) -> None:
-    """Serve something earlier again: a target's earlier published version (--to), or a channel's previous
-    snapshot (--channel). Give exactly one of the two.
+    """Serve something earlier again: a target's earlier publish (--to), or a channel's previous snapshot
+    (--channel). Give exactly one of the two.
 
-    --to: Pulp's distribution points back at the version; devpi keeps no versions and refuses (publish the
-    earlier snapshot into a fresh index instead).
+    --to TARGET --publish N: every repository publish event N touched serves the version it served after N
+    again. Checked first (each version must still exist), then switched one repository after another; if one
+    switch fails, those already switched are put back and nothing changed. --to TARGET -e ECO --version N: one
+    repository only (for experts). devpi keeps no versions and refuses (publish the earlier snapshot instead).
 
     --channel: the channel points at the snapshot it pointed at before its last promote (or import, for
     current), in one atomic switch; nothing is deleted and the newer snapshot stays listed.
 
-    Example: mirrorctl rollback --to pulp --version 3
+    Example: mirrorctl rollback --to pulp --publish 3
+
+    Example: mirrorctl rollback --to pulp --ecosystem npm --version 4
 
     Example: mirrorctl rollback --channel prod
     """
     c: Ctx = ctx.obj
     if (to is None) == (channel is None):
-        raise fail(UserError("rollback: give exactly one of --to TARGET (with --version) and --channel NAME"))
+        raise fail(
+            UserError("rollback: give exactly one of --to TARGET (with --publish or --version) and --channel NAME")
+        )
     store = c.store()
     if channel is not None:
-        if version is not None:
-            raise fail(UserError("rollback --channel: --version is for --to TARGET; a channel goes back one step"))
+        if version is not None or publish is not None:
+            raise fail(
+                UserError(
+                    "rollback --channel: --publish and --version are for --to TARGET; a channel goes back one step"
+                )
+            )
         from mirrorctl.inside import channels
 
         name = channel
         done = run_sync(lambda: channels.rollback(store, name, c.progress()), c)
         typer.echo(f"channel {name}: now {done.view_id} (was {done.previous}); nothing was deleted")
         return
-    if version is None:
-        raise fail(UserError("rollback --to: --version is required (see `mirrorctl history --to TARGET`)"))
     assert to is not None
+    if publish is not None:
+        if version is not None or ecosystem is not None:
+            raise fail(
+                UserError(
+                    "rollback --to: --publish N restores every repository of publish event N; --version and "
+                    "--ecosystem are the one-repository form instead",
+                    hint="give either --publish N, or --ecosystem ECO --version N",
+                )
+            )
+        event, target_name = publish, to
+        restored = run_async(
+            with_target(
+                c.runtime,
+                target_name,
+                lambda t: publish_events.rollback_publish(store, t, event, c.progress(), target_name=target_name),
+            ),
+            c,
+        )
+        for d in restored:
+            was = "already served it" if not d.changed else f"was version {d.previous}"
+            typer.echo(f"{to}: {d.ecosystem} {d.repository} serves version {d.version} ({was})")
+        typer.echo(f"{to}: publish event {publish} is served again")
+        return
+    if version is None:
+        raise fail(
+            UserError(
+                "rollback --to: give --publish N (see `mirrorctl history --to TARGET`) or --ecosystem ECO --version N"
+            )
+        )
     target_name, number = to, version
     eco = run_sync(lambda: target_ecosystem(c.runtime.settings, target_name, ecosystem), c)
     v = run_async(

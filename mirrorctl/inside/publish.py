@@ -56,6 +56,8 @@ class JournalEntry:
     profiles: tuple[str, ...]
     results: Mapping[str, Mapping[str, Any]]  # ecosystem -> PublishResult fields (or {"error": ...})
     ok: bool
+    channel: str | None = None  # the channel whose snapshot was published (None: the current view)
+    restores: int | None = None  # a rollback of the whole publish: the number of the entry it served again
 
 
 def target_name_of(target: PublishTarget) -> str:
@@ -147,9 +149,12 @@ async def publish(
     *,
     target_name: str | None = None,
     view: View | None = None,
+    channel: str | None = None,
 ) -> list[PublishResult]:
-    """Publish the current view, or ``view`` (a channel's snapshot), or the named profiles of it, to ``target``;
-    one result per ecosystem.
+    """Publish the current view, or ``view`` (a channel's snapshot, ``channel`` naming it for the record), or the
+    named profiles of it, to ``target``; one result per ecosystem. The whole publish is one entry of the journal
+    (one *publish event*, its number in every audit entry it makes): what each repository served afterwards,
+    which ``rollback --publish N`` serves again together.
 
     Example: ``await publish(settings, store, target, ["web"], SILENT, view=channel_view(store, "prod"))``
     """
@@ -188,6 +193,7 @@ async def publish(
 
     results: list[PublishResult] = []
     record: dict[str, Mapping[str, Any]] = {}
+    entry: JournalEntry | None = None
     try:
         for eco, arts in work.items():
             t0 = time.monotonic()
@@ -202,7 +208,7 @@ async def publish(
             record[eco] = {**_result_dict(result), "artifacts": len(arts)}
     finally:
         if record:
-            append_journal(
+            entry = append_journal(
                 store,
                 name,
                 action="publish",
@@ -210,12 +216,14 @@ async def publish(
                 profiles=tuple(profiles or sorted(view.profiles)),
                 results=record,
                 ok=len(results) == len(work),
+                channel=channel,
             )
-        for eco, rec in record.items():  # one audit entry per ecosystem: target, version, changed, result
+        for eco, rec in record.items():  # one audit entry per ecosystem, each naming the publish event
             audit.record(
                 store, "publish", progress,
-                target=name, ecosystem=eco, version=rec.get("version"), changed=rec.get("changed"),
-                **{"view-id": view.view_id, "bundle-id": view.bundle_id},
+                target=name, publish=entry.number if entry else None, ecosystem=eco,
+                repository=rec.get("repository"), version=rec.get("version"), changed=rec.get("changed"),
+                **{"view-id": view.view_id, "bundle-id": view.bundle_id, **({"channel": channel} if channel else {})},
                 artifacts=rec.get("artifacts"),
                 result="failed" if "error" in rec else "ok",
                 **({"error": rec["error"]} if "error" in rec else {}),
@@ -327,6 +335,8 @@ def read_journal(store: Store, target_name: str) -> list[JournalEntry]:
                 profiles=tuple(e.get("profiles", ())),
                 results=dict(e.get("results", {})),
                 ok=bool(e.get("ok", False)),
+                channel=e.get("channel"),
+                restores=int(e["restores"]) if e.get("restores") is not None else None,
             )
         )
     return out
@@ -348,6 +358,8 @@ def append_journal(
     profiles: tuple[str, ...],
     results: Mapping[str, Mapping[str, Any]],
     ok: bool,
+    channel: str | None = None,
+    restores: int | None = None,
 ) -> JournalEntry:
     """Add one entry; read-modify-write under the store's lock so two publishes cannot lose each other's."""
     state = _journal_state(target_name)
@@ -365,6 +377,8 @@ def append_journal(
             profiles=profiles,
             results=results,
             ok=ok,
+            channel=channel,
+            restores=restores,
         )
         entries.append(
             {
@@ -377,6 +391,8 @@ def append_journal(
                 "profiles": list(entry.profiles),
                 "results": {k: dict(v) for k, v in results.items()},
                 "ok": ok,
+                **({"channel": channel} if channel else {}),
+                **({"restores": restores} if restores is not None else {}),
             }
         )
         store.write_state(state, {"target": target_name, "entries": entries[-_JOURNAL_KEEP:]})
