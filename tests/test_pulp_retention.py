@@ -146,7 +146,7 @@ def test_the_services_pulp_settings_set_the_period_to_0() -> None:
     assert re.search(rf"^{SETTING} = 0$", text, re.M), "scripts/services/pulp-settings.py.in"
 
 
-@pytest.mark.parametrize("doc", ["docs/targets-pulp-apt.md", "docs/npm.md"])
+@pytest.mark.parametrize("doc", ["docs/targets-pulp.md", "docs/npm.md"])
 def test_the_pulp_docs_say_what_to_set(doc: str) -> None:
     text = (REPO_ROOT / doc).read_text()
     assert f"{SETTING} = 0" in text and "targets check" in text, doc

@@ -33,7 +33,7 @@ _CONTENT = "content/file/files/"
 
 HINT = (
     f"set {SETTING} = 0 in Pulp's settings (settings.py, or PULP_{SETTING}=0 in the environment of pulpcore-api, "
-    "-content and -worker) and restart Pulp; see docs/targets-pulp-apt.md"
+    "-content and -worker) and restart Pulp; see docs/targets-pulp.md"
 )
 
 
