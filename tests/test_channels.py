@@ -301,11 +301,11 @@ def test_cli_rollback_takes_exactly_one_form(snaps: Snapshots) -> None:
     before = fingerprint(snaps.store)
     for args in ([], ["--to", "pulp", "--channel", "prod"]):
         code, out = cli(root, "rollback", *args)
-        assert code == 2 and "exactly one of --to TARGET (with --version) and --channel NAME" in out, out
+        assert code == 2 and "exactly one of --to TARGET (with --publish or --version) and --channel NAME" in out, out
     code, out = cli(root, "rollback", "--channel", "current", "--version", "3")
-    assert code == 2 and "--version is for --to TARGET" in out
+    assert code == 2 and "--publish and --version are for --to TARGET" in out
     code, out = cli(root, "rollback", "--to", "pulp")
-    assert code == 2 and "--version is required" in out
+    assert code == 2 and "give --publish N" in out and "--ecosystem ECO --version N" in out
     code, out = cli(root, "rollback", "--channel", "nope")
     assert code == 2 and "no channel 'nope'" in out
     assert fingerprint(snaps.store) == before

@@ -141,9 +141,10 @@ async def test_only_targets_with_publication_served_repositories_are_probed() ->
     assert not any("file/file" in p for _, p in fake.requests)
 
 
-def test_the_services_pulp_settings_set_the_period_to_0() -> None:
-    text = (REPO_ROOT / "scripts/services/pulp-settings.py.in").read_text()
-    assert re.search(rf"^{SETTING} = 0$", text, re.M), "scripts/services/pulp-settings.py.in"
+@pytest.mark.parametrize("settings_file", ["scripts/services/pulp-settings.py.in", "containers/pulp/settings.py"])
+def test_the_services_pulp_settings_set_the_period_to_0(settings_file: str) -> None:
+    text = (REPO_ROOT / settings_file).read_text()
+    assert re.search(rf"^{SETTING} = 0$", text, re.M), settings_file
 
 
 @pytest.mark.parametrize("doc", ["docs/targets-pulp.md", "docs/npm.md"])

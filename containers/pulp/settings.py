@@ -31,3 +31,6 @@ FILE_UPLOAD_TEMP_DIR = WORKING_DIRECTORY
 ALLOWED_IMPORT_PATHS = ["/var/lib/pulp/imports"]
 ALLOWED_EXPORT_PATHS = ["/var/lib/pulp/exports"]
 ANALYTICS = False
+# Files of a publication a distribution no longer serves stop being served at once (pulpcore's default keeps them
+# 3 days, so a package a publish removed would stay installable): see docs/targets-pulp.md.
+DISTRIBUTED_PUBLICATION_RETENTION_PERIOD = 0
