@@ -133,6 +133,21 @@ class FetchSettings:
     http2: bool = False
 
 
+LOCK_MAX_ROUNDS, LOCK_MAX_SECONDS = 20000, 600
+
+
+@dataclass(frozen=True, slots=True)
+class LockSettings:
+    """``[lock]``: how long a resolver may search before it stops and names what it was going back on.
+
+    ``max_rounds``: rounds of the backtracking search per target (a round pins or undoes one version);
+    ``max_seconds``: wall time per target, 0 for no time bound. A lock that resolves without
+    conflicts needs about one round per locked project, so the default leaves room for real backtracking."""
+
+    max_rounds: int = LOCK_MAX_ROUNDS
+    max_seconds: int = LOCK_MAX_SECONDS
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a service needs to know about the installation; built once, passed down explicitly."""
@@ -142,6 +157,7 @@ class Settings:
     profiles_dir: Path
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
     fetch: FetchSettings = field(default_factory=FetchSettings)
+    lock: LockSettings = field(default_factory=LockSettings)
     signing_key: Path | None = None
     trusted_keys: tuple[Path, ...] = ()
     serve_host: str = "127.0.0.1"
@@ -173,7 +189,7 @@ class Settings:
             ) from None
 
 
-_TOP_KEYS = {"store", "profiles", "upstreams", "fetch", "signing", "trust", "serve", "targets"}
+_TOP_KEYS = {"store", "profiles", "upstreams", "fetch", "lock", "signing", "trust", "serve", "targets"}
 _TARGET_KEYS = {"kind", "url", "username-env", "password-env", "token-env", "content-url", "repositories"}
 TARGET_KINDS = ("pulp", "devpi")
 COMMON_UPSTREAM_KEYS = frozenset({"url", "username-env", "password-env", "token-env"})
@@ -303,6 +319,12 @@ def parse_settings(data: Mapping[str, Any], path: Path, ecosystems: Mapping[str,
         timeout=float(_int(fetch_t, "timeout", 60, path, "fetch.", minimum=1)),
         http2=bool(fetch_t.get("http2", False)),
     )
+    lock_t = table("lock")
+    _no_unknown(lock_t, {"max-rounds", "max-seconds"}, path, "lock.")
+    lock = LockSettings(
+        max_rounds=_int(lock_t, "max-rounds", LOCK_MAX_ROUNDS, path, "lock.", minimum=100),
+        max_seconds=_int(lock_t, "max-seconds", LOCK_MAX_SECONDS, path, "lock.", minimum=0),
+    )
     signing = table("signing")
     _no_unknown(signing, {"key"}, path, "signing.")
     trust = table("trust")
@@ -330,6 +352,7 @@ def parse_settings(data: Mapping[str, Any], path: Path, ecosystems: Mapping[str,
         profiles_dir=rel(profiles.get("dir", "profiles"), "profiles.dir"),
         upstreams=upstreams,
         fetch=fetch,
+        lock=lock,
         signing_key=rel(signing["key"], "signing.key") if "key" in signing else None,
         trusted_keys=tuple(rel(k, "trust.keys") for k in keys),
         serve_host=str(serve.get("host", "127.0.0.1")),

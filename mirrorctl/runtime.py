@@ -120,6 +120,7 @@ class Runtime:
         return ResolveContext(
             client=client, upstream=settings.upstream(ecosystem), progress=self.progress,
             profile_name=profile_name, store=self.store, fetch=settings.fetch, prefetch=prefetch,
+            lock=settings.lock,
         )
 
     def fetch_context(self, ecosystem: str, client: httpx.AsyncClient) -> FetchContext:

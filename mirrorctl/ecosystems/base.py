@@ -25,7 +25,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from mirrorctl.config import ConfigRef, FetchSettings, Upstream
+from mirrorctl.config import ConfigRef, FetchSettings, LockSettings, Upstream
 from mirrorctl.errors import UserError
 from mirrorctl.inside.store import Store
 from mirrorctl.lockfile import Artifact, LegacyRecord
@@ -107,6 +107,8 @@ class ResolveContext:
     # callable, on the event loop thread, so the download starts while resolution goes on. Speculative: a
     # file later dropped is a harmless extra blob; the snapshot after the lock still checks every locked one.
     prefetch: Callable[[FetchItem], None] | None = None
+    # ``[lock]``: how long a resolver that backtracks may search before it stops, naming what it went back on.
+    lock: LockSettings = field(default_factory=LockSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,7 +141,8 @@ async def _resolve_profile(
     for eco_name, spec in sorted(profile.specs.items()):
         eco = ecosystems[eco_name]
         ctx = ResolveContext(
-            client, settings.upstream(eco_name), progress, profile.name, store, settings.fetch, prefetch=prefetch
+            client, settings.upstream(eco_name), progress, profile.name, store, settings.fetch, prefetch=prefetch,
+            lock=settings.lock,
         )
         arts = await eco.resolve(spec, ctx)
         refuse_path_collisions(arts, f"{profile.path}: [{eco_name}] resolved", ProfileError)

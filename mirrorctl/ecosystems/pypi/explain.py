@@ -76,16 +76,7 @@ def impossible_message(
     pages: dict[str, list[FileRecord] | None] = {}
     for cause in exc.causes:
         req: Req = cause.requirement
-        chain = [req.text]
-        names: list[NormalizedName] = [req.name]
-        parent: Candidate | None = cause.parent
-        seen: set[str] = set()
-        while parent is not None and parent.name not in seen:
-            seen.add(parent.name)
-            chain.append(str(parent))
-            names.append(parent.name)
-            parent = provider.parents.get(parent.name)
-        chain.append("the profile")
+        chain, names = requirement_chain(req, cause.parent, provider)
         choices = provider._choices.get(req.name, [])
         note = (
             f" (versions for this target: {', '.join(_label(f) for f in choices[:_LISTED])})"
@@ -104,6 +95,22 @@ def impossible_message(
             lines.extend(f"    {r}" for r in reasons)
     uniq = list(dict.fromkeys(lines))
     return f"pypi target {target.id}: no consistent set of versions:\n" + "\n".join(uniq)
+
+
+def requirement_chain(
+    req: Req, parent: Candidate | None, provider: TargetProvider
+) -> tuple[list[str], list[NormalizedName]]:
+    """``lib>=2 <- app 1.0 <- the profile``, as parts, and the projects in it."""
+    chain = [req.text]
+    names: list[NormalizedName] = [req.name]
+    seen: set[str] = set()
+    while parent is not None and parent.name not in seen:
+        seen.add(parent.name)
+        chain.append(str(parent))
+        names.append(parent.name)
+        parent = provider.parents.get(parent.name)
+    chain.append("the profile")
+    return chain, names
 
 
 def _label(f: FileRecord) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from packaging.version import Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
+from mirrorctl.config import LockSettings
 from mirrorctl.ecosystems.base import FetchItem, ResolveContext
 from mirrorctl.errors import ResolutionError
 from mirrorctl.lockfile import Artifact, Companion
@@ -45,13 +47,14 @@ from .choice import (
     names_prerelease,
     prerelease_reason,
 )
-from .explain import impossible_message, lock_notes
+from .explain import impossible_message, lock_notes, requirement_chain
 from .index import CoreMetadata, FileRecord, IndexClient
+from .search import SearchStopped, SearchWatch, stop_message
 from .spec import PypiSpec, artifact_path
 from .targets import Target
 
 T = TypeVar("T")
-MAX_ROUNDS = 20000
+READ_AHEAD = 8  # older versions whose metadata is read ahead while the search backtracks on a project
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +185,34 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         # The requirements' specifiers last asked for per project, to explain a failed resolution.
         self.wanted: dict[str, list[SpecifierSet]] = {}
         self._prefetched: set[tuple[str, str]] = set()
+        self.watch: SearchWatch | None = None  # set while resolving: the search's figures
+        self._positions: dict[str, dict[str, int]] = {}  # project -> filename -> index in its choices
+        # The profile's requirements in the order written: pip prefers them in that order.
+        self.requested: dict[str, int] = {}
+        for n, r in enumerate(spec.requirements):
+            self.requested.setdefault(to_req(r, None).identifier, n)
 
     # -- resolvelib interface ----------------------------------------------------------------------------
 
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
         return identifier(requirement_or_candidate.name, requirement_or_candidate.extras)
+
+    def narrow_requirement_selection(
+        self,
+        identifiers: Iterable[str],
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> Iterable[str]:
+        """The causes of the last conflict first, as pip does: there is no solution while they conflict,
+        and picking them here is linear where a check in get_preference would be quadratic."""
+        causes = {c.requirement.identifier for c in backtrack_causes} | {
+            identifier(c.parent.name, c.parent.extras) for c in backtrack_causes if c.parent is not None
+        }
+        ids = list(identifiers)
+        chosen = [i for i in ids if i in causes]
+        return chosen or ids
 
     def get_preference(
         self,
@@ -196,17 +222,15 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         information: Mapping[str, Iterator[Any]],
         backtrack_causes: Sequence[Any],
     ) -> Any:
-        infos = list(information[identifier])
-        pinned = any(
-            s.operator in ("==", "===") and "*" not in s.version
-            for i in infos
-            for s in i.requirement.specifier
-        )
-        causes = {c.requirement.name for c in backtrack_causes} | {
-            c.parent.name for c in backtrack_causes if c.parent
-        }
-        top_level = any(i.parent is None for i in infos)
-        return (identifier.split("[")[0] not in causes, not pinned, not top_level, identifier)
+        """pip's order: pinned (``==``/``===`` without a wildcard) first, then upper-bounded requirements
+        (``<``, ``<=``, ``~=``, ``==x.*``: since the newest is tried first, a bound rules candidates out
+        soonest), then the profile's requirements in the order written, then any with an operator, then
+        by name (deterministic)."""
+        ops = [(s.operator, s.version) for i in information[identifier] for s in i.requirement.specifier]
+        ops.extend((s.operator, s.version) for c in self.constraints.get(identifier, []) for s in c.specifier)
+        pinned = any(op in ("==", "===") and "*" not in v for op, v in ops)
+        upper = any(op in ("<", "<=", "~=") or (op == "==" and "*" in v) for op, v in ops)
+        return (not pinned, not upper, self.requested.get(identifier, math.inf), not ops, identifier)
 
     def find_matches(
         self,
@@ -239,6 +263,8 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        if self.watch is not None and self.watch.rejected.get(candidate.name):
+            self._read_ahead(candidate)
         md: CoreMetadata = self.bridge.run(lambda: self.index.metadata(candidate.file))
         deps: list[Req] = []
         if candidate.extras:
@@ -262,6 +288,25 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         return deps
 
     # -- helpers -------------------------------------------------------------------------------------------
+
+    def _read_ahead(self, candidate: Candidate) -> None:
+        """While the search goes back through a project's versions, the metadata of the next older ones is
+        read in parallel: each rejected candidate otherwise cost one round trip, one after the other (uv
+        reads ahead the same way). Only files whose metadata is cheap (PEP 658 or a wheel's Range read)."""
+        choices = self._choices.get(candidate.name, [])
+        where = self._positions.get(candidate.name)
+        if where is None:
+            where = self._positions[candidate.name] = {f.filename: n for n, f in enumerate(choices)}
+        start = where.get(candidate.file.filename)
+        if start is None:
+            return
+        for f in choices[start + 1 : start + 1 + READ_AHEAD]:
+            if (f.metadata_offered or f.kind == "wheel") and self.index.cached_metadata(f.filename) is None:
+                self.bridge.spawn(lambda f=f: self.index.metadata(f))
+
+    def chain(self, cause: Any) -> str:
+        """One conflicting requirement with the chain that asked for it (``lib>=2 <- app 1.0 <- the profile``)."""
+        return " <- ".join(requirement_chain(cause.requirement, cause.parent, self)[0])
 
     def _files(self, name: NormalizedName) -> list[FileRecord]:
         if name not in self._choices:
@@ -379,8 +424,11 @@ async def resolve_with_index(spec: PypiSpec, index: IndexClient, ctx: ResolveCon
         # bounded by the index client's semaphore, so the resolver threads seldom wait for a round trip.
         provider._prefetch([to_req(r, None) for r in spec.requirements if marker_ok(r, provider.env)])
 
+    def note(message: str) -> None:  # from a resolver thread: progress renders on the loop's thread
+        loop.call_soon_threadsafe(ctx.progress.note, message)
+
     async def one(provider: TargetProvider) -> TargetResult:
-        result = await loop.run_in_executor(executor, _resolve_target, provider)
+        result = await loop.run_in_executor(executor, _resolve_target, provider, ctx.lock, note)
         task.advance()
         return result
 
@@ -402,21 +450,23 @@ async def resolve_with_index(spec: PypiSpec, index: IndexClient, ctx: ResolveCon
     return await _artifacts(results, index)
 
 
-def _resolve_target(provider: TargetProvider) -> TargetResult:
+def _resolve_target(provider: TargetProvider, limits: LockSettings, note: Callable[[str], None]) -> TargetResult:
     spec, target = provider.spec, provider.target
     roots = [to_req(r, None) for r in spec.requirements if marker_ok(r, provider.env)]
-    reporter: BaseReporter[Req, Candidate, str] = (
-        _PinReporter(provider, provider.prefetch) if provider.prefetch else BaseReporter()
-    )
-    resolver: Resolver[Req, Candidate, str] = Resolver(provider, reporter)
+    inner = _PinReporter(provider, provider.prefetch) if provider.prefetch else None
+    watch = SearchWatch(target.id, limits, note=note, inner=inner)
+    provider.watch = watch
+    resolver: Resolver[Req, Candidate, str] = Resolver(provider, watch)
     try:
-        result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
+        result = resolver.resolve(roots, max_rounds=limits.max_rounds)
     except ResolutionImpossible as exc:
         raise ResolutionError(impossible_message(target, exc, provider), hint=_HINT) from None
-    except ResolutionTooDeep as exc:
-        raise ResolutionError(
-            f"pypi target {target.id}: gave up after {exc.round_count} rounds of backtracking", hint=_HINT
-        ) from None
+    except ResolutionTooDeep:
+        message, hint = stop_message(watch, f"[lock] max-rounds = {limits.max_rounds}", provider.chain)
+        raise ResolutionError(message, hint=hint) from None
+    except SearchStopped as stop:
+        message, hint = stop_message(watch, stop.bound, provider.chain)
+        raise ResolutionError(message, hint=hint) from None
     files = [c.file for c in result.mapping.values() if not c.extras]
     prereleases: dict[str, tuple[str, str]] = {}
     for ident, cand in result.mapping.items():
