@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidWheelFilename,
     NormalizedName,
@@ -423,16 +424,69 @@ def _read_metadata(data: bytes | Path, record: FileRecord) -> bytes:
                 return zf.read(_pick(zf.namelist(), ".dist-info/METADATA", label))
         if record.filename.endswith(".zip"):
             with zipfile.ZipFile(source) as zf:
-                return zf.read(_pick(zf.namelist(), "/PKG-INFO", label))
+                names = zf.namelist()
+                pkg_info = zf.read(_pick(names, "/PKG-INFO", label))
+                egg = _egg_requires(names)
+                return with_egg_info_requires(pkg_info, zf.read(egg) if egg else None)
         fileobj = source if isinstance(data, bytes) else None
         with tarfile.open(name=None if fileobj else source, fileobj=fileobj, mode="r:gz") as tf:
-            member = tf.getmember(_pick(tf.getnames(), "/PKG-INFO", label))
-            fh = tf.extractfile(member)
+            names = tf.getnames()
+            fh = tf.extractfile(tf.getmember(_pick(names, "/PKG-INFO", label)))
             if fh is None:
                 raise NetworkError(f"{label}: PKG-INFO is not a regular file")
-            return fh.read()
+            pkg_info = fh.read()
+            egg = _egg_requires(names)
+            egg_fh = tf.extractfile(tf.getmember(egg)) if egg else None
+            return with_egg_info_requires(pkg_info, egg_fh.read() if egg_fh else None)
     except (zipfile.BadZipFile, tarfile.TarError, KeyError, OSError) as exc:
         raise NetworkError(f"{label}: cannot read its metadata: {exc}") from exc
+
+
+def _egg_requires(names: Iterable[str]) -> str | None:
+    found = sorted(n for n in names if n.endswith(".egg-info/requires.txt") and n.count("/") == 2)
+    return found[0] if found else None
+
+
+def with_egg_info_requires(pkg_info: bytes, requires_txt: bytes | None) -> bytes:
+    """An sdist's PKG-INFO, with the requirements of its ``*.egg-info/requires.txt`` as Requires-Dist lines
+    when PKG-INFO lists none: setuptools before metadata 2.2 wrote them only there, so an old sdist's
+    PKG-INFO alone says it depends on nothing, and a search going back through old versions would take it
+    as the way out of every conflict (pip and uv build it and see them)."""
+    if requires_txt is None or b"\nRequires-Dist:" in pkg_info.split(b"\n\n", 1)[0]:
+        return pkg_info
+    lines = egg_info_requirements(requires_txt.decode("utf-8", "replace"))
+    if not lines:
+        return pkg_info
+    head, sep, body = pkg_info.partition(b"\n\n")
+    extra = "".join(f"\nRequires-Dist: {r}" for r in lines).encode()
+    extras = sorted({m.group(1) for r in lines if (m := re.search(r'extra == "([^"]+)"', r))})
+    extra += "".join(f"\nProvides-Extra: {e}" for e in extras).encode()
+    return head.rstrip(b"\n") + extra + (sep + body if sep else b"\n")
+
+
+def egg_info_requirements(text: str) -> list[str]:
+    """requires.txt (``req`` lines under ``[extra]``, ``[:marker]`` or ``[extra:marker]`` sections) as PEP 508
+    requirement strings; a line that does not parse is left out."""
+    out: list[str] = []
+    extra = marker = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            extra, _, marker = (part.strip() for part in line[1:-1].partition(":"))
+            continue
+        req, _, own = line.partition(";")
+        conditions = [f"({c.strip()})" for c in (own, marker) if c.strip()]
+        if extra:
+            conditions.append(f'extra == "{canonicalize_name(extra)}"')
+        text_req = req.strip() + ("; " + " and ".join(conditions) if conditions else "")
+        try:
+            Requirement(text_req)
+        except InvalidRequirement:
+            continue
+        out.append(text_req)
+    return out
 
 
 def _pick(names: Iterable[str], suffix: str, label: str) -> str:
