@@ -187,6 +187,9 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self._prefetched: set[tuple[str, str]] = set()
         self.watch: SearchWatch | None = None  # set while resolving: the search's figures
         self._positions: dict[str, dict[str, int]] = {}  # project -> filename -> index in its choices
+        self._deps: dict[tuple[str, frozenset[str]], list[Req]] = {}
+        # (project, specifier) -> the positions in the project's choices it admits (list, and as a set)
+        self._admits: dict[tuple[str, str], tuple[tuple[int, ...], frozenset[int]]] = {}
         # The profile's requirements in the order written: pip prefers them in that order.
         self.requested: dict[str, int] = {}
         for n, r in enumerate(spec.requirements):
@@ -246,14 +249,13 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         self.wanted[name] = [r.specifier for r in reqs]
         admit_all = self.spec.prereleases or names_prerelease(specifiers)
         yank_ok = exact_pin(specifiers)
-        files = self._files(name)
+        files = self._matching(name, self._files(name), specifiers)
 
-        # Lazy, as pip does: resolvelib usually takes the first (newest) match, so checking every one of
-        # thousands of versions against every specifier on each call was most of a resolver thread's work.
-        # Versions marked incompatible are dropped after the pre-release decision, which (as pip's) looks at
-        # every release the target has, not at what backtracking has ruled out so far.
+        # Lazy, as pip does: resolvelib usually takes the first (newest) match. Versions marked incompatible
+        # are dropped after the pre-release decision, which (as pip's) looks at every release the target
+        # has, not at what backtracking has ruled out so far.
         def matches() -> Iterator[Candidate]:
-            for f in candidate_files(files, specifiers, admit_all=admit_all, yank_ok=yank_ok):
+            for f in candidate_files(files, (), admit_all=admit_all, yank_ok=yank_ok):
                 if f.version not in bad:
                     yield Candidate(name, f.version, f, extras)
 
@@ -263,6 +265,40 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        # The same candidate is asked again each time the search comes back to it (a backtracking search
+        # over boto3 x aiobotocore asks thousands of times): its dependencies are the same every time.
+        key = (candidate.file.filename, candidate.extras)
+        known = self._deps.get(key)
+        if known is not None:
+            return known
+        deps = self._dependencies(candidate)
+        self._deps[key] = deps
+        return deps
+
+    def _matching(
+        self, name: NormalizedName, files: list[FileRecord], specifiers: Sequence[SpecifierSet]
+    ) -> list[FileRecord]:
+        """The files whose versions satisfy every specifier, in ``files``' order. Each specifier is checked
+        against a project's versions once per target and kept as the positions it admits: a search that
+        backtracks asks for the same specifiers in new combinations thousands of times, and checking
+        thousands of versions (boto3, botocore) against each one every time was most of its work."""
+        admitted = []
+        for ss in specifiers:
+            if not str(ss):
+                continue
+            key = (name, str(ss))
+            hit = self._admits.get(key)
+            if hit is None:
+                positions = tuple(n for n, f in enumerate(files) if ss.contains(f.version, prereleases=True))
+                hit = self._admits[key] = (positions, frozenset(positions))
+            admitted.append(hit)
+        if not admitted:
+            return files
+        admitted.sort(key=lambda hit: len(hit[0]))
+        rest = [hit[1] for hit in admitted[1:]]
+        return [files[n] for n in admitted[0][0] if all(n in r for r in rest)]
+
+    def _dependencies(self, candidate: Candidate) -> list[Req]:
         if self.watch is not None and self.watch.rejected.get(candidate.name):
             self._read_ahead(candidate)
         md: CoreMetadata = self.bridge.run(lambda: self.index.metadata(candidate.file))
