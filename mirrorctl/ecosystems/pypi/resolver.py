@@ -8,6 +8,10 @@ which requirements a version satisfies; :mod:`.explain` says why a target cannot
 the usual trick: ``foo[bar]`` is its own identifier whose candidate depends on ``foo==<same version>`` plus
 the extra's requirements.
 
+The search order is pip's (``narrow_requirement_selection``, ``get_preference``); :mod:`.search` watches it
+(progress naming what it backtracks on, the ``[lock]`` bound). While it backtracks on a project, the metadata
+of its next older versions is read ahead; specifiers are matched against a project's versions once each.
+
 resolvelib is synchronous, so each target resolves in its own thread; metadata comes from the event loop
 (:class:`IndexClient`, shared and cached) through ``run_coroutine_threadsafe``. While a target resolves, the
 loop also prefetches the likely closure (the newest acceptable version of each dependency, its metadata,
