@@ -202,3 +202,18 @@ def test_a_search_that_cannot_finish_stops_at_max_rounds_naming_the_conflict(
     result = CliRunner().invoke(app, ["-q", "lock", "web"])
     assert result.exit_code == 1, result.output
     assert "no consistent set of versions" in result.output and "<- other 1.0 <- the profile" in result.output
+
+
+def test_the_stop_message_shows_each_distinct_requirement_of_the_last_conflict_once() -> None:
+    watch = SearchWatch("t1", LockSettings(max_rounds=100, max_seconds=0))
+    watch.starting()
+
+    def parent(name: str) -> SimpleNamespace:
+        return SimpleNamespace(name=name, extras=frozenset())
+
+    many = [info("protobuf", ">=6", parent=parent(f"google-{n}")) for n in range(12)]
+    watch.resolving_conflicts([*many, info("protobuf", "<6", parent=parent("dbt-core"))])
+    message, hint = stop_message(watch, "[lock] max-rounds = 100", lambda c: f"{c.requirement.text} <- {c.parent.name}")
+    assert message.count("protobuf>=6 <- ") == 1 and "protobuf<6 <- dbt-core" in message
+    assert hint.startswith("constrain the projects in conflict (protobuf, dbt-core, google-0, ")
+    assert '(e.g. "protobuf<X"' in hint

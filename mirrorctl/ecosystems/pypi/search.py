@@ -123,10 +123,17 @@ def stop_message(watch: SearchWatch, bound: str, chain: Callable[[Any], str]) ->
         f"backtracking ({bound} in mirrorctl.toml); no consistent set of versions found yet",
         f"  backtracked on ({watch.conflicts} conflicts): {watch.top()}",
     ]
-    if watch.last_causes:
+    # One line per distinct requirement of the last conflict: a dozen parents asking for the same range
+    # would otherwise hide the one that asks for another.
+    distinct: dict[str, Any] = {}
+    for c in watch.last_causes:
+        distinct.setdefault(f"{c.requirement.name} {c.requirement.specifier}", c)
+    if distinct:
         lines.append("  the last conflict:")
-        lines.extend(f"    {chain(c)}" for c in watch.last_causes[:_NAMED * 2])
-    in_conflict = sorted(_names(watch.last_causes)) or [n for n, _ in watch.rejected.most_common(_NAMED)]
+        lines.extend(f"    {chain(c)}" for c in list(distinct.values())[: _NAMED * 2])
+    required = sorted({str(c.requirement.name) for c in watch.last_causes})
+    in_conflict = required + sorted(_names(watch.last_causes) - set(required))
+    in_conflict = in_conflict or [n for n, _ in watch.rejected.most_common(_NAMED)]
     example = in_conflict[0] if in_conflict else "a project"
     hint = (
         f"constrain the projects in conflict ({', '.join(in_conflict[:_NAMED])}) in the profile's [pypi] "
