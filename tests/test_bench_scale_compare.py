@@ -68,3 +68,38 @@ def test_parse_uv_output() -> None:
     assert sc.parse_uv_output(text) == {
         "boto3": "1.43.117", "jinja2": "3.1.6", "uvicorn": "0.40.0", "pywin32": "311"
     }
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    path = Path(__file__).parents[1] / "bench" / "scale_bench.py"
+    spec = importlib.util.spec_from_file_location("bench_scale_bench", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_scale_bench"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_report_of_a_failed_lock_quotes_the_error_and_meets_nothing() -> None:
+    sb = _bench()
+    res = sb.Results(300, [("3.11", "manylinux_2_28_x86_64")], started="2026-12-08 03:00", commit="abc")
+    output = "pypi: resolving\nerror: pypi target t: stopped after 20000 rounds\nhint: constrain"
+    res.cold = sb.Run(194.0, 330.0, output, False)
+    res.uv = {"py3.11-manylinux_2_28_x86_64": sb.Run(95.7, 270.0, "", True)}
+    text = sb.render(res)
+    assert "| `mirrorctl lock`, cold | 194.0 s (**failed**) |" in text
+    assert "| mirrorctl / uv | 2.03x (failed) | <= 1.0x | **no** |" in text
+    assert "```\nerror: pypi target t: stopped after 20000 rounds\nhint: constrain\n```" in text
+    assert "| peak RSS of mirrorctl (with children) | 330 MB | < 1000 MB | yes |" in text
+    assert "re-lock after adding `humanize` | nan s | < 10 s | **no** |" in text
+
+
+def test_the_report_of_a_reduced_run_says_so() -> None:
+    sb = _bench()
+    res = sb.Results(30, [("3.11", "manylinux_2_28_x86_64")], started="2026-12-08 03:00", commit="abc")
+    res.cold, res.warm = sb.Run(3.9, 156.0, "", True), sb.Run(1.9, 150.0, "", True)
+    res.uv = {"py3.11-manylinux_2_28_x86_64": sb.Run(15.4, 148.0, "", True)}
+    res.diffs = {"py3.11-manylinux_2_28_x86_64": sc.compare({"a": sc.Locked("1")}, {"a": "1"})}
+    text = sb.render(res)
+    assert "**A reduced run**" in text and "| mirrorctl / uv | 0.25x | <= 1.0x | yes |" in text
+    assert "| same | 1 |" in text and "Every difference" not in text
