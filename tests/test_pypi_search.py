@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 from typer.testing import CliRunner
 
 from mirrorctl.cli.app import app
@@ -217,3 +218,17 @@ def test_the_stop_message_shows_each_distinct_requirement_of_the_last_conflict_o
     assert message.count("protobuf>=6 <- ") == 1 and "protobuf<6 <- dbt-core" in message
     assert hint.startswith("constrain the projects in conflict (protobuf, dbt-core, google-0, ")
     assert '(e.g. "protobuf<X"' in hint
+
+
+def test_memoized_matching_is_the_plain_filter_in_the_same_order() -> None:
+    from mirrorctl.ecosystems.pypi.choice import satisfies
+
+    p = provider(["lib"])
+    versions = ["3.0", "2.1", "2.0", "2.0rc1", "1.5", "1.0", "0.9"]
+    files = [SimpleNamespace(version=Version(v), filename=f"lib-{v}.whl") for v in versions]
+    cases = [[], [""], [">=1"], [">=1", "<2.1"], ["<2.1", ">=1"], ["==2.*", "!=2.0"], [">=1", "<1"], ["~=1.0"]]
+    for case in cases + cases:  # the second pass is answered from what the first kept
+        specs = [SpecifierSet(s) for s in case]
+        want = [f for f in files if satisfies(f.version, specs)]
+        assert p._matching("lib", files, specs) == want, case  # type: ignore[arg-type]
+    assert len(p._admits) == 6  # one entry per distinct non-empty specifier, whatever the combination
