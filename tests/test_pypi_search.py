@@ -155,11 +155,11 @@ def test_lock_settings_are_read(tmp_path: Path) -> None:
     assert load_settings(cfg, ecosystems=load_ecosystems()).lock == LockSettings(max_rounds=20000, max_seconds=600)
 
 
-N = 60  # versions of app: each pins another lib, none of which `other` accepts
+N = 60  # versions of app and of tool: each pins its own lib, and no version of one fits one of the other
 
 CONFLICT = """\
 [pypi]
-requirements = ["app", "other"]
+requirements = ["app", "tool"]
 python = ["3.11"]
 platforms = ["manylinux_2_28_x86_64"]
 """
@@ -168,8 +168,9 @@ platforms = ["manylinux_2_28_x86_64"]
 def populate_conflict(up: FixtureUpstream) -> None:
     for k in range(1, N + 1):
         up.add(Dist("app", f"{k}.0", requires=[f"lib=={k}.0"]))
+        up.add(Dist("tool", f"{k}.0", requires=[f"lib=={k + 100}.0"]))
         up.add(Dist("lib", f"{k}.0"))
-    up.add(Dist("other", "1.0", requires=["lib<1"]))
+        up.add(Dist("lib", f"{k + 100}.0"))
 
 
 def test_a_search_that_cannot_finish_stops_at_max_rounds_naming_the_conflict(
@@ -188,12 +189,12 @@ def test_a_search_that_cannot_finish_stops_at_max_rounds_naming_the_conflict(
     assert "pypi target py3.11-manylinux_2_28_x86_64: stopped after 100 rounds" in out
     assert "([lock] max-rounds = 100 in mirrorctl.toml)" in out
     assert re.search(
-        r"backtracked on \(\d+ conflicts\): in conflict: app \(\d+\), lib \(\d+\), other \(\d+\); "
-        r"candidates rejected: other \(\d+\)",
+        r"backtracked on \(\d+ conflicts\): in conflict: app \(\d+\), lib \(\d+\), tool \(\d+\); "
+        r"candidates rejected: tool \(\d+\), app \(\d+\)",
         out,
     ), out
-    assert "lib<1 <- other 1.0 <- the profile" in out  # the chain of the last conflict
-    assert "constrain the projects in conflict (" in out and "other" in out
+    assert re.search(r"lib==\d+\.0 <- app \d+\.0 <- the profile lib==1\d\d\.0 <- tool \d+\.0 <- the profile", out)
+    assert "constrain the projects in conflict (lib, app, tool)" in out
     assert "Traceback" not in result.output
     after = sorted(p.relative_to(tmp_path) for p in (tmp_path / "profiles").rglob("*"))
     assert after == before, "no lock written"
@@ -202,7 +203,7 @@ def test_a_search_that_cannot_finish_stops_at_max_rounds_naming_the_conflict(
     (tmp_path / "mirrorctl.toml").write_text(config.replace("max-rounds = 100", "max-rounds = 5000"))
     result = CliRunner().invoke(app, ["-q", "lock", "web"])
     assert result.exit_code == 1, result.output
-    assert "no consistent set of versions" in result.output and "<- other 1.0 <- the profile" in result.output
+    assert "no consistent set of versions" in result.output and "<- tool 1.0 <- the profile" in result.output
 
 
 def test_the_stop_message_shows_each_distinct_requirement_of_the_last_conflict_once() -> None:
@@ -232,3 +233,15 @@ def test_memoized_matching_is_the_plain_filter_in_the_same_order() -> None:
         want = [f for f in files if satisfies(f.version, specs)]
         assert p._matching("lib", files, specs) == want, case  # type: ignore[arg-type]
     assert len(p._admits) == 6  # one entry per distinct non-empty specifier, whatever the combination
+
+
+def test_a_project_whose_candidates_keep_being_rejected_is_decided_earlier() -> None:
+    p = provider(["black", "mypy", "dbt-core"])
+    infos = {n: [info(n)] for n in ("black", "mypy", "dbt-core")} | {"pin": [info("pin", "==1")]}
+    assert order(p, infos) == ["pin", "black", "mypy", "dbt-core"]
+    p.watch = SearchWatch("t1", LockSettings())
+    for _ in range(4):
+        p.watch.rejecting_candidate(None, SimpleNamespace(name="dbt-core"))
+    assert order(p, infos) == ["pin", "black", "mypy", "dbt-core"]  # a few rejections are ordinary
+    p.watch.rejecting_candidate(None, SimpleNamespace(name="dbt-core"))
+    assert order(p, infos) == ["pin", "dbt-core", "black", "mypy"]

@@ -59,6 +59,7 @@ from .targets import Target
 
 T = TypeVar("T")
 READ_AHEAD = 8  # older versions whose metadata is read ahead while the search backtracks on a project
+HARD = 5  # rejected candidates after which a project is decided before the others
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +230,8 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         information: Mapping[str, Iterator[Any]],
         backtrack_causes: Sequence[Any],
     ) -> Any:
-        """pip's order: pinned (``==``/``===`` without a wildcard) first, then upper-bounded requirements
+        """pip's order: pinned (``==``/``===`` without a wildcard) first, then the projects the search keeps
+        rejecting candidates of, then upper-bounded requirements
         (``<``, ``<=``, ``~=``, ``==x.*``: since the newest is tried first, a bound rules candidates out
         soonest), then the profile's requirements in the order written, then any with an operator, then
         by name (deterministic)."""
@@ -237,7 +239,13 @@ class TargetProvider(AbstractProvider[Req, Candidate, str]):
         ops.extend((s.operator, s.version) for c in self.constraints.get(identifier, []) for s in c.specifier)
         pinned = any(op in ("==", "===") and "*" not in v for op, v in ops)
         upper = any(op in ("<", "<=", "~=") or (op == "==" and "*" in v) for op, v in ops)
-        return (not pinned, not upper, self.requested.get(identifier, math.inf), not ops, identifier)
+        # A project whose candidates the search keeps rejecting is decided before the others (uv does the
+        # same after a few conflicts): pinned late, after the projects it conflicts with, each of its
+        # versions is tried against their newest and the search walks back through theirs one by one
+        # (dbt-core in the 300-project profile: 176886 rejections, then the bound; decided early: 5 s).
+        name = identifier.split("[")[0]
+        hard = self.watch is not None and self.watch.rejected.get(name, 0) >= HARD
+        return (not pinned, not hard, not upper, self.requested.get(identifier, math.inf), not ops, identifier)
 
     def find_matches(
         self,
