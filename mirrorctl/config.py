@@ -162,6 +162,10 @@ class Settings:
     trusted_keys: tuple[Path, ...] = ()
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
+    # [serve] front: a front server mirrorctl serve starts for package files ("nginx"), None for none; and
+    # [serve] nginx: the nginx binary to start (None: found on PATH).
+    serve_front: str | None = None
+    serve_nginx: Path | None = None
     targets: Mapping[str, TargetSettings] = field(default_factory=dict)
     # [serve.<ecosystem>] tables as that ecosystem's adapter parsed them (parse_serve_options); its server reads
     # them back through ServedContent.options.
@@ -189,6 +193,7 @@ class Settings:
             ) from None
 
 
+SERVE_FRONTS = ("nginx",)  # [serve] front / serve --front: the front servers mirrorctl serve can start
 _TOP_KEYS = {"store", "profiles", "upstreams", "fetch", "lock", "signing", "trust", "serve", "targets"}
 _TARGET_KEYS = {"kind", "url", "username-env", "password-env", "token-env", "content-url", "repositories"}
 TARGET_KINDS = ("pulp", "devpi")
@@ -334,7 +339,15 @@ def parse_settings(data: Mapping[str, Any], path: Path, ecosystems: Mapping[str,
         raise UserError(f"{path}: trust.keys must be a list of paths to public keys")
     serve = table("serve")
     serve_tables = {k: v for k, v in serve.items() if isinstance(v, dict)}  # [serve.<ecosystem>]
-    _no_unknown({k: v for k, v in serve.items() if k not in serve_tables}, {"host", "port"}, path, "serve.")
+    _no_unknown(
+        {k: v for k, v in serve.items() if k not in serve_tables}, {"host", "port", "front", "nginx"}, path, "serve."
+    )
+    front = serve.get("front")
+    if front is not None and front not in SERVE_FRONTS:
+        raise UserError(
+            f"{path}: serve.front must be one of {', '.join(repr(f) for f in SERVE_FRONTS)}, got {front!r}",
+            hint='front = "nginx" hands package files to nginx; leave it out for the embedded server alone',
+        )
     serve_options: dict[str, object] = {}
     for eco, table_ in serve_tables.items():
         adapter = ecosystems.get(eco)
@@ -358,6 +371,8 @@ def parse_settings(data: Mapping[str, Any], path: Path, ecosystems: Mapping[str,
         serve_host=str(serve.get("host", "127.0.0.1")),
         serve_port=_int(serve, "port", 8080, path, "serve.", minimum=1),
         serve_options=serve_options,
+        serve_front=front,
+        serve_nginx=rel(serve["nginx"], "serve.nginx") if "nginx" in serve else None,
         targets=targets,
     )
 

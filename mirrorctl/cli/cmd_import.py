@@ -69,6 +69,7 @@ def import_cmd(
         from mirrorctl.crossing.bundle.importer import import_bundle
         from mirrorctl.crossing.signing import load_trusted_keys
         from mirrorctl.crossing.trust import parse_time
+        from mirrorctl.inside.filetree import tree_writer
 
         until = parse_time(accept_expired_until, "--accept-expired-until") if accept_expired_until else None
         keys = load_trusted_keys(settings.trusted_keys, config=settings.config_path)
@@ -84,6 +85,7 @@ def import_cmd(
             progress=progress,
             channels=tuple(channel or ()),
             create_channels=create,
+            view_files=tree_writer(obj.runtime.store, obj.runtime.ecosystems),
         )
 
     report = run_sync(run, obj)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .app import Ctx, run_async
+from .app import Ctx, fail, run_async
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +42,15 @@ def register(app: typer.Typer) -> None:
                 "several, each under /<channel>/<ecosystem>/.",
             ),
         ] = None,
+        front: Annotated[
+            str | None,
+            typer.Option(
+                "--front",
+                help="Start this front server for package files (only nginx; default: [serve] front, none). "
+                "mirrorctl writes its configuration, starts it on --host/--port and serves everything else "
+                "behind it; the binary is [serve] nginx or nginx on PATH. Example: --front nginx",
+            ),
+        ] = None,
     ) -> None:
         """Serve the imported packages to pip, uv and the other clients; never fetches from upstream.
 
@@ -56,11 +65,23 @@ def register(app: typer.Typer) -> None:
         Example: mirrorctl serve --channel dev --channel prod
 
         Example: mirrorctl serve --workers 4
+
+        Example: mirrorctl serve --front nginx --workers 2   (nginx sends the files, mirrorctl the indexes)
         """
         c: Ctx = ctx.obj
         settings = c.settings()
+        from mirrorctl.config import SERVE_FRONTS
+        from mirrorctl.errors import UserError
         from mirrorctl.inside.serve.runner import ServeOptions, serve
 
+        chosen_front = front if front is not None else settings.serve_front
+        if chosen_front is not None and chosen_front not in SERVE_FRONTS:
+            raise fail(
+                UserError(
+                    f"--front {chosen_front!r}: not a front server mirrorctl can start",
+                    hint="--front " + " or --front ".join(SERVE_FRONTS),
+                )
+            )
         options = ServeOptions(
             host=host if host is not None else settings.serve_host,
             port=port if port is not None else settings.serve_port,
@@ -68,6 +89,8 @@ def register(app: typer.Typer) -> None:
             workers=workers,
             ecosystems=settings.serve_options,
             config=c.runtime.config_path,
+            front=chosen_front,
+            nginx=settings.serve_nginx,
         )
         store, ecosystems = c.store(), c.ecosystems()
         channels = list(channel or ())

@@ -355,6 +355,16 @@ class Ecosystem(Protocol):
         None when the ecosystem's clients cannot use a static tree (they need a server that answers queries)."""
         ...
 
+    def served_blobs(self, view: ServedView) -> Mapping[str, StaticFile]:
+        """Every URL path under ``/<name>/`` at which ``serve_app`` answers a GET with the bytes of one blob of
+        ``view`` as they are (whatever the request's headers): path -> that blob (``sha256``, ``size``, the
+        ``artifact``; never ``data``). PyPI's ``files/<sha256>/<file>`` and its ``.metadata``, npm's tarballs,
+        apt's pool. ``mirrorctl serve --front nginx`` links exactly these into the view's file tree
+        (mirrorctl/inside/filetree.py) and lets nginx send them; every other URL still reaches ``serve_app``.
+        Every path is a safe relative POSIX path (``lockfile.check_path``); refuse (IntegrityError) a view whose
+        records ``serve_app`` would refuse too."""
+        ...
+
     def client_config(
         self, mirror_url: str, *, endpoint: str | None = None, content: ServedContent | None = None
     ) -> ClientConfig:

@@ -24,7 +24,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -92,8 +92,13 @@ def import_bundle(
     channels: Sequence[str] = (),
     create_channels: bool = True,
     accept_expired_until: datetime | None = None,
+    view_files: Callable[[Path, View], object] | None = None,
 ) -> ImportReport:
     """Verify ``path`` completely and serve it, or change nothing.
+
+    ``view_files``: writes what is derived from a new view into its folder (given the staged folder and the view,
+    after every blob is committed, before the folder is renamed into ``views/``): the CLI's writes the file tree
+    ``serve --front`` hands to nginx (mirrorctl/inside/filetree.py), so a view is never served without it.
 
     ``accept_expired_until``: an expired bundle is accepted while the local clock is not past this time;
     logged loudly and in the audit journal (mirrorctl/crossing/trust_gate.py).
@@ -118,7 +123,7 @@ def import_bundle(
         report = _import_bundle(
             path, store, trusted_keys, ecosystems,
             now=now, allow_rollback=allow_rollback, repair=repair, progress=progress, channels=channels,
-            accept_expired_until=accept_expired_until,
+            accept_expired_until=accept_expired_until, view_files=view_files,
         )
     except OSError as exc:  # before staging completed (the later steps convert their own): nothing was changed
         where = exc.filename or store.root
@@ -163,6 +168,7 @@ def _import_bundle(
     progress: Progress,
     channels: Sequence[str] = (),
     accept_expired_until: datetime | None = None,
+    view_files: Callable[[Path, View], object] | None = None,
 ) -> ImportReport:
     # The trust gate reads the key statements a bundle carries; a rotation brings the key that signs it.
     with (
@@ -296,6 +302,8 @@ def _import_bundle(
                     ("view.json", view_json),
                 ):
                     _write_synced(staged_view / name, data)
+                if view_files is not None:
+                    view_files(staged_view, view)
                 committed += _new_paths(store, view_dir)
                 view_dir.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(staged_view, view_dir)

@@ -143,6 +143,11 @@ class AptEcosystem:
 
         return serve_problems(content)
 
+    def served_blobs(self, view: ServedView) -> Mapping[str, StaticFile]:
+        from .repo import pool_files
+
+        return pool_files(view)
+
     def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:
         # A signed repository needs the inside's archive key, which a view does not carry; Pulp publishes apt
         # with pulp_deb, which signs with its own signing service.

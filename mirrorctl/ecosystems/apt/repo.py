@@ -31,7 +31,7 @@ from pathlib import Path
 
 from debian.deb822 import Deb822
 
-from mirrorctl.ecosystems.base import ServedView
+from mirrorctl.ecosystems.base import ServedView, StaticFile
 from mirrorctl.errors import IntegrityError, MirrorctlError
 from mirrorctl.inside.store import atomic_write
 from mirrorctl.lockfile import Artifact
@@ -226,6 +226,22 @@ def _release(
     width = max((len(str(len(d))) for d in indexes.values()), default=1)
     lines += [f" {hashlib.sha256(d).hexdigest()} {len(d):>{width}} {p}" for p, d in sorted(indexes.items())]
     return ("\n".join(lines) + "\n").encode()
+
+
+def pool_files(view: ServedView) -> dict[str, StaticFile]:
+    """The pool as ``build_repository`` serves it (path -> the .deb's blob), with the same refusals."""
+    found: dict[str, StaticFile] = {}
+    for a in view.artifacts(ECOSYSTEM):
+        where = f"apt {a.name} {a.version} ({a.filename})"
+        path = _check_pool(_attr(a, "pool", where), where)
+        for what in ("suite", "component", "architecture"):
+            if not _NAME.match(_attr(a, what, where)):
+                raise IntegrityError(f"{where}: attrs.{what} {a.attrs[what]!r} is not a plain name")
+        seen = found.get(path)
+        if seen is not None and seen.sha256 != a.sha256:
+            raise IntegrityError(f"{where}: pool path {path} also holds another file")
+        found[path] = StaticFile(a.sha256, a.size, a)
+    return found
 
 
 def build_repository(

@@ -129,6 +129,11 @@ class NpmEcosystem:
     def serve_problems(self, content: ServedContent) -> Sequence[ServeProblem]:
         return ()  # packuments and tarballs from the view need nothing else on the host
 
+    def served_blobs(self, view: ServedView) -> Mapping[str, StaticFile]:
+        from .layout import served_tarballs
+
+        return served_tarballs(view)
+
     def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:
         from .layout import static_layout
 

@@ -33,7 +33,7 @@ from mirrorctl.lockfile import Artifact
 
 from .clientconfig import PACKUMENT_DIR
 from .manifest import read_tarball_info
-from .serve import ECOSYSTEM, VERSION_KEY, dist_tags, version_document
+from .serve import ECOSYSTEM, VERSION_KEY, build_index, dist_tags, version_document
 from .spec import validate_artifact
 
 
@@ -104,4 +104,15 @@ def static_layout(view: ServedView, base_url: str) -> dict[str, StaticFile]:
     for name, versions in sorted(by_name.items()):
         data = render_packument(name, versions, dist_tags(arts_by_name[name]))
         files[packument_path(name)] = StaticFile(hashlib.sha256(data).hexdigest(), len(data), None, data)
+    return files
+
+
+
+def served_tarballs(view: ServedView) -> dict[str, StaticFile]:
+    """The tarballs ``mirrorctl serve`` answers with their blob, at their artifact path (``<name>/-/<file>``):
+    the ones serve.py ``build_index`` keeps, one per version."""
+    files: dict[str, StaticFile] = {}
+    for package in build_index(view).packages.values():
+        for path, a in package.files.items():
+            files[path] = StaticFile(a.sha256, a.size, a)
     return files

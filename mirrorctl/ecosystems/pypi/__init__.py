@@ -116,6 +116,15 @@ class PypiEcosystem:
     def serve_problems(self, content: ServedContent) -> Sequence[ServeProblem]:
         return ()  # an index and files from the view need nothing else on the host
 
+    def served_blobs(self, view: ServedView) -> Mapping[str, StaticFile]:
+        # serve.py's `file` route: /files/<sha256>/<file> and each companion at <file><suffix>.
+        found: dict[str, StaticFile] = {}
+        for a in view.artifacts(self.name):
+            found[f"files/{a.sha256}/{a.filename}"] = StaticFile(a.sha256, a.size, a)
+            for c in a.companions:
+                found[f"files/{a.sha256}/{a.filename}{c.suffix}"] = StaticFile(c.sha256, c.size, a)
+        return found
+
     def static_layout(self, view: ServedView, base_url: str) -> Mapping[str, StaticFile] | None:
         return None  # pip and uv need the simple API's answers per project; Pulp serves it with pulp_python
 

@@ -12,7 +12,7 @@ import asyncio
 import multiprocessing
 import signal
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,8 @@ class ServeOptions:
     workers: int = 1
     ecosystems: Mapping[str, object] = field(default_factory=dict)  # [serve.<ecosystem>], as the adapters parsed them
     config: Path | None = None  # the --config given, so a warning's fix is the exact command to type
+    front: str | None = None  # "nginx": files through nginx, started by serve (front.py); None: uvicorn alone
+    nginx: Path | None = None  # [serve] nginx, the binary; None: found on PATH
 
 
 def base_url(host: str, port: int) -> str:
@@ -93,21 +95,15 @@ async def serve(
     ``channels``: one serves that channel at ``/<ecosystem>/``; several serve each at ``/<channel>/<ecosystem>/``."""
     chosen = check_channels(store, channels)
     check_workers(options.workers)
+    if options.front is not None:
+        from .withfront import serve_with_front
+
+        await serve_with_front(store, ecosystems, options, progress, chosen)
+        return
     app = create_app(store, ecosystems, chosen, options.ecosystems)
     sock = bind(options.host, options.port)
     url = base_url(options.host, sock.getsockname()[1])  # the real port when --port 0 asked for any
-    if len(chosen) == 1:
-        view_id = store.channel_view_id(chosen[0])
-        what = (
-            (f"serving view {view_id}" if chosen[0] == CURRENT else f"serving channel {chosen[0]} (view {view_id})")
-            if view_id
-            else "nothing imported yet: serving empty indexes until `mirrorctl import` switches a view in"
-        )
-        paths = ", ".join(f"{name} at {url}/{name}/" for name in sorted(ecosystems))
-    else:
-        what = "serving channels " + ", ".join(f"{c} (view {store.channel_view_id(c)})" for c in chosen)
-        paths = ", ".join(f"{c}: {url}/{c}/<ecosystem>/" for c in chosen)
-    progress.note(f"mirrorctl serve: {url}/ from {store.root}; {what}; {paths}")
+    progress.note(start_line(store, ecosystems, chosen, url))
     warn_serve_problems(store, chosen, ecosystems, options, progress)
     if options.workers > 1:
         progress.note(f"mirrorctl serve: {options.workers} worker processes")
@@ -132,6 +128,22 @@ def warn_serve_problems(
     contents = [StoreContent(store, name, options.ecosystems) for name in channels]
     for problem in serve_problems(contents, ecosystems):
         progress.note(f"WARNING: {problem.line(options.config)}")
+
+
+def start_line(store: Store, ecosystems: Mapping[str, Ecosystem], chosen: Sequence[str], url: str) -> str:
+    """The first line serve prints: where it listens and what it serves (tests and scripts read the URL)."""
+    if len(chosen) == 1:
+        view_id = store.channel_view_id(chosen[0])
+        what = (
+            (f"serving view {view_id}" if chosen[0] == CURRENT else f"serving channel {chosen[0]} (view {view_id})")
+            if view_id
+            else "nothing imported yet: serving empty indexes until `mirrorctl import` switches a view in"
+        )
+        paths = ", ".join(f"{name} at {url}/{name}/" for name in sorted(ecosystems))
+    else:
+        what = "serving channels " + ", ".join(f"{c} (view {store.channel_view_id(c)})" for c in chosen)
+        paths = ", ".join(f"{c}: {url}/{c}/<ecosystem>/" for c in chosen)
+    return f"mirrorctl serve: {url}/ from {store.root}; {what}; {paths}"
 
 
 def _uvicorn_config(app: object, options: ServeOptions) -> uvicorn.Config:
@@ -184,8 +196,10 @@ async def _run_workers(
     ecosystems: Mapping[str, Ecosystem],
     channels: list[str],
     options: ServeOptions,
+    watch: Callable[[], None] | None = None,
 ) -> None:
-    """Start the workers and wait; stop them all when this is cancelled (Ctrl-C) or one of them dies."""
+    """Start the workers and wait; stop them all when this is cancelled (Ctrl-C) or one of them dies, or when
+    ``watch`` (called twice a second) raises: the front server died."""
     # spawn, not fork: the parent runs an event loop and threads, which a forked child must not inherit.
     ctx = multiprocessing.get_context("spawn")
     procs = [
@@ -211,6 +225,8 @@ async def _run_workers(
                     f"mirrorctl serve: worker {dead[0].name} exited with code {dead[0].exitcode}; stopping the others",
                     hint="see the worker's messages above",
                 )
+            if watch is not None:
+                watch()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
             except TimeoutError:
