@@ -16,6 +16,7 @@ error log's last lines. The folder is removed on a clean stop and kept (and name
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import shutil
@@ -198,6 +199,18 @@ def unix_listener(path: Path) -> socket.socket:
     return sock
 
 
+_PR_SET_PDEATHSIG = 1
+try:
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child after fork only calls it
+except (OSError, AttributeError):  # not Linux
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 class Nginx:
     """The nginx child: started with the generated config, polled, stopped."""
 
@@ -210,8 +223,9 @@ class Nginx:
     def error_log(self) -> Path:
         return self.run_dir / "error.log"
 
-    def start(self, host: str, port: int, timeout: float = 15.0) -> None:
-        """Start nginx and wait until it accepts connections on ``host:port``."""
+    def spawn(self) -> None:
+        """Start nginx. Call it on the main thread: nginx is sent SIGTERM when the thread that started it ends
+        (PR_SET_PDEATHSIG), so even a mirrorctl killed with SIGKILL leaves no nginx behind."""
         conf = self.run_dir / "nginx.conf"
         self.proc = subprocess.Popen(
             [str(self.binary), "-p", str(self.run_dir), "-e", str(self.error_log), "-c", str(conf)],
@@ -219,7 +233,11 @@ class Nginx:
             stdout=subprocess.DEVNULL,
             stderr=None,  # the access log, when asked for, and nginx's own start-up complaints
             start_new_session=True,  # a Ctrl-C in the terminal reaches mirrorctl, which stops nginx in order
+            preexec_fn=_die_with_parent,
         )
+
+    def wait_listening(self, host: str, port: int, timeout: float = 15.0) -> None:
+        """Wait until nginx accepts connections on ``host:port``; raise when it exits or never does."""
         deadline = time.monotonic() + timeout
         while True:
             self.check()
@@ -254,12 +272,18 @@ class Nginx:
 
     def stop(self) -> None:
         proc = self.proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        # TERM is nginx's fast shutdown: the master stops its workers and exits.
-        proc.send_signal(signal.SIGTERM)
+        if proc.poll() is None:
+            # TERM is nginx's fast shutdown: the master stops its workers and exits.
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(_STOP_WAIT)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left of its process group (workers of a master that was killed) goes too.
         try:
-            proc.wait(_STOP_WAIT)
-        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait(5)

@@ -96,7 +96,8 @@ async def serve_with_front(
                 routes=file_routes(store, chosen), access_log=options.access_log, user=user,
             )
         )
-        await asyncio.to_thread(nginx.start, _probe_host(options.host), port)
+        nginx.spawn()
+        await asyncio.to_thread(nginx.wait_listening, _probe_host(options.host), port)
         started = True
         progress.note(f"mirrorctl serve: package files sent by nginx ({binary}); the rest by mirrorctl on {run}")
         # nginx logs every request when asked; mirrorctl's own log would repeat the proxied ones.
