@@ -14,10 +14,23 @@ command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v gpgv >/dev/null 2>&1 || need+=(gpgv)
 command -v dpkg-scanpackages >/dev/null 2>&1 || need+=(dpkg-dev)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+# serve --front nginx: mirrorctl starts its own nginx (never the system service); /usr/sbin is not on every PATH
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]} (Debian packages)"
-  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; else
-    sudo apt-get update -qq && sudo apt-get install -y -qq "${need[@]}"; fi
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  # The nginx package would start the system's nginx on port 80: tell invoke-rc.d not to start services
+  # (exit 101 = action forbidden) while installing, unless the machine already has such a policy.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy"
+  fi
+  status=0
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" || status=$?
+  [ -z "$policy" ] || $sudo rm -f "$policy"
+  [ "$status" -eq 0 ] || exit "$status"
 fi
 
 PYTHON=${PYTHON:-python3}

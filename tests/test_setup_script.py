@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TOOLS = ("unshare", "ip", "openssl", "gpg", "gpgv", "dpkg-scanpackages", "xz")
+TOOLS = ("unshare", "ip", "openssl", "gpg", "gpgv", "dpkg-scanpackages", "xz", "nginx")
 
 
 def _isolation(script: Path) -> str:

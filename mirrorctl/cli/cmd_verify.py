@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--all", help="Check every stored blob, not only the served ones.")
         ] = False,
     ) -> None:
-        """Re-hash every blob the mirror serves (size, then sha256) and name each damaged one; exit 1 if any.
+        """Re-hash every blob the mirror serves (size, then sha256) and check the file trees of served snapshots
+        (what serve --front nginx sends); name each damaged one; exit 1 if any.
 
         Example: mirrorctl verify
         """
@@ -25,9 +26,11 @@ def register(app: typer.Typer) -> None:
 
         c: Ctx = ctx.obj
         store = c.store()
-        report = run_async(lambda: verify_store(store, c.progress(), everything=everything), c)
+        layouts = c.ecosystems()
+        report = run_async(lambda: verify_store(store, c.progress(), everything=everything, layouts=layouts), c)
         typer.echo(f"OK: {report.checked} blobs, {report.bytes} bytes, all match their sha256")
         typer.echo(
             f"    {report.snapshots} snapshot(s) as their import made them"
             + (f", {report.unrecorded} imported before digests were recorded" if report.unrecorded else "")
+            + (f"; {report.trees} served file tree(s) exactly their blobs" if report.trees else "")
         )

@@ -15,7 +15,9 @@ A new ecosystem gets these tests by registering its entry point and adding its c
 * the adapter's purls name no host and its version order is reflexive; its static layout (where it has one) has
   safe paths, names only the mirror and is what the embedded mirror serves;
 * every locked artifact path is a safe relative path, and a hostile name from the upstream is refused before
-  anything is downloaded.
+  anything is downloaded;
+* its served blobs (``served_blobs``) cover every locked file, are what the embedded mirror serves at those
+  URLs, are the file tree import linked into the view, and are what ``serve --front nginx`` sends from nginx.
 """
 
 from __future__ import annotations
@@ -164,8 +166,11 @@ class Site:
     @cached_property
     def mirror(self) -> str:
         """The URL of ``mirrorctl serve`` running over the inside store."""
+        return self.serve()
+
+    def serve(self, *args: str) -> str:
         proc = subprocess.Popen(
-            [MIRRORCTL, "--config", str(self.inside), "serve", "--port", "0", "--no-access-log"],
+            [MIRRORCTL, "--config", str(self.inside), "serve", "--port", "0", "--no-access-log", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.procs.append(proc)
@@ -429,3 +434,49 @@ def test_validate_artifact_accepts_the_lock_and_refuses_a_moved_path(site: Site)
         moved = replace(art, path=f"elsewhere/{art.path}")
         with pytest.raises(MirrorctlError):
             eco.validate_artifact(moved)
+
+
+def served_blobs_checked(site: Site) -> tuple[Store, str, dict[str, str]]:
+    """(store, view id, URL path under /<eco>/ -> sha256) of the adapter's served blobs, checked against the lock."""
+    store = Store(site.inside.parent / "s")
+    view = StoreContent(store).current()
+    assert view is not None
+    files = adapter(site).served_blobs(view)
+    assert files
+    locked = {sha for a in site.lock["artifacts"] for sha in record_blobs(a)}  # type: ignore[union-attr]
+    wanted = {str(a["sha256"]) for a in site.lock["artifacts"]}  # type: ignore[union-attr]
+    for path, file in files.items():
+        assert_safe_path(path)
+        assert file.data is None, path
+        assert view.blob_path(file.sha256).stat().st_size == file.size, path
+    served = {f.sha256 for f in files.values()}
+    assert wanted <= served <= locked, (wanted, served)  # every locked file, nothing unlocked
+    return store, view.view_id, {p: f.sha256 for p, f in files.items()}
+
+
+def test_served_blobs_are_served_and_are_the_tree_import_linked(site: Site) -> None:
+    store, view_id, files = served_blobs_checked(site)
+    with httpx.Client(base_url=site.mirror, timeout=10) as client:
+        for path, sha in files.items():
+            r = client.get(f"/{site.eco}/{path}")  # the embedded mirror answers these URLs with these bytes
+            assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == sha, path
+    tree = store.root / "views" / view_id / "files" / site.eco
+    on_disk = {p.relative_to(tree).as_posix() for p in tree.rglob("*") if not p.is_dir()}
+    assert on_disk == set(files)  # `mirrorctl import` wrote exactly these, as hard links of the blobs
+    for path, sha in files.items():
+        assert (tree / path).stat().st_ino == store.blob_path(sha).stat().st_ino, path
+
+
+def test_serve_front_nginx_sends_the_served_blobs(site: Site) -> None:
+    from tests.test_serve_front import require_nginx
+
+    require_nginx()
+    _, _, files = served_blobs_checked(site)
+    front = site.serve("--front", "nginx")
+    with httpx.Client(base_url=front, timeout=10) as client:
+        for path, sha in files.items():
+            r = client.get(f"/{site.eco}/{path}")
+            assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == sha, path
+            # nginx's ETag (mtime-size), not mirrorctl's digest: sent from the tree by nginx itself.
+            assert re.fullmatch(r'"[0-9a-f]+-[0-9a-f]+"', r.headers.get("etag", "")), (path, r.headers)
+        assert client.get("/healthz").status_code == 200

@@ -32,7 +32,7 @@ from pathlib import Path
 from mirrorctl.errors import MirrorctlError, UserError
 
 NGINX_HINT = (
-    "install nginx (Debian: apt-get install nginx-light), or set [serve] nginx = \"/path/to/nginx\" in "
+    "install nginx (Debian: apt-get install nginx), or set [serve] nginx = \"/path/to/nginx\" in "
     "mirrorctl.toml; or serve without --front"
 )
 # Where Debian and most builds put the binary, which is not on a non-root user's PATH.
