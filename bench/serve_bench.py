@@ -1,11 +1,13 @@
-"""A mirror under load (issue 12): `mirrorctl serve` against `python3 -m http.server` and nginx over the same bytes.
+"""A mirror under load (issue 12): `mirrorctl serve` and `mirrorctl serve --front nginx` against
+`python3 -m http.server` and nginx over the same bytes.
 
 Builds a store offline (PyPI wheels of about 67 KB, npm tarballs, apt .debs, several versions each), starts
-`mirrorctl serve` on it, fetches one URL of each kind from it and writes those exact bytes into a folder that
-http.server and nginx then serve. Each kind is loaded with `wrk -t2 -c64` against each of the three servers in
-turn (a warm-up first, then the measured run), all on 127.0.0.1, so the three share the machine's noise. The
-mirrorctl processes' RSS is sampled over the whole run. Writes the section "Serving under load (issue 12)" of
-docs/benchmarks.md.
+`mirrorctl serve` on it and `mirrorctl serve --front nginx` (nginx, started by mirrorctl, sends the package files
+from the view's file tree and passes the rest to mirrorctl's workers), fetches one URL of each kind and writes
+those exact bytes into a folder that http.server and nginx then serve. Each kind is loaded with `wrk -t2 -c64`
+against each of the four servers in turn (a warm-up first, then the measured run), all on 127.0.0.1, so they
+share the machine's noise. The RSS of each mirrorctl process tree is sampled over the whole run. Writes the
+section "Serving under load (issue 12)" of docs/benchmarks.md.
 
     .venv/bin/python bench/serve_bench.py                      # 10 s per run, mirrorctl --workers = nproc
     .venv/bin/python bench/serve_bench.py --duration 5 --no-write
@@ -66,7 +68,9 @@ KINDS = (
     ("apt-packages", "apt Packages"),
 )
 FILE_KINDS = {"pypi-file", "npm-tarball", "apt-pool"}
-SERVERS = ("mirrorctl", "http.server", "nginx")
+FRONT = "mirrorctl --front nginx"
+SERVERS = ("mirrorctl", FRONT, "http.server", "nginx")
+MIRRORS = ("mirrorctl", FRONT)  # the two ways of serving the targets are checked for
 # The targets issue 12 sets.
 FILE_VS_HTTP_SERVER = 1.5
 FILE_VS_NGINX = 0.5
@@ -198,21 +202,21 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: 
     raise RuntimeError(f"{url}: no answer within {timeout:.0f} s:\n{log_path.read_text()[-2000:]}")
 
 
-def start_mirrorctl(work: Path, workers: int) -> Server:
+def start_mirrorctl(work: Path, workers: int, *, front: bool = False) -> Server:
     config = work / "mirrorctl.toml"
     config.write_text(f'[store]\npath = "{work / "store"}"\n')
-    log_path = work / "mirrorctl.log"
+    log_path = work / ("mirrorctl-front.log" if front else "mirrorctl.log")
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(
             [*mirrorctl_argv(), "--config", str(config), "serve", "--port", "0", "--no-access-log",
-             "--workers", str(workers)],
+             "--workers", str(workers), *(["--front", "nginx"] if front else [])],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         found = re.search(r"mirrorctl serve: (http://127\.0\.0\.1:\d+)/", log_path.read_text(errors="replace"))
         if found:
-            server = Server("mirrorctl", proc, found.group(1), log_path)
+            server = Server(FRONT if front else "mirrorctl", proc, found.group(1), log_path)
             wait_http(server.base + "/healthz", proc, log_path)
             return server
         if proc.poll() is not None:
@@ -441,19 +445,25 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
 
 
-def verdicts(results: dict[str, dict[str, Load]]) -> list[tuple[str, bool, str]]:
+def verdicts(results: dict[str, dict[str, Load]], mirror: str = "mirrorctl") -> list[tuple[str, bool, str]]:
+    """The issue's targets for one way of serving (``mirror``: a name in MIRRORS)."""
     out: list[tuple[str, bool, str]] = []
+    label = "" if mirror == "mirrorctl" else f" ({mirror})"
     for kind, by in results.items():
-        m, h, n = by["mirrorctl"], by["http.server"], by["nginx"]
+        if mirror not in by:
+            continue
+        m, h, n = by[mirror], by["http.server"], by["nginx"]
         if kind in FILE_KINDS:
             rh, rn = ratio(m.requests_per_s, h.requests_per_s), ratio(m.requests_per_s, n.requests_per_s)
-            out.append((f"{kind}: ≥ {FILE_VS_HTTP_SERVER}x http.server", rh >= FILE_VS_HTTP_SERVER, f"{rh:.2f}x"))
-            out.append((f"{kind}: ≥ {FILE_VS_NGINX}x nginx", rn >= FILE_VS_NGINX, f"{rn:.2f}x"))
+            out.append((f"{kind}{label}: ≥ {FILE_VS_HTTP_SERVER}x http.server", rh >= FILE_VS_HTTP_SERVER,
+                        f"{rh:.2f}x"))  # fmt: skip
+            out.append((f"{kind}{label}: ≥ {FILE_VS_NGINX}x nginx", rn >= FILE_VS_NGINX, f"{rn:.2f}x"))
         else:
             rh = ratio(m.requests_per_s, h.requests_per_s)
-            out.append((f"{kind}: ≥ {INDEX_VS_HTTP_SERVER}x http.server", rh >= INDEX_VS_HTTP_SERVER, f"{rh:.2f}x"))
-            out.append((f"{kind}: p99 < {INDEX_P99_MS:.0f} ms", m.p99_ms < INDEX_P99_MS, f"{m.p99_ms:.1f} ms"))
-        out.append((f"{kind}: zero errors", m.errors == 0, str(m.errors)))
+            out.append((f"{kind}{label}: ≥ {INDEX_VS_HTTP_SERVER}x http.server", rh >= INDEX_VS_HTTP_SERVER,
+                        f"{rh:.2f}x"))  # fmt: skip
+            out.append((f"{kind}{label}: p99 < {INDEX_P99_MS:.0f} ms", m.p99_ms < INDEX_P99_MS, f"{m.p99_ms:.1f} ms"))
+        out.append((f"{kind}{label}: zero errors", m.errors == 0, str(m.errors)))
     return out
 
 
@@ -471,7 +481,7 @@ def rss_flat(samples: Sequence[tuple[float, int]]) -> tuple[bool, str]:
 def report(
     results: dict[str, dict[str, Load]],
     sizes: dict[str, int],
-    rss: tuple[bool, str],
+    rss: dict[str, tuple[bool, str]],
     args: argparse.Namespace,
     workers: int,
     nginx_version: str,
@@ -493,27 +503,36 @@ def report(
                 f"{ratio(r.requests_per_s, h):.2f}x",
                 f"{ratio(r.requests_per_s, n):.2f}x",
             ])
-    checks = verdicts(results)
-    checks.append(("mirrorctl RSS flat over the run", rss[0], rss[1]))
-    met = sum(ok for _, ok, _ in checks)
+    tables = []
+    for mirror in MIRRORS:
+        checks = verdicts(results, mirror)
+        ok, what = rss[mirror]
+        checks.append((f"{mirror} RSS flat over the run" + (" (nginx included)" if mirror == FRONT else ""), ok, what))
+        met = sum(ok for _, ok, _ in checks)
+        command = f"mirrorctl serve --workers {workers}" + (" --front nginx" if mirror == FRONT else "")
+        tables += [
+            f"Targets (issue 12) for `{command}`: {met} of {len(checks)} met.",
+            "",
+            table(["target", "met", "measured"], [[t, "yes" if ok else "**no**", v] for t, ok, v in checks]),
+            "",
+        ]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         TITLE,
         "",
         f"Measured {when} by `bench/serve_bench.py` (mirrorctl {code_version()}): `wrk -t{args.threads} "
         f"-c{args.connections} -d{args.duration}s --latency` against each server in turn on 127.0.0.1, after a "
-        f"{args.warmup} s warm-up of each; `mirrorctl serve --workers {workers}`, `python3 -m http.server` "
-        f"(threaded, one process) and nginx {nginx_version} ({workers} worker processes, sendfile on) serving the "
-        "bytes mirrorctl served at each URL, as plain files. The store holds "
+        f"{args.warmup} s warm-up of each; `mirrorctl serve --workers {workers}`; `mirrorctl serve --workers "
+        f"{workers} --front nginx` (nginx, started and configured by mirrorctl, sends the package files from the "
+        "served view's file tree and passes index pages to mirrorctl's workers on a unix socket); "
+        f"`python3 -m http.server` (threaded, one process) and nginx {nginx_version} ({workers} worker processes, "
+        "sendfile on) serving the bytes mirrorctl served at each URL, as plain files. The store holds "
         f"{args.projects} projects x 3 versions for each of PyPI, npm and apt. wrk runs on the same machine, so "
         "every figure includes its share of the CPUs.",
         "",
         table(["kind", "server", "req/s", "MB/s", "p50 ms", "p99 ms", "errors", "x http.server", "x nginx"], rows),
         "",
-        f"Targets (issue 12): {met} of {len(checks)} met.",
-        "",
-        table(["target", "met", "measured"], [[t, "yes" if ok else "**no**", v] for t, ok, v in checks]),
-        "",
+        *tables,
         "Machine:",
         "",
         table(["", ""], host_facts()),
@@ -560,37 +579,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         with running(servers):
             mirror = start_mirrorctl(work, workers)
             servers.append(mirror)
+            front = start_mirrorctl(work, workers, front=True)
+            servers.append(front)
             paths = mirror_paths(mirror.base, arts)
             flat = baseline_folder(folder, mirror.base, paths)
             sizes = {k: (folder / k / "body").stat().st_size for k in paths}
             servers.append(start_http_server(work, folder))
             servers.append(start_nginx(nginx, work, folder, workers))
             by_name = {s.name: s for s in servers}
-            sampler = RssSampler(mirror.proc.pid)
-            sampler.start()
+            samplers = {mirror.name: RssSampler(mirror.proc.pid), front.name: RssSampler(front.proc.pid)}
+            for sampler in samplers.values():
+                sampler.start()
             results: dict[str, dict[str, Load]] = {}
             try:
                 for kind in kinds:
                     results[kind] = {}
                     for name in SERVERS:
-                        url = by_name[name].base + (paths[kind] if name == "mirrorctl" else flat[kind])
+                        url = by_name[name].base + (paths[kind] if name in MIRRORS else flat[kind])
                         if args.warmup:
                             run_wrk(wrk, url, threads=args.threads, connections=args.connections, seconds=args.warmup)
                         load = run_wrk(wrk, url, threads=args.threads, connections=args.connections,
                                        seconds=args.duration)
                         results[kind][name] = load
-                        log(f"{kind:14} {name:12} {load.requests_per_s:9,.0f} req/s {load.bytes_per_s / 1e6:8.1f} MB/s"
+                        log(f"{kind:14} {name:24} {load.requests_per_s:9,.0f} req/s {load.bytes_per_s / 1e6:8.1f} MB/s"
                             f"  p99 {load.p99_ms:7.2f} ms  errors {load.errors}")
             finally:
-                sampler.stop()
-        rss = rss_flat(sampler.samples)
+                for sampler in samplers.values():
+                    sampler.stop()
+        rss = {name: rss_flat(sampler.samples) for name, sampler in samplers.items()}
     if set(kinds) != {k for k, _ in KINDS}:
         for kind, _ in KINDS:
             results.setdefault(kind, {})
         log("a subset of the kinds was measured: nothing written")
         for kind in kinds:
-            for t, ok, v in verdicts({kind: results[kind]}):
-                log(f"{'met' if ok else 'NOT met'}: {t} ({v})")
+            for mirror in MIRRORS:
+                for t, ok, v in verdicts({kind: results[kind]}, mirror):
+                    log(f"{'met' if ok else 'NOT met'}: {t} ({v})")
         return 0
     text = report(results, sizes, rss, args, workers, nginx_version)
     print(text)

@@ -100,7 +100,8 @@ def test_real_pip_and_npm_install_through_the_nginx_front(tmp_path: Path) -> Non
     rc, log, _ = read_timed_step(out, "pip-install")
     assert rc == 0, log + serve_log
     _, freeze, _ = read_timed_step(out, "pip-freeze")
-    pins = {f"{canonicalize_name(n)}=={v}" for n, v in (ln.strip().split("==") for ln in freeze.splitlines() if "==" in ln)}
+    pairs = (line.strip().split("==") for line in freeze.splitlines() if "==" in line)
+    pins = {f"{canonicalize_name(name)}=={version}" for name, version in pairs}
     assert pins == {"mctl-demo-app==1.2.0", "mctl-demo-base==1.5.0", "mctl-demo-fast==0.3", "mctl-demo-lib==2.1.0"}
     rc, log, secs = read_timed_step(out, "pip-missing")
     assert rc not in (0, 124) and "No matching distribution" in log and secs < 60, log

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from mirrorctl.ecosystems.pypi.serve import JSON_TYPE
+from mirrorctl.errors import MirrorctlError
 from mirrorctl.inside.channels import promote, rollback
 from mirrorctl.inside.filetree import TREE, tree_dir
 from mirrorctl.inside.serve.front import find_nginx
@@ -33,7 +34,7 @@ def require_nginx() -> None:
     """nginx is installed by scripts/setup.sh: missing, these tests skip here and fail in CI."""
     try:
         find_nginx(None, None)
-    except Exception as exc:  # noqa: BLE001 - the reason is the message
+    except MirrorctlError as exc:
         skip_or_fail(f"needs nginx (scripts/setup.sh installs it): {exc}")
 
 

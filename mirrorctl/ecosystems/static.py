@@ -43,6 +43,17 @@ def _base_url(request: Request) -> str:
     return str(request.url.replace(path=request.scope.get("root_path", "") + "/", query=""))
 
 
+def static_blobs(adapter: StaticLayout, view: ServedView) -> Mapping[str, StaticFile]:
+    """The ``served_blobs`` of an ecosystem served by :func:`static_app`: the blob files of its layout (generated
+    files stay with the app: they may name the base URL). Example (an adapter)::
+
+        def served_blobs(self, view: ServedView) -> Mapping[str, StaticFile]:
+            return static_blobs(self, view)
+    """
+    layout = adapter.static_layout(view, "http://mirror.invalid/") or {}  # blob paths never depend on it
+    return {path: file for path, file in layout.items() if file.data is None}
+
+
 def static_app(adapter: StaticLayout, content: ServedContent) -> Router:
     """The tree ``adapter.static_layout`` gives for the current view, at the paths it names; 404 elsewhere.
     Built once per (view, base URL) and kept until the view changes."""

@@ -5,6 +5,7 @@ Layout under the store root::
     blobs/sha256/ab/abcdef...     every file, named by its sha256; written temp -> fsync -> rename
     tmp/                          partial downloads and staging; never served, safe to delete when idle
     views/<view-id>/view.json     an immutable description of one served state (what was imported)
+    views/<view-id>/files/        its file tree: hard links of the blobs it serves as files (inside/filetree.py)
     current -> views/<view-id>    the served view; switched atomically with one rename of a symlink
     channels/<name> -> ../views/<view-id>   named channels (dev, prod, ...), switched the same way
     state/                        small bookkeeping files (export sequence numbers, ...)

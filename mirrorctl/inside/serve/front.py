@@ -25,7 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,10 +200,16 @@ def unix_listener(path: Path) -> socket.socket:
 
 
 _PR_SET_PDEATHSIG = 1
-try:
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child after fork only calls it
-except (OSError, AttributeError):  # not Linux
-    _PRCTL = None
+
+
+def _prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_PRCTL = _prctl()  # looked up here: the child, after fork, only calls it
 
 
 def _die_with_parent() -> None:
