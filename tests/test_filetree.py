@@ -16,7 +16,7 @@ from mirrorctl.crossing.bundle.importer import import_bundle
 from mirrorctl.ecosystems import base
 from mirrorctl.ecosystems.pypi import PypiEcosystem
 from mirrorctl.errors import IntegrityError, MirrorctlError
-from mirrorctl.inside.filetree import check_tree, ensure_tree, tree_dir, tree_entries, tree_writer
+from mirrorctl.inside.filetree import check_tree, ensure_tree, repair_trees, tree_dir, tree_entries, tree_writer
 from mirrorctl.inside.gc import collect
 from mirrorctl.inside.serve.withfront import prepare_trees
 from tests.fixtures.bundles import ECOSYSTEMS, NOW, fingerprint, make_world
@@ -161,3 +161,22 @@ def test_an_adapter_path_that_climbs_out_is_refused(snaps: Snapshots) -> None:
         ensure_tree(store, snaps.second, {"pypi": Climbing()})
     assert not tree_dir(store, snaps.second).exists()
     assert not list((store.root / "tmp").glob("tree-*"))
+
+
+def test_a_blob_replaced_by_a_repair_gets_its_tree_entry_rebuilt(snaps: Snapshots) -> None:
+    store = snaps.store
+    ensure_tree(store, snaps.second, LAYOUTS)
+    view = store.load_view(snaps.second)
+    a = view.artifacts[0]
+    blob = store.blob_path(a.sha256)
+    good = blob.read_bytes()
+    blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # rot in place: the tree's hard link rots with it
+    mended = store.tmp_dir / "mended"
+    mended.write_bytes(good)
+    store.commit_blob(mended, a.sha256)  # what `import --repair` does: a new file, a new inode
+    entry = tree_dir(store, snaps.second) / "pypi" / "files" / a.sha256 / a.filename
+    assert entry.read_bytes() != good
+    assert [p.problem.split()[0] for p in check_tree(store, snaps.second, LAYOUTS)] == ["sha256"]
+    assert repair_trees(store, LAYOUTS) == [snaps.second]
+    assert entry.read_bytes() == good and entry.stat().st_ino == blob.stat().st_ino
+    assert repair_trees(store, LAYOUTS) == []

@@ -93,6 +93,11 @@ def import_cmd(
         err_console().print(f"WARNING: {warning}", style="bold yellow", markup=False, soft_wrap=True)
     if repair:
         typer.echo(f"repaired {report.new_blobs} blob(s) from bundle {report.bundle_id}; the served view is unchanged")
+        from mirrorctl.inside.filetree import repair_trees
+
+        rebuilt = run_sync(lambda: repair_trees(obj.runtime.store, obj.runtime.ecosystems), obj)
+        if rebuilt:
+            typer.echo(f"rebuilt the file tree of {len(rebuilt)} snapshot(s) from the mended blobs")
         return
     if report.noop:
         same = (

@@ -16,6 +16,7 @@ Example::
 
     ensure_tree(store, view_id, runtime.ecosystems)   # True when it was built now
     problems = check_tree(store, view_id, runtime.ecosystems)
+    repair_trees(store, runtime.ecosystems)           # after `import --repair`: the view ids rebuilt
 """
 
 from __future__ import annotations
@@ -138,14 +139,24 @@ def rebuild_tree(store: Store, view_id: str, layouts: Mapping[str, BlobLayout]) 
     ensure_tree(store, view_id, layouts)
 
 
-def check_tree(
-    store: Store, view_id: str, layouts: Mapping[str, BlobLayout], *, hash_copies: bool = True
-) -> list[TreeProblem]:
+def repair_trees(store: Store, layouts: Mapping[str, BlobLayout]) -> list[str]:
+    """Rebuild every tree that is not exactly its view's blobs; the view ids rebuilt. After ``import --repair``
+    replaced a damaged blob (a new inode), a tree still holding the old one is rebuilt from the mended blob."""
+    rebuilt = []
+    with store.shared():  # gc (exclusive) waits: it never renames a view away under a tree being rebuilt
+        for view_id in store.view_ids():
+            if check_tree(store, view_id, layouts):
+                rebuild_tree(store, view_id, layouts)
+                rebuilt.append(view_id)
+    return rebuilt
+
+
+def check_tree(store: Store, view_id: str, layouts: Mapping[str, BlobLayout]) -> list[TreeProblem]:
     """What is wrong with ``view_id``'s tree (empty when it is sound, or when it has none): an entry missing, of
     another size or other bytes than its blob, something no served URL names, a link or any other non-file.
 
-    An entry that is a hard link of its blob (the same inode) is that blob, whose digest `verify` checks; a copy
-    is hashed (``hash_copies``; without, only its size is compared)."""
+    An entry that is a hard link of its blob (the same inode) is that blob, whose digest `verify` checks; any
+    other (a copy, or a link of a blob since replaced by ``import --repair``) is hashed."""
     root = tree_dir(store, view_id)
     if not root.is_dir():
         return []
@@ -169,7 +180,7 @@ def check_tree(
                 problems.append(TreeProblem(shown, "", "not a file the view serves"))
                 continue
             seen.add(rel)
-            problem = _entry_problem(store, file, path, st, hash_copies)
+            problem = _entry_problem(store, file, path, st)
             if problem:
                 problems.append(TreeProblem(shown, file.sha256, problem))
         dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
@@ -179,7 +190,7 @@ def check_tree(
     return problems
 
 
-def _entry_problem(store: Store, file: StaticFile, path: Path, st: os.stat_result, hash_copies: bool) -> str | None:
+def _entry_problem(store: Store, file: StaticFile, path: Path, st: os.stat_result) -> str | None:
     if st.st_size != file.size:
         return f"size {st.st_size}, expected {file.size}"
     try:
@@ -187,8 +198,6 @@ def _entry_problem(store: Store, file: StaticFile, path: Path, st: os.stat_resul
     except FileNotFoundError:
         blob = None
     if blob is not None and (blob.st_dev, blob.st_ino) == (st.st_dev, st.st_ino):
-        return None
-    if not hash_copies:
         return None
     actual = sha256_file(path)
     return None if actual == file.sha256 else f"sha256 {actual}"

@@ -159,8 +159,8 @@ async def verify_store(
             )
         if wrong:
             hint += (
-                "; a damaged file tree is never repaired in place: the next `mirrorctl serve --front nginx` "
-                "rebuilds it from its snapshot (or remove the tree's folder, views/<id>/files)"
+                "; a damaged file tree is rebuilt from its snapshot by `import --repair` (after mending blobs) "
+                "and by the next `mirrorctl serve --front nginx` (or remove the tree's folder, views/<id>/files)"
             )
         raise IntegrityError(
             f"{store.root}: {len(damaged) - snaps - wrong} of {len(blobs)} blobs are damaged, {snaps - bare} of "

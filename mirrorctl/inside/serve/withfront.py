@@ -46,7 +46,7 @@ def prepare_trees(
                 if ensure_tree(store, view_id, ecosystems):
                     built += 1
                 elif view_id in served:
-                    problems = check_tree(store, view_id, ecosystems, hash_copies=False)
+                    problems = check_tree(store, view_id, ecosystems)
                     if problems:
                         rebuild_tree(store, view_id, ecosystems)
                         first = problems[0]
