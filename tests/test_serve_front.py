@@ -318,3 +318,21 @@ def test_bad_front_settings_are_refused_and_change_nothing(
     assert done.returncode == 2, done.stderr
     assert named in done.stderr and "Traceback" not in done.stderr
     assert snapshot_of_store(root) == before
+
+
+def test_a_runtime_folder_too_long_for_a_socket_is_a_clear_error(tmp_path: Path, snaps: Snapshots) -> None:
+    require_nginx()
+    root = snaps.store.root
+    deep = tmp_path / ("t" * 100)
+    deep.mkdir()
+    config = tmp_path / "deep.toml"
+    config.write_text(f'[store]\npath = "{root}"\n')
+    before = snapshot_of_store(root)
+    done = subprocess.run([MIRRORCTL, "--config", str(config), "serve", "--port", "0", "--front", "nginx"],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "TMPDIR": str(deep)})
+    assert done.returncode == 2, done.stderr
+    assert "unix socket" in done.stderr and "TMPDIR" in done.stderr and "Traceback" not in done.stderr
+    assert list(deep.iterdir()) == []  # nginx never started: its runtime folder is gone too
+    after = snapshot_of_store(root)
+    # The trees serve writes for views made before them are the only change: nothing served moved.
+    assert {k: v for k, v in after.items() if "/files" not in k} == before

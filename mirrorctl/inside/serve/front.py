@@ -193,7 +193,14 @@ def worker_user(store_root: Path, run_dir: Path) -> str | None:
 
 def unix_listener(path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(path))
+    try:
+        sock.bind(str(path))
+    except OSError as exc:  # a TMPDIR so long that the socket's path passes the 107-byte limit, say
+        sock.close()
+        raise UserError(
+            f"serve --front nginx: cannot listen on the unix socket {path}: {exc.strerror or exc}",
+            hint="set TMPDIR to a short folder this user may write to (the runtime folder is made there)",
+        ) from exc
     sock.listen(1024)
     sock.setblocking(False)
     return sock

@@ -112,7 +112,7 @@ async def serve_with_front(
         nginx.stop()
         if app_sock is not None:
             app_sock.close()
-        if started and not died:  # else kept: the error names its error log and configuration
+        if nginx.proc is None or (started and not died):  # else kept: the error names its log and configuration
             shutil.rmtree(run, ignore_errors=True)
 
 
