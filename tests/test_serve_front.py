@@ -68,9 +68,12 @@ class Front:
 
 
 def start(config: Path, *args: str) -> Front:
+    # The runtime folder goes under the test's own folder: one kept on purpose (nginx died) or left by a killed
+    # serve disappears with it.
+    env = {**os.environ, "TMPDIR": str(config.parent)}
     proc = subprocess.Popen(
         [MIRRORCTL, "--config", str(config), "serve", "--port", "0", "--front", "nginx", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )
     assert proc.stderr is not None
     line = proc.stderr.readline()
