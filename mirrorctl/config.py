@@ -166,6 +166,9 @@ class Settings:
     # [serve] nginx: the nginx binary to start (None: found on PATH).
     serve_front: str | None = None
     serve_nginx: Path | None = None
+    # [serve] default-channel: the channel the plain layout (/<ecosystem>/...) serves; None: `current`
+    # (mirrorctl/inside/channels.py plain_channel).
+    serve_default_channel: str | None = None
     targets: Mapping[str, TargetSettings] = field(default_factory=dict)
     # [serve.<ecosystem>] tables as that ecosystem's adapter parsed them (parse_serve_options); its server reads
     # them back through ServedContent.options.
@@ -339,9 +342,8 @@ def parse_settings(data: Mapping[str, Any], path: Path, ecosystems: Mapping[str,
         raise UserError(f"{path}: trust.keys must be a list of paths to public keys")
     serve = table("serve")
     serve_tables = {k: v for k, v in serve.items() if isinstance(v, dict)}  # [serve.<ecosystem>]
-    _no_unknown(
-        {k: v for k, v in serve.items() if k not in serve_tables}, {"host", "port", "front", "nginx"}, path, "serve."
-    )
+    serve_keys = {"host", "port", "front", "nginx", "default-channel"}
+    _no_unknown({k: v for k, v in serve.items() if k not in serve_tables}, serve_keys, path, "serve.")
     front = serve.get("front")
     if front is not None and front not in SERVE_FRONTS:
         raise UserError(
@@ -358,6 +360,7 @@ def parse_settings(data: Mapping[str, Any], path: Path, ecosystems: Mapping[str,
             )
         serve_options[eco] = adapter.parse_serve_options(table_, ConfigRef(path, f"serve.{eco}"))
     targets = {name: _parse_target(name, t, path) for name, t in table("targets").items()}
+    default_channel = _default_channel(serve, path)
 
     return Settings(
         config_path=path,
@@ -373,8 +376,26 @@ def parse_settings(data: Mapping[str, Any], path: Path, ecosystems: Mapping[str,
         serve_options=serve_options,
         serve_front=front,
         serve_nginx=rel(serve["nginx"], "serve.nginx") if "nginx" in serve else None,
+        serve_default_channel=default_channel,
         targets=targets,
     )
+
+
+def _default_channel(serve: Mapping[str, Any], path: Path) -> str | None:
+    if "default-channel" not in serve:
+        return None
+    from mirrorctl.inside.channels import validate_channel_name  # the one rule for channel names
+
+    value = serve["default-channel"]
+    if not isinstance(value, str):
+        raise UserError(
+            f"{path}: serve.default-channel must be a channel name, got {value!r}",
+            hint='e.g. default-channel = "prod" under [serve]',
+        )
+    try:
+        return validate_channel_name(value)
+    except UserError as exc:
+        raise UserError(f"{path}: serve.default-channel: {exc.message}", hint=exc.hint) from None
 
 
 def _parse_target(name: str, t: Any, path: Path) -> TargetSettings:

@@ -2,11 +2,11 @@
 
 Outside: fixture upstream -> lock -> snapshot -> full bundle. Inside: import into channel prod. Outside: one
 project bumped in the profile -> lock -> snapshot; inside `state export`; outside `bundle export --since` in
-chunks spread over two folders (a missing one is named); inside the delta is imported (into channel dev and the
-default one). Then, inside a loopback-only namespace, `mirrorctl serve --channel prod` and the real pip: it sees
-the old version, the new one after `promote`, the old one again after `rollback --channel prod`, each at the
-next request. `publish --channel prod --to pulp` follows the channel into Pulp. A replayed older bundle is
-refused, and an import killed mid-way leaves the previous snapshot served.
+chunks spread over two folders (a missing one is named); inside the delta is imported into channel dev only
+(neither prod nor current moves). Then, inside a loopback-only namespace, `mirrorctl serve --channel prod` and
+the real pip: it sees the old version, the new one after `promote`, the old one again after `rollback --channel
+prod`, each at the next request. `publish --channel prod --to pulp` follows the channel into Pulp. A replayed
+older bundle is refused, and an import killed mid-way leaves the previous snapshot served.
 """
 
 # ruff: noqa: F811  (pytest fixtures imported by name and taken as parameters)
@@ -111,8 +111,8 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
     ic = inside_site(outside, inside, pulp_service, "pypi", repo_name)
     cli(ic, "-q", "import", str(full), "--channel", "prod", "--create")
     store = Store(inside / "store")
-    old_snapshot = store.current_view_id()
-    assert old_snapshot is not None
+    old_snapshot = store.channel_view_id("prod")
+    assert old_snapshot is not None and store.current_view_id() is None  # only the channel named moves
     cli(ic, "-q", "publish", "--channel", "prod", "--to", "pulp")
     assert _pulp_versions(pulp_service, repo_name) == {"1.0"}
 
@@ -143,12 +143,13 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
     hidden = (b / parts[0].name).rename(tmp_path / parts[0].name)  # one part left at home
     out = cli(ic, "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b), code=2)
     assert parts[0].name in out and "missing" in out, out
-    assert store.current_view_id() == old_snapshot  # nothing changed
+    assert store.channel_view_id("prod") == old_snapshot and store.current_view_id() is None  # nothing changed
     hidden.rename(b / parts[0].name)
     cli(ic, "-q", "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b),
          "--channel", "dev", "--create")  # fmt: skip
-    new_snapshot = store.current_view_id()
+    new_snapshot = store.channel_view_id("dev")
     assert new_snapshot not in (None, old_snapshot)
+    assert store.channel_view_id("prod") == old_snapshot and store.current_view_id() is None
     listed = json.loads(cli(ic, "snapshots", "list", "--json"))
     by_id = {s["id"]: s for s in listed}
     assert "prod" in by_id[old_snapshot]["channels"] and "dev" in by_id[new_snapshot]["channels"]
@@ -156,7 +157,8 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
     # --- a replayed older bundle is refused; nothing changes ----------------------------------------------
     out = cli(ic, "import", str(full), code=1)
     assert "rollback" in out and "older" in out, out
-    assert store.current_view_id() == new_snapshot
+    channels = {n: store.channel_view_id(n) for n in ("current", "prod", "dev")}
+    assert channels == {"current": None, "prod": old_snapshot, "dev": new_snapshot}
 
     # --- a killed import leaves the previous snapshot served -----------------------------------------------
     third = tmp_path / "third.bundle"
@@ -167,7 +169,7 @@ def test_full_then_delta_channels_rollback_replay_and_a_killed_import(
         text=True, timeout=300, check=False,
     )
     assert killed.returncode == -9, killed.stderr
-    assert store.current_view_id() == new_snapshot
+    assert {n: store.channel_view_id(n) for n in ("current", "prod", "dev")} == channels
 
     # --- the real pip in a loopback-only namespace follows channel prod -------------------------------------
     ws = inside / "ws"

@@ -96,19 +96,26 @@ def test_rollback_skips_an_entry_left_by_a_crash_before_the_switch(snaps: Snapsh
     assert rollback(store, "prod", SILENT).view_id == snaps.first
 
 
-def test_import_with_channel_points_it_too(tmp_path: Path) -> None:
+def test_import_with_channel_moves_that_channel_only(tmp_path: Path) -> None:
+    # Issue 13 item 1 changes this on purpose: an import with --channel used to move current as well.
     snaps = two_snapshots(tmp_path)
     store = snaps.store
     world = snaps.world
+    current_history = history(store, "current")
     report = import_bundle(
         world.export("3.bundle"), store, world.trusted, ECOSYSTEMS, now=NOW, channels=["dev"]
     )
-    assert store.channel_view_id("dev") == report.view_id == store.current_view_id()
-    # The same bundle again is a no-op for current, but still points a new channel at what is served.
+    assert store.channel_view_id("dev") == report.view_id != store.current_view_id() == snaps.second
+    assert history(store, "current") == current_history
+    # The same bundle again makes no new snapshot, but points another channel at the one that serves it.
     again = import_bundle(
         world.root / "3.bundle", store, world.trusted, ECOSYSTEMS, now=NOW, channels=["staging"]
     )
     assert again.noop and store.channel_view_id("staging") == report.view_id
+    assert store.current_view_id() == snaps.second and len(store.view_ids()) == 3
+    # And without --channel it moves current to that snapshot (still no new one).
+    plain = import_bundle(world.root / "3.bundle", store, world.trusted, ECOSYSTEMS, now=NOW)
+    assert plain.noop and store.current_view_id() == report.view_id and len(store.view_ids()) == 3
 
 
 def test_import_with_a_bad_channel_name_changes_nothing(snaps: Snapshots) -> None:
@@ -142,7 +149,9 @@ async def test_several_channels_each_under_its_name(snaps: Snapshots) -> None:
         assert await project_names(c, "/prod") == FULL
         assert (await c.get("/prod/pypi/simple/gamma/")).status_code == 200
         assert (await c.get("/dev/pypi/simple/gamma/")).status_code == 404
-        assert (await c.get("/pypi/simple/")).status_code == 404  # no unprefixed layout then
+        # Issue 13 item 2 changes this on purpose (it was a 404): the plain layout serves the default channel,
+        # here current (no default configured).
+        assert await project_names(c) == DROPPED
         assert (await c.get("/")).json()["channels"] == {"dev": snaps.second, "prod": snaps.first}
         assert (await c.get("/dev/")).json()["view-id"] == snaps.second
         assert (await c.get("/healthz")).text == "ok\n"
@@ -293,7 +302,8 @@ def test_import_refuses_a_new_channel_without_create_and_changes_nothing(snaps: 
         assert done.exit_code == 0, done.output
     finally:
         os.chdir(old)
-    assert store.channel_view_id("dev") == store.channel_view_id("prod") == store.current_view_id() != snaps.second
+    # Issue 13 item 1: the channels named move, current does not (it used to move too).
+    assert store.channel_view_id("dev") == store.channel_view_id("prod") != store.current_view_id() == snaps.second
 
 
 def test_cli_rollback_takes_exactly_one_form(snaps: Snapshots) -> None:

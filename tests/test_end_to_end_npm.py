@@ -250,8 +250,8 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
     ic = inside_site(outside, inside, pulp_service, "npm", repo_name)
     cli(ic, "-q", "import", str(full), "--channel", "prod", "--create")
     store = Store(inside / "store")
-    old_snapshot = store.current_view_id()
-    assert old_snapshot is not None
+    old_snapshot = store.channel_view_id("prod")
+    assert old_snapshot is not None and store.current_view_id() is None  # only the channel named moves
     state = tmp_path / "inside.state"
     cli(ic, "state", "export", "--out", str(state))
 
@@ -285,8 +285,9 @@ def test_npm_lock_to_npm_install_through_delta_channels_rollback_and_pulp(
     # --- inside: the delta into dev; prod stays where it was ----------------------------------------------
     cli(ic, "-q", "import", str(a / "delta.bundle.parts.json"), "--from", str(a), "--from", str(b),
          "--channel", "dev", "--create")  # fmt: skip
-    new_snapshot = store.current_view_id()
+    new_snapshot = store.channel_view_id("dev")
     assert new_snapshot not in (None, old_snapshot)
+    assert store.channel_view_id("prod") == old_snapshot and store.current_view_id() is None
     by_id = {s["id"]: s for s in json.loads(cli(ic, "snapshots", "list", "--json"))}
     assert "prod" in by_id[old_snapshot]["channels"] and "dev" in by_id[new_snapshot]["channels"], by_id
     doc = json.loads(cli(ic, "diff", f"view:{old_snapshot}", f"view:{new_snapshot}", "--format", "json"))

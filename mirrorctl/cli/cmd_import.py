@@ -40,7 +40,12 @@ def import_cmd(
     ] = None,
     channel: Annotated[
         list[str] | None,
-        typer.Option("--channel", help="Also point this channel (e.g. dev) at the new snapshot; repeatable."),
+        typer.Option(
+            "--channel",
+            help="Point this channel at the new snapshot instead of current; repeatable. Only the channels named "
+            "move, never current, so an import to staging leaves the plain layout as it is. Example: --channel "
+            "staging",
+        ),
     ] = None,
     create: Annotated[
         bool, typer.Option("--create", help="Create the --channel channels that do not exist yet (refused otherwise).")
@@ -99,6 +104,11 @@ def import_cmd(
         if rebuilt:
             typer.echo(f"rebuilt the file tree of {len(rebuilt)} snapshot(s) from the mended blobs")
         return
+    from mirrorctl.inside.channels import plain_channel
+    from mirrorctl.inside.store import CURRENT
+
+    plain = plain_channel((), settings.serve_default_channel)
+    moved = list(dict.fromkeys(channel or ())) or [CURRENT]
     if report.noop:
         same = (
             f"bundle {report.bundle_id} is sequence {report.sequence} of lineage {report.lineage} again (issued as "
@@ -110,15 +120,24 @@ def import_cmd(
             f"{same}; nothing changed"
             + (f" but channel(s) {', '.join(channel)} now point at it" if channel else "")
         )
-        warn_serve_problems(obj, obj.runtime.store.current_view_id())
+        warn_serve_problems(obj, obj.runtime.store.channel_view_id(moved[0]))
         return
+    if moved == [CURRENT]:
+        where = f"serving view {report.view_id}"
+    else:
+        where = f"snapshot {report.view_id}" + "".join(f"; channel {name} -> {report.view_id}" for name in moved)
     typer.echo(
         f"imported bundle {report.bundle_id} (lineage {report.lineage}, sequence {report.sequence}"
         + (", ROLLBACK" if report.rollback else "")
         + f"): profiles {', '.join(report.profiles)}; {report.artifacts} artifacts, "
-        f"{report.new_blobs} new blobs ({report.new_bytes} bytes); serving view {report.view_id}"
-        + "".join(f"; channel {name} -> {report.view_id}" for name in channel or ())
+        f"{report.new_blobs} new blobs ({report.new_bytes} bytes); {where}"
     )
+    if plain not in moved:  # say what the plain layout serves, so nobody expects the import to be live there
+        typer.echo(
+            f"the plain layout (/<ecosystem>/) still serves channel {plain}"
+            + (" ([serve] default-channel)" if plain != CURRENT else "")
+            + f"; to serve this snapshot there: mirrorctl promote {report.view_id} --channel {plain}"
+        )
     warn_serve_problems(obj, report.view_id)
 
 

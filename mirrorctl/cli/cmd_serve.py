@@ -38,8 +38,9 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--channel",
-                help="Serve this channel (default: current, what the last import switched). Repeat it to serve "
-                "several, each under /<channel>/<ecosystem>/.",
+                help="Serve this channel at /<channel>/<ecosystem>/; repeat it to serve several. The plain "
+                "/<ecosystem>/ layout serves the one channel given, else [serve] default-channel, else current. "
+                "A channel that does not exist yet is refused (exit 2). Example: --channel staging --channel prod",
             ),
         ] = None,
         front: Annotated[
@@ -54,11 +55,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the imported packages to pip, uv and the other clients; never fetches from upstream.
 
-        The served view follows each `mirrorctl import` (or, with --channel, each promote and rollback of that
-        channel) at the next request. With nothing imported yet, indexes are empty.
+        Every served channel follows each promote, rollback and import into it at the next request. With
+        nothing imported yet, indexes are empty.
 
-        One channel (or none) keeps the layout /<ecosystem>/ (e.g. /pypi/simple/). Several channels
-        (--channel dev --channel prod) serve each under its name: /dev/pypi/simple/, /prod/pypi/simple/.
+        The plain layout /<ecosystem>/ (e.g. /pypi/simple/) serves the one --channel given; else the default
+        channel ([serve] default-channel = "prod" in mirrorctl.toml); else current (what an import without
+        --channel switches: a store without channels works as it always did). Each --channel is also served
+        under its name: --channel staging --channel prod serves /staging/pypi/simple/ and /prod/pypi/simple/
+        beside the plain /pypi/simple/, so workspaces configured before channels keep working.
 
         Example: mirrorctl serve --host 0.0.0.0 --port 8080
 
@@ -91,6 +95,7 @@ def register(app: typer.Typer) -> None:
             config=c.runtime.config_path,
             front=chosen_front,
             nginx=settings.serve_nginx,
+            default_channel=settings.serve_default_channel,
         )
         store, ecosystems = c.store(), c.ecosystems()
         channels = list(channel or ())

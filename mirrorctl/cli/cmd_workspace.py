@@ -49,7 +49,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--channel",
-                help="With --mirror-url, for a server run with several --channel: point at /<channel>/ of it.",
+                help="With --mirror-url: point at /<channel>/ of a server run with --channel (leave it out for "
+                "the plain layout, which serves the default channel). Example: --channel prod",
             ),
         ] = None,
     ) -> None:
@@ -63,9 +64,9 @@ def register(app: typer.Typer) -> None:
 
         Example: mirrorctl workspace-config --mirror-url http://mirror.internal:8080 --out ws/
 
-        With --channel the files point at that channel of a server that serves several
-        (`mirrorctl serve --channel dev --channel prod`): --mirror-url plus /<channel>. A server that serves one
-        channel keeps the plain layout: leave --channel out.
+        With --channel the files point at that channel of a server run with --channel (`mirrorctl serve
+        --channel dev --channel prod`): --mirror-url plus /<channel>. Without it they use the plain layout, which
+        such a server keeps serving: the default channel ([serve] default-channel), else current.
 
         Example: mirrorctl workspace-config --target devpi --out ws/
 
@@ -102,9 +103,12 @@ def register(app: typer.Typer) -> None:
         base_url = mirror_url if channel is None else f"{mirror_url.rstrip('/')}/{channel}"
 
         def go() -> WorkspaceConfig:
+            from mirrorctl.inside.channels import plain_channel
             from mirrorctl.inside.serve.app import StoreContent
 
-            content = StoreContent(c.runtime.store, channel or "current")
+            # Without --channel the files point at the plain layout: what it serves is the default channel.
+            served = channel or plain_channel((), c.settings().serve_default_channel)
+            content = StoreContent(c.runtime.store, served)
             done = render_workspace_config(
                 base_url, out, c.runtime.ecosystems, install_dir, endpoints=endpoints, content=content
             )

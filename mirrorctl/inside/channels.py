@@ -2,8 +2,13 @@
 
 Every import writes an immutable view (``views/<id>/view.json``): that is a *snapshot*, addressed by its id or a
 unique prefix of it. A *channel* is a symlink ``channels/<name> -> ../views/<id>`` switched with one atomic
-rename, exactly like ``current``; ``current`` itself is the channel named ``current`` (the default: what an
-import switches and a plain ``mirrorctl serve`` serves).
+rename, exactly like ``current``; ``current`` itself is the channel named ``current``: what an import without
+``--channel`` switches. An import with ``--channel NAME`` switches only that channel, never ``current``.
+
+What the *plain layout* (``/<ecosystem>/...``, no channel prefix) serves is decided in one place,
+:func:`plain_channel`: the one channel a server was asked for, else the configured default channel
+(``[serve] default-channel`` in mirrorctl.toml), else ``current``, so a store without channels keeps working
+unchanged. Only a promote into that channel (or, without channels, a plain import) changes what it serves.
 
 Each channel keeps a small history in ``state/channel-<name>.json``::
 
@@ -28,9 +33,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from mirrorctl.errors import IntegrityError, MirrorctlError, UserError
@@ -59,6 +65,21 @@ class SnapshotInfo:
     view: View
     channels: tuple[str, ...]  # channels pointing at it now
     rollback_for: tuple[str, ...]  # channels whose rollback history names it (so gc keeps it)
+
+
+@dataclass(frozen=True, slots=True)
+class ServedLayout:
+    """What one ``mirrorctl serve`` serves: ``plain`` at ``/<ecosystem>/``, and each of ``prefixed`` at
+    ``/<channel>/<ecosystem>/`` beside it (empty without ``--channel``)."""
+
+    plain: str
+    prefixed: tuple[str, ...]
+    default_channel: str | None  # [serve] default-channel, as configured (None: not set)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Every channel served, the plain one first, each once."""
+        return tuple(dict.fromkeys((self.plain, *self.prefixed)))
 
 
 # --- names ------------------------------------------------------------------------------------------------------
@@ -118,6 +139,75 @@ def resolve_snapshot(store: Store, ref: str) -> str:
         f"snapshot {ref!r} is ambiguous: {', '.join(matches[:10])}" + (" ..." if len(matches) > 10 else ""),
         hint="give more characters of the id",
     )
+
+
+# --- what the plain layout serves ---------------------------------------------------------------------------
+
+
+def served_layout(channels: Sequence[str] = (), default_channel: str | None = None) -> ServedLayout:
+    """The layout of a server asked for ``channels`` (``serve --channel``, in order) with ``default_channel``
+    configured (``[serve] default-channel``). The plain layout serves the one channel asked for; with none or
+    several, the default channel; without a default, ``current`` (what a store without channels serves).
+
+    Example: ``served_layout(["staging", "prod"], "prod").plain == "prod"``
+    """
+    asked = tuple(dict.fromkeys(channels))
+    plain = asked[0] if len(asked) == 1 else default_channel or CURRENT
+    return ServedLayout(plain=plain, prefixed=asked, default_channel=default_channel)
+
+
+def plain_channel(channels: Sequence[str] = (), default_channel: str | None = None) -> str:
+    """The channel the plain layout (``/<ecosystem>/...``, no channel prefix) serves (see :func:`served_layout`).
+
+    Example: ``plain_channel((), None) == "current"``; ``plain_channel((), "prod") == "prod"``
+    """
+    return served_layout(channels, default_channel).plain
+
+
+def plain_link(store: Store, channels: Sequence[str] = (), default_channel: str | None = None) -> Path:
+    """The symlink whose target is the view the plain layout serves: read it per request (one readlink), as the
+    embedded server does, to follow every promote, rollback and import at once."""
+    return store.channel_link(plain_channel(channels, default_channel))
+
+
+def check_layout(store: Store, layout: ServedLayout, reserved: Collection[str] = ()) -> None:
+    """Refuse (UserError, exit 2) a layout that cannot be served: an invalid channel name, a channel that does
+    not exist yet (naming the command that creates it; ``current`` may be empty: a fresh store serves empty
+    indexes), or a prefixed channel named like a path of the plain layout (``reserved``: the ecosystems)."""
+    for name in layout.channels:
+        validate_channel_name(name)
+    for name in layout.prefixed:
+        if name in reserved:
+            raise UserError(
+                f"channel {name!r} cannot be served under /{name}/: that is the plain layout's /{name}/",
+                hint=f"promote its snapshot into a channel with another name (`mirrorctl promote channel:{name} "
+                "--channel NAME --create`) and serve that one",
+            )
+    for name in layout.channels:
+        if name == CURRENT or store.channel_view_id(name) is not None:
+            continue
+        configured = name == layout.default_channel and name not in layout.prefixed
+        raise UserError(
+            f"{store.root}: no channel {name!r}"
+            + (" ([serve] default-channel)" if configured else "")
+            + f" (channels: {', '.join(store.channel_names()) or 'none'}); the server was not started",
+            hint=f"create it with `mirrorctl promote SNAPSHOT --channel {name} --create` "
+            "(see `mirrorctl snapshots list`)",
+        )
+
+
+def layout_warnings(store: Store, layout: ServedLayout) -> list[str]:
+    """What to say when a server starts: a store with channels but no default channel, whose plain layout
+    keeps serving ``current``."""
+    named = [n for n in store.channel_names() if n != CURRENT]
+    if layout.plain == CURRENT and named and layout.default_channel is None:
+        return [
+            f"{store.root} has channels ({', '.join(named)}) but no default channel: the plain layout "
+            "/<ecosystem>/ serves current (what an import without --channel switches); to serve a channel there, "
+            f'set default-channel = "{"prod" if "prod" in named else named[0]}" under [serve] in mirrorctl.toml '
+            "and restart `mirrorctl serve`"
+        ]
+    return []
 
 
 # --- what a snapshot needs ----------------------------------------------------------------------------------------
@@ -209,6 +299,25 @@ def channel_targets(store: Store) -> dict[str, str]:
         if view_id is not None:
             out[name] = view_id
     return out
+
+
+def served_views(store: Store) -> list[View]:
+    """Every snapshot a channel (``current`` included) points at now, each once, oldest first: the newest is
+    what the last import made, whichever channel it went to."""
+    ids = set(channel_targets(store).values())
+    return [store.load_view(view_id) for view_id in store.view_ids() if view_id in ids]
+
+
+def newest_served_view(store: Store) -> View | None:
+    """The newest snapshot a channel points at (for a store without channels: ``current``'s)."""
+    views = served_views(store)
+    return views[-1] if views else None
+
+
+def served_view_of(views: Sequence[View], bundle_id: str) -> View | None:
+    """The newest of ``views`` imported from ``bundle_id`` (None: none)."""
+    found = [v for v in views if v.bundle_id == bundle_id]
+    return found[-1] if found else None
 
 
 def rollback_targets(store: Store) -> dict[str, list[str]]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from mirrorctl.errors import IntegrityError, UserError
 from mirrorctl.inside import audit
+from mirrorctl.inside.channels import served_views
 from mirrorctl.inside.filetree import BlobLayout, check_tree, tree_dir, tree_entries
 from mirrorctl.inside.store import Store
 from mirrorctl.progress import Progress
@@ -45,17 +46,19 @@ class VerifyReport:
 
 
 def _served_blobs(store: Store) -> Iterator[tuple[str, int, str]]:
-    view = store.current_view()
-    if view is None:
+    """Every blob a channel serves (``current``, and each channel an import or promote switched)."""
+    views = served_views(store)
+    if not views:
         raise UserError(
             f"{store.root}: nothing imported yet, so nothing is served", hint="pass --all to check every blob"
         )
     seen: set[str] = set()
-    for artifact in view.artifacts:
-        for sha, size, name in artifact.blobs():
-            if sha not in seen:
-                seen.add(sha)
-                yield sha, size, name
+    for view in views:
+        for artifact in view.artifacts:
+            for sha, size, name in artifact.blobs():
+                if sha not in seen:
+                    seen.add(sha)
+                    yield sha, size, name
 
 
 def _all_blobs(store: Store) -> Iterator[tuple[str, int, str]]:
@@ -119,10 +122,10 @@ def _tree_problems(
 async def verify_store(
     store: Store, progress: Progress, *, everything: bool = False, layouts: Mapping[str, BlobLayout] | None = None
 ) -> VerifyReport:
-    """Check size, then sha256, of every blob the current view serves (``everything``: every blob stored), and,
-    with ``layouts`` (the ecosystem adapters), the file tree of every served snapshot.
+    """Check size, then sha256, of every blob a channel serves (``current`` and every named one; ``everything``:
+    every blob stored), and, with ``layouts`` (the ecosystem adapters), the file tree of every served snapshot.
     Raises IntegrityError listing each damaged blob; returns the report when all are sound."""
-    if not (store.root / "blobs").exists() and not everything and store.current_view_id() is None:
+    if not (store.root / "blobs").exists() and not everything and not store.channel_names():
         raise UserError(f"{store.root}: no store here", hint="check [store] path in mirrorctl.toml")
     blobs = list(_all_blobs(store) if everything else _served_blobs(store))
     checked, unrecorded, damaged = await asyncio.to_thread(_changed_snapshots, store)

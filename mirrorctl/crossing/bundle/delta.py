@@ -19,6 +19,7 @@ Rot in the store is what ``mirrorctl verify`` (and ``import --repair``) are for.
 from __future__ import annotations
 
 from mirrorctl.errors import BundleRefused
+from mirrorctl.inside.channels import served_views
 from mirrorctl.inside.store import Store
 
 from .manifest import Manifest
@@ -29,12 +30,13 @@ IMPORT_STATE = "import"  # the store state file where imports record each lineag
 def lineage_history(store: Store, lineage: str) -> tuple[int, str | None]:
     """(highest sequence imported for ``lineage``, its bundle id); -1 when none.
 
-    The current view counts too: it may be newer than the state file after a crash."""
+    Every channel's view counts too (``current``'s, and the channel an import with --channel switched): it may
+    be newer than the state file after a crash."""
     rec = store.read_state(IMPORT_STATE).get("lineages", {}).get(lineage, {})
     best: tuple[int, str | None] = (int(rec.get("sequence", -1)), rec.get("bundle-id"))
-    current = store.current_view()
-    if current is not None and current.lineage == lineage and current.sequence > best[0]:
-        best = (current.sequence, current.bundle_id)
+    for view in served_views(store):
+        if view.lineage == lineage and view.sequence > best[0]:
+            best = (view.sequence, view.bundle_id)
     return best
 
 

@@ -6,10 +6,11 @@ Steps, under the store's exclusive lock:
 2. check free space, then stream every member into a private staging folder under ``store.tmp_dir``, hashing
    as it goes (blobs already in the store are only hashed); check the locks and their artifacts;
 3. move staged blobs into the store (``commit_blob``; content-addressed, so a crash leaves harmless orphans);
-4. write the new view (with the signed manifest beside it, for audits), then ``switch_current``: the single
+4. write the new view (with the signed manifest beside it, for audits), then switch the import's channel
+   (``current``, or the first ``--channel``: only those named move, never ``current`` then): the single
    atomic commit point;
-5. record the lineage's sequence in store state. Readers of the history also consider the current view's
-   sequence, so a crash between 4 and 5 cannot open a rollback window.
+5. record the lineage's sequence in store state. Readers of the history also consider every channel's view,
+   so a crash between 4 and 5 cannot open a rollback window.
 
 The staging folder is removed on every failure (and stale ones from killed runs at the next import). The
 bundle file is only ever opened for reading.
@@ -34,7 +35,13 @@ from mirrorctl.crossing.signing import TrustedKey
 from mirrorctl.crossing.trust_gate import TrustGate
 from mirrorctl.errors import BundleRefused, MirrorctlError, UserError
 from mirrorctl.inside import audit
-from mirrorctl.inside.channels import require_existing_or_create, switch_locked, validate_channel_name
+from mirrorctl.inside.channels import (
+    require_existing_or_create,
+    served_view_of,
+    served_views,
+    switch_locked,
+    validate_channel_name,
+)
 from mirrorctl.inside.store import CURRENT, Store, View, atomic_write, fsync_dir
 from mirrorctl.lockfile import merge_artifacts
 from mirrorctl.progress import SILENT, Progress
@@ -103,11 +110,13 @@ def import_bundle(
     ``accept_expired_until``: an expired bundle is accepted while the local clock is not past this time;
     logged loudly and in the audit journal (mirrorctl/crossing/trust_gate.py).
 
-    ``channels``: besides ``current``, point these channels (mirrorctl/inside/channels.py) at the imported snapshot;
-    one that does not exist yet is refused before anything is read unless ``create_channels`` (the CLI passes
-    its ``--create``).
+    ``channels``: point these channels (mirrorctl/inside/channels.py) at the imported snapshot *instead of*
+    ``current`` (an import "to staging" moves staging only, never what the plain layout serves); none: ``current``.
+    One that does not exist yet is refused before anything is read unless ``create_channels`` (the CLI passes
+    its ``--create``). The same bundle again (a channel already serves it) makes no new snapshot: it only points
+    the channels at the one that exists.
 
-    ``repair``: ``path`` must be the bundle being served; every stored blob it carries that does not verify
+    ``repair``: ``path`` must be a bundle a channel serves; every stored blob it carries that does not verify
     (missing, wrong size or wrong sha256: what ``mirrorctl verify`` names) is replaced by the bundle's verified
     bytes, one atomic rename each. The served view does not change.
 
@@ -185,31 +194,42 @@ def _import_bundle(
             + (f"expires {format_time(manifest.expires)}" if manifest.expires else "no expiry")
             + f"; local clock {format_time(now)}"
         )
-        current = store.current_view()
-        serving_it = current is not None and current.bundle_id == manifest.bundle_id
-        if repair and not serving_it:
+        targets = list(dict.fromkeys(channels)) or [CURRENT]  # the channels this import moves
+        served = served_views(store)
+        current = served_view_of(served, manifest.bundle_id)
+        if (
+            current is not None
+            and not repair
+            and any(store.channel_view_id(t) != current.view_id for t in targets)
+            and current.sequence < lineage_history(store, manifest.lineage)[0]
+        ):
+            current = None  # an older bundle switches no channel back without the rollback check below
+        if repair and current is None:
+            bundles = sorted({v.bundle_id for v in served})
             raise UserError(
                 f"{path}: --repair takes the bundle being served "
-                f"({current.bundle_id if current else 'nothing is served yet'}); this is {manifest.bundle_id}",
-                hint="import it without --repair, or repair with the bundle that is served",
+                f"({', '.join(bundles) or 'nothing is served yet'}); this is {manifest.bundle_id}",
+                hint="import it without --repair, or repair with a bundle that is served",
             )
-        if serving_it and not repair:
+        if current is not None and not repair:
             progress.note(f"bundle {manifest.bundle_id} is already being served; nothing to do")
-            for channel in channels:  # the same bundle with --channel: point the channel at what is served
-                assert current is not None
+            for channel in targets:  # the same bundle again: point the channels at the snapshot that serves it
                 switch_locked(store, channel, current.view_id, action="import")
-            assert current is not None
             _complete_record(path, store, current, manifest, ecosystems, progress)
             return _report(manifest, None, 0, 0, noop=True)
-        if not repair and same_issue_served(store, manifest, current):
-            assert current is not None
+        # Another bundle of the same issue (a reissue) that a channel serves: the same, as above.
+        reissued = None if repair else next((v for v in served[::-1] if same_issue_served(store, manifest, v)), None)
+        if reissued is not None and (
+            all(store.channel_view_id(t) == reissued.view_id for t in targets)
+            or reissued.sequence >= lineage_history(store, manifest.lineage)[0]
+        ):
             progress.note(
                 f"bundle {manifest.bundle_id} is sequence {manifest.sequence} issued as bundle {manifest.issue}, "
-                f"already served from bundle {current.bundle_id} with the same locks; nothing to do"
+                f"already served from bundle {reissued.bundle_id} with the same locks; nothing to do"
             )
-            for channel in channels:
-                switch_locked(store, channel, current.view_id, action="import")
-            return dataclasses.replace(_report(manifest, None, 0, 0, noop=True), served_as=current.bundle_id)
+            for channel in targets:
+                switch_locked(store, channel, reissued.view_id, action="import")
+            return dataclasses.replace(_report(manifest, None, 0, 0, noop=True), served_as=reissued.bundle_id)
         rollback = False if repair else _check_history(store, manifest, allow_rollback, progress)
         if manifest.kind == KIND_DELTA and not repair:  # its base must be here; refused before staging
             check_delta_base(store, manifest, lineage_history(store, manifest.lineage))
@@ -310,9 +330,9 @@ def _import_bundle(
                 fsync_dir(view_dir.parent)
                 _crash_point("view-written")
                 state_before = _state_files(store)
-                switch_locked(store, CURRENT, view.view_id, action="import")  # the commit point (+ rollback history)
+                switch_locked(store, targets[0], view.view_id, action="import")  # the commit point (+ history)
             except Exception as exc:
-                if store.current_view_id() == view.view_id:
+                if store.channel_view_id(targets[0]) == view.view_id:
                     raise  # switched: what failed came after the commit point, and the new view is served
                 _undo(store, committed, state_before)
                 if not isinstance(exc, OSError):
@@ -323,7 +343,7 @@ def _import_bundle(
                     "import again",
                 ) from exc
             try:
-                for channel in channels:
+                for channel in targets[1:]:
                     switch_locked(store, channel, view.view_id, action="import")
                 _crash_point("switched")
                 _record_history(store, manifest, reader.signed[0], now)
@@ -345,7 +365,11 @@ def _import_bundle(
             _record_outcome(store, "import", progress, path, report, channels)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        progress.note(f"now serving view {view.view_id} ({len(view.artifacts)} artifacts)")
+        if targets == [CURRENT]:
+            progress.note(f"now serving view {view.view_id} ({len(view.artifacts)} artifacts)")
+        else:
+            progress.note(f"channel(s) {', '.join(targets)} now point at view {view.view_id} "
+                          f"({len(view.artifacts)} artifacts); {CURRENT} is unchanged")  # fmt: skip
         return dataclasses.replace(report, warnings=tuple(gate.warnings))
 
 

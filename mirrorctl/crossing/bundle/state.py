@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mirrorctl.crossing.signing import TrustedKey, generate_key, key_id, load_private_key, sign
 from mirrorctl.errors import IntegrityError, UserError
 from mirrorctl.inside import audit
-from mirrorctl.inside.channels import view_blobs
+from mirrorctl.inside.channels import newest_served_view, served_views, view_blobs
 from mirrorctl.inside.store import Store, View, atomic_write
 
 from .importer import IMPORT_STATE, lineage_history
@@ -112,8 +112,9 @@ def _view_blobs(store: Store) -> dict[str, int]:
 
 
 def _bases(store: Store) -> dict[str, str]:
-    """The current view's locks and SBOM as text, re-hashed (a damaged copy is left out: it then travels whole)."""
-    view = store.current_view()
+    """The newest imported view's locks and SBOM as text (whichever channel it went to: what the next delta
+    builds on), re-hashed (a damaged copy is left out: it then travels whole)."""
+    view = newest_served_view(store)
     if view is None:
         return {}
     wanted = {lock_member(name): sha for name, sha in view.profiles.items()}
@@ -136,9 +137,7 @@ def _bases(store: Store) -> dict[str, str]:
 
 def _lineages(store: Store) -> dict[str, LineageRecord]:
     names = set(store.read_state(IMPORT_STATE).get("lineages", {}))
-    current = store.current_view()
-    if current is not None:
-        names.add(current.lineage)
+    names.update(view.lineage for view in served_views(store))
     out: dict[str, LineageRecord] = {}
     for lineage in sorted(names):
         seq, bundle_id = lineage_history(store, lineage)

@@ -1,5 +1,5 @@
-"""The embedded mirror: one ASGI app over a channel of the store (``current`` by default), one sub-app per
-ecosystem; with several channels, one such app per channel under ``/<channel>/``.
+"""The embedded mirror: one ASGI app over a channel of the store (the plain layout: ``current``, or the
+configured default channel), one sub-app per ecosystem; each channel asked for also under ``/<channel>/``.
 
 Nothing here talks to anything but the store on disk: no database, no upstream. Each request asks
 :meth:`StoreContent.current` which view the channel's link points at *now* (one readlink), so an import's,
@@ -188,33 +188,47 @@ def create_app(
     ecosystems: Mapping[str, Ecosystem],
     channels: Sequence[str] | None = None,
     options: Mapping[str, object] | None = None,
+    default_channel: str | None = None,
 ) -> Starlette:
     """The mirror: ``/healthz`` (``ok`` or ``degraded``), ``/`` (what is served, as JSON) and each ecosystem's
     app at ``/<name>``.
 
-    ``channels``: None or one name serves that channel (``current`` by default) in this layout. Several names
-    serve each under ``/<channel>/`` (``/<channel>/`` status, ``/<channel>/<ecosystem>/``), and ``/`` lists them.
+    The plain layout (``/<name>/``) serves :func:`~mirrorctl.inside.channels.served_layout`'s plain channel: the
+    one of ``channels`` when one is given, else ``default_channel`` (``[serve] default-channel``), else
+    ``current``. Each of ``channels`` is also served under ``/<channel>/`` (``/<channel>/`` status,
+    ``/<channel>/<ecosystem>/``), so workspaces configured for the plain layout and those configured for a
+    channel both keep working; with several channels ``/`` lists them.
 
     ``options``: the ``[serve.<ecosystem>]`` tables of mirrorctl.toml as the adapters parsed them
     (Settings.serve_options).
 
     Example: ``uvicorn.Server(uvicorn.Config(create_app(Store(path), load_ecosystems()), port=8080))``
     """
-    chosen = list(dict.fromkeys(channels or [CURRENT]))
-    if len(chosen) == 1:
-        content = StoreContent(store, chosen[0], options)
-        routes: list[BaseRoute] = [_healthz([content], ecosystems), *_channel_routes(content, ecosystems)]
-        app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error}, middleware=_MIDDLEWARE)
-        app.state.content = content
-        return app
-    contents = {name: StoreContent(store, name, options) for name in chosen}
+    from mirrorctl.inside.channels import served_layout
 
-    async def index(request: Request) -> Response:
-        views = {name: await anyio.to_thread.run_sync(store.channel_view_id, name) for name in chosen}
-        return JSONResponse({"channels": views, "ecosystems": sorted(ecosystems)})
+    layout = served_layout(channels or (), default_channel)
+    contents = {name: StoreContent(store, name, options) for name in layout.channels}
+    plain = contents[layout.plain]
+    routes: list[BaseRoute] = [_healthz(list(contents.values()), ecosystems)]
+    if len(layout.prefixed) > 1:
 
-    routes = [_healthz(list(contents.values()), ecosystems), Route("/", index)]
-    routes += [Mount(f"/{name}", routes=_channel_routes(c, ecosystems)) for name, c in contents.items()]
+        async def index(request: Request) -> Response:
+            views = {name: await anyio.to_thread.run_sync(store.channel_view_id, name) for name in layout.prefixed}
+            view = await anyio.to_thread.run_sync(store.channel_view_id, layout.plain)
+            return JSONResponse(
+                {
+                    "channels": views,
+                    "ecosystems": sorted(ecosystems),
+                    "plain": {"channel": layout.plain, "view-id": view},
+                }
+            )
+
+        routes += [Route("/", index), *_channel_routes(plain, ecosystems)[1:]]
+    else:
+        routes += _channel_routes(plain, ecosystems)
+    routes += [Mount(f"/{name}", routes=_channel_routes(contents[name], ecosystems)) for name in layout.prefixed]
     app = Starlette(routes=routes, exception_handlers={MirrorctlError: _store_error}, middleware=_MIDDLEWARE)
-    app.state.contents = contents
+    app.state.content = plain
+    app.state.contents = {name: contents[name] for name in layout.prefixed}
+    app.state.layout = layout
     return app

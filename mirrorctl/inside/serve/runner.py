@@ -20,6 +20,7 @@ import uvicorn
 
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import MirrorctlError, UserError
+from mirrorctl.inside.channels import ServedLayout, check_layout, layout_warnings, served_layout
 from mirrorctl.inside.health import serve_problems
 from mirrorctl.inside.store import CURRENT, Store
 from mirrorctl.progress import Progress
@@ -37,6 +38,7 @@ class ServeOptions:
     config: Path | None = None  # the --config given, so a warning's fix is the exact command to type
     front: str | None = None  # "nginx": files through nginx, started by serve (front.py); None: uvicorn alone
     nginx: Path | None = None  # [serve] nginx, the binary; None: found on PATH
+    default_channel: str | None = None  # [serve] default-channel: what the plain layout serves (None: current)
 
 
 def base_url(host: str, port: int) -> str:
@@ -71,16 +73,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def check_channels(store: Store, channels: Sequence[str]) -> list[str]:
-    """The channels to serve (``current`` when none), each valid and existing (``current`` may be empty)."""
-    from mirrorctl.inside.channels import require_channel, validate_channel_name
-
-    chosen = list(dict.fromkeys(channels or [CURRENT]))
-    for name in chosen:
-        validate_channel_name(name)
-        if name != CURRENT:
-            require_channel(store, name)
-    return chosen
+def check_channels(
+    store: Store, channels: Sequence[str], default_channel: str | None = None, ecosystems: Sequence[str] = ()
+) -> ServedLayout:
+    """The layout to serve (mirrorctl/inside/channels.py served_layout), each channel valid and existing
+    (``current`` may be empty); UserError naming a missing one and the command that creates it."""
+    layout = served_layout(channels, default_channel)
+    check_layout(store, layout, reserved=ecosystems)
+    return layout
 
 
 async def serve(
@@ -92,23 +92,25 @@ async def serve(
 ) -> None:
     """Serve until interrupted. Never reaches upstream; an empty store serves empty indexes.
 
-    ``channels``: one serves that channel at ``/<ecosystem>/``; several serve each at ``/<channel>/<ecosystem>/``."""
-    chosen = check_channels(store, channels)
+    The plain layout ``/<ecosystem>/`` serves the one of ``channels`` when one is given, else
+    ``options.default_channel``, else ``current``; each of ``channels`` is also served at
+    ``/<channel>/<ecosystem>/``."""
+    layout = check_channels(store, channels, options.default_channel, sorted(ecosystems))
     check_workers(options.workers)
     if options.front is not None:
         from .withfront import serve_with_front
 
-        await serve_with_front(store, ecosystems, options, progress, chosen)
+        await serve_with_front(store, ecosystems, options, progress, layout)
         return
-    app = create_app(store, ecosystems, chosen, options.ecosystems)
+    app = create_app(store, ecosystems, layout.prefixed, options.ecosystems, options.default_channel)
     sock = bind(options.host, options.port)
     url = base_url(options.host, sock.getsockname()[1])  # the real port when --port 0 asked for any
-    progress.note(start_line(store, ecosystems, chosen, url))
-    warn_serve_problems(store, chosen, ecosystems, options, progress)
+    progress.note(start_line(store, ecosystems, layout, url))
+    warn_serve_problems(store, layout, ecosystems, options, progress)
     if options.workers > 1:
         progress.note(f"mirrorctl serve: {options.workers} worker processes")
         try:
-            await _run_workers(sock, store.root, ecosystems, chosen, options)
+            await _run_workers(sock, store.root, ecosystems, list(layout.prefixed), options)
         finally:
             sock.close()
         return
@@ -120,29 +122,33 @@ async def serve(
 
 
 def warn_serve_problems(
-    store: Store, channels: Sequence[str], ecosystems: Mapping[str, Ecosystem], options: ServeOptions,
+    store: Store, layout: ServedLayout, ecosystems: Mapping[str, Ecosystem], options: ServeOptions,
     progress: Progress,
 ) -> None:
     """What the ecosystems say keeps clients from using what is served (apt without an archive key): one
-    WARNING each, with the fix, after the start-up line; ``/healthz`` answers ``degraded`` until it is fixed."""
-    contents = [StoreContent(store, name, options.ecosystems) for name in channels]
+    WARNING each, with the fix, after the start-up line; ``/healthz`` answers ``degraded`` until it is fixed.
+    Then a store with channels but no default channel (mirrorctl/inside/channels.py layout_warnings)."""
+    contents = [StoreContent(store, name, options.ecosystems) for name in layout.channels]
     for problem in serve_problems(contents, ecosystems):
         progress.note(f"WARNING: {problem.line(options.config)}")
+    for warning in layout_warnings(store, layout):
+        progress.note(f"WARNING: {warning}")
 
 
-def start_line(store: Store, ecosystems: Mapping[str, Ecosystem], chosen: Sequence[str], url: str) -> str:
+def start_line(store: Store, ecosystems: Mapping[str, Ecosystem], layout: ServedLayout, url: str) -> str:
     """The first line serve prints: where it listens and what it serves (tests and scripts read the URL)."""
-    if len(chosen) == 1:
-        view_id = store.channel_view_id(chosen[0])
-        what = (
-            (f"serving view {view_id}" if chosen[0] == CURRENT else f"serving channel {chosen[0]} (view {view_id})")
-            if view_id
-            else "nothing imported yet: serving empty indexes until `mirrorctl import` switches a view in"
-        )
-        paths = ", ".join(f"{name} at {url}/{name}/" for name in sorted(ecosystems))
+    view_id = store.channel_view_id(layout.plain)
+    if view_id is None:
+        what = "nothing imported yet: serving empty indexes until `mirrorctl import` switches a view in"
+    elif layout.plain == CURRENT:
+        what = f"serving view {view_id}"
     else:
-        what = "serving channels " + ", ".join(f"{c} (view {store.channel_view_id(c)})" for c in chosen)
-        paths = ", ".join(f"{c}: {url}/{c}/<ecosystem>/" for c in chosen)
+        what = f"serving channel {layout.plain} (view {view_id})"
+    paths = ", ".join(f"{name} at {url}/{name}/" for name in sorted(ecosystems))
+    if layout.prefixed:
+        paths += "; " + ", ".join(
+            f"channel {c} (view {store.channel_view_id(c)}) at {url}/{c}/<ecosystem>/" for c in layout.prefixed
+        )
     return f"mirrorctl serve: {url}/ from {store.root}; {what}; {paths}"
 
 
@@ -184,7 +190,7 @@ def _worker_main(
     from mirrorctl.runtime import Runtime
 
     store = Runtime.for_settings(Settings(None, root, root / "profiles"), ecosystems=ecosystems).store
-    app = create_app(store, ecosystems, channels, options.ecosystems)
+    app = create_app(store, ecosystems, channels, options.ecosystems, options.default_channel)
     config = _uvicorn_config(app, options)
     config.loop = "auto"  # uvloop when installed: this process owns its loop
     uvicorn.Server(config).run(sockets=[sock])

@@ -16,6 +16,7 @@ import uvicorn
 
 from mirrorctl.ecosystems.base import Ecosystem
 from mirrorctl.errors import MirrorctlError, UserError
+from mirrorctl.inside.channels import ServedLayout
 from mirrorctl.inside.filetree import check_tree, ensure_tree, rebuild_tree
 from mirrorctl.inside.store import Store
 from mirrorctl.progress import Progress
@@ -25,12 +26,12 @@ from .front import FileRoute, Nginx, find_nginx, make_run_dir, nginx_config, uni
 from .runner import ServeOptions, _run_workers, _uvicorn_config, base_url, bind, start_line, warn_serve_problems
 
 
-def file_routes(store: Store, chosen: Sequence[str]) -> list[FileRoute]:
-    """Where nginx finds files, as create_app lays the channels out: one channel at ``/<ecosystem>/``, several
-    each at ``/<channel>/<ecosystem>/``; each through the channel's link (``current`` for the default)."""
-    if len(chosen) == 1:
-        return [FileRoute("", store.channel_link(chosen[0]))]
-    return [FileRoute(f"/{name}", store.channel_link(name)) for name in chosen]
+def file_routes(store: Store, layout: ServedLayout) -> list[FileRoute]:
+    """Where nginx finds files, as create_app lays the channels out: each channel at ``/<channel>/<ecosystem>/``
+    through its link, then the plain layout ``/<ecosystem>/`` through the link of the channel it serves
+    (mirrorctl/inside/channels.py plain_link). Last: nginx takes the first regex location that matches."""
+    routes = [FileRoute(f"/{name}", store.channel_link(name)) for name in layout.prefixed]
+    return [*routes, FileRoute("", store.channel_link(layout.plain))]
 
 
 def prepare_trees(
@@ -71,7 +72,8 @@ def _probe_host(host: str) -> str:
 
 
 async def serve_with_front(
-    store: Store, ecosystems: Mapping[str, Ecosystem], options: ServeOptions, progress: Progress, chosen: list[str]
+    store: Store, ecosystems: Mapping[str, Ecosystem], options: ServeOptions, progress: Progress,
+    layout: ServedLayout,
 ) -> None:
     if options.front != "nginx":
         raise UserError(f"--front {options.front!r}: the only front server is nginx", hint="--front nginx")
@@ -80,9 +82,9 @@ async def serve_with_front(
     port = int(probe.getsockname()[1])
     probe.close()
     url = base_url(options.host, port)
-    progress.note(start_line(store, ecosystems, chosen, url))
-    warn_serve_problems(store, chosen, ecosystems, options, progress)
-    await asyncio.to_thread(prepare_trees, store, ecosystems, chosen, progress)
+    progress.note(start_line(store, ecosystems, layout, url))
+    warn_serve_problems(store, layout, ecosystems, options, progress)
+    await asyncio.to_thread(prepare_trees, store, ecosystems, layout.channels, progress)
     run = make_run_dir()
     nginx = Nginx(binary, run)
     app_sock: socket.socket | None = None
@@ -93,7 +95,7 @@ async def serve_with_front(
         (run / "nginx.conf").write_text(
             nginx_config(
                 run_dir=run, host=options.host, port=port, app_socket=run / "app.sock",
-                routes=file_routes(store, chosen), access_log=options.access_log, user=user,
+                routes=file_routes(store, layout), access_log=options.access_log, user=user,
             )
         )
         nginx.spawn()
@@ -104,9 +106,10 @@ async def serve_with_front(
         inner = dataclasses.replace(options, access_log=False)
         if options.workers > 1:
             progress.note(f"mirrorctl serve: {options.workers} worker processes")
-            await _run_workers(app_sock, store.root, ecosystems, chosen, inner, watch=nginx.check)
+            await _run_workers(app_sock, store.root, ecosystems, list(layout.prefixed), inner, watch=nginx.check)
         else:
-            await _serve_one(create_app(store, ecosystems, chosen, options.ecosystems), app_sock, inner, nginx)
+            app = create_app(store, ecosystems, layout.prefixed, options.ecosystems, options.default_channel)
+            await _serve_one(app, app_sock, inner, nginx)
     finally:
         died = nginx.proc is not None and nginx.proc.poll() is not None
         nginx.stop()
