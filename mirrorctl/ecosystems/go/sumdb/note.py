@@ -116,7 +116,7 @@ class Verifier:
 
     @classmethod
     def parse(cls, text: str, *, what: str = "the verifier key") -> Verifier:
-        parts = text.split("+")
+        parts = text.split("+", 2)  # base64 holds '+': the key is all after the second
         if len(parts) != 3 or not _valid_name(parts[0]):
             raise MalformedNote(what, f"{shorten(text, 80)!r} is not <name>+<hash>+<key>")
         name, written = parts[0], _parse_hash(what, parts[1])
@@ -146,7 +146,7 @@ class Signer:
 
     @classmethod
     def parse(cls, text: str, *, what: str = "the signer key") -> Signer:
-        parts = text.split("+")
+        parts = text.split("+", 4)
         # never quote the text: it holds the private key
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"] or not _valid_name(parts[2]):
             raise MalformedNote(what, "not PRIVATE+KEY+<name>+<hash>+<key>")

@@ -374,8 +374,8 @@ def _audit_path(r: TileHashes, m: int, lo: int, hi: int) -> list[bytes]:
         return []
     k, _ = maxpow2(hi - lo)
     if m < lo + k:
-        return _audit_path(r, m, lo, lo + k) + [r.range_hash(lo + k, hi)]
-    return _audit_path(r, m, lo + k, hi) + [r.range_hash(lo, lo + k)]
+        return [*_audit_path(r, m, lo, lo + k), r.range_hash(lo + k, hi)]
+    return [*_audit_path(r, m, lo + k, hi), r.range_hash(lo, lo + k)]
 
 
 def _consistency_proof(r: TileHashes, m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
@@ -384,8 +384,8 @@ def _consistency_proof(r: TileHashes, m: int, lo: int, hi: int, whole: bool) -> 
         return [] if whole else [r.range_hash(lo, hi)]
     k, _ = maxpow2(hi - lo)
     if m <= k:
-        return _consistency_proof(r, m, lo, lo + k, whole) + [r.range_hash(lo + k, hi)]
-    return _consistency_proof(r, m - k, lo + k, hi, False) + [r.range_hash(lo, lo + k)]
+        return [*_consistency_proof(r, m, lo, lo + k, whole), r.range_hash(lo + k, hi)]
+    return [*_consistency_proof(r, m - k, lo + k, hi, False), r.range_hash(lo, lo + k)]
 
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, path: list[bytes]) -> bytes | None:
