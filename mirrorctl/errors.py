@@ -6,7 +6,8 @@
     ├── NetworkError          an upstream that cannot be reached or answers wrongly (exit 1)
     ├── IntegrityError        bytes that are not what a lock, manifest or signature says (exit 1)
     │   ├── DigestMismatch    a file whose size or digests differ from the ones promised
-    │   └── BundleRefused     a bundle that import or verify refuses
+    │   ├── BundleRefused     a bundle that import or verify refuses
+    │   └── ChecksumMismatch  SECURITY: a checksum a transparency log (a checksum database) contradicts
     ├── ResolutionError       requirements that no set of versions satisfies for a target (exit 1)
     └── TargetError           a publish target (Pulp, devpi) that fails (exit 1)
 
@@ -181,6 +182,48 @@ class DigestMismatch(IntegrityError):
 
 class BundleRefused(IntegrityError):
     """A bundle that verify or import refuses. Nothing was changed in the store."""
+
+
+class ChecksumMismatch(IntegrityError):
+    """SECURITY: a checksum database (a transparency log) contradicts a checksum, or cannot prove what it says.
+
+    ``artifact`` names the module or file, ``reason`` what disagrees (``database`` / ``actual``: the two
+    checksums when two were compared), ``database`` the checksum database's name.
+
+    Example: ``ChecksumMismatch("example.test/m v1.0.0", database="sumdb.test", reason="checksum mismatch",
+    expected="h1:AAA=", actual="h1:BBB=")`` renders as ``SECURITY ERROR: example.test/m v1.0.0: checksum
+    mismatch against the checksum database sumdb.test: h1:BBB= (the database says h1:AAA=)``.
+    """
+
+    def __init__(
+        self,
+        artifact: str,
+        *,
+        database: str,
+        reason: str,
+        expected: str | None = None,
+        actual: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.artifact = artifact
+        self.database = database
+        self.reason = reason
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            "",
+            hint=hint
+            or "do not use this version: the upstream or the way to it serves altered content; report it",
+        )
+        self.args = (self.message,)
+
+    @property
+    def message(self) -> str:
+        said = f": {self.actual} (the database says {self.expected})" if self.expected or self.actual else ""
+        return (
+            f"SECURITY ERROR: {self.artifact}: {self.reason} against the checksum database "
+            f"{shorten(self.database, 80)}{said}"
+        )
 
 
 class ResolutionError(MirrorctlError):
