@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl.ecosystems.go.sumdb.client import SumdbClient
+from mirrorctl.ecosystems.go.sumdb.client import Evidence, SumdbClient, escape, lookup_body
 from tests.conftest import skip_or_fail
+from tests.fixtures.fixture_server import FixtureServer, Request, Response
 from tests.fixtures.go_sumdb import GoProxy, SumDB, module_zip
 from tests.test_go_sumdb import _fetch
 
@@ -29,18 +30,25 @@ def go() -> str:
     return found
 
 
-def _go_env(tmp: Path, proxy: GoProxy) -> dict[str, str]:
+def _go_env(tmp: Path, url: str, key: str, modcache: str = "modcache") -> dict[str, str]:
     return {
         "PATH": os.environ["PATH"], "HOME": str(tmp), "GOPATH": str(tmp / "gopath"),
-        "GOMODCACHE": str(tmp / "modcache"), "GOCACHE": str(tmp / "gocache"), "GOENV": "off",
-        "GOFLAGS": "-mod=mod", "GOPROXY": proxy.server.url, "GOSUMDB": proxy.db.verifier_key,
+        "GOMODCACHE": str(tmp / modcache), "GOCACHE": str(tmp / "gocache"), "GOENV": "off",
+        "GOFLAGS": "-mod=mod", "GOPROXY": url, "GOSUMDB": key,
         "GONOSUMDB": "", "GONOSUMCHECK": "", "GOPRIVATE": "", "GONOPROXY": "", "GOINSECURE": "",
         "GOTOOLCHAIN": "local",
     }
 
 
-def _download(go: str, tmp: Path, proxy: GoProxy, *what: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([go, "mod", "download", "-json", *what], cwd=tmp, env=_go_env(tmp, proxy),
+def _download(
+    go: str, tmp: Path, proxy: GoProxy | FixtureServer, *what: str, modcache: str = "modcache", db: SumDB | None = None
+) -> subprocess.CompletedProcess[str]:
+    if isinstance(proxy, FixtureServer):
+        assert db is not None
+        env = _go_env(tmp, proxy.url, db.verifier_key, modcache)
+    else:
+        env = _go_env(tmp, proxy.server.url, proxy.db.verifier_key, modcache)
+    return subprocess.run([go, "mod", "download", "-json", *what], cwd=tmp, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -99,3 +107,73 @@ def test_go_refuses_a_tampered_tile(go: str, tmp_path: Path) -> None:
         done = _download(go, tmp_path, proxy, f"{MODULE}@{VERSION}")
     assert done.returncode != 0
     assert "inconsistent" in done.stdout + done.stderr or "SECURITY" in done.stdout + done.stderr
+
+
+def _inside(proxy: GoProxy, evidence: Evidence) -> FixtureServer:
+    """Design (a): a mirror that serves only what a lock carried, the public database's data passed through."""
+    carried = {f"{escape(r.module)}@{escape(r.version)}": r for r in evidence.records}
+    base = f"/sumdb/{proxy.db.name}/"
+
+    def answer(req: Request) -> Response:
+        rel = req.path.removeprefix(base)
+        if req.path.startswith(base):
+            if rel == "supported":
+                return Response(body=b"")
+            if rel == "latest":
+                return Response(body=evidence.head)
+            if rel.startswith("lookup/") and rel[len("lookup/"):] in carried:
+                r = carried[rel[len("lookup/"):]]
+                return Response(body=lookup_body(r.id, r.text, evidence.head))
+            if rel in evidence.tiles:
+                return Response(body=evidence.tiles[rel])
+            return Response(404, b"not found\n")
+        return proxy._answer(req)
+
+    server = FixtureServer(name="fixture inside mirror")
+    server.route("/", answer, prefix=True)
+    return server
+
+
+async def test_go_verifies_inside_from_the_evidence_alone_across_a_newer_head(go: str, tmp_path: Path) -> None:
+    db, proxy = _world()
+    first = SumdbClient(db.verifier_key, _fetch(db))
+    await first.lookup(MODULE, VERSION)
+    evidence1 = await first.evidence()
+    with _inside(proxy, evidence1) as inside:
+        done = _download(go, tmp_path, inside, f"{MODULE}@{VERSION}", db=db)
+    assert done.returncode == 0, done.stderr
+    cached = (tmp_path / "gopath" / "pkg" / "sumdb" / "sumdb.test" / "latest").read_bytes()
+    assert cached == evidence1.head  # the workspace now holds the older head
+
+    db.add_filler(5000)  # far from the older head's right edge, so its proof needs other tiles
+    later = proxy.add(module_zip("example.test/later", "v1.2.0", {"l.go": b"package later\n"}))
+    db.add_filler(70000 - len(db.records))  # the next head is two tile levels bigger
+    db.publish()
+    second = SumdbClient(db.verifier_key, _fetch(db), known=evidence1.tree)
+    for module, version in [(MODULE, VERSION), (later.module, later.version)]:
+        await second.lookup(module, version)
+    evidence2 = await second.evidence()
+    assert evidence2.tree.size == 70000
+    with _inside(proxy, evidence2) as inside:
+        done = _download(go, tmp_path, inside, f"{later.module}@{later.version}", modcache="modcache2", db=db)
+        asked = {p for p in inside.requests if "/tile/" in p}
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "gopath" / "pkg" / "sumdb" / "sumdb.test" / "latest").read_bytes() == evidence2.head
+    # go first asks for tiles at its cached head's widths; on a 404 it takes the full tile, which is carried
+    missing = {p.removeprefix("/sumdb/sumdb.test/") for p in asked} - set(evidence2.tiles)
+    assert all(".p/" in t and t.split(".p/")[0] in evidence2.tiles for t in missing), missing
+
+    # without the consistency tiles the workspace that cached the older head cannot move on: they are needed
+    bare = SumdbClient(db.verifier_key, _fetch(db))
+    for module, version in [(MODULE, VERSION), (later.module, later.version)]:
+        await bare.lookup(module, version)
+    thin = await bare.evidence()
+    assert set(thin.tiles) < set(evidence2.tiles)
+    second_ws = tmp_path / "fresh"
+    second_ws.mkdir()
+    with _inside(proxy, thin) as inside:  # a fresh workspace needs no consistency tiles
+        assert _download(go, second_ws, inside, f"{later.module}@{later.version}", db=db).returncode == 0
+    (tmp_path / "gopath" / "pkg" / "sumdb" / "sumdb.test" / "latest").write_bytes(evidence1.head)
+    with _inside(proxy, thin) as inside:  # the one that cached the older head does
+        done = _download(go, tmp_path, inside, f"{later.module}@{later.version}", modcache="modcache3", db=db)
+    assert done.returncode != 0, done.stderr
