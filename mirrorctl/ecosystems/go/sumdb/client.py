@@ -28,7 +28,10 @@ tree goes with it); and the carried tiles. A record not carried answers 404, and
 module not mirrored. (b) would need an inside signing key whose holder can make any h1 verify, a second
 trust root each workspace must be given, and lets a compromised mirror host serve altered zips that pass.
 Across imports: each new lock's head is newer; the lock carries the tiles of the consistency proof from the
-heads of the earlier locks still served (so a workspace that cached an older head accepts the new one).
+heads of the earlier locks still served (``evidence(earlier=...)``), so a workspace that cached an older head
+accepts the new one (tests/test_go_sumdb_real_go.py shows go failing without them). Such a workspace first asks
+for tiles at its old head's widths (``.p/W``); on a 404 go takes the full tile, so serve may answer a partial
+tile from a carried wider one (its prefix) to save that round trip, never with anything else.
 """
 
 from __future__ import annotations
