@@ -3,11 +3,13 @@ the fixture database (tests/fixtures/go_sumdb.py), its refusals included."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from mirrorctl.ecosystems.go.sumdb import note, tlog
-from mirrorctl.ecosystems.go.sumdb.client import Fetch, SumdbClient, escape, lookup_body
+from mirrorctl.ecosystems.go.sumdb.client import MAX_ANSWER, Fetch, SumdbClient, escape, http_fetch, lookup_body
 from mirrorctl.errors import ChecksumMismatch, IntegrityError, NetworkError
+from mirrorctl.net import RetryPolicy
 from tests.fixtures.go_sumdb import GoProxy, SumDB, module_zip
 
 # The example of golang.org/x/mod sumdb/note's documentation: our key hash rule, key parsing and signature
@@ -322,3 +324,24 @@ async def test_an_older_head_than_the_held_one_must_be_its_prefix() -> None:
     db.size = newer.size
     record = await client.lookup("example.test/Hello", "v1.0.0")
     assert record.id == 300 and client.tree == newer
+
+
+async def test_http_fetch_reads_the_database_through_the_proxy() -> None:
+    db, proxy = _db()
+    mv = proxy.modules[("example.test/Hello", "v1.0.0")]
+    with proxy.server:
+        async with httpx.AsyncClient() as http:
+            client = SumdbClient(db.verifier_key, http_fetch(http, proxy.server.url + "/", db.name, RetryPolicy()))
+            assert await client.supported()
+            assert (await client.check(mv.module, mv.version, h1=mv.h1)).id == 300
+            proxy.server.fail("/sumdb/sumdb.test/latest", status=503, times=1)  # retried
+            assert (await client.latest()) == db.tree()
+            with pytest.raises(NetworkError) as err:
+                await client.lookup("example.test/absent", "v1.0.0")
+            assert err.value.status == 404
+            missing = SumdbClient(db.verifier_key, http_fetch(http, proxy.server.url, "other.test", RetryPolicy()))
+            assert not await missing.supported()
+            db.head_override = b"x" * (MAX_ANSWER + 1)
+            with pytest.raises(ChecksumMismatch, match="over 1048576 bytes"):
+                await client.latest()
+    assert client.tree == db.tree()

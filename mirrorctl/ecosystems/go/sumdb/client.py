@@ -52,15 +52,26 @@ Fetch = Callable[[str], Awaitable[bytes]]
 :class:`~mirrorctl.errors.NetworkError` (``status`` 404/410: not there)."""
 
 
+MAX_ANSWER = 1 << 20  # a tile is 8 KiB, a lookup or head a few hundred bytes: more is a hostile answer
+
+
 def http_fetch(client: httpx.AsyncClient, proxy_url: str, name: str, policy: RetryPolicy) -> Fetch:
-    """A :data:`Fetch` over the runtime's one HTTP client and its retry policy."""
+    """A :data:`Fetch` over the runtime's one HTTP client and its retry policy; an answer past
+    :data:`MAX_ANSWER` bytes is refused before it is read whole."""
     base = f"{proxy_url.rstrip('/')}/sumdb/{name}/"
 
     async def fetch(path: str) -> bytes:
         async def once() -> bytes:
-            response = await client.get(base + path)
-            response.raise_for_status()
-            return response.content
+            async with client.stream("GET", base + path) as response:
+                response.raise_for_status()
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER:
+                        raise ChecksumMismatch(
+                            f"{path}", database=name, reason=f"the answer is over {MAX_ANSWER} bytes"
+                        )
+                return bytes(body)
 
         return await retrying(once, f"checksum database {name} {path}", policy)
 
