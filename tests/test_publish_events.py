@@ -339,3 +339,22 @@ def test_cli_help_shows_examples() -> None:
     for command, example in (("history", "mirrorctl history --to pulp"), ("rollback", "--publish 3")):
         done = CliRunner().invoke(app, [command, "--help"])
         assert done.exit_code == 0 and example in done.output, done.output
+
+
+def test_cli_publish_without_channel_sends_the_default_channel(cli_site: tuple[Path, Store, VersionedTarget]) -> None:
+    """With [serve] default-channel set, the plain layout serves that channel, and so does a publish without
+    --channel (it used to send `current`, which an import into channels no longer moves)."""
+    config, store, target = cli_site
+    view_id = store.current_view_id() or ""
+    assert _cli(config, "-q", "promote", view_id, "--channel", "prod", "--create")[0] == 0
+    config.write_text(config.read_text().replace("[store]", '[serve]\ndefault-channel = "prod"\n\n[store]'))
+    code, out = _cli(config, "-q", "publish", "--to", "vt")
+    assert code == 0, out
+    (entry,) = read_journal(store, "vt")
+    assert entry.channel == "prod"
+    assert target.served == {"pypi": 1, "npm": 2}
+    config.write_text(config.read_text().replace('"prod"', '"nope"'))
+    before = (read_journal(store, "vt"), dict(target.served))
+    code, out = _cli(config, "-q", "publish", "--to", "vt")  # a default channel that does not exist: refused
+    assert code == 2 and "nope" in out
+    assert (read_journal(store, "vt"), dict(target.served)) == before

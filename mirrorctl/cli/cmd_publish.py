@@ -83,7 +83,11 @@ def publish_cmd(
     ] = None,
     channel: Annotated[
         str | None,
-        typer.Option("--channel", help="Publish the snapshot this channel points at (default: the current view)."),
+        typer.Option(
+            "--channel",
+            help="Publish the snapshot this channel points at (default: what the plain layout serves: the channel"
+            " [serve] default-channel names, else the current view).",
+        ),
     ] = None,
 ) -> None:
     """Publish what the store serves (its current view, a channel's snapshot, or the named profiles of it)
@@ -103,6 +107,9 @@ def publish_cmd(
     store = c.store()
     progress: Progress = c.progress()
     view = None
+    # what a workspace on the plain layout gets is what a publish without --channel sends, so that moving to
+    # channels with a default channel changes neither
+    channel = channel if channel is not None else settings.serve_default_channel
     if channel is not None:
         from mirrorctl.inside.channels import channel_view
 
