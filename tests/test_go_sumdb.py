@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from mirrorctl.ecosystems.go.sumdb import note, tlog
-from mirrorctl.ecosystems.go.sumdb.client import MAX_ANSWER, Fetch, SumdbClient, escape, http_fetch, lookup_body
-from mirrorctl.errors import ChecksumMismatch, IntegrityError, NetworkError
+from mirrorctl.ecosystems.go.sumdb.client import MAX_ANSWER, Fetch, SumdbClient, http_fetch, lookup_body, lookup_path
+from mirrorctl.errors import ChecksumMismatch, IntegrityError, NetworkError, UserError
 from mirrorctl.net import RetryPolicy
 from tests.fixtures.go_sumdb import GoProxy, SumDB, module_zip
 
@@ -228,7 +228,7 @@ async def test_lookup_verifies_and_says_what_a_lock_carries() -> None:
     async def inside(path: str) -> bytes:
         if path.startswith("tile/"):
             return carried[path]
-        assert path == f"lookup/{escape(mv.module)}@{escape(mv.version)}"
+        assert path == lookup_path(mv.module, mv.version)
         return lookup_body(record.id, record.text, evidence.head)
 
     assert (await SumdbClient(db.verifier_key, inside).lookup(mv.module, mv.version)).h1 == mv.h1
@@ -345,3 +345,14 @@ async def test_http_fetch_reads_the_database_through_the_proxy() -> None:
             with pytest.raises(ChecksumMismatch, match="over 1048576 bytes"):
                 await client.latest()
     assert client.tree == db.tree()
+
+
+@pytest.mark.parametrize(("module", "version"), [("../../latest", "v1.0.0"), ("example.test/m", "v1/../../x"),
+                                                 ("example.test/m", "v1.0.0!"), ("Example.test/m", "v1.0.0")])
+async def test_a_path_outside_go_grammar_is_refused_before_any_request(module: str, version: str) -> None:
+    fetched: list[str] = []
+    db, _ = _db()
+    client = SumdbClient(db.verifier_key, _fetch(db, fetched))
+    with pytest.raises(UserError, match=r"malformed module path|invalid"):
+        await client.lookup(module, version)
+    assert fetched == [] and client.records == {}

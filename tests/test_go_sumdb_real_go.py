@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mirrorctl.ecosystems.go.sumdb.client import Evidence, SumdbClient, escape, lookup_body
+from mirrorctl.ecosystems.go.sumdb.client import Evidence, SumdbClient, lookup_body, lookup_path
 from tests.conftest import skip_or_fail
 from tests.fixtures.fixture_server import FixtureServer, Request, Response
 from tests.fixtures.go_sumdb import GoProxy, SumDB, module_zip
@@ -111,7 +111,7 @@ def test_go_refuses_a_tampered_tile(go: str, tmp_path: Path) -> None:
 
 def _inside(proxy: GoProxy, evidence: Evidence) -> FixtureServer:
     """Design (a): a mirror that serves only what a lock carried, the public database's data passed through."""
-    carried = {f"{escape(r.module)}@{escape(r.version)}": r for r in evidence.records}
+    carried = {lookup_path(r.module, r.version): r for r in evidence.records}
     base = f"/sumdb/{proxy.db.name}/"
 
     def answer(req: Request) -> Response:
@@ -121,8 +121,8 @@ def _inside(proxy: GoProxy, evidence: Evidence) -> FixtureServer:
                 return Response(body=b"")
             if rel == "latest":
                 return Response(body=evidence.head)
-            if rel.startswith("lookup/") and rel[len("lookup/"):] in carried:
-                r = carried[rel[len("lookup/"):]]
+            if rel in carried:
+                r = carried[rel]
                 return Response(body=lookup_body(r.id, r.text, evidence.head))
             if rel in evidence.tiles:
                 return Response(body=evidence.tiles[rel])

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from mirrorctl.ecosystems.go import modpath
 from mirrorctl.errors import ChecksumMismatch, IntegrityError, NetworkError
 from mirrorctl.net import RetryPolicy, retrying
 
@@ -78,9 +79,10 @@ def http_fetch(client: httpx.AsyncClient, proxy_url: str, name: str, policy: Ret
     return fetch
 
 
-def escape(text: str) -> str:
-    """The go command's case encoding of a module path or version (``A`` -> ``!a``)."""
-    return re.sub(r"[A-Z]", lambda m: "!" + m.group(0).lower(), text)
+def lookup_path(module: str, version: str) -> str:
+    """``lookup/<escaped module>@<escaped version>``; a path or version outside Go's grammar is refused
+    (:class:`~mirrorctl.ecosystems.go.modpath.InvalidPath` / ``InvalidVersion``) before any request."""
+    return f"lookup/{modpath.escape_path(module)}@{modpath.escape_version(version)}"
 
 
 def lookup_body(record_id: int, record: str, signed_head: bytes) -> bytes:
@@ -182,7 +184,7 @@ class SumdbClient:
         known = self.records.get((module, version))
         if known is not None:
             return known
-        data = await self._fetch(f"lookup/{escape(module)}@{escape(version)}")
+        data = await self._fetch(lookup_path(module, version))
         record_id, text, head = _parse_lookup(self.name, what, data)
         h1, gomod = _record_lines(self.name, what, module, version, text)
         await self._adopt(head, what)
