@@ -8,6 +8,7 @@ import pytest
 
 from mirrorctl.ecosystems.go.sumdb import note, tlog
 from mirrorctl.ecosystems.go.sumdb.client import MAX_ANSWER, Fetch, SumdbClient, http_fetch, lookup_body, lookup_path
+from mirrorctl.ecosystems.go.sumdb.passthrough import Passthrough
 from mirrorctl.errors import ChecksumMismatch, IntegrityError, NetworkError, UserError
 from mirrorctl.net import RetryPolicy
 from tests.fixtures.go_sumdb import GoProxy, SumDB, module_zip
@@ -356,3 +357,27 @@ async def test_a_path_outside_go_grammar_is_refused_before_any_request(module: s
     with pytest.raises(UserError, match=r"malformed module path|invalid"):
         await client.lookup(module, version)
     assert fetched == [] and client.records == {}
+
+
+async def test_passthrough_answers_from_the_evidence_only() -> None:
+    db, proxy = _db()
+    mv = proxy.modules[("example.test/Hello", "v1.0.0")]
+    client = SumdbClient(db.verifier_key, _fetch(db))
+    await client.lookup(mv.module, mv.version)
+    evidence = await client.evidence()
+    inside = Passthrough(evidence)
+    assert inside.answer("supported") == b"" and inside.answer("latest") == evidence.head
+    assert inside.answer(lookup_path(mv.module, mv.version)) == db.answer(lookup_path(mv.module, mv.version)).body
+    assert inside.answer("tile/8/0/001.p/65") == evidence.tiles["tile/8/0/001.p/65"]
+    assert inside.answer("tile/8/0/001.p/3") == evidence.tiles["tile/8/0/001.p/65"][: 3 * 32]
+    for absent in ["tile/8/0/001", "tile/8/0/000", "tile/8/0/002.p/1", "lookup/example.test/other@v1.0.0",
+                   "tile/8/data/001.p/65", "../latest", "lookup/filler.test/m1@v1.0.0"]:
+        assert inside.answer(absent) is None, absent
+    # a fresh client accepts what it serves
+    async def served(path: str) -> bytes:
+        body = inside.answer(path)
+        if body is None:
+            raise NetworkError("absent", status=404)
+        return body
+
+    assert (await SumdbClient(db.verifier_key, served).check(mv.module, mv.version, h1=mv.h1)).id == 300

@@ -11,7 +11,8 @@ next. What exists, each module following the go command's own rules (golang.org/
     modzip       a module zip checked as CheckZip checks it (paths, duplicates, size limits), bounded
     gomodfile    the go.mod parser locking needs (module, go, toolchain, require, exclude, replace, retract)
     profile      the ``[go]`` profile table -> typed specs, errors naming file, field and line
-    sumdb/       the checksum database: signed notes, tlog tiles, inclusion and consistency proofs
+    sumdb/       the checksum database: signed notes, tlog tiles, inclusion and consistency proofs, the client
+                 (lookups through the proxy, the evidence a lock carries), the inside's passthrough answers
 
 The package name is the profile table's ``[go]``; the ecosystem's entry-point name is decided when it is
 registered.

@@ -30,8 +30,8 @@ trust root each workspace must be given, and lets a compromised mirror host serv
 Across imports: each new lock's head is newer; the lock carries the tiles of the consistency proof from the
 heads of the earlier locks still served (``evidence(earlier=...)``), so a workspace that cached an older head
 accepts the new one (tests/test_go_sumdb_real_go.py shows go failing without them). Such a workspace first asks
-for tiles at its old head's widths (``.p/W``); on a 404 go takes the full tile, so serve may answer a partial
-tile from a carried wider one (its prefix) to save that round trip, never with anything else.
+for tiles at its old head's widths (``.p/W``); on a 404 go takes the full tile; passthrough.py answers them
+with the prefix of the carried wider tile. passthrough.py is what ``serve`` mounts.
 """
 
 from __future__ import annotations
