@@ -14,6 +14,11 @@ next. What exists, each module following the go command's own rules (golang.org/
     sumdb/       the checksum database: signed notes, tlog tiles, inclusion and consistency proofs, the client
                  (lookups through the proxy, the evidence a lock carries), the inside's passthrough answers
 
-The package name is the profile table's ``[go]``; the ecosystem's entry-point name is decided when it is
-registered.
+To come, in this order: the adapter class and its entry point (``go``, the profile table's name) with
+``tests/contract/go.py``; the lock (minimal version selection with graph pruning over the ``.mod`` files,
+``exclude``, module ``replace``, local replacements refused naming the go.mod line, ``retract`` warned about;
+every ``h1:`` checked with ``sumdb``); the fetch plan (``.info``/``.mod``/``.zip`` as three artifacts at
+``<escaped module>/@v/<escaped version>.<ext>``, each zip through ``modzip.check_zip``); the GOPROXY
+``static_layout`` with the checksum database under ``sumdb/<name>/``; the client configuration; the Pulp
+strategy (``FileLayoutPlugin``); docs/go.md.
 """
