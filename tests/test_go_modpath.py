@@ -327,3 +327,52 @@ def test_pseudo_parts_and_timestamp() -> None:
     assert not modpath.pseudo_timestamp_valid("v1.2.3-0.29991399999999-ab")
     with pytest.raises(InvalidVersion):
         modpath.pseudo_parts("v1.2.3")
+
+
+def test_proxy_paths_are_safe_artifact_paths_and_round_trip() -> None:
+    from mirrorctl.lockfile import check_path
+
+    cases = [
+        ("github.com/BurntSushi/toml", "v1.3.2", "zip", "github.com/!burnt!sushi/toml/@v/v1.3.2.zip"),
+        ("example.com/m/v2", "v2.0.0-RC1", "info", "example.com/m/v2/@v/v2.0.0-!r!c1.info"),
+        ("example.com/old", "v3.0.0+incompatible", "mod", "example.com/old/@v/v3.0.0+incompatible.mod"),
+        ("gopkg.in/yaml.v3", "v3.0.1", "zip", "gopkg.in/yaml.v3/@v/v3.0.1.zip"),
+    ]
+    for module, version, ext, want in cases:
+        got = modpath.proxy_path(module, version, ext)
+        assert got == want
+        check_path(got, f"go {module} {version}")
+        assert modpath.parse_proxy_path(got) == (module, version, ext)
+    assert modpath.parse_proxy_path("example.com/!m/@v/list") == ("example.com/M", None, "list")
+    assert modpath.parse_proxy_path("example.com/!m/@latest") == ("example.com/M", None, "latest")
+    # two modules differing only by case have paths that differ under casefold too
+    a, b = modpath.proxy_path("example.com/M", "v1.0.0", "zip"), modpath.proxy_path("example.com/m", "v1.0.0", "zip")
+    assert a.casefold() != b.casefold()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "example.com/M/@v/v1.0.0.zip",
+        "example.com/m/@v/v1.0.zip",
+        "example.com/m/@v/v1.0.0.tgz",
+        "example.com/m/x",
+        "example.com/m/@v/v2.0.0.zip",
+        "example.com/m/@v/../v1.0.0.zip",
+        "example.com/m/@v/v1.0.0-!.zip",
+        "../m/@v/v1.0.0.zip",
+        "example.com/m/@v/V1.0.0.zip",
+    ],
+)
+def test_parse_proxy_path_refuses_what_a_proxy_does_not_serve(path: str) -> None:
+    with pytest.raises(UserError):
+        modpath.parse_proxy_path(path)
+
+
+def test_proxy_path_refuses_non_canonical_and_mismatched_versions() -> None:
+    with pytest.raises(InvalidVersion, match="not canonical"):
+        modpath.proxy_path("example.com/m", "v1.2", "zip")
+    with pytest.raises(InvalidVersion, match="should be v0 or v1"):
+        modpath.proxy_path("example.com/m", "v2.0.0", "zip")
+    with pytest.raises(ValueError):
+        modpath.proxy_path("example.com/m", "v1.0.0", "tgz")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mirrorctl.ecosystems.go.dirhash import gomod_hash, hash1, zip_hash
+from mirrorctl.ecosystems.go.modpath import proxy_path
 from mirrorctl.ecosystems.go.modzip import MAX_ZIP, ModuleZipRefused, check_zip
 from mirrorctl.errors import IntegrityError
 from tests.fixtures.go_modules import GoModule, module_zip, raw_zip, write_proxy
@@ -46,6 +47,8 @@ def test_real_go_accepts_fixture_zips_and_its_h1_is_ours(tmp_path: Path) -> None
     assert [r.get("Error") for r in reported] == [None] * len(MODULES), reported
     for mod, rep in zip(MODULES, reported, strict=True):
         assert (rep["Path"], rep["Version"]) == (mod.path, mod.version)
+        assert rep["Zip"].endswith("/cache/download/" + proxy_path(mod.path, mod.version, "zip"))
+        assert rep["Info"].endswith("/cache/download/" + proxy_path(mod.path, mod.version, "info"))
         zip_path = proxy / rep["Zip"].split("/cache/download/", 1)[1]
         assert rep["Sum"] == zip_hash(str(zip_path)), mod
         with zip_path.open("rb") as f:

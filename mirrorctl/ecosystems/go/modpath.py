@@ -427,3 +427,47 @@ def pseudo_timestamp_valid(v: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# ---- where a GOPROXY serves a module's files (and where the go command caches them, in the same layout)
+
+PROXY_EXTS = ("info", "mod", "zip")
+
+
+def proxy_path(module: str, version: str, ext: str) -> str:
+    """``example.com/Foo`` v1.0.0 ``zip`` -> ``example.com/!foo/@v/v1.0.0.zip``: the path under a GOPROXY base.
+    The version must be canonical (a proxy serves no other) and fit the path's major suffix."""
+    if ext not in PROXY_EXTS:
+        raise ValueError(f"no GOPROXY file ends in .{ext}")
+    if canonical_version(version) != version:
+        raise InvalidVersion(version, f"not canonical (the proxy serves {canonical_version(version) or 'none'!r})")
+    check(module, version)
+    return f"{escape_path(module)}/@v/{escape_version(version)}.{ext}"
+
+
+def list_path(module: str) -> str:
+    return f"{escape_path(module)}/@v/list"
+
+
+def latest_path(module: str) -> str:
+    return f"{escape_path(module)}/@latest"
+
+
+def parse_proxy_path(path: str) -> tuple[str, str | None, str]:
+    """The inverse: ``(module, version, ext)``, ext ``info``/``mod``/``zip``, or ``list`` / ``latest`` with
+    version None. Raises InvalidPath/InvalidVersion for anything a GOPROXY does not serve."""
+    if path.endswith("/@latest"):
+        return unescape_path(path[: -len("/@latest")]), None, "latest"
+    head, sep, tail = path.rpartition("/@v/")
+    if not sep:
+        raise InvalidPath("module", path, "not a GOPROXY path (no /@v/ or /@latest)")
+    module = unescape_path(head)
+    if tail == "list":
+        return module, None, "list"
+    stem, dot, ext = tail.rpartition(".")
+    if not dot or ext not in PROXY_EXTS:
+        raise InvalidPath("module", path, "not a GOPROXY path (a version file ends in .info, .mod or .zip)")
+    version = unescape_version(stem)
+    if proxy_path(module, version, ext) != path:
+        raise InvalidPath("module", path, "not the path the go command asks for")
+    return module, version, ext
