@@ -56,7 +56,7 @@ platforms = ["linux-amd64", "linux-arm64"]
 def test_good_profile(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "go.mod").write_text("module example.com/app\n\ngo 1.22\n\nrequire example.com/m v1.4.0\n")
-    (tmp_path / "app" / "go.sum").write_text("")
+    (tmp_path / "app" / "go.sum").write_text("example.com/m v1.4.0/go.mod h1:abc=\n")
     spec = load(tmp_path, GOOD)
     assert [(m.path, m.kind, m.version, m.op) for m in spec.modules] == [
         ("github.com/spf13/cobra", "version", "v1.10.2", ""),
@@ -72,6 +72,7 @@ def test_good_profile(tmp_path: Path) -> None:
     assert gomod.gomod.module == "example.com/app"
     assert gomod.gosum is not None and gomod.gosum.resolve() == tmp_path / "app" / "go.sum"
     assert [r.path for r in gomod.gomod.require] == ["example.com/m"]
+    assert gomod.sums is not None and gomod.sums.hashes("example.com/m", "v1.4.0", gomod=True) == ("h1:abc=",)
     assert [(t.version, t.module_version) for t in spec.toolchains] == [
         ("go1.27.3", "v0.0.1-go1.27.3.linux-amd64"),
         ("go1.27.3", "v0.0.1-go1.27.3.linux-arm64"),
@@ -100,6 +101,7 @@ BAD = {
     "go-mod missing": ('[go]\ngo-mod = ["../none/go.mod"]\n', "go.go-mod[0] (line 2)", "not found"),
     "go-mod not go.mod": ('[go]\ngo-mod = ["../app"]\n', "go.go-mod[0]", "is not a go.mod file"),
     "go-mod bad line": ('[go]\ngo-mod = ["../bad/go.mod"]\n', "go.go-mod[0]", "go.mod:2: unknown directive"),
+    "go-sum bad line": ('[go]\ngo-mod = ["../sum/go.mod"]\n', "go.go-mod[0]", "go.sum:2: malformed go.sum"),
     "toolchain": (
         '[go]\ntoolchains = ["1.27.3"]\nplatforms = ["linux-amd64"]\n',
         "go.toolchains[0]",
@@ -121,6 +123,9 @@ def test_refusals_name_file_field_and_line(case: str, tmp_path: Path) -> None:
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "go.mod").write_text("module example.com/bad\nfrobnicate\n")
     (tmp_path / "app").mkdir()
+    (tmp_path / "sum").mkdir()
+    (tmp_path / "sum" / "go.mod").write_text("module example.com/sum\n")
+    (tmp_path / "sum" / "go.sum").write_text("example.com/m v1.0.0 h1:a=\nexample.com/m v1.0.0\n")
     with pytest.raises(ProfileError) as err:
         load(tmp_path, text)
     message = str(err.value)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mirrorctl.ecosystems.go import gosum
 from mirrorctl.ecosystems.go.dirhash import gomod_hash, hash1, zip_hash
 from mirrorctl.ecosystems.go.modpath import proxy_path
 from mirrorctl.ecosystems.go.modzip import MAX_ZIP, ModuleZipRefused, check_zip
@@ -64,6 +65,11 @@ def test_real_go_accepts_fixture_zips_and_its_h1_is_ours(tmp_path: Path) -> None
         ours.add(f"{mod.path} {mod.version} {hash1((prefix + n, d) for n, d in mod.all_files().items())}")
         ours.add(f"{mod.path} {mod.version}/go.mod {gomod_hash(mod.gomod)}")
     assert set(lines) <= ours, set(lines) - ours
+    sums = gosum.parse((work / "go.sum").read_bytes(), "main/go.sum")
+    two = MODULES[3]
+    assert sums.hashes(two.path, two.version, gomod=True) == (gomod_hash(two.gomod),)
+    assert sums.hashes(two.path, two.version) == (zip_hash(str(proxy / proxy_path(two.path, two.version, "zip"))),)
+    assert sums.line_of(two.path, two.version) is not None
 
 
 def _json_stream(text: str) -> list[str]:
@@ -210,3 +216,21 @@ def test_symlink_and_garbage_refused() -> None:
     big.write(b"\0")
     with pytest.raises(ModuleZipRefused, match="too large"):
         check_zip(big, P, V)
+
+
+def test_go_sum_refusals_name_file_and_line(tmp_path: Path) -> None:
+    text = "example.com/m v1.0.0 h1:abc=\n\nexample.com/m v1.0.0/go.mod\n"
+    with pytest.raises(gosum.GoSumError) as err:
+        gosum.parse(text.encode(), "team/go.sum")
+    assert (err.value.source, err.value.line) == ("team/go.sum", 3)
+    assert str(err.value).startswith("team/go.sum:3: malformed go.sum: wrong number of fields 2")
+    # the go command refuses the same file, on the same line
+    work = tmp_path / "m"
+    work.mkdir()
+    (work / "go.mod").write_text("module main.test/m\n\ngo 1.21\n\nrequire example.com/m v1.0.0\n")
+    (work / "go.sum").write_text(text)
+    done = run_go(["list", "-m", "all"], work, go_env(tmp_path / "home"), check=False)
+    assert done.returncode != 0 and "go.sum:3: wrong number of fields 2" in done.stderr
+    assert (work / "go.sum").read_text() == text
+    old = gosum.parse(f"example.com/x v1.0.0/go.mod {gosum.EMPTY_GO_MOD_H1}\n".encode(), "s")
+    assert old.entries == {}

@@ -10,6 +10,7 @@ next. What exists, each module following the go command's own rules (golang.org/
     dirhash      the ``h1:`` hash (dirhash Hash1) of a module zip, streaming, and of a go.mod's bytes
     modzip       a module zip checked as CheckZip checks it (paths, duplicates, size limits), bounded
     gomodfile    the go.mod parser locking needs (module, go, toolchain, require, exclude, replace, retract)
+    gosum        a go.sum read as the go command reads it (lines refused naming file and line)
     profile      the ``[go]`` profile table -> typed specs, errors naming file, field and line
     sumdb/       the checksum database: signed notes, tlog tiles, inclusion and consistency proofs, the client
                  (lookups through the proxy, the evidence a lock carries), the inside's passthrough answers

@@ -26,6 +26,8 @@ from typing import Any
 from mirrorctl.ecosystems.base import ProfileSource
 from mirrorctl.ecosystems.go import modpath
 from mirrorctl.ecosystems.go.gomodfile import GoMod, GoModError, parse
+from mirrorctl.ecosystems.go.gosum import GoSum, GoSumError
+from mirrorctl.ecosystems.go.gosum import parse as parse_gosum
 from mirrorctl.errors import ProfileError, shorten
 
 _KEYS = ("modules", "go-mod", "toolchains", "platforms")
@@ -61,12 +63,13 @@ class ModuleQuery:
 
 @dataclass(frozen=True, slots=True)
 class GoModInput:
-    """A team's go.mod: its parsed content, and its go.sum when one lies beside it."""
+    """A team's go.mod: its parsed content, and its go.sum (path and parsed lines) when one lies beside it."""
 
     path: Path
     gomod: GoMod
     gosum: Path | None
     origin: str
+    sums: GoSum | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,4 +216,12 @@ def _read_gomod(path: Path, where: str) -> GoModInput:
     if gomod.module is None:
         raise ProfileError(f"{where}: {path} has no module line", hint="a go.mod starts with module <path>")
     gosum = path.with_name("go.sum")
-    return GoModInput(path, gomod, gosum if gosum.is_file() else None, where)
+    if not gosum.is_file():
+        return GoModInput(path, gomod, None, where)
+    try:
+        sums = parse_gosum(gosum.read_bytes(), str(gosum))
+    except OSError as exc:
+        raise ProfileError(f"{where}: {gosum} cannot be read: {exc.strerror}") from exc
+    except GoSumError as exc:
+        raise ProfileError(f"{where}: {exc.message}", hint=exc.hint) from exc
+    return GoModInput(path, gomod, gosum, where, sums)
