@@ -34,7 +34,9 @@ def generate(
 ) -> None:
     """Write a new Ed25519 private key (PKCS#8 PEM, mode 0600) and PATH.pub; never overwrites.
 
-    Keep the private key outside ([signing] key in mirrorctl.toml); copy PATH.pub inside ([trust] keys).
+    The private key stays on the side that signs ([signing] key in its mirrorctl.toml) and never crosses. For
+    the outside's bundle key, copy PATH.pub inside ([trust] keys); an inside key signs only state files and is
+    listed in no [trust] keys.
 
     Example: mirrorctl key generate --out keys/mirrorctl.key
     """
@@ -43,8 +45,11 @@ def generate(
 
     key = run_sync(lambda: generate_key(out), obj)
     typer.echo(f"key id {key.key_id}")
-    typer.echo(f"private key: {key.private_path} (keep it outside: [signing] key)")
-    typer.echo(f"public key:  {key.public_path} (copy it inside: [trust] keys)")
+    typer.echo(f"private key: {key.private_path} (name it in this side's [signing] key; it never crosses)")
+    typer.echo(
+        f"public key:  {key.public_path} (a bundle key's goes in the inside's [trust] keys; an inside state key's"
+        " in none)"
+    )
 
 
 @key_app.command("rotate")

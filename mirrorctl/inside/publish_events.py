@@ -93,15 +93,28 @@ async def events(store: Store, target: PublishTarget, *, target_name: str | None
         return []
     served = await _served_versions(target, {eco for e in entries for eco in e.results})
     last_good = max((e.number for e in entries if e.ok and e.action == "publish"), default=None)
-    out = []
+    matching: dict[int, frozenset[str]] = {}  # event number -> the ecosystems it published
     for e in entries:
         repos = _repositories(e)
         if repos and all(r.ecosystem in served for r in repos):
-            now = e.ok and all(r.version is not None and served[r.ecosystem] == r.version for r in repos)
-        else:  # the target keeps no versions: the journal is all there is
-            now = e.number == last_good
-        out.append(PublishEvent(e.number, e.when, e.who, e.action, e.channel, e.view_id, repos, e.ok, now, e.restores))
-    return out
+            if e.ok and all(r.version is not None and served[r.ecosystem] == r.version for r in repos):
+                matching[e.number] = frozenset(r.ecosystem for r in repos)
+        elif e.number == last_good:  # the target keeps no versions: the journal is all there is
+            matching[e.number] = frozenset()
+    # several events can name the versions served now (a rollback restores an earlier event's, a publish with
+    # nothing new repeats them): the one served now is the latest of them for its repositories, the one that
+    # put them there; an earlier one whose repositories a later match also names is history
+    now = {
+        n
+        for n, ecos in matching.items()
+        if not any(later > n and (ecos & other or not ecos) for later, other in matching.items())
+    }
+    return [
+        PublishEvent(
+            e.number, e.when, e.who, e.action, e.channel, e.view_id, _repositories(e), e.ok, e.number in now, e.restores
+        )
+        for e in entries
+    ]
 
 
 async def _put_back(target: PublishTarget, moved: list[RestoredRepository]) -> tuple[str, dict[str, int | None]]:
