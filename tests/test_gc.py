@@ -143,7 +143,7 @@ def test_cli_reports_counts_and_bytes(snaps: Snapshots) -> None:
     _, size = put_blob(snaps.store, b"x" * 3000)
     before = fingerprint(snaps.store)
     code, out = _cli(root, "gc", "--dry-run")
-    assert code == 0 and f"would remove 0 snapshot(s) and 1 blob(s) ({size} bytes, 2.9 KiB)" in out, out
+    assert code == 0 and f"would remove 0 snapshot(s) and 1 blob(s) ({size} bytes, 3.0 kB)" in out, out
     assert fingerprint(snaps.store) == before
     code, out = _cli(root, "gc")
     assert code == 0 and "removed 0 snapshot(s) and 1 blob(s)" in out

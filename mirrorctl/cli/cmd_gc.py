@@ -7,16 +7,14 @@ from typing import Annotated
 
 import typer
 
+from mirrorctl.progress import human_size
+
 from .app import Ctx, run_sync
 
 
 def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            return f"{n} bytes" if n < 1024 else f"{n} bytes, {value:.1f} {unit}"
-    return f"{n} bytes"
+    # the exact count for a ticket, then the one size format every other report uses (decimal units)
+    return f"{n} bytes" if n < 1000 else f"{n} bytes, {human_size(n)}"
 
 
 def gc_cmd(
