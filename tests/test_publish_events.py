@@ -358,3 +358,28 @@ def test_cli_publish_without_channel_sends_the_default_channel(cli_site: tuple[P
     code, out = _cli(config, "-q", "publish", "--to", "vt")  # a default channel that does not exist: refused
     assert code == 2 and "nope" in out
     assert (read_journal(store, "vt"), dict(target.served)) == before
+
+
+async def test_an_interrupted_publish_is_journaled_for_the_repository_it_was_in(
+    two_profiles: tuple[Store, dict[str, Artifact]],
+) -> None:
+    """`publish ... | head -5` closed the output pipe in the middle of one repository's publish: the event was
+    listed as failed, but the audit journal had no entry for that repository. Every repository the publish got
+    to is recorded, the interrupted one as failed, and the interruption still propagates."""
+    store, _ = two_profiles
+
+    class Interrupted(VersionedTarget):
+        async def publish(
+            self, ecosystem: str, artifacts: Sequence[Artifact], store: Store, progress: Progress
+        ) -> PublishResult:
+            if ecosystem == "pypi":
+                raise BrokenPipeError(32, "Broken pipe")
+            return await super().publish(ecosystem, artifacts, store, progress)
+
+    with pytest.raises(BrokenPipeError):
+        await publish(_settings(store), store, Interrupted(), None, SILENT, target_name="vt")
+    (entry,) = read_journal(store, "vt")
+    assert not entry.ok and entry.results["pypi"]["error"] == "interrupted (BrokenPipeError)"
+    assert "error" not in entry.results["npm"]
+    logged = [e for e in audit.last_entries(store) if e["event"] == "publish"]
+    assert {(e["ecosystem"], e["result"]) for e in logged} == {("npm", "ok"), ("pypi", "failed")}

@@ -202,6 +202,9 @@ async def publish(
             except MirrorctlError as exc:
                 record[eco] = {"error": exc.message, "artifacts": len(arts)}
                 raise
+            except BaseException as exc:  # interrupted (Ctrl-C, a closed output pipe): still journaled below
+                record[eco] = {"error": f"interrupted ({type(exc).__name__})", "artifacts": len(arts)}
+                raise
             if not result.seconds:
                 result = _with_seconds(result, time.monotonic() - t0)
             results.append(result)
